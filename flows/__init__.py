@@ -1,0 +1,1 @@
+"""Prefect flows: orchestration only (fan-out over batches, retries, caching, publishing)."""

@@ -1,0 +1,122 @@
+"""The factory flow: plan → (generate → grade → filter → validate) per batch → publish once.
+
+Batches are kept in flight, a few per engine replica, so no engine idles while work remains.
+Finished stages are cached per batch in the dataset's staging folder: a rerun after a crash
+resumes without regenerating them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, runtime
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from synthfactory.errors import UserError
+from synthfactory.pipeline import BatchState
+from synthfactory.recipe import load_recipe
+from synthfactory.store import DatasetStore
+from synthfactory.validation import SuiteGate
+from tasks.stages import (
+    filter_batch_task,
+    generate_batch_task,
+    grade_batch_task,
+    load_seeds_task,
+    plan_run_task,
+    publish_task,
+    start_engines_task,
+    validate_batch_task,
+)
+
+
+class ValidationGateFailed(UserError):
+    """The recipe says `validation.on_failure: fail` and a batch failed its suite."""
+
+
+def _run_name() -> str:
+    return Path(str(runtime.flow_run.parameters.get("recipe_path", "recipe"))).stem
+
+
+@flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
+      task_runner=ThreadPoolTaskRunner(max_workers=16))
+def factory_flow(recipe_path: str, store: str = "store", batches: int | None = None,
+                 batch_size: int | None = None) -> dict[str, Any]:
+    """Run one recipe end to end and publish one new version of its dataset."""
+    started = time.perf_counter()
+    logger = get_run_logger()
+    loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
+    recipe = loaded.recipe
+    dataset = DatasetStore.for_recipe(store, recipe.name)
+    seeds = load_seeds_task(loaded)
+    plan = plan_run_task(loaded, seeds, dataset.next_version())
+    logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
+                recipe.batches.size, dataset.uri, plan.version)
+
+    gate = SuiteGate(loaded.suite_path)
+    staged = {"result_storage": dataset.staging_path}
+    generate = generate_batch_task.with_options(**staged)
+    grade = grade_batch_task.with_options(**staged)
+    keep = filter_batch_task.with_options(**staged)
+    validate = validate_batch_task.with_options(**staged)
+
+    pool = start_engines_task(plan)
+    window = 2 * len(pool.replicas) + 2
+    states: list[BatchState] = []
+    resumed = 0
+    first_batch_s: float | None = None
+    try:
+        pending = list(plan.batches)
+        inflight: list[Any] = []
+        while pending or inflight:
+            while pending and len(inflight) < window:
+                batch = pending.pop(0)
+                generated = generate.submit(plan, batch, recipe, pool)
+                graded = grade.submit(plan, generated, recipe, pool)
+                kept = keep.submit(graded, recipe.grading.threshold)
+                inflight.append(validate.submit(kept, gate))
+            done = next(as_completed(inflight))
+            inflight.remove(done)
+            state = done.result()
+            states.append(state)
+            resumed += done.state.name == "Cached"  # the whole batch finished in an earlier run
+            if first_batch_s is None and state.status == "passed":
+                first_batch_s = time.perf_counter() - started
+            accepted = sum(len(s.rows) for s in states)
+            logger.info(
+                "batch %d/%d %s %s: %d accepted, %d rejected, %d quarantined (run total: %d accepted)",
+                len(states), len(plan.batches), state.batch_id, state.status, len(state.rows),
+                len(state.rejected), len(state.quarantined), accepted,
+            )
+        engine_stats = pool.stats()
+    finally:
+        pool.shutdown()
+
+    failed = [s.batch_id for s in states if s.status == "quarantined"]
+    if failed and recipe.validation.on_failure == "fail":
+        raise ValidationGateFailed(f"validation.on_failure is 'fail' and batches {failed} failed their suite")
+    extra = {
+        "prefect_flow_run_id": str(runtime.flow_run.id), "batches_resumed": resumed,
+        "engine_requests": engine_stats["requests"], "engine_busy_seconds": round(engine_stats["busy_seconds"], 3),
+        "first_batch_seconds": round(first_batch_s, 3) if first_batch_s is not None else None,
+        "suite": gate.suite.name,
+    }
+    metadata = publish_task(plan, states, dataset.uri, extra)
+    for batch in plan.batches:
+        for path in dataset.staging_path.glob(f"{batch.batch_id}-*"):
+            path.unlink(missing_ok=True)
+    if dataset.staging_path.is_dir() and not any(dataset.staging_path.iterdir()):
+        shutil.rmtree(dataset.staging_path, ignore_errors=True)
+    return {
+        "dataset": dataset.uri, "version": plan.version, "run_id": plan.run_id,
+        "generated": metadata["generated"], "accepted": metadata["accepted"], "rejected": metadata["rejected"],
+        "quarantined": metadata["quarantined"], "seconds": round(time.perf_counter() - started, 3),
+        "seeds_quarantined": metadata["seeds_quarantined"], "batches": len(plan.batches),
+        "batches_passed": metadata["batches_passed"], "batches_quarantined": metadata["batches_quarantined"],
+        "batches_resumed": resumed, "engine_requests": engine_stats["requests"],
+        "first_batch_seconds": extra["first_batch_seconds"], "reasons": metadata["reasons"],
+        "prefect_flow_run_id": extra["prefect_flow_run_id"],
+    }

@@ -1,0 +1,118 @@
+"""`synthfactory` command line: run a recipe, list versions, show rows.
+
+The only place the core touches Prefect: `run` starts the flow in `flows/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from synthfactory.errors import UserError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from synthfactory.engines.llamacpp import resolve_model_path
+    from synthfactory.recipe import load_recipe
+
+    loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size)  # fail fast, exit 2
+    for engine, model in ((loaded.recipe.generation.engine, loaded.recipe.generation.model),
+                          (loaded.recipe.grading.engine, loaded.recipe.grading.model)):
+        if (engine or "llamacpp") == "llamacpp" and model:
+            resolve_model_path(model)
+    from flows.factory import factory_flow
+
+    summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
+                           batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        print(
+            f"{summary['dataset']} version {summary['version']}: generated {summary['generated']}, "
+            f"accepted {summary['accepted']}, rejected {summary['rejected']}, quarantined {summary['quarantined']} "
+            f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
+        )
+    return 0
+
+
+def _version_row(info: Any) -> dict[str, Any]:
+    meta = info.metadata
+    return {
+        "version": info.version, "rows": info.rows, "created": info.created.isoformat(timespec="seconds"),
+        "run_id": meta.get("run_id"), "accepted": meta.get("accepted"), "rejected": meta.get("rejected"),
+        "quarantined": meta.get("quarantined"), "prompt_tokens": meta.get("cost", {}).get("prompt_tokens"),
+        "completion_tokens": meta.get("cost", {}).get("completion_tokens"),
+        "engine_seconds": meta.get("cost", {}).get("engine_seconds"),
+    }
+
+
+def _versions(args: argparse.Namespace) -> int:
+    from synthfactory.store import DatasetStore
+
+    store = DatasetStore(args.dataset)
+    rows = [_version_row(v) for v in store.versions()]
+    if not rows:
+        raise UserError(f"{args.dataset}: no published dataset here (run a recipe first)")
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    header = f"{'version':>7} {'rows':>6} {'created':<25} {'run id':<32} {'accepted':>8} {'quarant.':>8} {'tokens':>8} {'engine s':>9}"
+    print(header)
+    for r in rows:
+        tokens = (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
+        print(f"{r['version']:>7} {r['rows']:>6} {r['created']:<25} {r['run_id']:<32} {r['accepted']:>8} "
+              f"{r['quarantined']:>8} {tokens:>8} {r['engine_seconds']:>9}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from synthfactory.store import DatasetStore
+
+    table = DatasetStore(args.dataset).read(args.version)
+    for row in table.slice(0, args.limit).to_pylist():
+        print(json.dumps({k: row[k] for k in ("id", "seed_id", "score", "prompt", "text")}, ensure_ascii=False,
+                         default=str))
+    print(f"({table.num_rows} rows in this version)", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthfactory", description="Synthetic training-data factory.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a recipe end to end and publish a new dataset version")
+    run.add_argument("recipe")
+    run.add_argument("--store", default="store", help="folder or object-store URI holding datasets (default ./store)")
+    run.add_argument("--batches", type=int, default=None, help="number of batches (overrides batches.count)")
+    run.add_argument("--batch-size", type=int, default=None, help="rows per batch (overrides batches.size)")
+    run.add_argument("--json", action="store_true", help="print one JSON summary object last")
+    run.set_defaults(func=_run)
+    versions = sub.add_parser("versions", help="list the published versions of a dataset")
+    versions.add_argument("dataset", help="DIR/NAME")
+    versions.add_argument("--json", action="store_true")
+    versions.set_defaults(func=_versions)
+    show = sub.add_parser("show", help="print rows of a version")
+    show.add_argument("dataset", help="DIR/NAME")
+    show.add_argument("--version", type=int, default=None)
+    show.add_argument("--limit", type=int, default=5)
+    show.set_defaults(func=_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for flag in ("batches", "batch_size", "limit"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            print(f"synthfactory: error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"synthfactory: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""LLM-as-judge over a rubric of named criteria; every score normalised to [0, 1].
+
+Two methods, one interface (`requests` for a row, `parse` of the answers):
+- `json`: one request per row, output constrained by a JSON schema (a grammar on llama.cpp),
+  an integer grade per criterion on the recipe's scale.
+- `logprobs`: one yes/no question per criterion; the score is P(yes) / (P(yes) + P(no)) from the
+  first token's log-probabilities. Small models that answer every JSON rubric with the same
+  grade still rank answers this way (G-Eval style probability weighting).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from synthfactory.engines.base import ChatRequest, ChatResult
+from synthfactory.recipe import GradingConfig
+
+JUDGE_SYSTEM = (
+    "You are a strict grader of training data. Judge the response to the instruction on each "
+    "criterion and answer only with what is asked for."
+)
+YES, NO = "yes", "no"
+
+
+@dataclass(frozen=True)
+class JudgeScore:
+    """One parsed judgement: raw grades as the judge gave them, their [0, 1] form, and the mean."""
+
+    raw: dict[str, float]
+    normalised: dict[str, float]
+    score: float
+
+
+class JudgementError(ValueError):
+    """The judge's answer could not be read as a grade for every criterion."""
+
+
+def judge_schema(grading: GradingConfig) -> dict:
+    """JSON schema the engine turns into a grammar: every criterion, an integer on the scale."""
+    values = list(range(grading.scale_min, grading.scale_max + 1))
+    return {
+        "type": "object",
+        "properties": {c.name: {"type": "integer", "enum": values} for c in grading.rubric},
+        "required": [c.name for c in grading.rubric],
+        "additionalProperties": False,
+    }
+
+
+class JsonJudge:
+    """All criteria in one constrained JSON answer."""
+
+    def __init__(self, grading: GradingConfig) -> None:
+        self.grading = grading
+        self.schema = judge_schema(grading)
+
+    def requests(self, instruction: str, response: str, seed: int) -> list[ChatRequest]:
+        g = self.grading
+        criteria = "\n".join(f"- {c.name}: {c.description}" for c in g.rubric)
+        example = ", ".join(f'"{c.name}": <{g.scale_min}-{g.scale_max}>' for c in g.rubric)
+        user = (
+            f"Instruction:\n{instruction}\n\nResponse:\n{response}\n\n"
+            f"Grade the response from {g.scale_min} (worst) to {g.scale_max} (best) on:\n{criteria}\n\n"
+            f"Answer with JSON: {{{example}}}"
+        )
+        return [ChatRequest(
+            messages=({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}),
+            max_tokens=g.max_tokens, temperature=0.0 if seed == 0 else 0.7, top_p=1.0, seed=seed,
+            json_schema=self.schema,
+        )]
+
+    def parse(self, results: list[ChatResult]) -> JudgeScore:
+        return parse_judgement(results[0].text, self.grading)
+
+
+class LogprobJudge:
+    """One yes/no question per criterion; the instruction and response come first so the
+    engine's prefix cache serves every criterion of a row."""
+
+    def __init__(self, grading: GradingConfig) -> None:
+        self.grading = grading
+
+    def requests(self, instruction: str, response: str, seed: int) -> list[ChatRequest]:
+        head = f"Instruction:\n{instruction}\n\nResponse:\n{response}\n\n"
+        return [
+            ChatRequest(
+                messages=({"role": "system", "content": JUDGE_SYSTEM},
+                          {"role": "user", "content": f"{head}Is this true of the response: {c.description} Reply yes or no."}),
+                max_tokens=1, temperature=0.0, top_p=1.0, seed=seed, logprobs=20,
+            )
+            for c in self.grading.rubric
+        ]
+
+    def parse(self, results: list[ChatResult]) -> JudgeScore:
+        raw = {c.name: p_yes(r) for c, r in zip(self.grading.rubric, results, strict=True)}
+        return JudgeScore(raw=raw, normalised=dict(raw), score=sum(raw.values()) / len(raw))
+
+
+def p_yes(result: ChatResult) -> float:
+    """P(yes) / (P(yes) + P(no)) over the first generated token's top log-probabilities."""
+    if result.error:
+        raise JudgementError(result.error)
+    if not result.logprobs:
+        raise JudgementError("the engine returned no log-probabilities (use grading.method: json)")
+    mass = {YES: 0.0, NO: 0.0}
+    for candidate in result.logprobs[0]["top"]:
+        word = candidate["token"].strip().lower()
+        if word in mass:
+            mass[word] += math.exp(candidate["logprob"])
+    total = mass[YES] + mass[NO]
+    if total <= 0.0:
+        raise JudgementError("neither yes nor no among the top log-probabilities")
+    return mass[YES] / total
+
+
+def make_judge(grading: GradingConfig) -> JsonJudge | LogprobJudge:
+    return LogprobJudge(grading) if grading.method == "logprobs" else JsonJudge(grading)
+
+
+def parse_judgement(text: str, grading: GradingConfig) -> JudgeScore:
+    """Read the judge's JSON; raise JudgementError naming what is wrong."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JudgementError(f"not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise JudgementError("not a JSON object")
+    raw: dict[str, float] = {}
+    for criterion in grading.rubric:
+        grade = value.get(criterion.name)
+        if isinstance(grade, bool) or not isinstance(grade, (int, float)) or grade != int(grade):
+            raise JudgementError(f"missing or non-integer grade for {criterion.name}")
+        if not grading.scale_min <= grade <= grading.scale_max:
+            raise JudgementError(f"{criterion.name}={grade} outside {grading.scale_min}..{grading.scale_max}")
+        raw[criterion.name] = int(grade)
+    span = grading.scale_max - grading.scale_min
+    normalised = {k: (v - grading.scale_min) / span for k, v in raw.items()}
+    return JudgeScore(raw=raw, normalised=normalised, score=sum(normalised.values()) / len(normalised))

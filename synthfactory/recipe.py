@@ -1,0 +1,198 @@
+"""Recipe: the YAML a user writes, validated by pydantic with forbidden extras.
+
+A recipe says which seeds to read, how to generate from them, how to grade, which Great
+Expectations suite gates each batch, and how work is cut into batches. Its hash (recipe plus
+the content of every file it names) goes on every row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+import jinja2.sandbox
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from synthfactory.errors import RecipeError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+EngineName = Literal["llamacpp"]
+
+
+class StrictModel(BaseModel):
+    """Every recipe section forbids unknown keys, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeedsConfig(StrictModel):
+    path: str = Field(description="text file of topics, JSONL, Parquet, or a datasets.save_to_disk folder")
+    format: Literal["auto", "text", "jsonl", "parquet", "hf"] = "auto"
+    field: str = Field("topic", description="template variable a line of a text file becomes")
+    max_chars: int = Field(2000, ge=1, le=1_000_000)
+
+
+class SamplingConfig(StrictModel):
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(128, ge=1, le=32768)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class EngineOptions(StrictModel):
+    """Where and how many replicas of a model run. Each replica is one Ray actor."""
+
+    replicas: int = Field(1, ge=1, le=256)
+    threads: int = Field(2, ge=1, le=256, description="CPU threads per llama.cpp replica")
+    context_length: int = Field(2048, ge=256, le=131072)
+
+
+class GenerationConfig(StrictModel):
+    engine: EngineName = "llamacpp"
+    model: str = Field("smollm2-135m-instruct", min_length=1)
+    options: EngineOptions = EngineOptions()
+    system_prompt: str | None = None
+    prompt_template: str = Field(min_length=1, description="Jinja2; seed fields are its variables")
+    samples_per_seed: int = Field(1, ge=1, le=10_000)
+    sampling: SamplingConfig = SamplingConfig()
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_compiles(cls, value: str) -> str:
+        try:
+            template_environment().parse(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"Jinja2 syntax error at line {exc.lineno}: {exc.message}") from None
+        return value
+
+
+class Criterion(StrictModel):
+    name: str = Field(pattern=CRITERION_PATTERN)
+    description: str = Field(min_length=1, description="a yes/no statement, e.g. 'The facts are correct.'")
+
+
+class GradingConfig(StrictModel):
+    engine: EngineName | None = Field(None, description="default: the generator's engine")
+    model: str | None = Field(None, description="default: the generator's model (self-grading)")
+    options: EngineOptions | None = None
+    method: Literal["json", "logprobs"] = Field(
+        "json", description="json: constrained grades per criterion; logprobs: P(yes) per criterion")
+    rubric: list[Criterion] = Field(min_length=1, max_length=20)
+    scale_min: int = Field(1, ge=0, le=100)
+    scale_max: int = Field(5, ge=1, le=100)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    max_attempts: int = Field(2, ge=1, le=10, description="judge tries before a row is rejected")
+    max_tokens: int = Field(96, ge=8, le=4096)
+
+    @field_validator("rubric")
+    @classmethod
+    def _unique_names(cls, value: list[Criterion]) -> list[Criterion]:
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"criterion names must be unique, got {names}")
+        return value
+
+
+class ValidationConfig(StrictModel):
+    suite: str = Field(min_length=1, description="Great Expectations suite JSON")
+    on_failure: Literal["quarantine", "fail"] = "quarantine"
+
+
+class BatchesConfig(StrictModel):
+    size: int = Field(8, ge=1, le=100_000)
+    count: int | None = Field(None, ge=1, le=1_000_000, description="default: enough to cover every seed")
+
+
+class Recipe(StrictModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    seeds: SeedsConfig
+    generation: GenerationConfig
+    grading: GradingConfig
+    validation: ValidationConfig
+    batches: BatchesConfig = BatchesConfig()
+
+
+def template_environment() -> jinja2.sandbox.SandboxedEnvironment:
+    """Sandboxed and strict: a seed field the template needs but lacks is an error, not ''."""
+    return jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+class LoadedRecipe(BaseModel):
+    """A validated recipe with its file paths resolved and its content hash computed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recipe: Recipe
+    path: Path
+    seeds_path: Path
+    suite_path: Path
+    recipe_hash: str
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _resolve(base: Path, value: str, field: str) -> Path:
+    """Paths in a recipe are relative to the recipe file, else to the working directory."""
+    candidate = Path(value).expanduser()
+    for option in ([candidate] if candidate.is_absolute() else [base / candidate, Path.cwd() / candidate]):
+        if option.exists():
+            return option.resolve()
+    raise RecipeError(f"{field}: no such file or folder: {value}")
+
+
+def file_fingerprint(path: Path) -> str:
+    """Content hash of a file or of every file under a folder, so edited inputs change the hash."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int | None = None) -> LoadedRecipe:
+    """Read, validate and hash a recipe; every user mistake becomes one RecipeError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise RecipeError(f"{path}: not valid YAML: {first_line}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping with name, seeds, generation, grading, validation")
+    overrides = {k: v for k, v in (("count", batches), ("size", batch_size)) if v is not None}
+    if overrides:
+        raw = {**raw, "batches": {**(raw.get("batches") or {}), **overrides}}
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(f"{path}: {_format_validation_error(exc)}") from None
+    if recipe.grading.scale_max <= recipe.grading.scale_min:
+        raise RecipeError(f"{path}: grading.scale_max: must be greater than grading.scale_min")
+    base = path.resolve().parent
+    seeds_path = _resolve(base, recipe.seeds.path, "seeds.path")
+    suite_path = _resolve(base, recipe.validation.suite, "validation.suite")
+    digest = hashlib.sha256()
+    digest.update(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(file_fingerprint(seeds_path).encode())
+    digest.update(file_fingerprint(suite_path).encode())
+    return LoadedRecipe(
+        recipe=recipe, path=path.resolve(), seeds_path=seeds_path, suite_path=suite_path,
+        recipe_hash=digest.hexdigest()[:16],
+    )

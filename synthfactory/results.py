@@ -1,0 +1,108 @@
+"""Turning finished batches into what gets published, quarantined and reported."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthfactory.lineage import ROW_SCHEMA
+from synthfactory.pipeline import BatchState
+from synthfactory.plan import RunPlan
+from synthfactory.seeds import QuarantinedRow
+
+_ROW_COLUMNS = set(ROW_SCHEMA.names)
+
+
+@dataclass
+class RunTotals:
+    """Counts that always reconcile: generated = accepted + rejected + quarantined."""
+
+    generated: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    quarantined: int = 0
+    seeds_quarantined: int = 0
+    batches: int = 0
+    batches_passed: int = 0
+    batches_quarantined: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    engine_seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _reason_code(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
+    totals = RunTotals(seeds_quarantined=len(plan.seeds_quarantined), batches=len(states))
+    for state in states:
+        totals.generated += state.generated
+        totals.accepted += len(state.rows)
+        totals.rejected += len(state.rejected)
+        totals.quarantined += len(state.quarantined)
+        totals.batches_passed += state.status == "passed"
+        totals.batches_quarantined += state.status == "quarantined"
+        totals.engine_seconds += state.engine_seconds
+        for row in [*state.rows, *state.rejected, *state.quarantined]:
+            totals.prompt_tokens += row["prompt_tokens"] + row["judge_prompt_tokens"]
+            totals.completion_tokens += row["completion_tokens"] + row["judge_completion_tokens"]
+        for row in [*state.rejected, *state.quarantined]:
+            code = _reason_code(row["reason"])
+            totals.reasons[code] = totals.reasons.get(code, 0) + 1
+    for seed in plan.seeds_quarantined:
+        code = "seed_" + _reason_code(seed.reason)
+        totals.reasons[code] = totals.reasons.get(code, 0) + 1
+    return totals
+
+
+def published_rows(states: list[BatchState]) -> list[dict[str, Any]]:
+    """Accepted rows of passing batches, in batch order, restricted to the table's columns."""
+    rows = []
+    for state in sorted(states, key=lambda s: s.batch_index):
+        if state.status == "passed":
+            rows.extend({k: v for k, v in row.items() if k in _ROW_COLUMNS} for row in state.rows)
+    return rows
+
+
+def quarantine_records(plan: RunPlan, states: list[BatchState]) -> list[dict[str, Any]]:
+    """Every row not published, with its status, reason and (for failed batches) the GX result."""
+    records = [_seed_record(q) for q in plan.seeds_quarantined]
+    for state in sorted(states, key=lambda s: s.batch_index):
+        validation = json.dumps(state.validation, default=str) if state.status == "quarantined" else None
+        for status, rows in (("rejected", state.rejected), ("quarantined", state.quarantined)):
+            for row in rows:
+                body = {k: v for k, v in row.items() if k not in ("stage", "reason")}
+                records.append({
+                    "batch_id": state.batch_id, "stage": row["stage"], "status": status, "reason": row["reason"],
+                    "location": row["id"], "row": json.dumps(body, default=str, ensure_ascii=False),
+                    "validation": validation if row["stage"] == "validate" else None,
+                })
+    return records
+
+
+def _seed_record(row: QuarantinedRow) -> dict[str, Any]:
+    return {"batch_id": None, "stage": row.stage, "status": "quarantined", "reason": row.reason,
+            "location": row.location, "row": row.payload, "validation": None}
+
+
+def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any]) -> dict[str, Any]:
+    """What the Delta commit records about the run that produced a version."""
+    scores = [r["score"] for s in states if s.status == "passed" for r in s.rows]
+    return {
+        "version": plan.version, "run_id": plan.run_id, "recipe_hash": plan.recipe_hash,
+        "dataset": plan.dataset, "generator_model": plan.generator.model, "judge_model": plan.judge.model,
+        "prompt_template_hash": plan.template_hash,
+        **totals.as_dict(),
+        "acceptance_rate": totals.accepted / totals.generated if totals.generated else 0.0,
+        "mean_score": sum(scores) / len(scores) if scores else None,
+        "validation": {s.batch_id: s.status for s in sorted(states, key=lambda s: s.batch_index)},
+        "cost": {"prompt_tokens": totals.prompt_tokens, "completion_tokens": totals.completion_tokens,
+                 "engine_seconds": round(totals.engine_seconds, 3)},
+        **extra,
+    }

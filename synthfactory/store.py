@@ -1,0 +1,157 @@
+"""Versioned datasets on Delta Lake: one run, one atomic commit, user versions from 1.
+
+A dataset lives at `{store}/{name}`; quarantined and rejected rows at `{store}/{name}/_quarantine`
+(a second Delta table, with reasons and validation results). Directories starting with `_` are
+ignored by Delta readers and by VACUUM, so staging and quarantine sit safely inside the table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from synthfactory.errors import UserError
+from synthfactory.lineage import ROW_SCHEMA
+
+METADATA_KEY = "synthfactory"
+QUARANTINE_DIR = "_quarantine"
+STAGING_DIR = "_staging"
+
+QUARANTINE_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("version", pa.int32()), ("batch_id", pa.string()), ("stage", pa.string()),
+    ("status", pa.string()), ("reason", pa.string()), ("location", pa.string()), ("row", pa.string()),
+    ("validation", pa.string()), ("quarantined_at", pa.timestamp("us", tz="UTC")),
+])
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published version as `synthfactory versions` lists it."""
+
+    version: int
+    delta_version: int
+    rows: int
+    created: datetime
+    metadata: dict[str, Any]
+
+
+def _table_exists(uri: str) -> bool:
+    return (Path(uri) / "_delta_log").is_dir() if "://" not in uri else _remote_exists(uri)
+
+
+def _remote_exists(uri: str) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(uri)
+
+
+class DatasetStore:
+    """The Delta table behind one dataset, its versions and its quarantine."""
+
+    def __init__(self, uri: str | Path) -> None:
+        self.uri = str(uri).rstrip("/")
+        self.quarantine_uri = f"{self.uri}/{QUARANTINE_DIR}"
+        self.staging_path = Path(self.uri) / STAGING_DIR
+
+    @classmethod
+    def for_recipe(cls, store: str | Path, name: str) -> "DatasetStore":
+        return cls(f"{str(store).rstrip('/')}/{name}")
+
+    def exists(self) -> bool:
+        return _table_exists(self.uri)
+
+    def versions(self) -> list[VersionInfo]:
+        """Published versions, oldest first, read from the commit metadata."""
+        if not self.exists():
+            return []
+        from deltalake import DeltaTable
+
+        found = []
+        for entry in DeltaTable(self.uri).history():
+            raw = entry.get(METADATA_KEY)
+            if raw is None:
+                continue
+            meta = json.loads(raw) if isinstance(raw, str) else raw
+            found.append(VersionInfo(
+                version=int(meta["version"]), delta_version=int(entry["version"]),
+                rows=int(entry.get("operationMetrics", {}).get("num_added_rows", meta.get("accepted", 0))),
+                created=datetime.fromtimestamp(entry["timestamp"] / 1000, tz=timezone.utc), metadata=meta,
+            ))
+        return sorted(found, key=lambda v: v.version)
+
+    def next_version(self) -> int:
+        versions = self.versions()
+        return versions[-1].version + 1 if versions else 1
+
+    def delta_version_of(self, version: int | None) -> int:
+        versions = self.versions()
+        if not versions:
+            raise UserError(f"{self.uri}: no published dataset here (run a recipe first)")
+        if version is None:
+            return versions[-1].delta_version
+        for info in versions:
+            if info.version == version:
+                return info.delta_version
+        raise UserError(f"{self.uri}: no version {version}; versions are {[v.version for v in versions]}")
+
+    def read(self, version: int | None = None) -> pa.Table:
+        """The table as it was when `version` was published (time travel); latest by default."""
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.uri, version=self.delta_version_of(version)).to_pyarrow_table()
+
+    def publish(self, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> int:
+        """Append a run's accepted rows in ONE commit that carries the run's metadata.
+
+        Readers see the old version or the new one, never part of it. A run with no accepted
+        rows still commits, so each publishing run is one version.
+        """
+        from deltalake import CommitProperties, write_deltalake
+
+        version = int(metadata["version"])
+        if any(v.version == version for v in self.versions()):
+            raise UserError(f"{self.uri}: version {version} was published meanwhile; run again for the next one")
+        table = pa.Table.from_pylist(rows, schema=ROW_SCHEMA) if rows else ROW_SCHEMA.empty_table()
+        write_deltalake(
+            self.uri, table, mode="append", schema_mode="merge",
+            commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata, default=str)}),
+        )
+        return version
+
+    def quarantine(self, run_id: str, version: int, records: list[dict[str, Any]]) -> int:
+        """Keep every row that was not published, with its reason; idempotent per run id."""
+        from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+        if _table_exists(self.quarantine_uri):
+            for entry in DeltaTable(self.quarantine_uri).history():
+                if entry.get("synthfactory_run_id") == run_id:
+                    return 0  # this run's quarantine was already written before an interruption
+        now = datetime.now(timezone.utc)
+        table = pa.Table.from_pylist(
+            [{**r, "run_id": run_id, "version": version, "quarantined_at": now} for r in records],
+            schema=QUARANTINE_SCHEMA,
+        ) if records else QUARANTINE_SCHEMA.empty_table()
+        write_deltalake(self.quarantine_uri, table, mode="append",
+                        commit_properties=CommitProperties(custom_metadata={"synthfactory_run_id": run_id}))
+        return len(records)
+
+    def read_quarantine(self) -> pa.Table:
+        from deltalake import DeltaTable
+
+        if not _table_exists(self.quarantine_uri):
+            return QUARANTINE_SCHEMA.empty_table()
+        return DeltaTable(self.quarantine_uri).to_pyarrow_table()
+
+
+def load_dataset_version(uri: str | Path, version: int | None = None):
+    """A published version as a `datasets.Dataset` (latest when `version` is None)."""
+    import datasets
+    from datasets.table import InMemoryTable
+
+    store = DatasetStore(uri)
+    return datasets.Dataset(InMemoryTable(store.read(version)))

@@ -1,0 +1,68 @@
+"""The validation gate: a Great Expectations 1.x suite, kept as JSON in git, run on every batch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synthfactory.errors import RecipeError
+
+log = logging.getLogger(__name__)
+
+
+def load_suite_json(path: Path) -> dict[str, Any]:
+    """Read a suite file: `{"name": ..., "expectations": [{"type": ..., "kwargs": {...}}]}`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"validation.suite: {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
+        raise RecipeError(f"validation.suite: {path} needs a list under 'expectations'")
+    return data
+
+
+class SuiteGate:
+    """One ephemeral GX context and suite per run; `validate` is safe to call from many threads."""
+
+    def __init__(self, suite_path: Path) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        data = load_suite_json(suite_path)
+        self.suite_path = suite_path
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        try:
+            self.suite = gx.ExpectationSuite(
+                name=data.get("name") or suite_path.stem, expectations=data["expectations"], meta=data.get("meta"),
+            )
+        except Exception as exc:  # GX raises several types for a bad expectation; all are user errors
+            raise RecipeError(f"validation.suite: {suite_path}: {str(exc).splitlines()[0]}") from None
+        source = self._context.data_sources.add_pandas("synthfactory")
+        self._batch_definition = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
+        self._lock = threading.Lock()
+
+    def validate(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """GX result for the rows a batch would publish, reduced to what reports need; None if empty."""
+        if not rows:
+            return None
+        frame = pd.DataFrame(rows)
+        with self._lock:
+            batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(self.suite)
+        failed = [
+            f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
+            for r in result.results if not r.success
+        ]
+        return {
+            "success": bool(result.success),
+            "suite": self.suite.name,
+            "statistics": {k: float(v) if v is not None else None for k, v in result.statistics.items()},
+            "failed_expectations": failed,
+            "result": json.loads(json.dumps(result.to_json_dict(), default=str)),
+        }

@@ -1,0 +1,90 @@
+"""Per-stage Prefect tasks. Each calls the core; none holds logic of its own.
+
+Batch stages are cached under `{batch_id}-{stage}` in the dataset's staging folder, so a rerun of
+an interrupted run loads finished stages instead of calling an engine again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+
+from synthfactory import pipeline
+from synthfactory.plan import BatchPlan, RunPlan, plan_run
+from synthfactory.pool import EnginePool
+from synthfactory.recipe import LoadedRecipe, Recipe
+from synthfactory.results import commit_metadata, published_rows, quarantine_records, totals_for
+from synthfactory.seeds import SeedSet, load_seeds
+from synthfactory.store import DatasetStore
+from synthfactory.validation import SuiteGate
+
+ENGINE_RETRIES = 2
+
+
+def _stage_key(stage: str):
+    """Cache key: the deterministic batch id plus the stage name (honest: the id hashes the recipe)."""
+
+    def key(_: TaskRunContext, parameters: dict[str, Any]) -> str:
+        holder = parameters.get("batch") or parameters["state"]
+        return f"{holder.batch_id}-{stage}"
+
+    return key
+
+
+@task(name="load-seeds", cache_policy=NO_CACHE, persist_result=False)
+def load_seeds_task(loaded: LoadedRecipe) -> SeedSet:
+    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path)
+    get_run_logger().info("seeds: %d usable, %d quarantined", len(seeds.rows), len(seeds.quarantined))
+    return seeds
+
+
+@task(name="plan-run", cache_policy=NO_CACHE, persist_result=False)
+def plan_run_task(loaded: LoadedRecipe, seeds: SeedSet, version: int) -> RunPlan:
+    return plan_run(loaded, seeds, version)
+
+
+@task(name="start-engines", cache_policy=NO_CACHE, persist_result=False)
+def start_engines_task(plan: RunPlan) -> EnginePool:
+    pool = EnginePool(plan.engine_specs)
+    for replica in pool.replicas:
+        get_run_logger().info("engine %s ready on node %s (loaded in %.1fs)",
+                              replica["model"], replica["node_id"][:12], replica["load_seconds"])
+    return pool
+
+
+@task(name="generate", cache_key_fn=_stage_key("generate"), persist_result=True,
+      retries=ENGINE_RETRIES, retry_delay_seconds=2)
+def generate_batch_task(plan: RunPlan, batch: BatchPlan, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
+    return pipeline.generate_batch(plan, batch, recipe, pool.chat)
+
+
+@task(name="grade", cache_key_fn=_stage_key("grade"), persist_result=True,
+      retries=ENGINE_RETRIES, retry_delay_seconds=2)
+def grade_batch_task(plan: RunPlan, state: pipeline.BatchState, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
+    return pipeline.grade_batch(plan, state, recipe, pool.chat)
+
+
+@task(name="filter", cache_key_fn=_stage_key("filter"), persist_result=True)
+def filter_batch_task(state: pipeline.BatchState, threshold: float) -> pipeline.BatchState:
+    return pipeline.filter_batch(state, threshold)
+
+
+@task(name="validate", cache_key_fn=_stage_key("validate"), persist_result=True)
+def validate_batch_task(state: pipeline.BatchState, gate: SuiteGate) -> pipeline.BatchState:
+    return pipeline.settle_validation(state, gate.validate(state.rows))
+
+
+@task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1)
+def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: str,
+                 extra: dict[str, Any]) -> dict[str, Any]:
+    """Quarantine first (idempotent per run), then the one commit that makes the version."""
+    store = DatasetStore(store_uri)
+    totals = totals_for(plan, states)
+    store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
+    metadata = commit_metadata(plan, states, totals, extra)
+    store.publish(published_rows(states), metadata)
+    get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)
+    return metadata

@@ -1,0 +1,98 @@
+"""Shared fixtures: one real Prefect test server per session, one real local Ray cluster per module."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = [
+    "why the sky is blue", "how a binary search works", "the water cycle", "compound interest",
+    "how bees communicate", "why bread rises", "recursion in programming", "how tides work",
+    "what DNA does", "how solar panels work", "plate tectonics", "how vaccines work",
+]
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url():
+    """A real Prefect server (the official test harness) for the whole session."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray cluster shared by a test module (each start costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def make_recipe(tmp_path: Path, *, name: str = "tiny", topics: list[str] | None = None,
+                seeds_text: bytes | None = None, suite: dict | None = None, **overrides) -> Path:
+    """Write a small recipe (short generations, small batches) plus its seeds and suite under tmp_path."""
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_bytes(seeds_text if seeds_text is not None else ("\n".join(topics or TOPICS) + "\n").encode())
+    suite_path = tmp_path / "suite.json"
+    if suite is None:
+        suite = json.loads((ROOT / "expectations" / "quickstart.json").read_text())
+        # tiny generations: gate on structure, not on how well a 135M model writes
+        suite["expectations"] = [e for e in suite["expectations"] if e["type"] != "expect_column_mean_to_be_between"]
+    suite_path.write_text(json.dumps(suite))
+    recipe = {
+        "name": name,
+        "seeds": {"path": "seeds.txt", "field": "topic", "max_chars": 200},
+        "generation": {
+            "model": "smollm2-135m-instruct",
+            "prompt_template": "Explain {{ topic }} in two sentences.",
+            "sampling": {"temperature": 0.7, "max_tokens": 40, "seed": 7},
+        },
+        "grading": {
+            "rubric": [{"name": "accuracy", "description": "Facts are correct."},
+                       {"name": "clarity", "description": "Easy to follow."}],
+            "threshold": 0.0, "max_tokens": 32,
+        },
+        "validation": {"suite": "suite.json"},
+        "batches": {"size": 4, "count": 2},
+    }
+    for dotted, value in overrides.items():
+        node = recipe
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def cli_env(prefect_api_url: str, ray_address: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a `synthfactory` subprocess: the session's Prefect server and Ray cluster."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api_url, "PYTHONUNBUFFERED": "1", **extra}
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    exe = shutil.which("synthfactory", path=str(Path(sys.executable).parent))
+    return [exe, *args] if exe else [sys.executable, "-m", "synthfactory.cli", *args]
