@@ -1,0 +1,102 @@
+"""End to end on real components: Prefect (test server), Ray (local cluster), GX, Delta, SmolLM2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import datasets
+import pytest
+
+from synthfactory import load_dataset_version
+from synthfactory.lineage import LINEAGE_COLUMNS
+from synthfactory.store import DatasetStore
+from tests.conftest import TOPICS, cli_command, cli_env, make_recipe
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url", "ray_cluster")
+
+JUDGE = {"grading__method": "logprobs"}  # P(yes) per criterion: the cheapest judge on 2 cores
+
+
+def _run(recipe, store):
+    from flows.factory import factory_flow
+
+    return factory_flow(recipe_path=str(recipe), store=str(store))
+
+
+def _reconciles(summary):
+    return summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"]
+
+
+def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url):
+    seeds = ("\n".join(TOPICS[:8]) + "\n\n" + "x" * 300 + "\n").encode() + b"bad \xff byte\n"
+    recipe = make_recipe(tmp_path, seeds_text=seeds, batches__count=2, batches__size=8,
+                         grading__threshold=0.3, **JUDGE)
+    store = tmp_path / "store"
+    summary = _run(recipe, store)
+
+    assert summary["version"] == 1 and summary["generated"] == 16
+    assert _reconciles(summary)
+    assert summary["seeds_quarantined"] == 3
+    ds = load_dataset_version(store / "tiny")
+    assert isinstance(ds, datasets.Dataset)
+    assert ds.num_rows == summary["accepted"] > 0
+    assert set(LINEAGE_COLUMNS) <= set(ds.column_names)
+    for row in ds:
+        assert row["generator_model"] == row["judge_model"] == "smollm2-135m-instruct"
+        assert row["source"] == "synthetic" and row["generation_depth"] == 1
+        assert row["run_id"] == summary["run_id"] and row["score"] >= 0.3
+        assert set(json.loads(row["scores"])) == {"accuracy", "clarity"}
+        assert json.loads(row["sampling"])["max_tokens"] == 40 and row["text"]
+    assert len(set(ds["id"])) == ds.num_rows
+
+    kept = DatasetStore(store / "tiny").read_quarantine().to_pylist()
+    assert len(kept) == summary["rejected"] + summary["quarantined"] + summary["seeds_quarantined"]
+    seed_reasons = sorted(r["reason"].split(":")[0] for r in kept if r["stage"] == "seeds")
+    assert seed_reasons == ["empty", "invalid_utf8", "too_long"]
+    assert all(r["reason"].startswith("below_threshold") for r in kept if r["status"] == "rejected")
+
+    # what a user types; a subprocess, since Prefect's console handler owns this process's streams
+    out = subprocess.run(cli_command("versions", str(store / "tiny"), "--json"), capture_output=True, text=True,
+                         env=cli_env(prefect_api_url), check=True).stdout
+    listed = json.loads(out)
+    assert [(v["version"], v["rows"], v["run_id"]) for v in listed] == [(1, ds.num_rows, summary["run_id"])]
+
+
+def test_second_run_is_version_2_and_version_1_is_unchanged(tmp_path):
+    recipe = make_recipe(tmp_path, batches__count=1, **JUDGE)
+    store = tmp_path / "store"
+    first = _run(recipe, store)
+    v1_ids = load_dataset_version(store / "tiny", version=1)["id"]
+    second = _run(recipe, store)
+
+    assert (first["version"], second["version"]) == (1, 2)
+    assert second["run_id"] != first["run_id"]
+    assert load_dataset_version(store / "tiny", version=1)["id"] == v1_ids
+    latest = load_dataset_version(store / "tiny")
+    assert latest.num_rows == first["accepted"] + second["accepted"]
+    assert sorted(set(latest["version"])) == [1, 2]
+    assert len(set(latest["id"])) == latest.num_rows  # a new version samples anew, no repeats
+    assert [v.version for v in DatasetStore(store / "tiny").versions()] == [1, 2]
+
+
+def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
+    suite = json.loads(make_recipe(tmp_path).with_name("suite.json").read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_not_match_regex",
+                                  "kwargs": {"column": "prompt", "regex": "FORBIDDEN"}})
+    topics = TOPICS[:4] + [f"FORBIDDEN topic {i}" for i in range(4)]
+    recipe = make_recipe(tmp_path, topics=topics, suite=suite, **JUDGE)
+    store = tmp_path / "store"
+    summary = _run(recipe, store)
+
+    assert _reconciles(summary)
+    assert summary["batches_quarantined"] == 1 and summary["batches_passed"] == 1
+    published = load_dataset_version(store / "tiny")
+    assert published.num_rows == summary["accepted"] == 4
+    assert not any("FORBIDDEN" in p for p in published["prompt"])
+    held = [r for r in DatasetStore(store / "tiny").read_quarantine().to_pylist() if r["stage"] == "validate"]
+    assert len(held) == 4 and all("FORBIDDEN" in json.loads(r["row"])["prompt"] for r in held)
+    result = json.loads(held[0]["validation"])
+    assert result["success"] is False
+    assert "expect_column_values_to_not_match_regex(prompt)" in result["failed_expectations"]
+    assert held[0]["reason"].startswith("validation_failed: expect_column_values_to_not_match_regex")
