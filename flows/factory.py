@@ -7,7 +7,6 @@ resumes without regenerating them.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,10 @@ from prefect import flow, get_run_logger, runtime
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from synthfactory.errors import UserError
+from synthfactory.errors import ValidationGateError
 from synthfactory.pipeline import BatchState
 from synthfactory.recipe import load_recipe
+from synthfactory.results import run_summary
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 from tasks.stages import (
@@ -31,10 +31,6 @@ from tasks.stages import (
     start_engines_task,
     validate_batch_task,
 )
-
-
-class ValidationGateFailed(UserError):
-    """The recipe says `validation.on_failure: fail` and a batch failed its suite."""
 
 
 def _run_name() -> str:
@@ -56,14 +52,15 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
                 recipe.batches.size, dataset.uri, plan.version)
 
+    engines = start_engines_task.submit(plan)  # models load while the GX suite is built
     gate = SuiteGate(loaded.suite_path)
     staged = {"result_storage": dataset.staging_path}
     generate = generate_batch_task.with_options(**staged)
     grade = grade_batch_task.with_options(**staged)
     keep = filter_batch_task.with_options(**staged)
     validate = validate_batch_task.with_options(**staged)
-
-    pool = start_engines_task(plan)
+    pool = engines.result()
+    engines_ready = time.perf_counter()
     window = 2 * len(pool.replicas) + 2
     states: list[BatchState] = []
     resumed = 0
@@ -97,26 +94,13 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
 
     failed = [s.batch_id for s in states if s.status == "quarantined"]
     if failed and recipe.validation.on_failure == "fail":
-        raise ValidationGateFailed(f"validation.on_failure is 'fail' and batches {failed} failed their suite")
+        raise ValidationGateError(f"validation.on_failure is 'fail' and batches {failed} failed their suite")
     extra = {
-        "prefect_flow_run_id": str(runtime.flow_run.id), "batches_resumed": resumed,
+        "dataset_uri": dataset.uri, "prefect_flow_run_id": str(runtime.flow_run.id), "batches_resumed": resumed,
         "engine_requests": engine_stats["requests"], "engine_busy_seconds": round(engine_stats["busy_seconds"], 3),
+        "engines_ready_seconds": round(engines_ready - started, 3),
         "first_batch_seconds": round(first_batch_s, 3) if first_batch_s is not None else None,
         "suite": gate.suite.name,
     }
     metadata = publish_task(plan, states, dataset.uri, extra)
-    for batch in plan.batches:
-        for path in dataset.staging_path.glob(f"{batch.batch_id}-*"):
-            path.unlink(missing_ok=True)
-    if dataset.staging_path.is_dir() and not any(dataset.staging_path.iterdir()):
-        shutil.rmtree(dataset.staging_path, ignore_errors=True)
-    return {
-        "dataset": dataset.uri, "version": plan.version, "run_id": plan.run_id,
-        "generated": metadata["generated"], "accepted": metadata["accepted"], "rejected": metadata["rejected"],
-        "quarantined": metadata["quarantined"], "seconds": round(time.perf_counter() - started, 3),
-        "seeds_quarantined": metadata["seeds_quarantined"], "batches": len(plan.batches),
-        "batches_passed": metadata["batches_passed"], "batches_quarantined": metadata["batches_quarantined"],
-        "batches_resumed": resumed, "engine_requests": engine_stats["requests"],
-        "first_batch_seconds": extra["first_batch_seconds"], "reasons": metadata["reasons"],
-        "prefect_flow_run_id": extra["prefect_flow_run_id"],
-    }
+    return run_summary(metadata, time.perf_counter() - started)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from typing import Any, Sequence
 
-from synthfactory.errors import UserError
+from synthfactory.errors import UserError, ValidationGateError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -23,9 +24,19 @@ def _run(args: argparse.Namespace) -> int:
         if (engine or "llamacpp") == "llamacpp" and model:
             resolve_model_path(model)
     from flows.factory import factory_flow
+    from synthfactory.pool import ensure_ray
 
-    summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
-                           batch_size=args.batch_size)
+    # Prefect's API (a temporary server unless PREFECT_API_URL is set) starts while Ray starts;
+    # Ray from the main thread: started in a task thread, its shutdown blocks ~15 s.
+    prefect_ready = threading.Thread(target=_connect_prefect, daemon=True)
+    prefect_ready.start()
+    ensure_ray()
+    prefect_ready.join()
+    try:
+        summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
+                               batch_size=args.batch_size)
+    finally:
+        _stop_ray()
     if args.json:
         print(json.dumps(summary, default=str))
     else:
@@ -35,6 +46,24 @@ def _run(args: argparse.Namespace) -> int:
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
         )
     return 0
+
+
+def _connect_prefect() -> None:
+    """Warm-up, off the main thread: reach Prefect's API and import the GX the flow will need."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.api_healthcheck()
+    import great_expectations  # noqa: F401  (~2 s; otherwise on the path to the first batch)
+
+
+def _stop_ray() -> None:
+    """Stop the local Ray processes this command started (or leave the cluster it joined) now:
+    left to exit hooks, Ray's agents outlive the command and hold its output pipes open."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def _version_row(info: Any) -> dict[str, Any]:
@@ -112,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"synthfactory: error: {exc}", file=sys.stderr)
         return 2
+    except ValidationGateError as exc:
+        print(f"synthfactory: validation failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,15 @@
 """Errors a user can cause: each is one readable line naming what to fix (the CLI exits 2)."""
 
 
-class UserError(Exception):
+class SynthfactoryError(Exception):
+    """Base of the errors we raise on purpose; anything else is a bug and keeps its traceback."""
+
+
+class ValidationGateError(SynthfactoryError):
+    """`validation.on_failure: fail` and a batch failed its suite: the run stops unpublished."""
+
+
+class UserError(SynthfactoryError):
     """A mistake in what the user gave us (recipe, paths, options); not a bug of ours."""
 
 

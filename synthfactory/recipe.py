@@ -45,10 +45,14 @@ class SamplingConfig(StrictModel):
 
 
 class EngineOptions(StrictModel):
-    """Where and how many replicas of a model run. Each replica is one Ray actor."""
+    """Where and how many replicas of a model run. Each replica is one Ray actor.
 
-    replicas: int = Field(1, ge=1, le=256)
-    threads: int = Field(2, ge=1, le=256, description="CPU threads per llama.cpp replica")
+    One thread per replica is the default: llama.cpp threads sync at every layer, so on a busy
+    machine two 1-thread replicas beat one 2-thread replica (measured: 1.3x throughput).
+    """
+
+    replicas: int | None = Field(None, ge=1, le=256, description="default: fill the cluster's CPUs")
+    threads: int = Field(1, ge=1, le=256, description="CPU threads per llama.cpp replica")
     context_length: int = Field(2048, ge=256, le=131072)
 
 

@@ -91,6 +91,19 @@ def _seed_record(row: QuarantinedRow) -> dict[str, Any]:
             "location": row.location, "row": row.payload, "validation": None}
 
 
+SUMMARY_FIELDS = (
+    "version", "run_id", "generated", "accepted", "rejected", "quarantined", "seeds_quarantined",
+    "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
+    "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id",
+)
+
+
+def run_summary(metadata: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """What `synthfactory run --json` prints: the commit metadata's headline numbers."""
+    return {"dataset": metadata["dataset_uri"], **{key: metadata.get(key) for key in SUMMARY_FIELDS},
+            "seconds": round(seconds, 3)}
+
+
 def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any]) -> dict[str, Any]:
     """What the Delta commit records about the run that produced a version."""
     scores = [r["score"] for s in states if s.status == "passed" for r in s.rows]

@@ -140,6 +140,16 @@ class DatasetStore:
                         commit_properties=CommitProperties(custom_metadata={"synthfactory_run_id": run_id}))
         return len(records)
 
+    def clear_staged(self, batch_ids: list[str]) -> None:
+        """Drop a published run's staged stage results (`{batch_id}-{stage}`); they are in the table now."""
+        if not self.staging_path.is_dir():
+            return
+        for batch_id in batch_ids:
+            for path in self.staging_path.glob(f"{batch_id}-*"):
+                path.unlink(missing_ok=True)
+        if not any(self.staging_path.iterdir()):
+            self.staging_path.rmdir()
+
     def read_quarantine(self) -> pa.Table:
         from deltalake import DeltaTable
 

@@ -55,24 +55,24 @@ def start_engines_task(plan: RunPlan) -> EnginePool:
     return pool
 
 
-@task(name="generate", cache_key_fn=_stage_key("generate"), persist_result=True,
+@task(name="generate", task_run_name="generate-{batch.batch_index}", cache_key_fn=_stage_key("generate"), persist_result=True,
       retries=ENGINE_RETRIES, retry_delay_seconds=2)
 def generate_batch_task(plan: RunPlan, batch: BatchPlan, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
     return pipeline.generate_batch(plan, batch, recipe, pool.chat)
 
 
-@task(name="grade", cache_key_fn=_stage_key("grade"), persist_result=True,
+@task(name="grade", task_run_name="grade-{state.batch_index}", cache_key_fn=_stage_key("grade"), persist_result=True,
       retries=ENGINE_RETRIES, retry_delay_seconds=2)
 def grade_batch_task(plan: RunPlan, state: pipeline.BatchState, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
     return pipeline.grade_batch(plan, state, recipe, pool.chat)
 
 
-@task(name="filter", cache_key_fn=_stage_key("filter"), persist_result=True)
+@task(name="filter", task_run_name="filter-{state.batch_index}", cache_key_fn=_stage_key("filter"), persist_result=True)
 def filter_batch_task(state: pipeline.BatchState, threshold: float) -> pipeline.BatchState:
     return pipeline.filter_batch(state, threshold)
 
 
-@task(name="validate", cache_key_fn=_stage_key("validate"), persist_result=True)
+@task(name="validate", task_run_name="validate-{state.batch_index}", cache_key_fn=_stage_key("validate"), persist_result=True)
 def validate_batch_task(state: pipeline.BatchState, gate: SuiteGate) -> pipeline.BatchState:
     return pipeline.settle_validation(state, gate.validate(state.rows))
 
@@ -86,5 +86,6 @@ def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: st
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
     metadata = commit_metadata(plan, states, totals, extra)
     store.publish(published_rows(states), metadata)
+    store.clear_staged([s.batch_id for s in states])
     get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)
     return metadata

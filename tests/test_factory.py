@@ -100,3 +100,14 @@ def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
     assert result["success"] is False
     assert "expect_column_values_to_not_match_regex(prompt)" in result["failed_expectations"]
     assert held[0]["reason"].startswith("validation_failed: expect_column_values_to_not_match_regex")
+
+
+def test_on_failure_fail_stops_the_run_unpublished(tmp_path):
+    from synthfactory.errors import ValidationGateError
+
+    suite = json.loads(make_recipe(tmp_path).with_name("suite.json").read_text())
+    suite["expectations"].append({"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 0}})
+    recipe = make_recipe(tmp_path, suite=suite, batches__count=1, validation__on_failure="fail", **JUDGE)
+    with pytest.raises(ValidationGateError, match="failed their suite"):
+        _run(recipe, tmp_path / "store")
+    assert DatasetStore(tmp_path / "store" / "tiny").versions() == []

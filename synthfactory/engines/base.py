@@ -38,8 +38,8 @@ class EngineSpec:
 
     engine: str
     model: str
-    replicas: int = 1
-    threads: int = 2
+    replicas: int | None = None  # None: as many as the cluster's CPUs allow
+    threads: int = 1
     context_length: int = 2048
     logprobs: bool = False  # llama.cpp must keep every token's logits to return log-probabilities
     extra: tuple[tuple[str, Any], ...] = field(default=())
