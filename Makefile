@@ -16,7 +16,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # llama-cpp-python builds from source on first install (~5 min on 2 cores); pip caches the wheel.
+# torch first, pinned to the CPU build: an unpinned torch pulls several GB of CUDA packages.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 

@@ -17,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from synthfactory.errors import ValidationGateError
 from synthfactory.pipeline import BatchState
+from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import load_recipe
 from synthfactory.results import run_summary
 from synthfactory.store import DatasetStore
@@ -26,8 +27,10 @@ from tasks.stages import (
     generate_batch_task,
     grade_batch_task,
     load_seeds_task,
+    measure_batch_task,
     plan_run_task,
     publish_task,
+    screen_batch_task,
     start_engines_task,
     validate_batch_task,
 )
@@ -47,7 +50,8 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
     recipe = loaded.recipe
     dataset = DatasetStore.for_recipe(store, recipe.name)
-    seeds = load_seeds_task(loaded)
+    guards = QualityGuards.for_run(loaded, dataset.index_path)
+    seeds = load_seeds_task(loaded, guards)
     plan = plan_run_task(loaded, seeds, dataset.next_version())
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
                 recipe.batches.size, dataset.uri, plan.version)
@@ -58,6 +62,8 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     generate = generate_batch_task.with_options(**staged)
     grade = grade_batch_task.with_options(**staged)
     keep = filter_batch_task.with_options(**staged)
+    screen = screen_batch_task.with_options(**staged)
+    measure = measure_batch_task.with_options(**staged)
     validate = validate_batch_task.with_options(**staged)
     pool = engines.result()
     engines_ready = time.perf_counter()
@@ -72,9 +78,11 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
             while pending and len(inflight) < window:
                 batch = pending.pop(0)
                 generated = generate.submit(plan, batch, recipe, pool)
-                graded = grade.submit(plan, generated, recipe, pool)
+                screened = screen.submit(generated, guards)
+                graded = grade.submit(plan, screened, recipe, pool)
                 kept = keep.submit(graded, recipe.grading.threshold)
-                inflight.append(validate.submit(kept, gate))
+                measured = measure.submit(plan, kept, guards)
+                inflight.append(validate.submit(measured, gate))
             done = next(as_completed(inflight))
             inflight.remove(done)
             state = done.result()
@@ -102,5 +110,5 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
         "first_batch_seconds": round(first_batch_s, 3) if first_batch_s is not None else None,
         "suite": gate.suite.name,
     }
-    metadata = publish_task(plan, states, dataset.uri, extra)
+    metadata = publish_task(plan, states, dataset.uri, guards, extra)
     return run_summary(metadata, time.perf_counter() - started)

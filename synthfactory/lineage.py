@@ -25,6 +25,11 @@ ROW_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
     ("judge_prompt_tokens", pa.int32()), ("judge_completion_tokens", pa.int32()),
     ("judge_latency_s", pa.float64()), ("text_chars", pa.int32()),
+    # quality columns (the guards add them; the GX suite can gate on each)
+    ("repeated_ngram_ratio", pa.float64()), ("duplicate_line_ratio", pa.float64()), ("language", pa.string()),
+    ("batch_near_dup_rate", pa.float64()), ("batch_distinct_1", pa.float64()), ("batch_distinct_2", pa.float64()),
+    ("batch_compression_ratio", pa.float64()), ("batch_real_share", pa.float64()),
+    ("batch_embedding_diversity", pa.float64()),
 ])
 
 

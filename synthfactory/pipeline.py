@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
 from synthfactory.grading import JudgementError, make_judge
 from synthfactory.lineage import row_id_for, sampling_seed
 from synthfactory.plan import BatchPlan, RunPlan
 from synthfactory.recipe import Recipe
+
+if TYPE_CHECKING:
+    from synthfactory.quality.guards import QualityGuards
 
 ChatFn = Callable[[EngineSpec, list[ChatRequest]], list[ChatResult]]
 
@@ -34,10 +37,6 @@ class BatchState:
     status: str = "pending"  # pending | passed | quarantined | empty
     engine_requests: int = 0
     engine_seconds: float = 0.0
-
-    @property
-    def generated(self) -> int:
-        return len(self.rows) + len(self.rejected) + len(self.quarantined)
 
 
 def _with_reason(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
@@ -139,6 +138,29 @@ def filter_batch(state: BatchState, threshold: float) -> BatchState:
     below = [_with_reason(r, "filter", f"below_threshold: {r['score']:.3f} < {threshold:.3f}")
              for r in state.rows if r["score"] < threshold]
     return replace(state, stage="filtered", rows=keep, rejected=state.rejected + below)
+
+
+def screen_batch(state: BatchState, guards: "QualityGuards") -> BatchState:
+    """Heuristics, decontamination and dedup before the judge: no engine time on rows that can't ship."""
+    kept, dropped = guards.screen(state.rows)
+    return replace(state, stage="screened", rows=kept,
+                   rejected=state.rejected + [_with_reason(r, "screen", reason) for r, reason in dropped])
+
+
+def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> BatchState:
+    """Mix in real rows for the recipe's share, then add the batch metrics as columns for the suite."""
+    rows = list(state.rows)
+    count = guards.real_count(len(rows))
+    if rows and count:
+        rows += guards.real_rows(rows[0], count, start=((plan.version - 1) * len(plan.batches) + state.batch_index) * count)
+    near_dups = sum(r["reason"].startswith(("exact_duplicate", "near_duplicate")) for r in state.rejected)
+    metrics = guards.batch_metrics(rows, synthetic_count(state), near_dups)
+    return replace(state, stage="measured", rows=[{**r, **metrics} for r in rows])
+
+
+def synthetic_count(state: BatchState) -> int:
+    """Rows this batch generated (real rows mixed in are not generated, so not counted)."""
+    return sum(r["source"] != "real" for r in (*state.rows, *state.rejected, *state.quarantined))
 
 
 def settle_validation(state: BatchState, outcome: dict[str, Any] | None) -> BatchState:

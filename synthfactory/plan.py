@@ -47,6 +47,7 @@ class RunPlan:
     judge: EngineSpec
     batches: tuple[BatchPlan, ...]
     seeds_quarantined: tuple[QuarantinedRow, ...] = field(default=())
+    seeds_recycled: int = 0
 
     @property
     def engine_specs(self) -> list[EngineSpec]:
@@ -87,7 +88,8 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int) -> RunPlan:
             quarantined.append(QuarantinedRow("seeds", f"template_error: {exc.message}", payload, seed.seed_id))
     if not rendered:
         reasons = sorted({q.reason.split(":")[0] for q in quarantined}) or ["the file is empty"]
-        raise RecipeError(f"seeds.path: no usable seed rows in {loaded.seeds_path} ({', '.join(reasons)})")
+        source = loaded.seeds_path or loaded.recipe.seeds.from_version
+        raise RecipeError(f"seeds: no usable seed rows in {source} ({', '.join(reasons)})")
 
     per_seed = recipe.generation.samples_per_seed
     size = recipe.batches.size
@@ -111,4 +113,5 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int) -> RunPlan:
         dataset=recipe.name, version=version, run_id=run_id_for(recipe.name, version, loaded.recipe_hash),
         recipe_hash=loaded.recipe_hash, template_hash=stable_hash(system, recipe.generation.prompt_template),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
+        seeds_recycled=sum(s.recycled for s in seeds.rows),
     )

@@ -15,7 +15,7 @@ from typing import Literal
 import jinja2
 import jinja2.sandbox
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthfactory.errors import RecipeError
 
@@ -30,11 +30,29 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RealDataConfig(StrictModel):
+    """Real rows mixed into every batch so each published version holds at least `share` of them."""
+
+    path: str
+    field: str = Field("text", description="column (JSONL/Parquet) holding the real text; text files: each line")
+    share: float = Field(0.2, gt=0.0, lt=1.0)
+
+
 class SeedsConfig(StrictModel):
-    path: str = Field(description="text file of topics, JSONL, Parquet, or a datasets.save_to_disk folder")
+    path: str | None = Field(None, description="text file of topics, JSONL, Parquet, or a datasets.save_to_disk folder")
+    from_version: str | None = Field(
+        None, pattern=r"^.+@[0-9]+$", description="seed from a published version: STORE/NAME@VERSION")
     format: Literal["auto", "text", "jsonl", "parquet", "hf"] = "auto"
     field: str = Field("topic", description="template variable a line of a text file becomes")
     max_chars: int = Field(2000, ge=1, le=1_000_000)
+    max_depth: int | None = Field(None, ge=1, le=1000, description="refuse seeds whose rows would be deeper")
+    real: RealDataConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SeedsConfig":
+        if (self.path is None) == (self.from_version is None):
+            raise ValueError("give exactly one of seeds.path or seeds.from_version")
+        return self
 
 
 class SamplingConfig(StrictModel):
@@ -107,6 +125,44 @@ class ValidationConfig(StrictModel):
     on_failure: Literal["quarantine", "fail"] = "quarantine"
 
 
+class DedupConfig(StrictModel):
+    enabled: bool = True
+    threshold: float = Field(0.7, gt=0.0, le=1.0, description="Jaccard similarity of word sets")
+    num_perm: int = Field(128, ge=16, le=1024)
+    bands: int = Field(16, ge=1, le=512)
+
+
+class BenchmarkFile(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    path: str
+
+
+class DecontaminationConfig(StrictModel):
+    benchmarks: list[BenchmarkFile] = []
+    ngram: int = Field(13, ge=3, le=50)
+
+
+class FiltersConfig(StrictModel):
+    min_chars: int = Field(20, ge=0)
+    max_chars: int = Field(20000, ge=1)
+    max_repeated_ngram_ratio: float = Field(0.35, ge=0.0, le=1.0, description="share of repeated word 3-grams")
+    max_duplicate_line_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    refusals: bool = True
+    language: str | None = Field("en", description="ISO 639-1 code the text must be in; null: any")
+    instruction_echo: bool = Field(True, description="reject rows that repeat the prompt or leak the canary")
+
+
+class QualityConfig(StrictModel):
+    """Guards against known failure modes of synthetic data; `enabled: false` turns them all off."""
+
+    enabled: bool = True
+    filters: FiltersConfig = FiltersConfig()
+    dedup: DedupConfig = DedupConfig()
+    decontamination: DecontaminationConfig = DecontaminationConfig()
+    embeddings: bool = Field(True, description="embedding diversity and drift with all-MiniLM-L6-v2")
+    reference: str | None = Field(None, description="real reference texts (text/JSONL/Parquet) for drift")
+
+
 class BatchesConfig(StrictModel):
     size: int = Field(8, ge=1, le=100_000)
     count: int | None = Field(None, ge=1, le=1_000_000, description="default: enough to cover every seed")
@@ -119,6 +175,7 @@ class Recipe(StrictModel):
     generation: GenerationConfig
     grading: GradingConfig
     validation: ValidationConfig
+    quality: QualityConfig = QualityConfig()
     batches: BatchesConfig = BatchesConfig()
 
 
@@ -134,9 +191,10 @@ class LoadedRecipe(BaseModel):
 
     recipe: Recipe
     path: Path
-    seeds_path: Path
+    seeds_path: Path | None
     suite_path: Path
     recipe_hash: str
+    files: dict[str, Path] = {}  # every other file the recipe names (benchmarks, reference, real data)
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -189,14 +247,26 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         raise RecipeError(f"{path}: {_format_validation_error(exc)}") from None
     if recipe.grading.scale_max <= recipe.grading.scale_min:
         raise RecipeError(f"{path}: grading.scale_max: must be greater than grading.scale_min")
+    if recipe.quality.dedup.num_perm % recipe.quality.dedup.bands:
+        raise RecipeError(f"{path}: quality.dedup.bands: must divide quality.dedup.num_perm")
     base = path.resolve().parent
-    seeds_path = _resolve(base, recipe.seeds.path, "seeds.path")
+    seeds_path = _resolve(base, recipe.seeds.path, "seeds.path") if recipe.seeds.path else None
     suite_path = _resolve(base, recipe.validation.suite, "validation.suite")
+    files: dict[str, Path] = {}
+    for i, bench in enumerate(recipe.quality.decontamination.benchmarks):
+        files[f"benchmark:{bench.name}"] = _resolve(base, bench.path, f"quality.decontamination.benchmarks.{i}.path")
+    if recipe.quality.reference:
+        files["reference"] = _resolve(base, recipe.quality.reference, "quality.reference")
+    if recipe.seeds.real:
+        files["real"] = _resolve(base, recipe.seeds.real.path, "seeds.real.path")
     digest = hashlib.sha256()
     digest.update(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode())
-    digest.update(file_fingerprint(seeds_path).encode())
-    digest.update(file_fingerprint(suite_path).encode())
+    for named in [seeds_path, suite_path, *files.values()]:
+        if named is not None:
+            digest.update(file_fingerprint(named).encode())
+    if recipe.seeds.from_version:
+        digest.update(recipe.seeds.from_version.encode())
     return LoadedRecipe(
         recipe=recipe, path=path.resolve(), seeds_path=seeds_path, suite_path=suite_path,
-        recipe_hash=digest.hexdigest()[:16],
+        recipe_hash=digest.hexdigest()[:16], files=files,
     )

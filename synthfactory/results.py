@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthfactory.lineage import ROW_SCHEMA
-from synthfactory.pipeline import BatchState
+from synthfactory.pipeline import BatchState, synthetic_count
 from synthfactory.plan import RunPlan
 from synthfactory.seeds import QuarantinedRow
 
@@ -22,7 +22,9 @@ class RunTotals:
     accepted: int = 0
     rejected: int = 0
     quarantined: int = 0
+    real_published: int = 0
     seeds_quarantined: int = 0
+    seeds_recycled: int = 0
     batches: int = 0
     batches_passed: int = 0
     batches_quarantined: int = 0
@@ -36,16 +38,19 @@ class RunTotals:
 
 
 def _reason_code(reason: str) -> str:
-    return reason.split(":", 1)[0]
+    """`below_threshold: 0.2 < 0.5` -> `below_threshold`; contamination keeps its benchmark name."""
+    return reason.split(" ", 1)[0] if reason.startswith("contaminated:") else reason.split(":", 1)[0]
 
 
 def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
-    totals = RunTotals(seeds_quarantined=len(plan.seeds_quarantined), batches=len(states))
+    totals = RunTotals(seeds_quarantined=len(plan.seeds_quarantined), batches=len(states),
+                       seeds_recycled=plan.seeds_recycled)
     for state in states:
-        totals.generated += state.generated
-        totals.accepted += len(state.rows)
-        totals.rejected += len(state.rejected)
-        totals.quarantined += len(state.quarantined)
+        totals.generated += synthetic_count(state)
+        totals.accepted += sum(r["source"] != "real" for r in state.rows)
+        totals.real_published += sum(r["source"] == "real" for r in state.rows)
+        totals.rejected += sum(r["source"] != "real" for r in state.rejected)
+        totals.quarantined += sum(r["source"] != "real" for r in state.quarantined)
         totals.batches_passed += state.status == "passed"
         totals.batches_quarantined += state.status == "quarantined"
         totals.engine_seconds += state.engine_seconds
@@ -92,7 +97,8 @@ def _seed_record(row: QuarantinedRow) -> dict[str, Any]:
 
 
 SUMMARY_FIELDS = (
-    "version", "run_id", "generated", "accepted", "rejected", "quarantined", "seeds_quarantined",
+    "version", "run_id", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
+    "seeds_recycled", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
     "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id",
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from synthfactory.errors import RecipeError
+from synthfactory.errors import RecipeError, UserError
 from synthfactory.lineage import stable_hash
 from synthfactory.recipe import SeedsConfig
 
@@ -24,6 +24,7 @@ class SeedRow:
     fields: dict[str, Any]
     source: str = "real"
     generation_depth: int = 0
+    recycled: bool = False  # claimed real, but near-matches a published synthetic row
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,40 @@ def _records(path: Path, fmt: str, text_field: str) -> Iterator[tuple[str, dict[
         yield f"{path.name}[{index}]", (None if bad else row), raw, ("empty" if bad else None)
 
 
-def load_seeds(config: SeedsConfig, path: Path) -> SeedSet:
+def load_version_seeds(config: SeedsConfig) -> SeedSet:
+    """Rows of a published version as seeds: their template variables are the original seed's
+    fields plus `text` and `prompt`; each keeps its `generation_depth` for the next generation."""
+    from synthfactory.store import DatasetStore
+
+    uri, _, version = config.from_version.rpartition("@")
+    store = DatasetStore(uri)
+    try:
+        rows = store.read(int(version)).to_pylist()
+    except UserError as exc:
+        raise RecipeError(f"seeds.from_version: {exc}") from None
+    result = SeedSet()
+    for row in rows:
+        fields = {**json.loads(row["seed"] or "{}"), "text": row["text"], "prompt": row["prompt"] or ""}
+        result.rows.append(SeedRow(seed_id=row["id"], fields=fields, source=row["source"],
+                                   generation_depth=int(row["generation_depth"] or 0)))
+    return _limit_depth(result, config.max_depth)
+
+
+def _limit_depth(seeds: SeedSet, max_depth: int | None) -> SeedSet:
+    """Rows made from a seed are one generation deeper; refuse seeds that would exceed max_depth."""
+    if max_depth is None:
+        return seeds
+    keep = [s for s in seeds.rows if s.generation_depth + 1 <= max_depth]
+    over = [QuarantinedRow("seeds", f"max_depth: a row from this seed would be depth {s.generation_depth + 1} "
+                                    f"> seeds.max_depth {max_depth}", json.dumps(s.fields, default=str), s.seed_id)
+            for s in seeds.rows if s.generation_depth + 1 > max_depth]
+    return SeedSet(rows=keep, quarantined=seeds.quarantined + over)
+
+
+def load_seeds(config: SeedsConfig, path: Path | None) -> SeedSet:
     """Read every seed row; good rows get a content id, bad rows a reason."""
+    if config.from_version:
+        return load_version_seeds(config)
     fmt = _detect_format(path, config.format)
     result = SeedSet()
     seen: set[str] = set()
@@ -122,4 +155,4 @@ def load_seeds(config: SeedsConfig, path: Path) -> SeedSet:
             continue
         seen.add(seed_id)
         result.rows.append(SeedRow(seed_id=seed_id, fields=fields))
-    return result
+    return _limit_depth(result, config.max_depth)

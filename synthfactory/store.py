@@ -21,6 +21,8 @@ from synthfactory.lineage import ROW_SCHEMA
 METADATA_KEY = "synthfactory"
 QUARANTINE_DIR = "_quarantine"
 STAGING_DIR = "_staging"
+INDEX_DIR = "_index"
+EMBEDDINGS_DIR = "_embeddings"
 
 QUARANTINE_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("version", pa.int32()), ("batch_id", pa.string()), ("stage", pa.string()),
@@ -57,6 +59,8 @@ class DatasetStore:
         self.uri = str(uri).rstrip("/")
         self.quarantine_uri = f"{self.uri}/{QUARANTINE_DIR}"
         self.staging_path = Path(self.uri) / STAGING_DIR
+        self.index_path = Path(self.uri) / INDEX_DIR
+        self.embeddings_path = Path(self.uri) / EMBEDDINGS_DIR
 
     @classmethod
     def for_recipe(cls, store: str | Path, name: str) -> "DatasetStore":

@@ -15,6 +15,8 @@ from prefect.context import TaskRunContext
 from synthfactory import pipeline
 from synthfactory.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.pool import EnginePool
+from synthfactory.quality.guards import QualityGuards
+from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.results import commit_metadata, published_rows, quarantine_records, totals_for
 from synthfactory.seeds import SeedSet, load_seeds
@@ -35,9 +37,12 @@ def _stage_key(stage: str):
 
 
 @task(name="load-seeds", cache_policy=NO_CACHE, persist_result=False)
-def load_seeds_task(loaded: LoadedRecipe) -> SeedSet:
+def load_seeds_task(loaded: LoadedRecipe, guards: QualityGuards) -> SeedSet:
     seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path)
-    get_run_logger().info("seeds: %d usable, %d quarantined", len(seeds.rows), len(seeds.quarantined))
+    if loaded.seeds_path is not None:  # claimed real: check they are not our own published rows
+        seeds = guards.flag_recycled(seeds)
+    get_run_logger().info("seeds: %d usable (%d recycled from published synthetic rows), %d quarantined",
+                          len(seeds.rows), sum(s.recycled for s in seeds.rows), len(seeds.quarantined))
     return seeds
 
 
@@ -61,6 +66,18 @@ def generate_batch_task(plan: RunPlan, batch: BatchPlan, recipe: Recipe, pool: E
     return pipeline.generate_batch(plan, batch, recipe, pool.chat)
 
 
+@task(name="screen", task_run_name="screen-{state.batch_index}", cache_key_fn=_stage_key("screen"),
+      persist_result=True)
+def screen_batch_task(state: pipeline.BatchState, guards: QualityGuards) -> pipeline.BatchState:
+    return pipeline.screen_batch(state, guards)
+
+
+@task(name="measure", task_run_name="measure-{state.batch_index}", cache_key_fn=_stage_key("measure"),
+      persist_result=True)
+def measure_batch_task(plan: RunPlan, state: pipeline.BatchState, guards: QualityGuards) -> pipeline.BatchState:
+    return pipeline.measure_batch(plan, state, guards)
+
+
 @task(name="grade", task_run_name="grade-{state.batch_index}", cache_key_fn=_stage_key("grade"), persist_result=True,
       retries=ENGINE_RETRIES, retry_delay_seconds=2)
 def grade_batch_task(plan: RunPlan, state: pipeline.BatchState, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
@@ -78,14 +95,18 @@ def validate_batch_task(state: pipeline.BatchState, gate: SuiteGate) -> pipeline
 
 
 @task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1)
-def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: str,
+def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: str, guards: QualityGuards,
                  extra: dict[str, Any]) -> dict[str, Any]:
-    """Quarantine first (idempotent per run), then the one commit that makes the version."""
+    """Dedup across the run, then quarantine (idempotent per run), the version's index and
+    embeddings, and last the one commit that makes the version visible."""
     store = DatasetStore(store_uri)
+    states = dedup_across_run(states, guards)
     totals = totals_for(plan, states)
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
-    metadata = commit_metadata(plan, states, totals, extra)
-    store.publish(published_rows(states), metadata)
+    rows = published_rows(states)
+    quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path)
+    metadata = commit_metadata(plan, states, totals, {**extra, "quality": quality})
+    store.publish(rows, metadata)
     store.clear_staged([s.batch_id for s in states])
     get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)
     return metadata

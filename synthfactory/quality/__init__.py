@@ -1,0 +1,1 @@
+"""Quality and model-collapse guards: heuristics, dedup, decontamination, diversity, drift."""

@@ -1,0 +1,61 @@
+"""Decontamination: word n-gram overlap (default 13-gram) against benchmark files a recipe names."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthfactory.errors import RecipeError
+from synthfactory.quality.text import words
+
+
+def _texts(path: Path, text_field: str) -> list[str]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return [" ".join(str(v) for v in row.values() if v is not None) for row in table.to_pylist()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if path.suffix in (".jsonl", ".ndjson"):
+        out = []
+        for line in lines:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                out.append(" ".join(str(v) for v in row.values()) if isinstance(row, dict) else str(row))
+        return out
+    return [line for line in lines if line.strip()]
+
+
+@dataclass
+class Benchmark:
+    name: str
+    grams: set[int]
+
+
+class Decontaminator:
+    """Every benchmark's n-grams, hashed into a set; a row sharing any one is contaminated."""
+
+    def __init__(self, benchmarks: list[tuple[str, Path]], n: int = 13, text_field: str = "text") -> None:
+        self.n = n
+        self.benchmarks = []
+        for name, path in benchmarks:
+            if not path.exists():
+                raise RecipeError(f"quality.decontamination.benchmarks: no such file: {path}")
+            grams = {hash(g) for text in _texts(path, text_field) for g in _grams(words(text), n)}
+            self.benchmarks.append(Benchmark(name, grams))
+
+    def check(self, text: str) -> str | None:
+        """The name of the first benchmark this text overlaps with, or None."""
+        grams = {hash(g) for g in _grams(words(text), self.n)}
+        for bench in self.benchmarks:
+            if not grams.isdisjoint(bench.grams):
+                return bench.name
+        return None
+
+
+def _grams(tokens: list[str], n: int):
+    return (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))

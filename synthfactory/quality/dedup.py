@@ -1,0 +1,122 @@
+"""Exact and near-duplicate detection: normalised-text hashes and MinHash/LSH (rensa, Rust).
+
+A dataset's index lives next to its table, one file per published version
+(`{table}/_index/v{N}.pkl`), written in the same publish; adding a version never rescans the
+table, and a query checks every version's file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rensa import RMinHash, RMinHashLSH
+
+from synthfactory.quality.text import words
+
+SEED = 42
+
+
+def exact_key(text: str) -> str:
+    return hashlib.blake2b(" ".join(words(text)).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def minhashes(texts: list[str], num_perm: int) -> list[RMinHash]:
+    """One MinHash per text over its set of normalised words (computed in Rust)."""
+    return RMinHash.from_token_sets([words(t) or [""] for t in texts], num_perm, SEED)
+
+
+@dataclass
+class VersionIndex:
+    """The LSH index of one published version, with row ids and generation depths by key."""
+
+    version: int
+    lsh: RMinHashLSH
+    ids: list[str]
+    depths: list[int]
+    exact: dict[str, int] = field(default_factory=dict)
+
+
+class NearDupIndex:
+    """Rows seen so far (published versions, then this run); answers 'which row does this repeat?'."""
+
+    def __init__(self, threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> None:
+        self.threshold, self.num_perm, self.bands = threshold, num_perm, bands
+        self.versions: list[VersionIndex] = []
+        self._live = VersionIndex(0, RMinHashLSH(threshold, num_perm, bands), [], [])
+        self._lock = threading.Lock()
+
+    def match(self, text: str, minhash: RMinHash) -> tuple[str, str, int] | None:
+        """(kind, matched row id, its depth) for an exact or near duplicate, else None."""
+        key = exact_key(text)
+        for index in [*self.versions, self._live]:
+            if key in index.exact:
+                k = index.exact[key]
+                return "exact_duplicate", index.ids[k], index.depths[k]
+            candidates = index.lsh.query(minhash)
+            if candidates:
+                k = min(candidates)
+                return "near_duplicate", index.ids[k], index.depths[k]
+        return None
+
+    def add(self, text: str, minhash: RMinHash, row_id: str, depth: int) -> None:
+        live = self._live
+        key = len(live.ids)
+        live.ids.append(row_id)
+        live.depths.append(depth)
+        live.exact.setdefault(exact_key(text), key)
+        live.lsh.insert(key, minhash)
+
+    def screen(self, texts: list[str], ids: list[str], depths: list[int], *, keep: bool = True
+               ) -> list[tuple[str, str, int] | None]:
+        """Check texts in order, atomically; unless `keep` is False, add the ones that are new."""
+        hashes = minhashes(texts, self.num_perm)
+        found = []
+        with self._lock:
+            for text, mh, row_id, depth in zip(texts, hashes, ids, depths, strict=True):
+                hit = self.match(text, mh)
+                found.append(hit)
+                if hit is None and keep:
+                    self.add(text, mh, row_id, depth)
+        return found
+
+    def fork(self) -> "NearDupIndex":
+        """Same published versions, empty live part: a private index for one batch."""
+        other = NearDupIndex(self.threshold, self.num_perm, self.bands)
+        other.versions = self.versions
+        return other
+
+    # persistence: one file per version, next to the table
+    @classmethod
+    def load(cls, folder: Path, threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> "NearDupIndex":
+        index = cls(threshold, num_perm, bands)
+        if folder.is_dir():
+            for path in sorted(folder.glob("v*.pkl"), key=lambda p: int(p.stem[1:])):
+                with open(path, "rb") as handle:
+                    stored: VersionIndex = pickle.load(handle)
+                if stored.lsh.get_num_perm() == num_perm:
+                    index.versions.append(stored)
+        return index
+
+    def versions_on_disk(self) -> list[int]:
+        return [v.version for v in self.versions]
+
+
+def write_version_index(folder: Path, version: int, texts: list[str], ids: list[str], depths: list[int],
+                        threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> Path:
+    """Index of one version's rows; written before the commit that makes the version visible."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lsh = RMinHashLSH(threshold, num_perm, bands)
+    exact: dict[str, int] = {}
+    for key, (text, mh) in enumerate(zip(texts, minhashes(texts, num_perm))):
+        lsh.insert(key, mh)
+        exact.setdefault(exact_key(text), key)
+    path = folder / f"v{version}.pkl"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        pickle.dump(VersionIndex(version, lsh, list(ids), list(depths), exact), handle)
+    tmp.replace(path)
+    return path

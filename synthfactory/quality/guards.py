@@ -1,0 +1,154 @@
+"""The per-batch guards, built once per run: screen generated rows, measure accepted batches.
+
+`screen` runs before the judge (no engine time is spent on rows that cannot be published):
+heuristic filters, decontamination, exact and near dedup within the batch and against every
+published version. `measure` runs on accepted rows: it mixes in real rows for the recipe's
+real-data share and adds the batch metrics as columns, so the GX suite can gate on them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from synthfactory.lineage import row_id_for
+from synthfactory.quality import text as tq
+from synthfactory.quality.decontam import Decontaminator, _texts
+from synthfactory.quality.dedup import NearDupIndex
+from synthfactory.recipe import LoadedRecipe
+from synthfactory.seeds import SeedSet
+
+ECHO_SPAN = 8  # words: an output repeating this many consecutive prompt words echoes its instruction
+
+
+@dataclass
+class QualityGuards:
+    """Everything the guards need for one run, loaded once (index, benchmarks, model, real rows)."""
+
+    loaded: LoadedRecipe
+    index: NearDupIndex
+    decontaminator: Decontaminator | None
+    real_texts: list[str] = field(default_factory=list)
+    reference_texts: list[str] = field(default_factory=list)
+    _embedder: Any = None
+
+    @classmethod
+    def for_run(cls, loaded: LoadedRecipe, index_folder: Path) -> "QualityGuards":
+        q = loaded.recipe.quality
+        index = NearDupIndex.load(index_folder, q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)
+        benches = [(b.name, loaded.files[f"benchmark:{b.name}"]) for b in q.decontamination.benchmarks]
+        decon = Decontaminator(benches, q.decontamination.ngram) if benches and q.enabled else None
+        real = loaded.recipe.seeds.real
+        real_texts = _texts(loaded.files["real"], real.field) if real else []
+        reference = _texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
+        return cls(loaded=loaded, index=index, decontaminator=decon, real_texts=real_texts,
+                   reference_texts=reference)
+
+    def flag_recycled(self, seeds: "SeedSet") -> "SeedSet":
+        """Seeds the recipe calls real that near-match published synthetic rows: flagged, with the
+        matched row's depth, so provenance stays honest."""
+        if not (self.loaded.recipe.quality.enabled and self.index.versions and seeds.rows):
+            return seeds
+        texts = [" ".join(str(v) for v in s.fields.values()) for s in seeds.rows]
+        hits = self.index.screen(texts, [s.seed_id for s in seeds.rows], [0] * len(texts), keep=False)
+        rows = [replace(s, source="synthetic", generation_depth=h[2], recycled=True) if h and h[2] > 0 else s
+                for s, h in zip(seeds.rows, hits)]  # depth 0 rows are real: matching them is no recycling
+        return SeedSet(rows=rows, quarantined=seeds.quarantined)
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from synthfactory.quality.embed import Embedder
+
+            self._embedder = Embedder()
+        return self._embedder
+
+    # -- before the judge ------------------------------------------------------------------
+    def screen(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+        """(kept rows with quality columns, [(row, reason)]); dedup within batch and vs published."""
+        q = self.loaded.recipe.quality
+        kept, dropped = [], []
+        for row in rows:
+            tokens = tq.words(row["text"])
+            row = {**row, "repeated_ngram_ratio": round(tq.repeated_ngram_ratio(tokens), 4),
+                   "duplicate_line_ratio": round(tq.duplicate_line_ratio(row["text"]), 4),
+                   "language": tq.language(row["text"]) if q.enabled and q.filters.language else None}
+            reason = self._heuristic_reason(row, tokens) if q.enabled else None
+            if reason is None and self.decontaminator is not None:
+                bench = self.decontaminator.check(row["text"])
+                reason = f"contaminated:{bench}" if bench else None
+            (dropped.append((row, reason)) if reason else kept.append(row))
+        if q.enabled and q.dedup.enabled and kept:
+            local = self.index.fork()  # this batch + published versions; the run is deduped at publish
+            hits = local.screen([r["text"] for r in kept], [r["id"] for r in kept],
+                                [r["generation_depth"] for r in kept])
+            dropped += [(r, f"{h[0]}: of {h[1]}") for r, h in zip(kept, hits) if h]
+            kept = [r for r, h in zip(kept, hits) if not h]
+        return kept, dropped
+
+    def _heuristic_reason(self, row: dict[str, Any], tokens: list[str]) -> str | None:
+        f = self.loaded.recipe.quality.filters
+        chars = len(row["text"])
+        if chars < f.min_chars:
+            return f"too_short: {chars} < {f.min_chars} chars"
+        if chars > f.max_chars:
+            return f"too_long: {chars} > {f.max_chars} chars"
+        if row["repeated_ngram_ratio"] > f.max_repeated_ngram_ratio:
+            return f"repetitive: repeated 3-gram ratio {row['repeated_ngram_ratio']:.2f}"
+        if row["duplicate_line_ratio"] > f.max_duplicate_line_ratio:
+            return f"repetitive: duplicate line ratio {row['duplicate_line_ratio']:.2f}"
+        if f.refusals and tq.is_refusal(row["text"]):
+            return "refusal"
+        if f.language and row["language"] != f.language:
+            return f"wrong_language: {row['language']} != {f.language}"
+        if f.instruction_echo and _echoes(tq.words(row["prompt"]), tokens):
+            return "instruction_echo"
+        return None
+
+    # -- after the judge and the threshold ---------------------------------------------------
+    def real_rows(self, template: dict[str, Any], count: int, start: int) -> list[dict[str, Any]]:
+        """`count` real rows from the recipe's real source, lineage marked source=real, depth 0."""
+        if not self.real_texts or count <= 0:
+            return []
+        rows = []
+        for k in range(count):
+            text = self.real_texts[(start + k) % len(self.real_texts)]
+            rows.append({**{key: None for key in template}, "id": row_id_for("", text), "source": "real",
+                         "generation_depth": 0, "text": text, "text_chars": len(text),
+                         "run_id": template["run_id"], "batch_id": template["batch_id"],
+                         "created_at": template["created_at"], "recipe_hash": template["recipe_hash"],
+                         "version": template["version"], "batch_index": template["batch_index"],
+                         "prompt_tokens": 0, "completion_tokens": 0, "judge_prompt_tokens": 0,
+                         "judge_completion_tokens": 0, "latency_s": 0.0, "judge_latency_s": 0.0})
+        return rows
+
+    def real_count(self, synthetic: int) -> int:
+        real = self.loaded.recipe.seeds.real
+        if real is None or synthetic == 0:
+            return 0
+        return math.ceil(real.share / (1.0 - real.share) * synthetic)
+
+    def batch_metrics(self, rows: list[dict[str, Any]], generated: int, near_dups: int) -> dict[str, float | None]:
+        texts = [r["text"] for r in rows]
+        metrics: dict[str, float | None] = {
+            "batch_near_dup_rate": near_dups / generated if generated else 0.0,
+            "batch_distinct_1": tq.distinct_n(texts, 1), "batch_distinct_2": tq.distinct_n(texts, 2),
+            "batch_compression_ratio": tq.compression_ratio(texts),
+            "batch_real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
+            "batch_embedding_diversity": None,
+        }
+        if self.loaded.recipe.quality.enabled and self.loaded.recipe.quality.embeddings and len(rows) > 1:
+            from synthfactory.quality.embed import mean_pairwise_cosine_distance
+
+            vectors = self.embedder.encode([r["id"] for r in rows], texts)
+            metrics["batch_embedding_diversity"] = mean_pairwise_cosine_distance(vectors)
+        return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
+
+
+def _echoes(prompt_tokens: list[str], output_tokens: list[str]) -> bool:
+    if len(prompt_tokens) < ECHO_SPAN:
+        return False
+    spans = {tuple(prompt_tokens[i:i + ECHO_SPAN]) for i in range(len(prompt_tokens) - ECHO_SPAN + 1)}
+    return any(tuple(output_tokens[i:i + ECHO_SPAN]) in spans for i in range(len(output_tokens) - ECHO_SPAN + 1))

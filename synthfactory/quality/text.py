@@ -1,0 +1,69 @@
+"""Cheap per-text signals: normalisation, repetition, refusals, language, distinct-n, compression."""
+
+from __future__ import annotations
+
+import re
+import string
+import zlib
+from collections import Counter
+
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "“”‘’—–…"})
+REFUSAL_PATTERNS = re.compile(
+    r"\b(as an ai( language model)?|i am an ai|i'm an ai|i cannot (help|assist|provide)|i can't (help|assist)"
+    r"|i'm sorry, but i|i am sorry, but i|i do not have (personal|the ability)|as a language model)\b",
+    re.IGNORECASE,
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words with punctuation removed: the unit of every n-gram here."""
+    return text.lower().translate(_PUNCT).split()
+
+
+def normalised(text: str) -> str:
+    return " ".join(words(text))
+
+
+def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def repeated_ngram_ratio(tokens: list[str], n: int = 3) -> float:
+    """Share of word n-grams that repeat an earlier one (0: none, → 1: a loop)."""
+    grams = ngrams(tokens, n)
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def duplicate_line_ratio(text: str) -> float:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return 0.0
+    return 1.0 - len(set(lines)) / len(lines)
+
+
+def is_refusal(text: str) -> bool:
+    return REFUSAL_PATTERNS.search(text) is not None
+
+
+def language(text: str) -> str:
+    """ISO 639-1 code from langid's bundled model (offline)."""
+    import langid
+
+    return langid.classify(text)[0]
+
+
+def compression_ratio(texts: list[str]) -> float:
+    """zlib-compressed size / raw size: lower means more repetitive text."""
+    raw = "\n".join(texts).encode("utf-8")
+    return len(zlib.compress(raw, 9)) / len(raw) if raw else 1.0
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Unique word n-grams / all word n-grams over the texts (Li et al., 2016)."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    for text in texts:
+        counts.update(ngrams(words(text), n))
+    total = sum(counts.values())
+    return len(counts) / total if total else 0.0

@@ -1,0 +1,83 @@
+"""Publish-time guards: dedup across the whole run, version metrics and drift, the persisted index."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from synthfactory.pipeline import BatchState
+from synthfactory.quality import text as tq
+from synthfactory.quality.dedup import write_version_index
+from synthfactory.quality.guards import QualityGuards
+
+
+def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[BatchState]:
+    """In batch order (deterministic, also after a resume): drop rows repeating an earlier batch."""
+    q = guards.loaded.recipe.quality
+    if not (q.enabled and q.dedup.enabled):
+        return states
+    run_index = guards.index.fork()
+    out = []
+    for state in sorted(states, key=lambda s: s.batch_index):
+        if state.status != "passed":
+            out.append(state)
+            continue
+        synthetic = [r for r in state.rows if r["source"] != "real"]
+        hits = run_index.screen([r["text"] for r in synthetic], [r["id"] for r in synthetic],
+                                [r["generation_depth"] for r in synthetic])
+        dup_ids = {r["id"]: h for r, h in zip(synthetic, hits) if h}
+        if dup_ids:
+            kept = [r for r in state.rows if r["id"] not in dup_ids or r["source"] == "real"]
+            moved = [{**r, "stage": "publish", "reason": f"{dup_ids[r['id']][0]}: of {dup_ids[r['id']][1]} (earlier batch)"}
+                     for r in state.rows if r["id"] in dup_ids and r["source"] != "real"]
+            state = replace(state, rows=kept, rejected=state.rejected + moved)
+        out.append(state)
+    return out
+
+
+def _embeddings_file(folder: Path, version: int) -> Path:
+    return folder / f"v{version}.parquet"
+
+
+def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGuards, index_folder: Path,
+                    embeddings_folder: Path) -> dict[str, Any]:
+    """Metrics of the rows a version adds, drift vs the previous version and the reference set;
+    writes the version's LSH index and embeddings next to the table (before the commit)."""
+    q = guards.loaded.recipe.quality
+    texts = [r["text"] for r in rows]
+    metrics: dict[str, Any] = {
+        "rows": len(rows), "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),
+        "compression_ratio": tq.compression_ratio(texts),
+        "real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
+        "max_generation_depth": max((r["generation_depth"] for r in rows), default=0),
+    }
+    if q.enabled and q.dedup.enabled:
+        write_version_index(index_folder, version, texts, [r["id"] for r in rows],
+                            [r["generation_depth"] for r in rows], q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)
+    if q.enabled and q.embeddings and rows:
+        from synthfactory.quality.embed import frechet_distance, mean_pairwise_cosine_distance, vendi_score
+
+        vectors = guards.embedder.encode([r["id"] for r in rows], texts)
+        metrics["embedding_diversity"] = mean_pairwise_cosine_distance(vectors)
+        metrics["vendi_score"] = vendi_score(vectors)
+        previous = _embeddings_file(embeddings_folder, version - 1)
+        if previous.exists():
+            metrics["drift_vs_previous"] = frechet_distance(vectors, _read_vectors(previous))
+        if guards.reference_texts:
+            ref = guards.embedder.encode([f"ref:{i}" for i in range(len(guards.reference_texts))],
+                                         guards.reference_texts)
+            metrics["drift_vs_reference"] = frechet_distance(vectors, ref)
+        embeddings_folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": [r["id"] for r in rows],
+                                 "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}),
+                       _embeddings_file(embeddings_folder, version))
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def _read_vectors(path: Path) -> np.ndarray:
+    return np.asarray(pq.read_table(path).column("embedding").to_pylist(), dtype=np.float32)
