@@ -90,10 +90,11 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
             resumed += done.state.name == "Cached"  # the whole batch finished in an earlier run
             if first_batch_s is None and state.status == "passed":
                 first_batch_s = time.perf_counter() - started
-            accepted = sum(len(s.rows) for s in states)
+            real = sum(r["source"] == "real" for r in state.rows)
+            accepted = sum(r["source"] != "real" for s in states for r in s.rows)
             logger.info(
-                "batch %d/%d %s %s: %d accepted, %d rejected, %d quarantined (run total: %d accepted)",
-                len(states), len(plan.batches), state.batch_id, state.status, len(state.rows),
+                "batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined (run total: %d accepted)",
+                len(states), len(plan.batches), state.batch_id, state.status, len(state.rows) - real, real,
                 len(state.rejected), len(state.quarantined), accepted,
             )
         engine_stats = pool.stats()

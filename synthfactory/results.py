@@ -112,7 +112,7 @@ def run_summary(metadata: dict[str, Any], seconds: float) -> dict[str, Any]:
 
 def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any]) -> dict[str, Any]:
     """What the Delta commit records about the run that produced a version."""
-    scores = [r["score"] for s in states if s.status == "passed" for r in s.rows]
+    scores = [r["score"] for s in states if s.status == "passed" for r in s.rows if r["source"] != "real"]
     return {
         "version": plan.version, "run_id": plan.run_id, "recipe_hash": plan.recipe_hash,
         "dataset": plan.dataset, "generator_model": plan.generator.model, "judge_model": plan.judge.model,

@@ -1,0 +1,127 @@
+"""Quality guards on real data: dedup, decontamination, heuristics, diversity gate, provenance."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from synthfactory.pipeline import BatchState, measure_batch, settle_validation
+from synthfactory.plan import plan_run
+from synthfactory.quality.dedup import write_version_index
+from synthfactory.quality.guards import QualityGuards
+from synthfactory.quality.versioning import dedup_across_run
+from synthfactory.recipe import load_recipe
+from synthfactory.seeds import load_seeds
+from synthfactory.store import DatasetStore
+from synthfactory.validation import SuiteGate
+from tests.conftest import make_recipe
+
+VARIED = [
+    "Tides are caused by the gravitational pull of the moon on the oceans of the earth.",
+    "A binary search halves a sorted list at every step until it finds the value it seeks.",
+    "Bees tell each other where flowers are by dancing in figure eights inside the hive.",
+    "Bread rises because yeast eats sugar and releases carbon dioxide gas into the dough.",
+    "Compound interest earns interest on earlier interest, so savings grow faster over time.",
+    "Solar panels turn sunlight into electricity with layers of silicon that free electrons.",
+]
+
+
+def _row(text: str, i: int = 0, prompt: str = "Explain something in two sentences.", **extra) -> dict:
+    return {"id": f"r{i}-{abs(hash(text)) % 10**8}", "text": text, "prompt": prompt, "source": "synthetic",
+            "generation_depth": 1, "seed_id": "s", "run_id": "run", "batch_id": "b", "version": 1,
+            "batch_index": 0, "created_at": datetime.now(timezone.utc), "recipe_hash": "h", "score": 0.9,
+            "prompt_tokens": 1, "completion_tokens": 1, "judge_prompt_tokens": 0, "judge_completion_tokens": 0,
+            "latency_s": 0.0, "judge_latency_s": 0.0, **extra}
+
+
+def _guards(tmp_path, **overrides) -> QualityGuards:
+    loaded = load_recipe(make_recipe(tmp_path, **overrides))
+    return QualityGuards.for_run(loaded, DatasetStore(tmp_path / "store" / "tiny").index_path)
+
+
+def test_planted_duplicates_within_batch_are_caught_and_unique_rows_kept(tmp_path):
+    guards = _guards(tmp_path)
+    near = VARIED[0].replace("earth.", "planet earth.")
+    rows = [_row(t, i) for i, t in enumerate([*VARIED, VARIED[1].upper(), near])]
+    kept, dropped = guards.screen(rows)
+    assert [r["text"] for r in kept] == VARIED
+    assert sorted(reason.split(":")[0] for _, reason in dropped) == ["exact_duplicate", "near_duplicate"]
+
+
+def test_duplicates_of_an_older_version_and_of_an_earlier_batch_are_caught(tmp_path):
+    store = DatasetStore(tmp_path / "store" / "tiny")
+    write_version_index(store.index_path, 1, VARIED[:3], ["old0", "old1", "old2"], [1, 1, 1])
+    guards = _guards(tmp_path)
+    kept, dropped = guards.screen([_row(VARIED[2] + " Really.", 1), _row(VARIED[3], 2)])
+    assert [r["text"] for r in kept] == [VARIED[3]]
+    assert dropped[0][1] == "near_duplicate: of old2"
+
+    first = BatchState("b1", 0, "validated", rows=[_row(VARIED[4], 1)], status="passed")
+    second = BatchState("b2", 1, "validated", rows=[_row(VARIED[4] + " Indeed!", 2), _row(VARIED[5], 3)],
+                        status="passed")
+    out = dedup_across_run([second, first], guards)
+    assert [r["text"] for r in out[1].rows] == [VARIED[5]]
+    assert out[1].rejected[0]["reason"].startswith("near_duplicate: of r1-")
+
+
+def test_planted_benchmark_contamination_is_caught_but_common_phrases_are_not(tmp_path):
+    bench = tmp_path / "gsm8k.jsonl"
+    question = ("Natalia sold clips to forty eight of her friends in April and then she sold half "
+                "as many clips in May how many clips did Natalia sell altogether in April and May")
+    bench.write_text(json.dumps({"question": question, "answer": "72"}) + "\n")
+    guards = _guards(tmp_path, quality__decontamination={"benchmarks": [{"name": "gsm8k", "path": str(bench)}]})
+    leaked = _row("Here is a puzzle: " + " ".join(question.split()[:15]) + " and so on, solve it.", 1)
+    common = _row("How many clips did you sell in April and May? I sold half as many in May as in April.", 2)
+    kept, dropped = guards.screen([leaked, common])
+    assert [r["id"] for r in kept] == [common["id"]]
+    assert dropped[0][1] == "contaminated:gsm8k"
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Too short.", "too_short"),
+    ("the cat sat on the mat " * 12, "repetitive"),
+    ("As an AI language model, I cannot help with explaining tides to you today.", "refusal"),
+    ("Las mareas son causadas por la atracción gravitacional de la luna sobre los océanos.", "wrong_language"),
+    ("Explain in two sentences why the moon causes tides on the earth, says the teacher.", "instruction_echo"),
+])
+def test_heuristic_filters_reject_with_a_reason_code(tmp_path, text, reason):
+    guards = _guards(tmp_path)
+    prompt = "Explain in two sentences why the moon causes tides on the earth."
+    kept, dropped = guards.screen([_row(text, prompt=prompt), _row(VARIED[0], 9, prompt=prompt)])
+    assert [r["text"] for r in kept] == [VARIED[0]]
+    assert dropped[0][1].split(":")[0] == reason
+
+
+def test_degenerate_batch_fails_the_diversity_expectation_and_a_varied_batch_passes(tmp_path):
+    suite = {"name": "diverse", "expectations": [
+        {"type": "expect_column_min_to_be_between", "kwargs": {"column": "batch_embedding_diversity", "min_value": 0.3}},
+        {"type": "expect_column_min_to_be_between", "kwargs": {"column": "batch_distinct_2", "min_value": 0.5}},
+    ]}
+    guards = _guards(tmp_path, suite=suite)
+    gate = SuiteGate(guards.loaded.suite_path)
+    plan = plan_run(guards.loaded, load_seeds(guards.loaded.recipe.seeds, guards.loaded.seeds_path), 1)
+    paraphrases = ["The moon pulls the sea, which makes the tides.", "The moon's pull on the sea makes tides.",
+                   "Tides happen because the moon pulls the sea.", "The sea is pulled by the moon, making tides.",
+                   "Because the moon pulls on the sea, we get tides.", "Tides: the moon pulling the sea."]
+    outcomes = {}
+    for name, texts in (("degenerate", paraphrases), ("varied", VARIED)):
+        state = BatchState("b", 0, "filtered", rows=[_row(t, i) for i, t in enumerate(texts)])
+        measured = measure_batch(plan, state, guards)
+        outcomes[name] = settle_validation(measured, gate.validate(measured.rows))
+    assert outcomes["degenerate"].status == "quarantined"
+    assert "expect_column_min_to_be_between(batch_embedding_diversity)" in outcomes["degenerate"].validation["failed_expectations"]
+    assert outcomes["varied"].status == "passed"
+    assert outcomes["varied"].rows[0]["batch_embedding_diversity"] > outcomes["degenerate"].quarantined[0]["batch_embedding_diversity"]
+
+
+def test_recycled_seeds_are_flagged_with_the_matched_depth(tmp_path):
+    store = DatasetStore(tmp_path / "store" / "tiny")
+    write_version_index(store.index_path, 1, [VARIED[0], VARIED[1]], ["syn0", "real1"], [2, 0])
+    seeds_text = f"{VARIED[0]}\n{VARIED[1]}\nvolcanoes\n".encode()
+    guards = _guards(tmp_path, seeds_text=seeds_text)
+    seeds = guards.flag_recycled(load_seeds(guards.loaded.recipe.seeds, guards.loaded.seeds_path))
+    assert [(s.recycled, s.source, s.generation_depth) for s in seeds.rows] == [
+        (True, "synthetic", 2), (False, "real", 0), (False, "real", 0)]
+    assert plan_run(guards.loaded, seeds, 1).seeds_recycled == 1
