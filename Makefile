@@ -38,6 +38,10 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/neardup.py
+	$(BIN)/python bench/embedding.py
+	$(BIN)/python bench/gx_gate.py
+	$(BIN)/python bench/collapse.py
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

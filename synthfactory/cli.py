@@ -28,7 +28,9 @@ def _run(args: argparse.Namespace) -> int:
 
     # Prefect's API (a temporary server unless PREFECT_API_URL is set) starts while Ray starts;
     # Ray from the main thread: started in a task thread, its shutdown blocks ~15 s.
-    prefect_ready = threading.Thread(target=_connect_prefect, daemon=True)
+    quality = loaded.recipe.quality
+    prefect_ready = threading.Thread(target=_connect_prefect, args=(quality.enabled and quality.embeddings,),
+                                     daemon=True)
     prefect_ready.start()
     ensure_ray()
     prefect_ready.join()
@@ -48,13 +50,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect_prefect() -> None:
-    """Warm-up, off the main thread: reach Prefect's API and import the GX the flow will need."""
+def _connect_prefect(embeddings: bool) -> None:
+    """Warm-up, off the main thread: reach Prefect's API and import what the flow will need
+    (GX ~2 s, sentence-transformers ~5 s; otherwise on the path to the first batch)."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         client.api_healthcheck()
-    import great_expectations  # noqa: F401  (~2 s; otherwise on the path to the first batch)
+    import great_expectations  # noqa: F401
+
+    if embeddings:
+        import sentence_transformers  # noqa: F401
 
 
 def _stop_ray() -> None:

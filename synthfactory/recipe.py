@@ -41,7 +41,7 @@ class RealDataConfig(StrictModel):
 class SeedsConfig(StrictModel):
     path: str | None = Field(None, description="text file of topics, JSONL, Parquet, or a datasets.save_to_disk folder")
     from_version: str | None = Field(
-        None, pattern=r"^.+@[0-9]+$", description="seed from a published version: STORE/NAME@VERSION")
+        None, pattern=r"^.+@[0-9]+$", description="seed from the rows a published version added: STORE/NAME@VERSION")
     format: Literal["auto", "text", "jsonl", "parquet", "hf"] = "auto"
     field: str = Field("topic", description="template variable a line of a text file becomes")
     max_chars: int = Field(2000, ge=1, le=1_000_000)

@@ -107,8 +107,8 @@ def _records(path: Path, fmt: str, text_field: str) -> Iterator[tuple[str, dict[
 
 
 def load_version_seeds(config: SeedsConfig) -> SeedSet:
-    """Rows of a published version as seeds: their template variables are the original seed's
-    fields plus `text` and `prompt`; each keeps its `generation_depth` for the next generation."""
+    """The rows published version N added (that run's output) as seeds: their template variables
+    are the original seed's fields plus `text` and `prompt`; each keeps its `generation_depth`."""
     from synthfactory.store import DatasetStore
 
     uri, _, version = config.from_version.rpartition("@")
@@ -119,6 +119,8 @@ def load_version_seeds(config: SeedsConfig) -> SeedSet:
         raise RecipeError(f"seeds.from_version: {exc}") from None
     result = SeedSet()
     for row in rows:
+        if row["version"] != int(version):
+            continue
         fields = {**json.loads(row["seed"] or "{}"), "text": row["text"], "prompt": row["prompt"] or ""}
         result.rows.append(SeedRow(seed_id=row["id"], fields=fields, source=row["source"],
                                    generation_depth=int(row["generation_depth"] or 0)))

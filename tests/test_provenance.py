@@ -47,10 +47,5 @@ def test_real_share_then_recursive_generation_depths_and_max_depth(tmp_path):
     seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path)
     assert seeds.rows and all(s.generation_depth + 1 <= 2 for s in seeds.rows)
     refused = [q for q in seeds.quarantined if q.reason.startswith("max_depth")]
-    assert len(refused) == sum(r["generation_depth"] >= 2 for r in load_dataset_version(store / "tiny", version=2))
-    deep = make_recipe(tmp_path, name="tiny", generation__prompt_template="Rewrite: {{ text }}",
-                       seeds={"from_version": f"{store / 'tiny'}@2", "max_depth": 1})
-    loaded = load_recipe(deep)
-    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path)
-    assert seeds.rows and {(s.source, s.generation_depth) for s in seeds.rows} == {("real", 0)}
-    assert all(q.reason.startswith("max_depth") for q in seeds.quarantined)
+    assert len(refused) == sum(r["generation_depth"] >= 2 for r in new_rows) > 0
+    assert len(seeds.rows) + len(refused) == len(new_rows)  # seeds are the rows version 2 added

@@ -7,26 +7,25 @@ table, and a query checks every version's file.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import xxhash
 from rensa import RMinHash, RMinHashLSH
 
-from synthfactory.quality.text import words
+from synthfactory.quality.text import word_bytes
 
 SEED = 42
 
 
-def exact_key(text: str) -> str:
-    return hashlib.blake2b(" ".join(words(text)).encode("utf-8"), digest_size=16).hexdigest()
-
-
-def minhashes(texts: list[str], num_perm: int) -> list[RMinHash]:
-    """One MinHash per text over its set of normalised words (computed in Rust)."""
-    return RMinHash.from_token_sets([words(t) or [""] for t in texts], num_perm, SEED)
+def signatures(texts: list[str], num_perm: int) -> tuple[list[int], list[RMinHash]]:
+    """Per text: the normalised-text hash (exact dedup) and a MinHash of its word set (Rust);
+    each text is tokenised once."""
+    tokens = [word_bytes(t) for t in texts]
+    keys = [xxhash.xxh3_64_intdigest(b" ".join(tk)) for tk in tokens]
+    return keys, RMinHash.from_token_sets([tk or [b""] for tk in tokens], num_perm, SEED)
 
 
 @dataclass
@@ -37,7 +36,7 @@ class VersionIndex:
     lsh: RMinHashLSH
     ids: list[str]
     depths: list[int]
-    exact: dict[str, int] = field(default_factory=dict)
+    exact: dict[int, int] = field(default_factory=dict)
 
 
 class NearDupIndex:
@@ -49,9 +48,8 @@ class NearDupIndex:
         self._live = VersionIndex(0, RMinHashLSH(threshold, num_perm, bands), [], [])
         self._lock = threading.Lock()
 
-    def match(self, text: str, minhash: RMinHash) -> tuple[str, str, int] | None:
+    def match(self, key: int, minhash: RMinHash) -> tuple[str, str, int] | None:
         """(kind, matched row id, its depth) for an exact or near duplicate, else None."""
-        key = exact_key(text)
         for index in [*self.versions, self._live]:
             if key in index.exact:
                 k = index.exact[key]
@@ -62,25 +60,25 @@ class NearDupIndex:
                 return "near_duplicate", index.ids[k], index.depths[k]
         return None
 
-    def add(self, text: str, minhash: RMinHash, row_id: str, depth: int) -> None:
+    def add(self, key: int, minhash: RMinHash, row_id: str, depth: int) -> None:
         live = self._live
-        key = len(live.ids)
+        position = len(live.ids)
         live.ids.append(row_id)
         live.depths.append(depth)
-        live.exact.setdefault(exact_key(text), key)
-        live.lsh.insert(key, minhash)
+        live.exact.setdefault(key, position)
+        live.lsh.insert(position, minhash)
 
     def screen(self, texts: list[str], ids: list[str], depths: list[int], *, keep: bool = True
                ) -> list[tuple[str, str, int] | None]:
         """Check texts in order, atomically; unless `keep` is False, add the ones that are new."""
-        hashes = minhashes(texts, self.num_perm)
+        keys, hashes = signatures(texts, self.num_perm)
         found = []
         with self._lock:
-            for text, mh, row_id, depth in zip(texts, hashes, ids, depths, strict=True):
-                hit = self.match(text, mh)
+            for key, mh, row_id, depth in zip(keys, hashes, ids, depths, strict=True):
+                hit = self.match(key, mh)
                 found.append(hit)
                 if hit is None and keep:
-                    self.add(text, mh, row_id, depth)
+                    self.add(key, mh, row_id, depth)
         return found
 
     def fork(self) -> "NearDupIndex":
@@ -110,10 +108,11 @@ def write_version_index(folder: Path, version: int, texts: list[str], ids: list[
     """Index of one version's rows; written before the commit that makes the version visible."""
     folder.mkdir(parents=True, exist_ok=True)
     lsh = RMinHashLSH(threshold, num_perm, bands)
-    exact: dict[str, int] = {}
-    for key, (text, mh) in enumerate(zip(texts, minhashes(texts, num_perm))):
-        lsh.insert(key, mh)
-        exact.setdefault(exact_key(text), key)
+    exact: dict[int, int] = {}
+    keys, hashes = signatures(texts, num_perm)
+    for position, (key, mh) in enumerate(zip(keys, hashes)):
+        lsh.insert(position, mh)
+        exact.setdefault(key, position)
     path = folder / f"v{version}.pkl"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as handle:

