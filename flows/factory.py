@@ -50,7 +50,7 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
     recipe = loaded.recipe
     dataset = DatasetStore.for_recipe(store, recipe.name)
-    guards = QualityGuards.for_run(loaded, dataset.index_path)
+    guards = QualityGuards.for_run(loaded, dataset.index_path, dataset.embeddings_path)
     seeds = load_seeds_task(loaded, guards)
     plan = plan_run_task(loaded, seeds, dataset.next_version())
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),

@@ -29,7 +29,7 @@ ROW_SCHEMA = pa.schema([
     ("repeated_ngram_ratio", pa.float64()), ("duplicate_line_ratio", pa.float64()), ("language", pa.string()),
     ("batch_near_dup_rate", pa.float64()), ("batch_distinct_1", pa.float64()), ("batch_distinct_2", pa.float64()),
     ("batch_compression_ratio", pa.float64()), ("batch_real_share", pa.float64()),
-    ("batch_embedding_diversity", pa.float64()),
+    ("batch_embedding_diversity", pa.float64()), ("batch_drift_vs_previous", pa.float64()),
 ])
 
 

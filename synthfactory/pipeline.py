@@ -154,7 +154,7 @@ def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> 
     if rows and count:
         rows += guards.real_rows(rows[0], count, start=((plan.version - 1) * len(plan.batches) + state.batch_index) * count)
     near_dups = sum(r["reason"].startswith(("exact_duplicate", "near_duplicate")) for r in state.rejected)
-    metrics = guards.batch_metrics(rows, synthetic_count(state), near_dups)
+    metrics = guards.batch_metrics(rows, synthetic_count(state), near_dups, plan.version)
     return replace(state, stage="measured", rows=[{**r, **metrics} for r in rows])
 
 

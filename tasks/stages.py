@@ -104,7 +104,9 @@ def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: st
     totals = totals_for(plan, states)
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
     rows = published_rows(states)
-    quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path)
+    dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
+    quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
+                              dups / totals.generated if totals.generated else 0.0)
     metadata = commit_metadata(plan, states, totals, {**extra, "quality": quality})
     store.publish(rows, metadata)
     store.clear_staged([s.batch_id for s in states])

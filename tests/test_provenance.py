@@ -33,13 +33,15 @@ def test_real_share_then_recursive_generation_depths_and_max_depth(tmp_path):
     second = make_recipe(tmp_path, name="tiny", batches__count=1, batches__size=4, grading__method="logprobs",
                          seeds={"from_version": f"{store / 'tiny'}@1", "max_depth": 3},
                          generation__prompt_template="Rewrite in two sentences: {{ text }}",
-                         quality__filters__instruction_echo=False)  # a rewrite may echo; depth is the point
+                         quality__filters__instruction_echo=False,  # a rewrite may echo; depth is the point
+                         quality__reference=str(real))
     two = factory_flow(recipe_path=str(second), store=str(store))
     assert two["version"] == 2
     depth_of = {r["id"]: r["generation_depth"] for r in v1}
     new_rows = [r for r in load_dataset_version(store / "tiny", version=2) if r["version"] == 2]
     assert new_rows and all(r["generation_depth"] == depth_of[r["seed_id"]] + 1 for r in new_rows)
-    assert "drift_vs_previous" in two["quality"]
+    assert two["quality"]["drift_vs_previous"] > 0 and two["quality"]["drift_vs_reference"] > 0
+    assert all(r["batch_drift_vs_previous"] is not None for r in new_rows)  # gateable per batch
 
     third = make_recipe(tmp_path, name="tiny", generation__prompt_template="Rewrite: {{ text }}",
                         seeds={"from_version": f"{store / 'tiny'}@2", "max_depth": 2})

@@ -32,10 +32,13 @@ class QualityGuards:
     decontaminator: Decontaminator | None
     real_texts: list[str] = field(default_factory=list)
     reference_texts: list[str] = field(default_factory=list)
+    embeddings_folder: Path | None = None
     _embedder: Any = None
+    _previous: Any = None  # embeddings of the previous version, loaded once
 
     @classmethod
-    def for_run(cls, loaded: LoadedRecipe, index_folder: Path) -> "QualityGuards":
+    def for_run(cls, loaded: LoadedRecipe, index_folder: Path, embeddings_folder: Path | None = None
+                ) -> "QualityGuards":
         q = loaded.recipe.quality
         index = NearDupIndex.load(index_folder, q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)
         benches = [(b.name, loaded.files[f"benchmark:{b.name}"]) for b in q.decontamination.benchmarks]
@@ -44,7 +47,15 @@ class QualityGuards:
         real_texts = _texts(loaded.files["real"], real.field) if real else []
         reference = _texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
         return cls(loaded=loaded, index=index, decontaminator=decon, real_texts=real_texts,
-                   reference_texts=reference)
+                   reference_texts=reference, embeddings_folder=embeddings_folder)
+
+    def previous_embeddings(self, version: int):
+        """Embeddings of the version before `version` (written at its publish), or None."""
+        if self._previous is None and self.embeddings_folder is not None:
+            from synthfactory.quality.versioning import read_version_embeddings
+
+            self._previous = read_version_embeddings(self.embeddings_folder, version - 1)
+        return self._previous
 
     def flag_recycled(self, seeds: "SeedSet") -> "SeedSet":
         """Seeds the recipe calls real that near-match published synthetic rows: flagged, with the
@@ -130,20 +141,24 @@ class QualityGuards:
             return 0
         return math.ceil(real.share / (1.0 - real.share) * synthetic)
 
-    def batch_metrics(self, rows: list[dict[str, Any]], generated: int, near_dups: int) -> dict[str, float | None]:
+    def batch_metrics(self, rows: list[dict[str, Any]], generated: int, near_dups: int,
+                      version: int) -> dict[str, float | None]:
         texts = [r["text"] for r in rows]
         metrics: dict[str, float | None] = {
             "batch_near_dup_rate": near_dups / generated if generated else 0.0,
             "batch_distinct_1": tq.distinct_n(texts, 1), "batch_distinct_2": tq.distinct_n(texts, 2),
             "batch_compression_ratio": tq.compression_ratio(texts),
             "batch_real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
-            "batch_embedding_diversity": None,
+            "batch_embedding_diversity": None, "batch_drift_vs_previous": None,
         }
         if self.loaded.recipe.quality.enabled and self.loaded.recipe.quality.embeddings and len(rows) > 1:
-            from synthfactory.quality.embed import mean_pairwise_cosine_distance
+            from synthfactory.quality.embed import frechet_distance, mean_pairwise_cosine_distance
 
             vectors = self.embedder.encode([r["id"] for r in rows], texts)
             metrics["batch_embedding_diversity"] = mean_pairwise_cosine_distance(vectors)
+            previous = self.previous_embeddings(version)
+            if previous is not None:
+                metrics["batch_drift_vs_previous"] = frechet_distance(vectors, previous)
         return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
 
 

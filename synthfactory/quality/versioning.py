@@ -45,13 +45,13 @@ def _embeddings_file(folder: Path, version: int) -> Path:
 
 
 def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGuards, index_folder: Path,
-                    embeddings_folder: Path) -> dict[str, Any]:
+                    embeddings_folder: Path, near_dup_rate: float) -> dict[str, Any]:
     """Metrics of the rows a version adds, drift vs the previous version and the reference set;
     writes the version's LSH index and embeddings next to the table (before the commit)."""
     q = guards.loaded.recipe.quality
     texts = [r["text"] for r in rows]
     metrics: dict[str, Any] = {
-        "rows": len(rows), "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),
+        "rows": len(rows), "near_dup_rate": near_dup_rate, "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),
         "compression_ratio": tq.compression_ratio(texts),
         "real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
         "max_generation_depth": max((r["generation_depth"] for r in rows), default=0),
@@ -65,9 +65,9 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
         vectors = guards.embedder.encode([r["id"] for r in rows], texts)
         metrics["embedding_diversity"] = mean_pairwise_cosine_distance(vectors)
         metrics["vendi_score"] = vendi_score(vectors)
-        previous = _embeddings_file(embeddings_folder, version - 1)
-        if previous.exists():
-            metrics["drift_vs_previous"] = frechet_distance(vectors, _read_vectors(previous))
+        previous = read_version_embeddings(embeddings_folder, version - 1)
+        if previous is not None:
+            metrics["drift_vs_previous"] = frechet_distance(vectors, previous)
         if guards.reference_texts:
             ref = guards.embedder.encode([f"ref:{i}" for i in range(len(guards.reference_texts))],
                                          guards.reference_texts)
@@ -79,5 +79,8 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
 
 
-def _read_vectors(path: Path) -> np.ndarray:
+def read_version_embeddings(folder: Path, version: int) -> np.ndarray | None:
+    path = _embeddings_file(folder, version)
+    if not path.exists():
+        return None
     return np.asarray(pq.read_table(path).column("embedding").to_pylist(), dtype=np.float32)
