@@ -9,7 +9,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test install dev bench clean
+.PHONY: run test install dev bench clean server deploy worker
+
+PREFECT_PORT ?= 4200
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,17 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/embedding.py
 	$(BIN)/python bench/gx_gate.py
 	$(BIN)/python bench/collapse.py
+
+# Run as a service: a Prefect server (SQLite by default), the deployments, and a process worker.
+server: $(VENV)/.installed
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: $(VENV)/.installed
+	$(BIN)/prefect work-pool create synthfactory --type process --overwrite
+	$(BIN)/prefect deploy --prefect-file deploy/prefect.yaml --all
+
+worker: $(VENV)/.installed
+	$(BIN)/prefect worker start --pool synthfactory
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -7,15 +7,20 @@ resumes without regenerating them.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from prefect import flow, get_run_logger, runtime
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.client.orchestration import get_client
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from synthfactory.errors import ValidationGateError
+from synthfactory.errors import UserError, ValidationGateError
 from synthfactory.pipeline import BatchState
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import load_recipe
@@ -30,14 +35,32 @@ from tasks.stages import (
     measure_batch_task,
     plan_run_task,
     publish_task,
+    report_task,
     screen_batch_task,
     start_engines_task,
     validate_batch_task,
 )
 
 
+def artifact_key(dataset: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-") or "dataset"
+
+
 def _run_name() -> str:
-    return Path(str(runtime.flow_run.parameters.get("recipe_path", "recipe"))).stem
+    """`{recipe name}-v{version it will publish}`, as the UI lists runs; the file stem if unreadable."""
+    parameters = runtime.flow_run.parameters
+    path = Path(str(parameters.get("recipe_path", "recipe")))
+    try:
+        name = yaml.safe_load(path.read_text(encoding="utf-8"))["name"]
+        return f"{name}-v{DatasetStore.for_recipe(parameters.get('store', 'store'), name).next_version()}"
+    except (OSError, yaml.YAMLError, KeyError, TypeError, UserError):
+        return path.stem
+
+
+def _tag_run(*tags: str) -> None:
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(runtime.flow_run.id, tags=sorted({*runtime.flow_run.tags, *tags}))
 
 
 @flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
@@ -55,6 +78,9 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     plan = plan_run_task(loaded, seeds, dataset.next_version())
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
                 recipe.batches.size, dataset.uri, plan.version)
+    _tag_run("synthfactory", f"recipe:{recipe.name}", f"engine:{recipe.generation.engine}")
+    key = artifact_key(recipe.name)
+    progress = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
 
     engines = start_engines_task.submit(plan)  # models load while the GX suite is built
     gate = SuiteGate(loaded.suite_path)
@@ -88,6 +114,7 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
             state = done.result()
             states.append(state)
             resumed += done.state.name == "Cached"  # the whole batch finished in an earlier run
+            update_progress_artifact(progress, 100.0 * len(states) / len(plan.batches))
             if first_batch_s is None and state.status == "passed":
                 first_batch_s = time.perf_counter() - started
             real = sum(r["source"] == "real" for r in state.rows)
@@ -112,4 +139,5 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
         "suite": gate.suite.name,
     }
     metadata = publish_task(plan, states, dataset.uri, guards, extra)
+    report_task(metadata, key)
     return run_summary(metadata, time.perf_counter() - started)

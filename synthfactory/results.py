@@ -110,6 +110,15 @@ def run_summary(metadata: dict[str, Any], seconds: float) -> dict[str, Any]:
             "seconds": round(seconds, 3)}
 
 
+def _histogram(scores: list[float], bins: int = 5) -> dict[str, int]:
+    edges = [i / bins for i in range(bins + 1)]
+    counts = {f"{lo:.1f}-{hi:.1f}": 0 for lo, hi in zip(edges, edges[1:])}
+    for score in scores:
+        index = min(int(score * bins), bins - 1)
+        counts[list(counts)[index]] += 1
+    return counts
+
+
 def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any]) -> dict[str, Any]:
     """What the Delta commit records about the run that produced a version."""
     scores = [r["score"] for s in states if s.status == "passed" for r in s.rows if r["source"] != "real"]
@@ -121,6 +130,9 @@ def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, 
         "acceptance_rate": totals.accepted / totals.generated if totals.generated else 0.0,
         "mean_score": sum(scores) / len(scores) if scores else None,
         "validation": {s.batch_id: s.status for s in sorted(states, key=lambda s: s.batch_index)},
+        "validation_failures": {s.batch_id: s.validation["failed_expectations"] for s in states
+                                if s.status == "quarantined" and s.validation},
+        "score_histogram": _histogram(scores),
         "cost": {"prompt_tokens": totals.prompt_tokens, "completion_tokens": totals.completion_tokens,
                  "engine_seconds": round(totals.engine_seconds, 3)},
         **extra,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
@@ -18,6 +19,7 @@ from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
+from synthfactory.report import rejection_table, run_report_markdown
 from synthfactory.results import commit_metadata, published_rows, quarantine_records, totals_for
 from synthfactory.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
@@ -112,3 +114,12 @@ def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: st
     store.clear_staged([s.batch_id for s in states])
     get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)
     return metadata
+
+
+@task(name="report", cache_policy=NO_CACHE, persist_result=False)
+def report_task(metadata: dict[str, Any], key: str) -> None:
+    """The run report and the rejection table as Prefect artifacts (shown on the flow run page)."""
+    create_markdown_artifact(run_report_markdown(metadata), key=f"{key}-report",
+                             description=f"{metadata['dataset']} version {metadata['version']}")
+    create_table_artifact(rejection_table(metadata), key=f"{key}-rejections",
+                          description="quarantined batches and rejected-row reasons")

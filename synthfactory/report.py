@@ -1,0 +1,71 @@
+"""Run reports as people read them (Prefect artifacts, logs): markdown and tables from the
+commit metadata, so the report and the published version can never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
+def run_report_markdown(meta: dict[str, Any]) -> str:
+    """Counts, acceptance, scores, quality, validation per batch, cost, and where the data is."""
+    cost, quality = meta.get("cost", {}), meta.get("quality", {})
+    lines = [
+        f"# {meta['dataset']} version {meta['version']}",
+        "",
+        f"Published to `{meta.get('dataset_uri')}` as version **{meta['version']}** by run `{meta['run_id']}` "
+        f"(recipe hash `{meta['recipe_hash']}`). Load it with "
+        f"`synthfactory.load_dataset_version(\"{meta.get('dataset_uri')}\", version={meta['version']})`.",
+        "",
+        "| generated | accepted | rejected | quarantined | acceptance rate | real rows added | seed rows quarantined |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| {meta['generated']} | {meta['accepted']} | {meta['rejected']} | {meta['quarantined']} | "
+        f"{_pct(meta['accepted'], meta['generated'])} | {meta.get('real_published', 0)} | {meta['seeds_quarantined']} |",
+        "",
+        f"Generator `{meta['generator_model']}`, judge `{meta['judge_model']}`; mean judge score of published rows: "
+        f"{_num(meta.get('mean_score'))}.",
+        "",
+        "## Score distribution (published synthetic rows)",
+        "",
+        "| score | rows |",
+        "| --- | --- |",
+        *[f"| {bucket} | {count} |" for bucket, count in meta.get("score_histogram", {}).items()],
+        "",
+        "## Quality",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        *[f"| {key} | {_num(value)} |" for key, value in quality.items()],
+        "",
+        "## Validation per batch",
+        "",
+        "| batch | outcome | failed expectations |",
+        "| --- | --- | --- |",
+        *[f"| `{batch}` | {status} | {', '.join(meta.get('validation_failures', {}).get(batch, [])) or '-'} |"
+          for batch, status in meta.get("validation", {}).items()],
+        "",
+        "## Cost",
+        "",
+        f"{cost.get('prompt_tokens', 0):,} prompt + {cost.get('completion_tokens', 0):,} completion tokens, "
+        f"{_num(cost.get('engine_seconds'), 1)} engine-seconds.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rejection_table(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per quarantined batch and per rejection reason, for a table artifact."""
+    rows: list[dict[str, Any]] = [
+        {"kind": "quarantined batch", "what": batch, "rows": None,
+         "detail": ", ".join(meta.get("validation_failures", {}).get(batch, []))}
+        for batch, status in meta.get("validation", {}).items() if status == "quarantined"
+    ]
+    rows += [{"kind": "reason", "what": reason, "rows": count, "detail": ""}
+             for reason, count in sorted(meta.get("reasons", {}).items(), key=lambda kv: -kv[1])]
+    return rows
