@@ -3,6 +3,7 @@ deployments from deploy/prefect.yaml, a process worker, and `prefect deployment 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from synthfactory import load_dataset_version
+from tests.conftest import cli_command, make_recipe
 from synthfactory.store import DatasetStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +29,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, request):
+    """A Prefect server; with a parameter, that basic-auth string is required (server and clients)."""
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_CLI_PROMPT": "false",
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
+    auth_string = getattr(request, "param", None)
+    auth = tuple(auth_string.split(":", 1)) if auth_string else None
+    if auth_string:
+        env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"] = auth_string
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -39,7 +46,7 @@ def server(tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", auth=auth, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
@@ -78,3 +85,22 @@ def test_deploy_worker_and_deployment_run_publish_a_version(server, tmp_path):
     assert load_dataset_version(store / "quickstart").num_rows == versions[0].metadata["accepted"]
     runs = httpx.post(f"{env['PREFECT_API_URL']}/flow_runs/filter", json={"limit": 5, "offset": 0}).json()
     assert [r["name"] for r in runs] == ["quickstart-v1"] and runs[0]["state_type"] == "COMPLETED"
+
+
+SECRET = "admin:s3cret-Auth-9f2c"
+
+
+@pytest.mark.parametrize("server", [SECRET], indirect=True)
+def test_auth_on_rejects_anonymous_calls_and_an_authenticated_client_runs(server, tmp_path):
+    api = server["PREFECT_API_URL"]
+    anonymous = httpx.post(f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0})
+    assert anonymous.status_code == 401
+    assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0},
+                      auth=tuple(SECRET.split(":", 1))).status_code == 200
+
+    recipe = make_recipe(tmp_path, batches__count=1, batches__size=2, grading__method="logprobs")
+    done = subprocess.run(cli_command("run", str(recipe), "--store", str(tmp_path / "store"), "--json"),
+                          env=server, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["version"] == 1
+    assert SECRET.split(":", 1)[1] not in done.stdout + done.stderr  # never logged
