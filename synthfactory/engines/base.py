@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -42,7 +42,6 @@ class EngineSpec:
     threads: int = 1
     context_length: int = 2048
     logprobs: bool = False  # llama.cpp must keep every token's logits to return log-probabilities
-    extra: tuple[tuple[str, Any], ...] = field(default=())
 
     @property
     def key(self) -> str:

@@ -99,9 +99,6 @@ class NearDupIndex:
                     index.versions.append(stored)
         return index
 
-    def versions_on_disk(self) -> list[int]:
-        return [v.version for v in self.versions]
-
 
 def write_version_index(folder: Path, version: int, texts: list[str], ids: list[str], depths: list[int],
                         threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> Path:
