@@ -160,7 +160,7 @@ def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> 
 
 def synthetic_count(state: BatchState) -> int:
     """Rows this batch generated (real rows mixed in are not generated, so not counted)."""
-    return sum(r["source"] != "real" for r in (*state.rows, *state.rejected, *state.quarantined))
+    return sum(r["source"] != "real" for rows in (state.rows, state.rejected, state.quarantined) for r in rows)
 
 
 def settle_validation(state: BatchState, outcome: dict[str, Any] | None) -> BatchState:

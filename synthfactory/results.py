@@ -42,15 +42,19 @@ def _reason_code(reason: str) -> str:
     return reason.split(" ", 1)[0] if reason.startswith("contaminated:") else reason.split(":", 1)[0]
 
 
+def _synthetic(rows: list[dict[str, Any]]) -> int:
+    return sum(r["source"] != "real" for r in rows)
+
+
 def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
     totals = RunTotals(seeds_quarantined=len(plan.seeds_quarantined), batches=len(states),
                        seeds_recycled=plan.seeds_recycled)
     for state in states:
         totals.generated += synthetic_count(state)
-        totals.accepted += sum(r["source"] != "real" for r in state.rows)
-        totals.real_published += sum(r["source"] == "real" for r in state.rows)
-        totals.rejected += sum(r["source"] != "real" for r in state.rejected)
-        totals.quarantined += sum(r["source"] != "real" for r in state.quarantined)
+        totals.accepted += _synthetic(state.rows)
+        totals.real_published += len(state.rows) - _synthetic(state.rows)
+        totals.rejected += _synthetic(state.rejected)
+        totals.quarantined += _synthetic(state.quarantined)
         totals.batches_passed += state.status == "passed"
         totals.batches_quarantined += state.status == "quarantined"
         totals.engine_seconds += state.engine_seconds
@@ -111,11 +115,10 @@ def run_summary(metadata: dict[str, Any], seconds: float) -> dict[str, Any]:
 
 
 def _histogram(scores: list[float], bins: int = 5) -> dict[str, int]:
-    edges = [i / bins for i in range(bins + 1)]
-    counts = {f"{lo:.1f}-{hi:.1f}": 0 for lo, hi in zip(edges, edges[1:])}
+    labels = [f"{i / bins:.1f}-{(i + 1) / bins:.1f}" for i in range(bins)]
+    counts = dict.fromkeys(labels, 0)
     for score in scores:
-        index = min(int(score * bins), bins - 1)
-        counts[list(counts)[index]] += 1
+        counts[labels[min(int(score * bins), bins - 1)]] += 1
     return counts
 
 

@@ -112,15 +112,12 @@ def load_version_seeds(config: SeedsConfig) -> SeedSet:
     from synthfactory.store import DatasetStore
 
     uri, _, version = config.from_version.rpartition("@")
-    store = DatasetStore(uri)
     try:
-        rows = store.read(int(version)).to_pylist()
+        rows = DatasetStore(uri).rows_added_by(int(version)).to_pylist()
     except UserError as exc:
         raise RecipeError(f"seeds.from_version: {exc}") from None
     result = SeedSet()
     for row in rows:
-        if row["version"] != int(version):
-            continue
         fields = {**json.loads(row["seed"] or "{}"), "text": row["text"], "prompt": row["prompt"] or ""}
         result.rows.append(SeedRow(seed_id=row["id"], fields=fields, source=row["source"],
                                    generation_depth=int(row["generation_depth"] or 0)))

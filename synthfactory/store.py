@@ -109,6 +109,13 @@ class DatasetStore:
 
         return DeltaTable(self.uri, version=self.delta_version_of(version)).to_pyarrow_table()
 
+    def rows_added_by(self, version: int) -> pa.Table:
+        """Only the rows version `version` appended (its run's output), filtered in the Delta scan."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(self.uri, version=self.delta_version_of(version))
+        return table.to_pyarrow_table(filters=[("version", "=", version)])
+
     def publish(self, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> int:
         """Append a run's accepted rows in ONE commit that carries the run's metadata.
 

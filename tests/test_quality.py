@@ -125,3 +125,18 @@ def test_recycled_seeds_are_flagged_with_the_matched_depth(tmp_path):
     assert [(s.recycled, s.source, s.generation_depth) for s in seeds.rows] == [
         (True, "synthetic", 2), (False, "real", 0), (False, "real", 0)]
     assert plan_run(guards.loaded, seeds, 1).seeds_recycled == 1
+
+
+def test_real_rows_take_only_the_named_field(tmp_path):
+    from synthfactory.errors import RecipeError
+
+    real = tmp_path / "real.jsonl"
+    real.write_text("\n".join(json.dumps({"text": t, "url": f"https://example.org/{i}"})
+                              for i, t in enumerate(VARIED[:2])) + "\n")
+    guards = _guards(tmp_path, seeds__real={"path": str(real), "field": "text", "share": 0.5})
+    assert guards.real_texts == VARIED[:2]
+    rows = guards.real_rows(_row(VARIED[3]), guards.real_count(2), start=0)
+    assert [(r["text"], r["source"], r["generation_depth"]) for r in rows] == [
+        (VARIED[0], "real", 0), (VARIED[1], "real", 0)]
+    with pytest.raises(RecipeError, match="no field 'body'"):
+        _guards(tmp_path, seeds__real={"path": str(real), "field": "body", "share": 0.5})

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from synthfactory.errors import RecipeError
+from synthfactory.quality.sources import read_texts
 from synthfactory.quality.text import words
-
-
-def _texts(path: Path, text_field: str) -> list[str]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        return [" ".join(str(v) for v in row.values() if v is not None) for row in table.to_pylist()]
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    if path.suffix in (".jsonl", ".ndjson"):
-        out = []
-        for line in lines:
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                out.append(" ".join(str(v) for v in row.values()) if isinstance(row, dict) else str(row))
-        return out
-    return [line for line in lines if line.strip()]
 
 
 @dataclass
@@ -39,13 +19,13 @@ class Benchmark:
 class Decontaminator:
     """Every benchmark's n-grams, hashed into a set; a row sharing any one is contaminated."""
 
-    def __init__(self, benchmarks: list[tuple[str, Path]], n: int = 13, text_field: str = "text") -> None:
+    def __init__(self, benchmarks: list[tuple[str, Path]], n: int = 13) -> None:
         self.n = n
         self.benchmarks = []
         for name, path in benchmarks:
             if not path.exists():
                 raise RecipeError(f"quality.decontamination.benchmarks: no such file: {path}")
-            grams = {hash(g) for text in _texts(path, text_field) for g in _grams(words(text), n)}
+            grams = {hash(g) for text in read_texts(path) for g in _grams(words(text), n)}
             self.benchmarks.append(Benchmark(name, grams))
 
     def check(self, text: str) -> str | None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from synthfactory.lineage import row_id_for
 from synthfactory.quality import text as tq
-from synthfactory.quality.decontam import Decontaminator, _texts
+from synthfactory.quality.decontam import Decontaminator
+from synthfactory.quality.sources import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.seeds import SeedSet
@@ -44,8 +45,8 @@ class QualityGuards:
         benches = [(b.name, loaded.files[f"benchmark:{b.name}"]) for b in q.decontamination.benchmarks]
         decon = Decontaminator(benches, q.decontamination.ngram) if benches and q.enabled else None
         real = loaded.recipe.seeds.real
-        real_texts = _texts(loaded.files["real"], real.field) if real else []
-        reference = _texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
+        real_texts = read_texts(loaded.files["real"], real.field) if real else []
+        reference = read_texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
         return cls(loaded=loaded, index=index, decontaminator=decon, real_texts=real_texts,
                    reference_texts=reference, embeddings_folder=embeddings_folder)
 
