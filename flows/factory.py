@@ -7,8 +7,10 @@ resumes without regenerating them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,17 @@ import yaml
 from prefect import flow, get_run_logger, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from synthfactory.errors import UserError, ValidationGateError
 from synthfactory.pipeline import BatchState
 from synthfactory.quality.guards import QualityGuards
-from synthfactory.recipe import load_recipe
+from synthfactory.recipe import LoadedRecipe, load_recipe
 from synthfactory.results import run_summary
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
@@ -58,9 +64,38 @@ def _run_name() -> str:
         return path.stem
 
 
-def _tag_run(*tags: str) -> None:
+def _tag_run(*tags: str, name: str | None = None) -> None:
     with get_client(sync_client=True) as client:
-        client.update_flow_run(runtime.flow_run.id, tags=sorted({*runtime.flow_run.tags, *tags}))
+        client.update_flow_run(runtime.flow_run.id, tags=sorted({*runtime.flow_run.tags, *tags}), name=name)
+
+
+def lock_name(dataset: DatasetStore) -> str:
+    """The global concurrency limit that serialises runs of one dataset (names allow no '/')."""
+    digest = hashlib.sha256(dataset.uri.encode()).hexdigest()[:12]
+    return f"synthfactory-{artifact_key(Path(dataset.uri).name)}-{digest}"
+
+
+@contextmanager
+def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60):
+    """Hold the dataset's one-slot Prefect global concurrency limit from planning to publish.
+
+    Runs of the same dataset (scheduled, manual, CLI) queue here, so each one plans the next
+    version against everything published before it and exactly one version comes of each run.
+    The slot is leased: a run that dies stops renewing it and it frees itself within
+    `lease_seconds`. The limit is created on first use and shows under Concurrency in the UI.
+    """
+    name = lock_name(dataset)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:
+                pass  # another run created it first
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=runtime.flow_run.id) if runtime.flow_run.id else None
+    with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds, holder=holder):
+        yield
 
 
 @flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
@@ -71,19 +106,29 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     started = time.perf_counter()
     logger = get_run_logger()
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
+    dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
+    logger.info("waiting for the publish lock of %s (one run per dataset at a time)", dataset.uri)
+    with dataset_lock(dataset):
+        return _produce(loaded, dataset, started)
+
+
+def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dict[str, Any]:
+    """Plan, run every batch, publish: the body of the flow, under the dataset's lock."""
+    logger = get_run_logger()
     recipe = loaded.recipe
-    dataset = DatasetStore.for_recipe(store, recipe.name)
     guards = QualityGuards.for_run(loaded, dataset.index_path, dataset.embeddings_path)
     seeds = load_seeds_task(loaded, guards)
     plan = plan_run_task(loaded, seeds, dataset.next_version())
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
                 recipe.batches.size, dataset.uri, plan.version)
-    _tag_run("synthfactory", f"recipe:{recipe.name}", f"engine:{recipe.generation.engine}")
+    name = f"{recipe.name}-v{plan.version}"  # differs from the name given at start if a run published meanwhile
+    _tag_run("synthfactory", f"recipe:{recipe.name}", f"engine:{recipe.generation.engine}",
+             name=name if name != runtime.flow_run.name else None)
     key = artifact_key(recipe.name)
     progress = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
 
     engines = start_engines_task.submit(plan)  # models load while the GX suite is built
-    gate = SuiteGate(loaded.suite_path)
+    gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path)
     staged = {"result_storage": dataset.staging_path}
     generate = generate_batch_task.with_options(**staged)
     grade = grade_batch_task.with_options(**staged)

@@ -14,6 +14,11 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
 
+def _docs_link(meta: dict[str, Any], batch: str) -> str:
+    url = meta.get("data_docs", {}).get(batch)
+    return f"[validation result]({url})" if url else "-"
+
+
 def run_report_markdown(meta: dict[str, Any]) -> str:
     """Counts, acceptance, scores, quality, validation per batch, cost, and where the data is."""
     cost, quality = meta.get("cost", {}), meta.get("quality", {})
@@ -46,10 +51,10 @@ def run_report_markdown(meta: dict[str, Any]) -> str:
         "",
         "## Validation per batch",
         "",
-        "| batch | outcome | failed expectations |",
-        "| --- | --- | --- |",
-        *[f"| `{batch}` | {status} | {', '.join(meta.get('validation_failures', {}).get(batch, [])) or '-'} |"
-          for batch, status in meta.get("validation", {}).items()],
+        "| batch | outcome | failed expectations | Data Docs |",
+        "| --- | --- | --- | --- |",
+        *[f"| `{batch}` | {status} | {', '.join(meta.get('validation_failures', {}).get(batch, [])) or '-'} | "
+          f"{_docs_link(meta, batch)} |" for batch, status in meta.get("validation", {}).items()],
         "",
         "## Cost",
         "",
@@ -63,9 +68,10 @@ def rejection_table(meta: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per quarantined batch and per rejection reason, for a table artifact."""
     rows: list[dict[str, Any]] = [
         {"kind": "quarantined batch", "what": batch, "rows": None,
-         "detail": ", ".join(meta.get("validation_failures", {}).get(batch, []))}
+         "detail": ", ".join(meta.get("validation_failures", {}).get(batch, [])),
+         "data_docs": meta.get("data_docs", {}).get(batch, "")}
         for batch, status in meta.get("validation", {}).items() if status == "quarantined"
     ]
-    rows += [{"kind": "reason", "what": reason, "rows": count, "detail": ""}
+    rows += [{"kind": "reason", "what": reason, "rows": count, "detail": "", "data_docs": ""}
              for reason, count in sorted(meta.get("reasons", {}).items(), key=lambda kv: -kv[1])]
     return rows

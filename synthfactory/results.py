@@ -135,6 +135,8 @@ def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, 
         "validation": {s.batch_id: s.status for s in sorted(states, key=lambda s: s.batch_index)},
         "validation_failures": {s.batch_id: s.validation["failed_expectations"] for s in states
                                 if s.status == "quarantined" and s.validation},
+        "data_docs": {s.batch_id: s.validation["data_docs_url"] for s in states
+                      if s.status == "quarantined" and s.validation and s.validation.get("data_docs_url")},
         "score_histogram": _histogram(scores),
         "cost": {"prompt_tokens": totals.prompt_tokens, "completion_tokens": totals.completion_tokens,
                  "engine_seconds": round(totals.engine_seconds, 3)},

@@ -23,6 +23,7 @@ QUARANTINE_DIR = "_quarantine"
 STAGING_DIR = "_staging"
 INDEX_DIR = "_index"
 EMBEDDINGS_DIR = "_embeddings"
+DATA_DOCS_DIR = "_data_docs"
 
 QUARANTINE_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("version", pa.int32()), ("batch_id", pa.string()), ("stage", pa.string()),
@@ -61,6 +62,7 @@ class DatasetStore:
         self.staging_path = Path(self.uri) / STAGING_DIR
         self.index_path = Path(self.uri) / INDEX_DIR
         self.embeddings_path = Path(self.uri) / EMBEDDINGS_DIR
+        self.data_docs_path = Path(self.uri) / DATA_DOCS_DIR  # GX Data Docs of failed batches
 
     @classmethod
     def for_recipe(cls, store: str | Path, name: str) -> "DatasetStore":

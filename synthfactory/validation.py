@@ -26,10 +26,18 @@ def load_suite_json(path: Path) -> dict[str, Any]:
     return data
 
 
-class SuiteGate:
-    """One ephemeral GX context and suite per run; `validate` is safe to call from many threads."""
+DOCS_SITE = "synthfactory"
 
-    def __init__(self, suite_path: Path) -> None:
+
+class SuiteGate:
+    """One ephemeral GX context and suite per run; `validate` is safe to call from many threads.
+
+    With `docs_dir`, every failing batch gets its page in a GX Data Docs site there (the same
+    static site `context.build_data_docs()` writes: `index.html` plus one page per result), and
+    the outcome carries that page's URL.
+    """
+
+    def __init__(self, suite_path: Path, docs_dir: Path | None = None) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.execution_engine import pandas_execution_engine
@@ -52,17 +60,27 @@ class SuiteGate:
         source = self._context.data_sources.add_pandas("synthfactory")
         self._batch_definition = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
         self._lock = threading.Lock()
+        self.docs_dir = docs_dir
+        if docs_dir is not None:
+            self._context.add_data_docs_site(DOCS_SITE, {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            })
 
-    def validate(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def validate(self, rows: list[dict[str, Any]], batch_id: str | None = None) -> dict[str, Any] | None:
         """GX result for the rows a batch would publish, reduced to what reports need; None if empty."""
         if not rows:
             return None
-        return self.validate_frame(pd.DataFrame(rows))
+        return self.validate_frame(pd.DataFrame(rows), batch_id)
 
-    def validate_frame(self, frame: pd.DataFrame) -> dict[str, Any]:
+    def validate_frame(self, frame: pd.DataFrame, batch_id: str | None = None) -> dict[str, Any]:
+        docs_url = None
         with self._lock:
             batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(self.suite)
+            if not result.success and self.docs_dir is not None:
+                docs_url = self._data_docs_page(result, batch_id or "batch")
         failed = [
             f"{r.expectation_config.type}({r.expectation_config.kwargs.get('column', '')})"
             for r in result.results if not r.success
@@ -73,4 +91,23 @@ class SuiteGate:
             "statistics": {k: float(v) if v is not None else None for k, v in result.statistics.items()},
             "failed_expectations": failed,
             "result": json.loads(json.dumps(result.to_json_dict(), default=str)),
+            "data_docs_url": docs_url,
         }
+
+    def _data_docs_page(self, result: Any, batch_id: str) -> str | None:
+        """Store the result in the context and render its Data Docs page; the page's file:// URL."""
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=self.suite.name),
+                                         run_id="synthfactory", batch_identifier=batch_id)
+        try:
+            self._context.validation_results_store.set(key, result)
+            self._context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[key])
+            urls = self._context.get_docs_sites_urls(resource_identifier=key, site_name=DOCS_SITE)
+        except Exception as exc:  # the report loses a link, the batch keeps its verdict
+            log.warning("Data Docs for batch %s not written: %s", batch_id, exc)
+            return None
+        return urls[0]["site_url"] if urls else None

@@ -93,7 +93,7 @@ def filter_batch_task(state: pipeline.BatchState, threshold: float) -> pipeline.
 
 @task(name="validate", task_run_name="validate-{state.batch_index}", cache_key_fn=_stage_key("validate"), persist_result=True)
 def validate_batch_task(state: pipeline.BatchState, gate: SuiteGate) -> pipeline.BatchState:
-    return pipeline.settle_validation(state, gate.validate(state.rows))
+    return pipeline.settle_validation(state, gate.validate(state.rows, state.batch_id))
 
 
 @task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1)

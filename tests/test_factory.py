@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import datasets
 import pytest
@@ -80,6 +82,32 @@ def test_second_run_is_version_2_and_version_1_is_unchanged(tmp_path):
     assert [v.version for v in DatasetStore(store / "tiny").versions()] == [1, 2]
 
 
+def test_concurrent_runs_of_one_dataset_queue_and_publish_one_version_each(tmp_path, prefect_api_url):
+    """Two runs started together: the dataset's Prefect concurrency limit makes the second wait, so
+    it plans v2 against v1 instead of both claiming v1; publishes never interleave."""
+    import httpx
+
+    recipe = make_recipe(tmp_path, batches__count=1, batches__size=2, **JUDGE)
+    store = tmp_path / "store"
+    with ThreadPoolExecutor(2) as pool:
+        summaries = list(pool.map(lambda _: _run(recipe, store), range(2)))
+
+    assert sorted(s["version"] for s in summaries) == [1, 2]
+    versions = DatasetStore(store / "tiny").versions()
+    assert [v.version for v in versions] == [1, 2]
+    by_version = {s["version"]: s for s in summaries}
+    latest = load_dataset_version(store / "tiny")
+    for version in (1, 2):  # each version's rows come from one run only
+        runs = {r["run_id"] for r in latest if r["version"] == version}
+        assert runs <= {by_version[version]["run_id"]}
+    assert latest.num_rows == sum(s["accepted"] for s in summaries)
+    flow_runs = httpx.post(f"{prefect_api_url}/flow_runs/filter", json={
+        "limit": 10, "offset": 0, "flow_runs": {"id": {"any_": [s["prefect_flow_run_id"] for s in summaries]}}}).json()
+    assert sorted(r["name"] for r in flow_runs) == ["tiny-v1", "tiny-v2"]  # renamed once it knew its version
+    limits = httpx.post(f"{prefect_api_url}/v2/concurrency_limits/filter", json={"limit": 50, "offset": 0}).json()
+    assert any(lim["name"].startswith("synthfactory-tiny-") and lim["limit"] == 1 for lim in limits)
+
+
 def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
     suite = json.loads(make_recipe(tmp_path).with_name("suite.json").read_text())
     suite["expectations"].append({"type": "expect_column_values_to_not_match_regex",
@@ -100,6 +128,16 @@ def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
     assert result["success"] is False
     assert "expect_column_values_to_not_match_regex(prompt)" in result["failed_expectations"]
     assert held[0]["reason"].startswith("validation_failed: expect_column_values_to_not_match_regex")
+
+    # the failed batch's Great Expectations Data Docs page, linked from the version's metadata
+    meta = DatasetStore(store / "tiny").versions()[-1].metadata
+    [(batch, url)] = meta["data_docs"].items()
+    assert meta["validation"][batch] == "quarantined" and result["data_docs_url"] == url
+    page = Path(url.removeprefix("file://"))
+    assert page.is_file() and page.is_relative_to(store / "tiny" / "_data_docs")
+    html = page.read_text()
+    assert "expect_column_values_to_not_match_regex" in html or "not match" in html
+    assert page.name == f"{batch}.html" and (store / "tiny" / "_data_docs" / "index.html").is_file()
 
 
 def test_on_failure_fail_stops_the_run_unpublished(tmp_path):
