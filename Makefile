@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test install dev bench clean server deploy worker
+.PHONY: run test install dev bench clean server deploy worker system-deps
 
 PREFECT_PORT ?= 4200
 
@@ -28,6 +28,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# The service tests need a real PostgreSQL and a headless Chromium (Debian packages).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
@@ -35,7 +46,7 @@ run: $(VENV)/.installed
 	$(BIN)/synthfactory run recipes/quickstart.yaml --store $(STORE)
 	$(BIN)/synthfactory versions $(STORE)/quickstart
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
@@ -52,9 +63,11 @@ server: $(VENV)/.installed
 deploy: $(VENV)/.installed
 	$(BIN)/prefect work-pool create synthfactory --type process --overwrite
 	$(BIN)/prefect deploy --prefect-file deploy/prefect.yaml --all
+	$(BIN)/python -m flows.monitoring --within 90
 
+# Heartbeats every 30 s: with the automation `make deploy` installs, a run whose worker dies is Crashed within 90 s.
 worker: $(VENV)/.installed
-	$(BIN)/prefect worker start --pool synthfactory
+	PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 $(BIN)/prefect worker start --pool synthfactory
 
 clean:
 	rm -rf $(VENV) $(STORE) .pytest_cache

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from synthfactory import load_dataset_version
 from tests.conftest import cli_command, make_recipe
@@ -28,63 +32,253 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _wait_for(check, seconds: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"{what} within {seconds:g}s" + (f": {log.read_text()[-3000:]}" if log and log.exists() else ""))
+
+
 @pytest.fixture
-def server(tmp_path, request):
-    """A Prefect server; with a parameter, that basic-auth string is required (server and clients)."""
+def postgres():
+    """A real PostgreSQL (Debian's package; `make test` installs it) on a free port; its SQLAlchemy URL."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not bins:
+        pytest.fail("PostgreSQL is not installed: `make test` installs Debian's postgresql package")
+    bindir = bins[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="sf-pg-"))  # outside pytest's 0700 tmp: postgres runs as its own user
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        shutil.chown(root, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    proc = subprocess.Popen([*as_postgres, str(bindir / "postgres"), "-D", str(root / "data"), "-p", str(port),
+                             "-k", str(root), "-c", "listen_addresses=127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                                         capture_output=True).returncode == 0, 60, "PostgreSQL did not start")
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
+                       check=True, capture_output=True)
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def start_server(tmp_path: Path, auth_string: str | None = None, **settings: str):
+    """`prefect server start` on a free port; returns (client env, process)."""
     port = _free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_CLI_PROMPT": "false",
-           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PYTHONUNBUFFERED": "1"}
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PYTHONUNBUFFERED": "1", **settings}
     env.pop("RAY_ADDRESS", None)
-    auth_string = getattr(request, "param", None)
     auth = tuple(auth_string.split(":", 1)) if auth_string else None
     if auth_string:
         env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"] = auth_string
-    log = open(tmp_path / "server.log", "w")
+    log = tmp_path / "server.log"
     proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/api/health", auth=auth, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", auth=auth, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+        _wait_for(healthy, 120, "the Prefect server did not start", log)
+    except BaseException:
+        os.killpg(proc.pid, 9)
+        raise
+    return env, proc
+
+
+@pytest.fixture
+def server(tmp_path, request):
+    """A Prefect server (SQLite); with a parameter, that basic-auth string is required (server and clients)."""
+    env, proc = start_server(tmp_path, getattr(request, "param", None))
+    try:
         yield env
     finally:
         os.killpg(proc.pid, 9)
         proc.wait()
 
 
-def test_deploy_worker_and_deployment_run_publish_a_version(server, tmp_path):
-    env = server
-    run = lambda *args: subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True,  # noqa: E731
-                                       timeout=300)
-    created = run("work-pool", "create", "synthfactory", "--type", "process", "--overwrite")
+def _prefect(env, *args, timeout=300):
+    return subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _deploy(env, prefect_file: str = "deploy/prefect.yaml") -> None:
+    created = _prefect(env, "work-pool", "create", "synthfactory", "--type", "process", "--overwrite")
     assert created.returncode == 0, created.stderr
-    deployed = run("deploy", "--prefect-file", "deploy/prefect.yaml", "--all")
+    deployed = _prefect(env, "deploy", "--prefect-file", prefect_file, "--all")
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
 
-    worker_log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "synthfactory"], env=env, cwd=ROOT,
-                              stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+
+def _start_worker(env, log: Path, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen([PREFECT, "worker", "start", "--pool", "synthfactory"], env={**env, **extra}, cwd=ROOT,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _stop_worker(env, worker: subprocess.Popen) -> None:
+    """Kill the worker and any flow-run process it started (each runs in its own session)."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    for run in _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}}}):
+        if run.get("infrastructure_pid"):
+            try:
+                os.killpg(os.getpgid(int(run["infrastructure_pid"].rsplit(":", 1)[-1])), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
+def _api(env, path: str, body: dict | None = None):
+    return httpx.post(f"{env['PREFECT_API_URL']}{path}", json={"limit": 50, "offset": 0, **(body or {})}).json()
+
+
+def _screenshot_and_text(url: str, png: Path) -> str:
+    """Headless Chromium: a screenshot of the page and its rendered DOM (the Prefect UI is a JS app)."""
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chrome is None:
+        pytest.fail("Chromium is not installed: `make test` installs Debian's chromium package")
+    flags = [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1400,1000", "--virtual-time-budget=20000"]
+    subprocess.run([*flags, f"--screenshot={png}", url], capture_output=True, timeout=120, check=True)
+    return subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(server, tmp_path):
+    env = server
+    _deploy(env)
+    worker = _start_worker(env, tmp_path / "worker.log")
     try:
         store = tmp_path / "store"
-        started = run("deployment", "run", "synthfactory/quickstart", "--param", f"store={store}",
-                      "--param", "batches=1", "--param", "batch_size=4", "--watch", "--watch-timeout", "280")
+        started = _prefect(env, "deployment", "run", "synthfactory/quickstart", "--param", f"store={store}",
+                           "--param", "batches=1", "--param", "batch_size=4", "--watch", "--watch-timeout", "280")
         assert started.returncode == 0, started.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
         assert "Completed" in started.stdout
     finally:
-        os.killpg(worker.pid, 9)
-        worker.wait()
+        _stop_worker(env, worker)
     versions = DatasetStore(store / "quickstart").versions()
     assert [v.version for v in versions] == [1]
     assert versions[0].metadata["generated"] == 4
     assert load_dataset_version(store / "quickstart").num_rows == versions[0].metadata["accepted"]
-    runs = httpx.post(f"{env['PREFECT_API_URL']}/flow_runs/filter", json={"limit": 5, "offset": 0}).json()
+    runs = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}})
     assert [r["name"] for r in runs] == ["quickstart-v1"] and runs[0]["state_type"] == "COMPLETED"
+    nightly = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
+    assert nightly and all(r["auto_scheduled"] for r in nightly)  # the nightly cron schedule is live
+
+    # what a user sees in the Prefect UI, in a real browser
+    ui = env["PREFECT_API_URL"].removesuffix("/api")
+    run_page = _screenshot_and_text(f"{ui}/runs/flow-run/{runs[0]['id']}", tmp_path / "flow-run.png")
+    assert (tmp_path / "flow-run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "flow-run.png").stat().st_size > 10_000  # a rendered page, not a blank one
+    assert "quickstart-v1" in run_page and "Completed" in run_page
+    [report] = _api(env, "/artifacts/filter", {"artifacts": {"key": {"any_": ["quickstart-report"]}}})
+    artifact_page = _screenshot_and_text(f"{ui}/artifacts/artifact/{report['id']}", tmp_path / "report.png")
+    assert "quickstart version 1" in artifact_page and "Validation per batch" in artifact_page
+
+
+INTERVAL = 20
+
+
+def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(postgres, tmp_path):
+    """Deploy-and-run against a server whose database is PostgreSQL; the schedule fires on its own."""
+    env, proc = start_server(tmp_path, PREFECT_API_DATABASE_CONNECTION_URL=postgres,
+                             PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
+    worker = None
+    try:
+        store = tmp_path / "store"
+        spec = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
+        deployment = spec["deployments"][0]
+        deployment.update(name="every-20s", schedules=[{"interval": INTERVAL}],
+                          parameters={**deployment["parameters"], "store": str(store), "batches": 1, "batch_size": 2})
+        (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec))
+        _deploy(env, str(tmp_path / "prefect.yaml"))
+        worker = _start_worker(env, tmp_path / "worker.log", PREFECT_WORKER_QUERY_SECONDS="2")
+
+        def completed():
+            return _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
+
+        _wait_for(lambda: len(completed()) >= 2, 300, "two scheduled runs did not complete", tmp_path / "worker.log")
+        # pause the schedule (its future runs are deleted), let runs already started finish
+        [deployment] = _api(env, "/deployments/filter")
+        httpx.post(f"{env['PREFECT_API_URL']}/deployments/{deployment['id']}/pause_deployment").raise_for_status()
+        in_flight = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}}}
+        _wait_for(lambda: not _api(env, "/flow_runs/filter", in_flight), 300, "started runs did not finish",
+                  tmp_path / "worker.log")
+        runs = completed()
+        assert not _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["FAILED", "CRASHED"]}}}})
+    finally:
+        if worker is not None:
+            _stop_worker(env, worker)
+        os.killpg(proc.pid, 9)
+        proc.wait()
+    assert all(r["auto_scheduled"] for r in runs)  # fired by the schedule, nobody triggered them
+    slots = sorted(r["expected_start_time"] for r in runs)
+    assert len(set(slots)) == len(runs)
+    versions = DatasetStore(store / "quickstart").versions()
+    # one version per completed slot, none twice, none missing
+    assert [v.version for v in versions] == list(range(1, len(runs) + 1))
+    assert sorted(v.metadata["prefect_flow_run_id"] for v in versions) == sorted(r["id"] for r in runs)
+    assert sorted(r["name"] for r in runs) == [f"quickstart-v{v.version}" for v in versions]
+    # and the server kept them in PostgreSQL
+    psql = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1]
+    host, port = postgres.split("@")[1].split("/")[0].split(":")
+    stored = subprocess.run([str(psql), "-h", host, "-p", port, "-U", "postgres", "-d", "prefect", "-tAc",
+                             "SELECT name FROM flow_run WHERE state_type = 'COMPLETED' ORDER BY name"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert set(stored) >= {r["name"] for r in runs}
+
+
+def test_worker_killed_mid_run_ends_crashed_and_a_retry_resumes(server, tmp_path):
+    env = server
+    _deploy(env)
+    subprocess.run([sys.executable, "-m", "flows.monitoring", "--within", "45"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    store = tmp_path / "store"
+    params = ["--param", f"store={store}", "--param", "batches=3", "--param", "batch_size=2"]
+    worker = _start_worker(env, tmp_path / "worker.log", PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")
+    unscheduled = {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}}
+    try:
+        started = _prefect(env, "deployment", "run", "synthfactory/quickstart", *params)
+        assert started.returncode == 0, started.stderr
+        # let one batch finish (its stages are cached in the dataset's staging folder), then kill
+        # the worker and the flow-run process it started (its own session, with Ray under it),
+        # as a machine failure would: nothing is left to report the run's end
+        _wait_for(lambda: any((store / "quickstart" / "_staging").glob("*-validate")), 240,
+                  "no batch finished", tmp_path / "worker.log")
+        [run] = _api(env, "/flow_runs/filter", unscheduled)
+        assert run["state_type"] == "RUNNING" and run["infrastructure_pid"]
+        os.killpg(os.getpgid(int(run["infrastructure_pid"].rsplit(":", 1)[-1])), signal.SIGKILL)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    killed_at = time.monotonic()
+    crashed = _wait_for(lambda: [r for r in _api(env, "/flow_runs/filter") if r["state_type"] == "CRASHED"], 150,
+                        "the dead run was not marked Crashed")
+    assert crashed[0]["id"] == run["id"]
+    assert crashed[0]["state"]["message"].startswith("No heartbeat for 45s")  # our automation, not the run itself
+    print(f"Crashed {time.monotonic() - killed_at:.0f}s after the worker and its run died")
+    assert not DatasetStore(store / "quickstart").exists()  # nothing half-published
+
+    worker = _start_worker(env, tmp_path / "worker2.log")
+    try:
+        retried = _prefect(env, "deployment", "run", "synthfactory/quickstart", *params,
+                           "--watch", "--watch-timeout", "280")
+        assert retried.returncode == 0 and "Completed" in retried.stdout, (
+            retried.stdout[-2000:] + (tmp_path / "worker2.log").read_text()[-3000:])
+    finally:
+        _stop_worker(env, worker)
+    [version] = DatasetStore(store / "quickstart").versions()
+    assert version.version == 1 and version.metadata["generated"] == 6
+    assert version.metadata["batches_resumed"] >= 1  # finished batches came from the cache, not the model
 
 
 SECRET = "admin:s3cret-Auth-9f2c"
