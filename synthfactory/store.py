@@ -7,7 +7,13 @@ ignored by Delta readers and by VACUUM, so staging and quarantine sit safely ins
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +30,9 @@ STAGING_DIR = "_staging"
 INDEX_DIR = "_index"
 EMBEDDINGS_DIR = "_embeddings"
 DATA_DOCS_DIR = "_data_docs"
+LOCK_FILE = "_lock"
+
+log = logging.getLogger(__name__)
 
 QUARANTINE_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("version", pa.int32()), ("batch_id", pa.string()), ("stage", pa.string()),
@@ -70,6 +79,39 @@ class DatasetStore:
 
     def exists(self) -> bool:
         return _table_exists(self.uri)
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.uri or self.uri.startswith("file://")
+
+    @contextmanager
+    def exclusive(self, holder: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold this (local) dataset exclusively while the block runs: an `flock` on `{uri}/_lock`.
+
+        Other runs of the dataset wait here. The kernel drops the lock when its process ends, even
+        by SIGKILL, so a crashed run never leaves the dataset locked. The file names the holder.
+        """
+        path = Path(self.uri.removeprefix("file://")) / LOCK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                (on_wait or log.warning)(f"{self.uri} is in use by {handle.read().strip() or 'another run'}; waiting")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps({"holder": holder, "host": socket.gethostname(), "pid": os.getpid(),
+                                     "since": datetime.now(timezone.utc).isoformat()}))
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def versions(self) -> list[VersionInfo]:
         """Published versions, oldest first, read from the commit metadata."""

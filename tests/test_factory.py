@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
@@ -104,8 +105,32 @@ def test_concurrent_runs_of_one_dataset_queue_and_publish_one_version_each(tmp_p
     flow_runs = httpx.post(f"{prefect_api_url}/flow_runs/filter", json={
         "limit": 10, "offset": 0, "flow_runs": {"id": {"any_": [s["prefect_flow_run_id"] for s in summaries]}}}).json()
     assert sorted(r["name"] for r in flow_runs) == ["tiny-v1", "tiny-v2"]  # renamed once it knew its version
-    limits = httpx.post(f"{prefect_api_url}/v2/concurrency_limits/filter", json={"limit": 50, "offset": 0}).json()
-    assert any(lim["name"].startswith("synthfactory-tiny-") and lim["limit"] == 1 for lim in limits)
+
+
+def test_remote_store_runs_queue_on_a_prefect_global_concurrency_limit(prefect_api_url):
+    """Object-store datasets cannot be flock'ed: their runs take a one-slot Prefect global
+    concurrency limit instead; two holders never overlap."""
+    import httpx
+    from prefect import flow
+
+    from flows.factory import dataset_lock, lock_name
+
+    dataset = DatasetStore("s3://bucket/tiny")
+    spans: list[tuple[float, float]] = []
+
+    @flow
+    def hold(index: int) -> None:
+        with dataset_lock(dataset):
+            start = time.monotonic()
+            time.sleep(1.5)
+            spans.append((start, time.monotonic()))
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(hold, range(2)))
+    first, second = sorted(spans)
+    assert first[1] <= second[0]  # the second waited for the first
+    limit = httpx.get(f"{prefect_api_url}/v2/concurrency_limits/{lock_name(dataset)}").json()
+    assert limit["limit"] == 1 and limit["active_slots"] == 0  # released after both
 
 
 def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
