@@ -21,6 +21,7 @@ ROW_SCHEMA = pa.schema([
     ("scores", pa.string()), ("score", pa.float64()), ("run_id", pa.string()), ("batch_id", pa.string()),
     ("created_at", pa.timestamp("us", tz="UTC")),
     ("recipe_hash", pa.string()), ("version", pa.int32()), ("batch_index", pa.int32()),
+    ("node_id", pa.string()),  # the Ray node whose engine generated the row
     ("seed", pa.string()), ("prompt", pa.string()), ("text", pa.string()), ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
     ("judge_prompt_tokens", pa.int32()), ("judge_completion_tokens", pa.int32()),

@@ -64,6 +64,7 @@ def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn
             "judge_model": plan.judge.model, "scores": None, "score": None, "run_id": plan.run_id,
             "batch_id": batch.batch_id, "created_at": datetime.now(timezone.utc),
             "recipe_hash": plan.recipe_hash, "version": plan.version, "batch_index": batch.batch_index,
+            "node_id": result.node_id,
             "seed": json.dumps(item.seed.fields, ensure_ascii=False, sort_keys=True, default=str),
             "prompt": item.prompt, "text": text, "finish_reason": result.finish_reason,
             "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,

@@ -58,12 +58,9 @@ def engine_specs_for(loaded: LoadedRecipe) -> tuple[EngineSpec, EngineSpec]:
     """Generator and judge engines; a self-grading recipe gets one spec, so both share actors."""
     gen, grading = loaded.recipe.generation, loaded.recipe.grading
     wants_logprobs = grading.method == "logprobs"
-    generator = EngineSpec(gen.engine, gen.model, gen.options.replicas, gen.options.threads, gen.options.context_length)
-    options = grading.options or gen.options
-    judge = EngineSpec(
-        grading.engine or gen.engine, grading.model or gen.model,
-        options.replicas, options.threads, options.context_length, logprobs=wants_logprobs,
-    )
+    generator = EngineSpec.from_options(gen.engine, gen.model, gen.options)
+    judge = EngineSpec.from_options(grading.engine or gen.engine, grading.model or gen.model,
+                                    grading.options or gen.options, logprobs=wants_logprobs)
     if replace(generator, logprobs=wants_logprobs) == judge:
         return judge, judge
     return generator, judge

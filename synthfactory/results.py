@@ -104,7 +104,8 @@ SUMMARY_FIELDS = (
     "version", "run_id", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
     "seeds_recycled", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
-    "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id",
+    "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",
+    "engine_batches_retried",
 )
 
 

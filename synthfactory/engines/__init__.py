@@ -5,7 +5,11 @@ from __future__ import annotations
 from synthfactory.engines.base import ChatRequest, ChatResult, Engine, EngineSpec
 from synthfactory.errors import EngineUnavailableError
 
-BACKENDS = {"llamacpp": "synthfactory.engines.llamacpp:LlamaCppEngine"}
+BACKENDS = {
+    "llamacpp": "synthfactory.engines.llamacpp:LlamaCppEngine",
+    "vllm": "synthfactory.engines.vllm:VLLMEngine",  # optional extra [gpu]
+    "openai": "synthfactory.engines.openai:OpenAIEngine",
+}
 
 
 def create_engine(spec: EngineSpec) -> Engine:

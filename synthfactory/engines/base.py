@@ -30,6 +30,7 @@ class ChatResult:
     latency_s: float
     logprobs: list[dict[str, Any]] | None = None
     error: str | None = None
+    node_id: str | None = None  # the Ray node that served it (set by the engine actor)
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,37 @@ class EngineSpec:
 
     engine: str
     model: str
-    replicas: int | None = None  # None: as many as the cluster's CPUs allow
+    replicas: int | None = None  # None: llamacpp fills the cluster's CPUs, vllm its GPUs, openai 1
     threads: int = 1
     context_length: int = 2048
     logprobs: bool = False  # llama.cpp must keep every token's logits to return log-probabilities
+    # vllm
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    dtype: str = "auto"
+    # openai: endpoints and how to talk to them; the key itself is read from `api_key_env` where it is used
+    base_urls: tuple[str, ...] = ()
+    api_key_env: str | None = None
+    max_concurrency: int = 4
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    response_format: str = "json_schema"
+
+    @classmethod
+    def from_options(cls, engine: str, model: str, options: Any, logprobs: bool = False) -> "EngineSpec":
+        """From a recipe's `EngineOptions`."""
+        return cls(engine, model, options.replicas, options.threads, options.context_length, logprobs,
+                   options.tensor_parallel_size, options.gpu_memory_utilization, options.dtype,
+                   tuple(options.base_urls), options.api_key_env, options.max_concurrency, options.timeout_s,
+                   options.max_retries, options.response_format)
 
     @property
     def key(self) -> str:
+        """Equal keys share actors: everything that changes what is loaded or where requests go."""
+        if self.engine == "openai":
+            return f"openai:{self.model}:{','.join(self.base_urls)}:{self.response_format}"
+        if self.engine == "vllm":
+            return f"vllm:{self.model}:{self.tensor_parallel_size}:{self.context_length}:{self.dtype}"
         return f"{self.engine}:{self.model}:{self.threads}:{self.context_length}:{self.logprobs}"
 
 

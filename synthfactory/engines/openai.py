@@ -1,0 +1,173 @@
+"""OpenAI-compatible endpoints (`vllm serve`, llama.cpp's server, hosted APIs) as one engine.
+
+Several base URLs are load-balanced: each request goes to the endpoint with the fewest requests in
+flight, at most `max_concurrency` per endpoint. Connection errors, timeouts, 429 and 5xx are
+retried with exponential backoff (honouring Retry-After), on another endpoint when one is up; an
+endpoint that fails is rested for a few seconds. A request that still fails becomes a row error
+(quarantined with its reason), never an exception that loses the batch. The API key is read from
+the environment variable the recipe names and is sent only in the Authorization header: it is in
+no log, error or artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
+from synthfactory.engines.llamacpp import _token_logprobs
+from synthfactory.errors import EngineUnavailableError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+REST_SECONDS = 5.0  # an endpoint that failed is skipped this long while another is up
+
+
+@dataclass
+class Endpoint:
+    url: str
+    slots: threading.Semaphore
+    inflight: int = 0
+    down_until: float = 0.0
+    served: int = 0
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def request_body(model: str, request: ChatRequest, response_format: str = "json_schema") -> dict[str, Any]:
+    """The /chat/completions body for one request (OpenAI's schema; vLLM and llama.cpp accept it)."""
+    body: dict[str, Any] = {
+        "model": model, "messages": [dict(m) for m in request.messages], "max_tokens": request.max_tokens,
+        "temperature": request.temperature, "top_p": request.top_p, "seed": request.seed,
+    }
+    if request.logprobs:
+        body.update(logprobs=True, top_logprobs=request.logprobs)
+    if request.json_schema is not None:
+        if response_format == "json_object":  # llama.cpp's server: the schema rides along as a grammar
+            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        else:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True}}
+    return body
+
+
+def result_from_response(payload: dict[str, Any], latency_s: float) -> ChatResult:
+    """A /chat/completions response to a ChatResult (text, finish reason, token counts, logprobs)."""
+    choice = payload["choices"][0]
+    usage = payload.get("usage") or {}
+    return ChatResult(
+        text=(choice.get("message") or {}).get("content") or "",
+        finish_reason=choice.get("finish_reason") or "stop",
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        latency_s=latency_s,
+        logprobs=_token_logprobs(choice.get("logprobs")),
+    )
+
+
+class OpenAIEngine:
+    """Every endpoint of one model; lives in one Ray actor that serves many batches at once."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        if not spec.base_urls:
+            raise EngineUnavailableError("generation.options.base_urls: the openai engine needs at least one endpoint")
+        self.model_name = spec.model
+        self.spec = spec
+        headers = {}
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise EngineUnavailableError(
+                    f"options.api_key_env: environment variable {spec.api_key_env} is not set on the Ray workers")
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(timeout=spec.timeout_s, headers=headers,
+                                    limits=httpx.Limits(max_connections=spec.max_concurrency * len(spec.base_urls)))
+        self.endpoints = [Endpoint(url, threading.Semaphore(spec.max_concurrency)) for url in spec.base_urls]
+        self._pick_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency * len(self.endpoints),
+                                        thread_name_prefix="openai")
+        started = time.perf_counter()
+        reachable = [e.url for e in self.endpoints if self._reachable(e)]
+        if not reachable:
+            raise EngineUnavailableError(
+                f"openai engine: no endpoint answers GET /models: {', '.join(spec.base_urls)}")
+        self.load_seconds = time.perf_counter() - started
+        log.info("openai engine: %d of %d endpoints up", len(reachable), len(self.endpoints))
+
+    def _reachable(self, endpoint: Endpoint) -> bool:
+        try:
+            return self._client.get(f"{endpoint.url}/models", timeout=min(10.0, self.spec.timeout_s)).status_code < 500
+        except httpx.HTTPError:
+            endpoint.down_until = time.monotonic() + REST_SECONDS
+            return False
+
+    def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        return list(self._pool.map(self._one, requests))
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [{"url": e.url, "served": e.served, "failures": e.failures} for e in self.endpoints]
+
+    def _pick(self, avoid: Endpoint | None) -> Endpoint:
+        """The least-loaded endpoint that is up (not the one that just failed, if another is up)."""
+        now = time.monotonic()
+        with self._pick_lock:
+            up = [e for e in self.endpoints if e.down_until <= now and e is not avoid]
+            candidates = up or [e for e in self.endpoints if e.down_until <= now] or self.endpoints
+            chosen = min(candidates, key=lambda e: (e.inflight, e.down_until))
+            chosen.inflight += 1
+            return chosen
+
+    def _one(self, request: ChatRequest) -> ChatResult:
+        body = request_body(self.spec.model, request, self.spec.response_format)
+        started = time.perf_counter()
+        last_error, endpoint = "", None
+        for attempt in range(self.spec.max_retries + 1):
+            endpoint = self._pick(avoid=endpoint)
+            retry_after = None
+            try:
+                with endpoint.slots:
+                    response = self._client.post(f"{endpoint.url}/chat/completions", json=body)
+                if response.status_code == 200:
+                    endpoint.served += 1
+                    return result_from_response(response.json(), time.perf_counter() - started)
+                last_error = f"HTTP {response.status_code} from {endpoint.url}: {_error_text(response)}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    break  # a bad request stays bad: no retry
+                retry_after = _retry_after(response)
+            except (httpx.TransportError, ValueError) as exc:  # connection refused/reset, timeout, bad JSON
+                last_error = f"{type(exc).__name__} from {endpoint.url}"
+            finally:
+                with self._pick_lock:
+                    endpoint.inflight -= 1
+            endpoint.failures += 1
+            endpoint.down_until = time.monotonic() + REST_SECONDS
+            if attempt < self.spec.max_retries:
+                backoff = retry_after if retry_after is not None else min(8.0, 0.25 * 2 ** attempt)
+                time.sleep(backoff * (1.0 + 0.25 * random.random()))
+        log.warning("request failed after %d attempts: %s", attempt + 1, last_error)
+        return ChatResult("", "error", 0, 0, time.perf_counter() - started, error=f"engine_error: {last_error}")
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("error", response.text)
+        detail = detail.get("message", detail) if isinstance(detail, dict) else detail
+    except ValueError:
+        detail = response.text
+    return str(detail).splitlines()[0][:200] if str(detail) else response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return min(30.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None

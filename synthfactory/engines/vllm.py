@@ -1,0 +1,108 @@
+"""vLLM on GPUs: one `vllm.LLM` per Ray actor (`pip install synthfactory[gpu]`).
+
+Each replica holds `tensor_parallel_size` GPUs: one GPU is the actor's own (`num_gpus=1`), and
+for tensor parallelism the pool places the actor in a Ray placement group of that many GPU
+bundles, which vLLM's Ray executor then uses for its workers. The chat template of the model is
+applied by `LLM.chat`; sampling maps to `SamplingParams` (seed, temperature, top_p, max_tokens,
+logprobs, and structured JSON output for the judge). Token counts come from the outputs.
+
+`vllm` and `torch.cuda` are imported here only, inside the actor, so the CPU path never needs
+them. The request and response mapping (`sampling_kwargs`, `result_from_output`) is plain code
+shared with every engine's tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
+from synthfactory.errors import EngineUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:
+    """`SamplingParams` keyword arguments for one request (structured output added separately)."""
+    kwargs: dict[str, Any] = {"temperature": request.temperature, "top_p": request.top_p,
+                              "max_tokens": request.max_tokens, "seed": request.seed}
+    if request.logprobs:
+        kwargs["logprobs"] = request.logprobs
+    return kwargs
+
+
+def result_from_output(output: Any, latency_s: float, top: int | None) -> ChatResult:
+    """One `vllm.RequestOutput` to a ChatResult; logprobs in the OpenAI-like form the judges read."""
+    completion = output.outputs[0]
+    logprobs = None
+    if top and completion.logprobs:
+        logprobs = []
+        for token_id, entry in zip(completion.token_ids, completion.logprobs):
+            chosen = entry.get(token_id)
+            ranked = sorted(entry.values(), key=lambda lp: lp.rank if lp.rank is not None else 1 << 30)[:top]
+            logprobs.append({
+                "token": chosen.decoded_token if chosen is not None else "",
+                "logprob": float(chosen.logprob) if chosen is not None else float("-inf"),
+                "top": [{"token": lp.decoded_token, "logprob": float(lp.logprob)} for lp in ranked],
+            })
+    return ChatResult(
+        text=completion.text,
+        finish_reason=completion.finish_reason or "stop",
+        prompt_tokens=len(output.prompt_token_ids or []),
+        completion_tokens=len(completion.token_ids),
+        latency_s=latency_s,
+        logprobs=logprobs,
+    )
+
+
+def _structured(schema: dict[str, Any]) -> dict[str, Any]:
+    """Structured-output keyword for `SamplingParams`, for the vllm installed (the API was renamed)."""
+    try:  # vllm >= 0.10.2
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(json=schema)}
+    except ImportError:  # older vllm
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(json=schema)}
+
+
+class VLLMEngine:
+    """One vLLM engine on this actor's GPU(s); loaded once, used for every batch."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        try:
+            import torch
+            import vllm
+        except ImportError:
+            raise EngineUnavailableError(
+                "engine: vllm is not installed on the Ray workers: pip install 'synthfactory[gpu]'") from None
+        if not torch.cuda.is_available():
+            raise EngineUnavailableError("engine: vllm needs a CUDA GPU on the Ray worker; use engine llamacpp on CPU")
+        self.model_name = spec.model
+        started = time.perf_counter()
+        self._llm = vllm.LLM(
+            model=spec.model,
+            tensor_parallel_size=spec.tensor_parallel_size,
+            distributed_executor_backend="ray" if spec.tensor_parallel_size > 1 else None,
+            gpu_memory_utilization=spec.gpu_memory_utilization,
+            max_model_len=spec.context_length,
+            dtype=spec.dtype,
+            seed=0,
+        )
+        self._SamplingParams = vllm.SamplingParams
+        self.load_seconds = time.perf_counter() - started
+        log.info("vllm loaded %s in %.1fs", spec.model, self.load_seconds)
+
+    def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        """The whole batch in one `LLM.chat` call: vLLM schedules it with continuous batching."""
+        params = []
+        for request in requests:
+            extra = _structured(request.json_schema) if request.json_schema is not None else {}
+            params.append(self._SamplingParams(**sampling_kwargs(request), **extra))
+        started = time.perf_counter()
+        outputs = self._llm.chat([[dict(m) for m in r.messages] for r in requests], sampling_params=params,
+                                 use_tqdm=False)
+        latency = (time.perf_counter() - started) / max(1, len(requests))  # engine time shared by the batch
+        return [result_from_output(out, latency, r.logprobs) for out, r in zip(outputs, requests, strict=True)]
