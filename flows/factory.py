@@ -77,14 +77,24 @@ def lock_name(dataset: DatasetStore) -> str:
 
 @contextmanager
 def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60):
-    """Hold the dataset's one-slot Prefect global concurrency limit from planning to publish.
+    """Hold the dataset from planning to publish, so runs of it never interleave.
 
-    Runs of the same dataset (scheduled, manual, CLI) queue here, so each one plans the next
-    version against everything published before it and exactly one version comes of each run.
-    The slot is leased: a run that dies stops renewing it and it frees itself within
-    `lease_seconds`. The limit is created on first use and shows under Concurrency in the UI.
+    Runs of the same dataset (scheduled, manual, CLI) queue here; each plans the next version
+    against everything published before it, and exactly one version comes of each run. A local
+    store is locked with `flock` next to its table (released by the kernel even if the run is
+    SIGKILLed). A remote store (s3://, gs://, ...) uses a one-slot Prefect global concurrency
+    limit, listed under Concurrency in the UI; its slot is leased, and the server's repossessor
+    service frees it `lease_seconds` after a run dies (a `prefect server start` server runs it).
     """
+    run_id = runtime.flow_run.id
+    if dataset.is_local:
+        with dataset.exclusive(holder=f"flow run {runtime.flow_run.name} ({run_id})",
+                               on_wait=get_run_logger().info):
+            yield
+        return
     name = lock_name(dataset)
+    get_run_logger().info("taking the slot of global concurrency limit %s (one run of %s at a time)",
+                          name, dataset.uri)
     with get_client(sync_client=True) as client:
         try:
             client.read_global_concurrency_limit_by_name(name)
@@ -93,7 +103,7 @@ def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             except ObjectAlreadyExists:
                 pass  # another run created it first
-    holder = ConcurrencyLeaseHolder(type="flow_run", id=runtime.flow_run.id) if runtime.flow_run.id else None
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=run_id) if run_id else None
     with concurrency(name, occupy=1, strict=True, lease_duration=lease_seconds, holder=holder):
         yield
 
@@ -104,10 +114,8 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
                  batch_size: int | None = None) -> dict[str, Any]:
     """Run one recipe end to end and publish one new version of its dataset."""
     started = time.perf_counter()
-    logger = get_run_logger()
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
     dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
-    logger.info("waiting for the publish lock of %s (one run per dataset at a time)", dataset.uri)
     with dataset_lock(dataset):
         return _produce(loaded, dataset, started)
 
@@ -179,9 +187,12 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     extra = {
         "dataset_uri": dataset.uri, "prefect_flow_run_id": str(runtime.flow_run.id), "batches_resumed": resumed,
         "engine_requests": engine_stats["requests"], "engine_busy_seconds": round(engine_stats["busy_seconds"], 3),
+        "engine_nodes": engine_stats["nodes"], "engine_replicas": engine_stats["replicas"],
+        "engine_batches_retried": engine_stats["retried_batches"],
         "engines_ready_seconds": round(engines_ready - started, 3),
         "first_batch_seconds": round(first_batch_s, 3) if first_batch_s is not None else None,
         "suite": gate.suite.name,
+        "recipe": recipe.model_dump(mode="json"),  # for the dataset card; holds no secrets (key env NAMES only)
     }
     metadata = publish_task(plan, states, dataset.uri, guards, extra)
     report_task(metadata, key)

@@ -1,4 +1,4 @@
-"""`synthfactory` command line: run a recipe, list versions, show rows.
+"""`synthfactory` command line: run a recipe; list, show, diff, export and push versions.
 
 The only place the core touches Prefect: `run` starts the flow in `flows/`.
 """
@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Sequence
 
 from synthfactory.errors import UserError, ValidationGateError
@@ -113,6 +114,56 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from synthfactory.publishing import export_version
+
+    folder = export_version(args.dataset, args.version, args.to)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    print(f"exported {args.dataset} version {args.version} to {folder}: {', '.join(files)}")
+    print(f"load it with: datasets.load_dataset({str(folder)!r})")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from synthfactory.publishing import plan_push, push
+
+    with tempfile.TemporaryDirectory(prefix="synthfactory-push-") as tmp:
+        plan = plan_push(args.dataset, args.version, args.repo, Path(tmp) / "export", private=args.private)
+        print(f"{'would push' if args.dry_run else 'pushing'} {args.dataset} version {args.version} to "
+              f"datasets/{plan.repo_id} ({'private' if plan.private else 'public'}) in one commit, tag {plan.tag}:")
+        for name in plan.files:
+            print(f"  add {name}")
+        print(f"  message: {plan.commit_message}")
+        if args.dry_run:
+            return 0
+        print(push(plan))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from synthfactory.publishing import diff_versions
+
+    result = diff_versions(args.dataset, args.a, args.b)
+    if args.json:
+        print(json.dumps(result, default=str))
+        return 0
+    print(f"{result['dataset']}: version {args.a} ({result['rows_a']} rows) -> version {args.b} "
+          f"({result['rows_b']} rows): {result['rows_added']} rows added, {result['rows_removed']} removed")
+    for key, values in result["metrics"].items():
+        delta = values["delta"]
+        print(f"  {key:<36} {_num(values['a']):>10} -> {_num(values['b']):>10}"
+              + (f"  ({delta:+.4g})" if isinstance(delta, (int, float)) else ""))
+    drift = result["drift_frechet"]
+    print(f"  drift (Frechet distance of the rows each version added): {_num(drift)}")
+    return 0
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthfactory", description="Synthetic training-data factory.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--version", type=int, default=None)
     show.add_argument("--limit", type=int, default=5)
     show.set_defaults(func=_show)
+    export = sub.add_parser("export", help="write a version as a Hugging Face Hub dataset folder")
+    export.add_argument("dataset", help="DIR/NAME")
+    export.add_argument("--version", type=int, required=True)
+    export.add_argument("--to", type=Path, required=True, help="output folder (card, plots, data/*.parquet)")
+    export.set_defaults(func=_export)
+    push = sub.add_parser("push", help="upload a version to the Hub in one commit and tag it vN")
+    push.add_argument("dataset", help="DIR/NAME")
+    push.add_argument("--version", type=int, required=True)
+    push.add_argument("--repo", required=True, help="ORG/NAME of the Hub dataset repo")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--dry-run", action="store_true", help="print what would be committed; no network")
+    push.set_defaults(func=_push)
+    diff = sub.add_parser("diff", help="rows added/removed, metric deltas and drift between two versions")
+    diff.add_argument("dataset", help="DIR/NAME")
+    diff.add_argument("a", type=int)
+    diff.add_argument("b", type=int)
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(func=_diff)
     return parser
 
 

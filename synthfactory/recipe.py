@@ -21,7 +21,7 @@ from synthfactory.errors import RecipeError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-EngineName = Literal["llamacpp"]
+EngineName = Literal["llamacpp", "vllm", "openai"]
 
 
 class StrictModel(BaseModel):
@@ -69,9 +69,31 @@ class EngineOptions(StrictModel):
     machine two 1-thread replicas beat one 2-thread replica (measured: 1.3x throughput).
     """
 
-    replicas: int | None = Field(None, ge=1, le=256, description="default: fill the cluster's CPUs")
+    replicas: int | None = Field(
+        None, ge=1, le=256, description="default: llamacpp fills the cluster's CPUs, vllm its GPUs, openai 1")
     threads: int = Field(1, ge=1, le=256, description="CPU threads per llama.cpp replica")
     context_length: int = Field(2048, ge=256, le=131072)
+    # vllm
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs per replica (a Ray placement group)")
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0, description="vllm: share of each GPU's memory")
+    dtype: str = Field("auto", description="vllm: model dtype")
+    # openai (any OpenAI-compatible endpoint: vllm serve, llama.cpp server, ...)
+    base_urls: list[str] = Field(default_factory=list, description="openai: endpoints, e.g. http://host:8000/v1")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                    description="openai: NAME of the environment variable holding the API key")
+    max_concurrency: int = Field(4, ge=1, le=1024, description="openai: requests in flight per endpoint")
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="openai: per request")
+    max_retries: int = Field(4, ge=0, le=20, description="openai: retries on 429/5xx/connection errors")
+    response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="openai: how the judge's JSON schema is sent (llama.cpp server: json_object)")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return [url.rstrip("/") for url in value]
 
 
 class GenerationConfig(StrictModel):
@@ -168,15 +190,39 @@ class BatchesConfig(StrictModel):
     count: int | None = Field(None, ge=1, le=1_000_000, description="default: enough to cover every seed")
 
 
+class CardConfig(StrictModel):
+    """What the dataset card says that the run cannot know: license, language, tags, prices."""
+
+    license: str = Field("other", description="a Hub license id, e.g. apache-2.0")
+    language: list[str] = Field(default_factory=lambda: ["en"])
+    task_categories: list[str] = Field(default_factory=lambda: ["text-generation"])
+    tags: list[str] = Field(default_factory=list)
+    pretty_name: str | None = None
+    price_per_gpu_hour: float | None = Field(None, ge=0.0, description="per engine-hour")
+    price_per_million_tokens: float | None = Field(None, ge=0.0, description="prompt + completion tokens")
+    currency: str = "USD"
+
+
 class Recipe(StrictModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
+    card: CardConfig = CardConfig()
     seeds: SeedsConfig
     generation: GenerationConfig
     grading: GradingConfig
     validation: ValidationConfig
     quality: QualityConfig = QualityConfig()
     batches: BatchesConfig = BatchesConfig()
+
+    @model_validator(mode="after")
+    def _endpoints_for_openai(self) -> "Recipe":
+        if self.generation.engine == "openai" and not self.generation.options.base_urls:
+            raise ValueError("generation.options.base_urls: the openai engine needs at least one endpoint URL")
+        judge_engine = self.grading.engine or self.generation.engine
+        judge_options = self.grading.options or self.generation.options
+        if judge_engine == "openai" and not judge_options.base_urls:
+            raise ValueError("grading.options.base_urls: the openai engine needs at least one endpoint URL")
+        return self
 
 
 def template_environment() -> jinja2.sandbox.SandboxedEnvironment:

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
 from synthfactory import pipeline
+from synthfactory.card import write_card
 from synthfactory.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
@@ -113,6 +114,11 @@ def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: st
     store.publish(rows, metadata)
     store.clear_staged([s.batch_id for s in states])
     get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)
+    if store.is_local:  # after the commit: a card that cannot be written must not fail a published version
+        try:
+            get_run_logger().info("dataset card: %s", write_card(store, plan.version))
+        except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
+            get_run_logger().warning("dataset card of version %d not written: %s", plan.version, exc)
     return metadata
 
 

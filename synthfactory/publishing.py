@@ -1,0 +1,129 @@
+"""Hub publishing: export a version in the Hub's layout, push it as one commit plus a `vN` tag,
+and diff two versions.
+
+    synthfactory export store/quickstart --version 2 --to out/quickstart-v2
+    synthfactory push store/quickstart --version 2 --repo my-org/quickstart [--private] [--dry-run]
+    synthfactory diff store/quickstart 1 2
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from synthfactory.card import write_card
+from synthfactory.errors import UserError
+from synthfactory.quality.embed import frechet_distance
+from synthfactory.quality.versioning import read_version_embeddings
+from synthfactory.store import DatasetStore
+
+DATA_FILE = "data/train-00000-of-00001.parquet"
+
+
+def _store(uri: str | Path) -> DatasetStore:
+    store = DatasetStore(uri)
+    if not store.exists():
+        raise UserError(f"{uri}: no published dataset here (run a recipe first)")
+    return store
+
+
+def export_version(uri: str | Path, version: int, out_dir: Path, repo_id: str | None = None) -> Path:
+    """A Hub-layout folder: README.md (card), plots, data/*.parquet holding exactly the rows
+    `load_dataset_version(uri, version)` returns. Replaces what an earlier export left there."""
+    store = _store(uri)
+    table = store.read(version)  # raises naming the versions there are
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not (out_dir / "README.md").exists() and any(out_dir.iterdir()):
+            raise UserError(f"--to {out_dir}: folder exists and is not an export; choose an empty or new folder")
+        shutil.rmtree(out_dir)
+    (out_dir / "data").mkdir(parents=True)
+    pq.write_table(table, out_dir / DATA_FILE, compression="zstd")
+    write_card(store, version, out_dir, repo_id=repo_id)
+    return out_dir
+
+
+@dataclass
+class PushPlan:
+    """Everything `push` will send, decided before any network call."""
+
+    repo_id: str
+    version: int
+    tag: str
+    folder: Path
+    files: list[str]  # paths in the repo, each uploaded from folder / path
+    commit_message: str
+    private: bool
+
+    def operations(self) -> list[Any]:
+        from huggingface_hub import CommitOperationAdd
+
+        return [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(self.folder / f)) for f in self.files]
+
+
+def plan_push(uri: str | Path, version: int, repo_id: str, work_dir: Path, private: bool = False) -> PushPlan:
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise UserError(f"--repo {repo_id!r}: expected ORG/NAME")
+    folder = export_version(uri, version, work_dir, repo_id=repo_id)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    meta = next(v.metadata for v in _store(uri).versions() if v.version == version)
+    return PushPlan(repo_id=repo_id, version=version, tag=f"v{version}", folder=folder, files=files,
+                    commit_message=f"synthfactory: {meta['dataset']} version {version} (run {meta['run_id']})",
+                    private=private)
+
+
+def push(plan: PushPlan, token: str | None = None) -> str:
+    """Upload the export in ONE commit on top of the repo's current head (compare-and-swap via
+    `parent_commit`), then tag it `vN`. A version already tagged is left alone. The token comes
+    from HF_TOKEN or the Hugging Face cache (huggingface_hub's usual lookup) and is never printed."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HfHubHTTPError
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(plan.repo_id, repo_type="dataset", private=plan.private, exist_ok=True)
+        refs = api.list_repo_refs(plan.repo_id, repo_type="dataset")
+        if any(tag.name == plan.tag for tag in refs.tags):
+            return f"{plan.repo_id}@{plan.tag} already exists; nothing pushed"
+        head = api.repo_info(plan.repo_id, repo_type="dataset").sha
+        commit = api.create_commit(plan.repo_id, operations=plan.operations(), commit_message=plan.commit_message,
+                                   repo_type="dataset", parent_commit=head)
+        api.create_tag(plan.repo_id, tag=plan.tag, revision=commit.oid, repo_type="dataset",
+                       tag_message=plan.commit_message)
+    except HfHubHTTPError as exc:  # one line, never the token (requests' errors do not carry headers)
+        raise UserError(f"push to {plan.repo_id} failed: {str(exc).splitlines()[0]}") from None
+    return f"pushed {len(plan.files)} files to {plan.repo_id} in commit {commit.oid[:12]}, tagged {plan.tag}"
+
+
+def diff_versions(uri: str | Path, a: int, b: int) -> dict[str, Any]:
+    """Rows added/removed between the snapshots of versions a and b, metric deltas, and the drift
+    (Fréchet distance) between the embeddings of the rows each version added."""
+    store = _store(uri)
+    infos = {v.version: v for v in store.versions()}
+    for version in (a, b):
+        if version not in infos:
+            raise UserError(f"{uri}: no version {version}; versions are {sorted(infos)}")
+    ids_a = set(store.read(a).column("id").to_pylist())
+    ids_b = set(store.read(b).column("id").to_pylist())
+    meta_a, meta_b = infos[a].metadata, infos[b].metadata
+    keys = ["accepted", "acceptance_rate", "mean_score", "generated", "rejected", "quarantined"]
+    metrics = {}
+    for key in keys:
+        metrics[key] = _delta(meta_a.get(key), meta_b.get(key))
+    for key in sorted({*(meta_a.get("quality") or {}), *(meta_b.get("quality") or {})}):
+        metrics[f"quality.{key}"] = _delta((meta_a.get("quality") or {}).get(key), (meta_b.get("quality") or {}).get(key))
+    emb_a = read_version_embeddings(store.embeddings_path, a)
+    emb_b = read_version_embeddings(store.embeddings_path, b)
+    drift = frechet_distance(emb_a, emb_b) if emb_a is not None and emb_b is not None else None
+    return {"dataset": store.uri, "a": a, "b": b, "rows_a": len(ids_a), "rows_b": len(ids_b),
+            "rows_added": len(ids_b - ids_a), "rows_removed": len(ids_a - ids_b), "metrics": metrics,
+            "drift_frechet": drift}
+
+
+def _delta(x: Any, y: Any) -> dict[str, Any]:
+    numeric = isinstance(x, (int, float)) and isinstance(y, (int, float))
+    return {"a": x, "b": y, "delta": (y - x) if numeric else None}

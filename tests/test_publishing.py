@@ -1,0 +1,127 @@
+"""Hub-style publishing on two real published versions: cards with plots, export that
+`datasets.load_dataset` reads, push up to the network call, diff."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import datasets
+import pytest
+import yaml
+
+from synthfactory import load_dataset_version
+from synthfactory.publishing import plan_push
+from synthfactory.store import DatasetStore
+from tests.conftest import cli_command, cli_env, make_recipe
+
+pytestmark = pytest.mark.usefixtures("prefect_api_url", "ray_cluster")
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TOKEN = "hf_SecretToken0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory, prefect_api_url, ray_cluster):
+    from flows.factory import factory_flow
+
+    tmp = tmp_path_factory.mktemp("publishing")
+    recipe = make_recipe(tmp, batches__count=1, batches__size=4, grading__method="logprobs",
+                         card={"license": "apache-2.0", "tags": ["explanations"], "price_per_gpu_hour": 2.5,
+                               "pretty_name": "Tiny explanations"})
+    store = tmp / "store"
+    for _ in range(2):
+        factory_flow(recipe_path=str(recipe), store=str(store))
+    return store / "tiny"
+
+
+def _card(path) -> tuple[dict, str]:
+    text = path.read_text()
+    _, header, body = text.split("---\n", 2)
+    return yaml.safe_load(header), body
+
+
+def test_every_published_version_has_a_card_with_plots(two_versions):
+    store = DatasetStore(two_versions)
+    for info in store.versions():
+        folder = two_versions / "_cards" / f"v{info.version}"
+        header, body = _card(folder / "README.md")
+        meta = info.metadata
+        assert header["license"] == "apache-2.0" and "synthetic" in header["tags"] and "explanations" in header["tags"]
+        assert header["size_categories"] == ["n<1K"] and header["task_categories"] == ["text-generation"]
+        assert header["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
+        # its numbers are the commit metadata's
+        assert f"| generated | {meta['generated']} |" in body and f"| accepted | {meta['accepted']} |" in body
+        assert f"| run id | {meta['run_id']} |" in body and f"| recipe hash | {meta['recipe_hash']} |" in body
+        assert f"| engine-seconds | {meta['cost']['engine_seconds']:.4g} |" in body
+        money = 2.5 * meta["cost"]["engine_seconds"] / 3600
+        assert f"| cost | {money:.4f} USD |" in body
+        assert "Explain {{ topic }} in two sentences." in body and "**accuracy**: Facts are correct." in body
+        for plot in ("score_histogram.png", "metrics_across_versions.png"):
+            data = (folder / plot).read_bytes()
+            assert data.startswith(PNG) and len(data) > 5_000
+    _, body_v2 = _card(two_versions / "_cards" / "v2" / "README.md")
+    assert "| parent versions | tiny v1 |" in body_v2
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_export_loads_with_datasets_as_the_same_rows(two_versions, tmp_path, version, prefect_api_url):
+    out = tmp_path / f"export-v{version}"
+    done = subprocess.run(cli_command("export", str(two_versions), "--version", str(version), "--to", str(out)),
+                          env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    hub = datasets.load_dataset(str(out))["train"]
+    ours = load_dataset_version(two_versions, version=version)
+    assert hub.num_rows == ours.num_rows > 0
+    assert dict(zip(hub["id"], hub["text"])) == dict(zip(ours["id"], ours["text"]))
+    header, body = _card(out / "README.md")
+    meta = DatasetStore(two_versions).versions()[version - 1].metadata
+    assert header["pretty_name"] == "Tiny explanations" and f"(version {version})" in body
+    assert f"| generated | {meta['generated']} |" in body
+    assert (out / "score_histogram.png").read_bytes().startswith(PNG)
+
+
+def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_versions, tmp_path, prefect_api_url):
+    plan = plan_push(two_versions, 2, "my-org/tiny", tmp_path / "push")
+    assert plan.tag == "v2" and plan.repo_id == "my-org/tiny"
+    operations = plan.operations()
+    assert sorted(op.path_in_repo for op in operations) == [
+        "README.md", "data/train-00000-of-00001.parquet", "metrics_across_versions.png", "score_histogram.png"]
+    assert all((plan.folder / op.path_in_repo).is_file() for op in operations)
+    header, body = _card(plan.folder / "README.md")
+    assert 'datasets.load_dataset("my-org/tiny", revision="v2")' in body
+
+    done = subprocess.run(cli_command("push", str(two_versions), "--version", "2", "--repo", "my-org/tiny",
+                                      "--private", "--dry-run"),
+                          env=cli_env(prefect_api_url, HF_TOKEN=TOKEN), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "one commit, tag v2" in done.stdout and "add data/train-00000-of-00001.parquet" in done.stdout
+    assert "(private)" in done.stdout
+    assert TOKEN not in done.stdout + done.stderr
+    bad = subprocess.run(cli_command("push", str(two_versions), "--version", "2", "--repo", "no-slash", "--dry-run"),
+                         env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "ORG/NAME" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_diff_reports_rows_added_metric_deltas_and_drift(two_versions, prefect_api_url):
+    done = subprocess.run(cli_command("diff", str(two_versions), "1", "2", "--json"), env=cli_env(prefect_api_url),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    diff = json.loads(done.stdout)
+    v1, v2 = (v.metadata for v in DatasetStore(two_versions).versions())
+    rows_v1 = load_dataset_version(two_versions, version=1).num_rows
+    rows_v2 = load_dataset_version(two_versions, version=2).num_rows
+    assert (diff["rows_a"], diff["rows_b"]) == (rows_v1, rows_v2)
+    assert diff["rows_added"] == rows_v2 - rows_v1 == v2["accepted"] + v2.get("real_published", 0)
+    assert diff["rows_removed"] == 0
+    assert diff["metrics"]["accepted"] == {"a": v1["accepted"], "b": v2["accepted"],
+                                           "delta": v2["accepted"] - v1["accepted"]}
+    assert diff["drift_frechet"] is None or diff["drift_frechet"] >= 0.0
+    if v1["accepted"] >= 2 and v2["accepted"] >= 2:
+        assert diff["drift_frechet"] is not None
+    text = subprocess.run(cli_command("diff", str(two_versions), "1", "2"), env=cli_env(prefect_api_url),
+                          capture_output=True, text=True, timeout=300).stdout
+    assert f"{diff['rows_added']} rows added, 0 removed" in text
+    missing = subprocess.run(cli_command("diff", str(two_versions), "1", "9"), env=cli_env(prefect_api_url),
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "no version 9" in missing.stderr
