@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/embedding.py
 	$(BIN)/python bench/gx_gate.py
 	$(BIN)/python bench/collapse.py
+	$(BIN)/python bench/scaling.py
 
 # Run as a service: a Prefect server (SQLite by default), the deployments, and a process worker.
 server: $(VENV)/.installed

@@ -136,7 +136,7 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     progress = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
 
     engines = start_engines_task.submit(plan)  # models load while the GX suite is built
-    gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path)
+    gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path if dataset.is_local else None)
     staged = {"result_storage": dataset.staging_path}
     generate = generate_batch_task.with_options(**staged)
     grade = grade_batch_task.with_options(**staged)

@@ -47,6 +47,7 @@ class EngineActor:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.requests = 0
         self.busy_seconds = 0.0
+        self._count = threading.Lock()  # the openai engine's actor serves many calls at once
 
     def ready(self) -> dict[str, Any]:
         return {"model": self.spec.model, "node_id": self.node_id,
@@ -57,8 +58,9 @@ class EngineActor:
         try:
             results = self.engine.chat(requests)
         finally:
-            self.requests += len(requests)
-            self.busy_seconds += time.perf_counter() - started
+            with self._count:
+                self.requests += len(requests)
+                self.busy_seconds += time.perf_counter() - started
         for result in results:
             result.node_id = self.node_id
         return results
@@ -94,22 +96,23 @@ def default_replicas(spec: EngineSpec, cluster: dict[str, float], groups: int) -
     return max(1, int(cluster.get("CPU", 1.0) / spec.threads / groups))
 
 
-def _actor_options(spec: EngineSpec, cpu_share: float) -> dict[str, Any]:
+def _actor_options(spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
     """Ray resources per replica: llama.cpp threads as CPUs, vLLM GPUs (a placement group for
-    tensor parallelism), and a thread pool for endpoint calls."""
+    tensor parallelism; returned too, so the pool removes it at shutdown), and a thread pool for
+    endpoint calls."""
     if spec.engine == "openai":
-        return {"num_cpus": 0.1, "max_concurrency": 64}
+        return {"num_cpus": 0.1, "max_concurrency": 64}, None
     if spec.engine == "vllm":
         if spec.tensor_parallel_size == 1:
-            return {"num_cpus": 1, "num_gpus": 1}
+            return {"num_cpus": 1, "num_gpus": 1}, None
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         group = placement_group([{"GPU": 1, "CPU": 1}] * spec.tensor_parallel_size, strategy="STRICT_PACK")
         # the actor itself takes no GPU: vLLM's Ray executor puts one worker per bundle
         return {"num_cpus": 0, "num_gpus": 0, "scheduling_strategy": PlacementGroupSchedulingStrategy(
-            placement_group=group, placement_group_capture_child_tasks=True)}
-    return {"num_cpus": round(spec.threads * cpu_share, 2)}
+            placement_group=group, placement_group_capture_child_tasks=True)}, group
+    return {"num_cpus": round(spec.threads * cpu_share, 2)}, None
 
 
 class EnginePool:
@@ -133,12 +136,15 @@ class EnginePool:
         self._probes: dict[int, tuple[Any, Any]] = {}  # dead replica -> its pending `ready` call
         self._lock = threading.Lock()
         self.retried_batches = 0
+        self._groups: list[Any] = []
         for spec in specs:
             if spec.key in self._actors:
                 continue
-            self._actors[spec.key] = [
-                EngineActor.options(**_actor_options(spec, share)).remote(spec) for _ in range(replicas[spec.key])
-            ]
+            self._actors[spec.key] = []
+            for _ in range(replicas[spec.key]):
+                options, group = _actor_options(spec, share)
+                self._groups += [group] if group is not None else []
+                self._actors[spec.key].append(EngineActor.options(**options).remote(spec))
         handles = [a for group in self._actors.values() for a in group]
         refs = [a.ready.remote() for a in handles]
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=ready_timeout_s)
@@ -235,3 +241,8 @@ class EnginePool:
             for actor in group:
                 ray.kill(actor)
         self._actors.clear()
+        from ray.util.placement_group import remove_placement_group
+
+        for placement in self._groups:  # give the GPUs back to the cluster
+            remove_placement_group(placement)
+        self._groups.clear()

@@ -93,6 +93,9 @@ class EngineOptions(StrictModel):
         for url in value:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL")
+            if "@" in url.split("://", 1)[1].split("/", 1)[0]:  # user:password@host would end up in metadata
+                raise ValueError("credentials do not belong in base_urls: put the key in an environment "
+                                 "variable and name it in api_key_env")
         return [url.rstrip("/") for url in value]
 
 

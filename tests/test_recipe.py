@@ -29,6 +29,9 @@ def _break(path: Path, mutate) -> Path:
     (lambda d: d["validation"].update(suite="nope.json"), "validation.suite: no such file or folder: nope.json"),
     (lambda d: d["batches"].update(size=0), "batches.size: Input should be greater than or equal to 1"),
     (lambda d: d["grading"].update(scale_min=5, scale_max=5), "grading.scale_max: must be greater than grading.scale_min"),
+    (lambda d: d["generation"].update(engine="openai", options={"base_urls": ["http://u:secret@host:8000/v1"]}),
+     "generation.options.base_urls: Value error, credentials do not belong in base_urls"),
+    (lambda d: d["generation"].update(engine="cuda"), "generation.engine: Input should be 'llamacpp', 'vllm' or 'openai'"),
 ])
 def test_bad_recipe_exits_2_naming_the_field(tmp_path, capsys, mutate, expected):
     recipe = _break(make_recipe(tmp_path), mutate)

@@ -143,7 +143,8 @@ class OpenAIEngine:
                 if response.status_code not in RETRYABLE_STATUS:
                     break  # a bad request stays bad: no retry
                 retry_after = _retry_after(response)
-            except (httpx.TransportError, ValueError) as exc:  # connection refused/reset, timeout, bad JSON
+            except (httpx.TransportError, ValueError, KeyError, IndexError, TypeError) as exc:
+                # connection refused/reset, timeout, or a 200 whose body is not a chat completion
                 last_error = f"{type(exc).__name__} from {endpoint.url}"
             finally:
                 with self._pick_lock:
