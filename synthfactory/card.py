@@ -132,7 +132,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         "```jinja",
         str(gen.get("prompt_template", "")).strip(),
         "```",
-        *([f"", "System prompt:", "", "```", str(gen["system_prompt"]).strip(), "```"] if gen.get("system_prompt") else []),
+        *(["", "System prompt:", "", "```", str(gen["system_prompt"]).strip(), "```"] if gen.get("system_prompt") else []),
         "",
         "## How it was graded",
         "",

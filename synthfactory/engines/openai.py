@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,12 +35,9 @@ REST_SECONDS = 5.0  # an endpoint that failed is skipped this long while another
 @dataclass
 class Endpoint:
     url: str
-    slots: threading.Semaphore
-    inflight: int = 0
-    down_until: float = 0.0
-    served: int = 0
-    failures: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: threading.Semaphore  # at most max_concurrency requests in flight here
+    inflight: int = 0  # requests picked for this endpoint and not finished (guarded by _pick_lock)
+    down_until: float = 0.0  # rested after a failure until this monotonic time
 
 
 def request_body(model: str, request: ChatRequest, response_format: str = "json_schema") -> dict[str, Any]:
@@ -113,9 +110,6 @@ class OpenAIEngine:
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         return list(self._pool.map(self._one, requests))
 
-    def stats(self) -> list[dict[str, Any]]:
-        return [{"url": e.url, "served": e.served, "failures": e.failures} for e in self.endpoints]
-
     def _pick(self, avoid: Endpoint | None) -> Endpoint:
         """The least-loaded endpoint that is up (not the one that just failed, if another is up)."""
         now = time.monotonic()
@@ -137,7 +131,6 @@ class OpenAIEngine:
                 with endpoint.slots:
                     response = self._client.post(f"{endpoint.url}/chat/completions", json=body)
                 if response.status_code == 200:
-                    endpoint.served += 1
                     return result_from_response(response.json(), time.perf_counter() - started)
                 last_error = f"HTTP {response.status_code} from {endpoint.url}: {_error_text(response)}"
                 if response.status_code not in RETRYABLE_STATUS:
@@ -149,7 +142,6 @@ class OpenAIEngine:
             finally:
                 with self._pick_lock:
                     endpoint.inflight -= 1
-            endpoint.failures += 1
             endpoint.down_until = time.monotonic() + REST_SECONDS
             if attempt < self.spec.max_retries:
                 backoff = retry_after if retry_after is not None else min(8.0, 0.25 * 2 ** attempt)
