@@ -178,7 +178,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
     return "\n".join(lines)
 
 
-def write_plots(store: DatasetStore, meta: dict[str, Any], folder: Path) -> list[Path]:
+def write_plots(history: list[VersionInfo], meta: dict[str, Any], folder: Path) -> list[Path]:
     """The score histogram of this version and its metrics next to every earlier version's."""
     import matplotlib
 
@@ -195,7 +195,6 @@ def write_plots(store: DatasetStore, meta: dict[str, Any], folder: Path) -> list
     fig.savefig(folder / SCORE_PLOT)
     plt.close(fig)
 
-    history = [v for v in store.versions() if v.version <= meta["version"]]
     series: dict[str, list[tuple[int, float]]] = {}
     for info in history:
         values = {"acceptance_rate": info.metadata.get("acceptance_rate"), "mean_score": info.metadata.get("mean_score"),
@@ -224,14 +223,17 @@ def write_plots(store: DatasetStore, meta: dict[str, Any], folder: Path) -> list
 
 
 def write_card(store: DatasetStore, version: int, folder: Path | None = None, repo_id: str | None = None) -> Path:
-    """README.md and plots of `version`, into `folder` (default `{table}/_cards/v{N}`)."""
-    info = next((v for v in store.versions() if v.version == version), None)
-    if info is None:
+    """README.md and plots of `version`, into `folder` (default `{table}/_cards/v{N}`).
+
+    One read of the table's history serves both; versions only append, so the snapshot's row
+    count is the sum of the rows each version up to this one added."""
+    history = [v for v in store.versions() if v.version <= version]
+    if not history or history[-1].version != version:
         store.delta_version_of(version)  # raises the one-line error naming the versions there are
+    info = history[-1]
     folder = folder or Path(store.uri) / CARDS_DIR / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
-    rows = store.read(version).num_rows
-    previous = [v for v in store.versions() if v.version < version]
-    (folder / "README.md").write_text(dataset_card(info.metadata, rows, previous, repo_id), encoding="utf-8")
-    write_plots(store, info.metadata, folder)
+    rows = sum(v.rows for v in history)
+    (folder / "README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id), encoding="utf-8")
+    write_plots(history, info.metadata, folder)
     return folder / "README.md"

@@ -107,8 +107,8 @@ def diff_versions(uri: str | Path, a: int, b: int) -> dict[str, Any]:
     for version in (a, b):
         if version not in infos:
             raise UserError(f"{uri}: no version {version}; versions are {sorted(infos)}")
-    ids_a = set(store.read(a).column("id").to_pylist())
-    ids_b = set(store.read(b).column("id").to_pylist())
+    ids_a = set(store.read(a, columns=["id"]).column("id").to_pylist())
+    ids_b = set(store.read(b, columns=["id"]).column("id").to_pylist())
     meta_a, meta_b = infos[a].metadata, infos[b].metadata
     keys = ["accepted", "acceptance_rate", "mean_score", "generated", "rejected", "quarantined"]
     metrics = {}

@@ -147,11 +147,11 @@ class DatasetStore:
                 return info.delta_version
         raise UserError(f"{self.uri}: no version {version}; versions are {[v.version for v in versions]}")
 
-    def read(self, version: int | None = None) -> pa.Table:
+    def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         """The table as it was when `version` was published (time travel); latest by default."""
         from deltalake import DeltaTable
 
-        return DeltaTable(self.uri, version=self.delta_version_of(version)).to_pyarrow_table()
+        return DeltaTable(self.uri, version=self.delta_version_of(version)).to_pyarrow_table(columns=columns)
 
     def rows_added_by(self, version: int) -> pa.Table:
         """Only the rows version `version` appended (its run's output), filtered in the Delta scan."""

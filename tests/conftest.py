@@ -11,7 +11,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import json  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -96,3 +98,20 @@ def cli_env(prefect_api_url: str, ray_address: str | None = None, **extra: str) 
 def cli_command(*args: str) -> list[str]:
     exe = shutil.which("synthfactory", path=str(Path(sys.executable).parent))
     return [exe, *args] if exe else [sys.executable, "-m", "synthfactory.cli", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check, seconds: float, what: str, log: Path | None = None):
+    """Poll `check` until it returns something truthy (returned); fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"{what} within {seconds:g}s" + (f": {log.read_text()[-3000:]}" if log and log.exists() else ""))

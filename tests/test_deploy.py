@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,27 +18,11 @@ import pytest
 import yaml
 
 from synthfactory import load_dataset_version
-from tests.conftest import cli_command, make_recipe
+from tests.conftest import cli_command, free_port, make_recipe, wait_for
 from synthfactory.store import DatasetStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(check, seconds: float, what: str, log: Path | None = None):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"{what} within {seconds:g}s" + (f": {log.read_text()[-3000:]}" if log and log.exists() else ""))
 
 
 @pytest.fixture
@@ -54,14 +37,14 @@ def postgres():
     if os.geteuid() == 0:  # initdb refuses root
         shutil.chown(root, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(root / "data"), "-U", "postgres",
                     "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
     proc = subprocess.Popen([*as_postgres, str(bindir / "postgres"), "-D", str(root / "data"), "-p", str(port),
                              "-k", str(root), "-c", "listen_addresses=127.0.0.1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for(lambda: subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+        wait_for(lambda: subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
                                          capture_output=True).returncode == 0, 60, "PostgreSQL did not start")
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "prefect"],
                        check=True, capture_output=True)
@@ -74,7 +57,7 @@ def postgres():
 
 def start_server(tmp_path: Path, auth_string: str | None = None, **settings: str):
     """`prefect server start` on a free port; returns (client env, process)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_CLI_PROMPT": "false",
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PYTHONUNBUFFERED": "1", **settings}
     env.pop("RAY_ADDRESS", None)
@@ -92,7 +75,7 @@ def start_server(tmp_path: Path, auth_string: str | None = None, **settings: str
             return False
 
     try:
-        _wait_for(healthy, 120, "the Prefect server did not start", log)
+        wait_for(healthy, 120, "the Prefect server did not start", log)
     except BaseException:
         os.killpg(proc.pid, 9)
         raise
@@ -206,12 +189,12 @@ def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(post
         def completed():
             return _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
 
-        _wait_for(lambda: len(completed()) >= 2, 300, "two scheduled runs did not complete", tmp_path / "worker.log")
+        wait_for(lambda: len(completed()) >= 2, 300, "two scheduled runs did not complete", tmp_path / "worker.log")
         # pause the schedule (its future runs are deleted), let runs already started finish
         [deployment] = _api(env, "/deployments/filter")
         httpx.post(f"{env['PREFECT_API_URL']}/deployments/{deployment['id']}/pause_deployment").raise_for_status()
         in_flight = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}}}
-        _wait_for(lambda: not _api(env, "/flow_runs/filter", in_flight), 300, "started runs did not finish",
+        wait_for(lambda: not _api(env, "/flow_runs/filter", in_flight), 300, "started runs did not finish",
                   tmp_path / "worker.log")
         runs = completed()
         assert not _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["FAILED", "CRASHED"]}}}})
@@ -252,7 +235,7 @@ def test_worker_killed_mid_run_ends_crashed_and_a_retry_resumes(server, tmp_path
         # let one batch finish (its stages are cached in the dataset's staging folder), then kill
         # the worker and the flow-run process it started (its own session, with Ray under it),
         # as a machine failure would: nothing is left to report the run's end
-        _wait_for(lambda: any((store / "quickstart" / "_staging").glob("*-validate")), 240,
+        wait_for(lambda: any((store / "quickstart" / "_staging").glob("*-validate")), 240,
                   "no batch finished", tmp_path / "worker.log")
         [run] = _api(env, "/flow_runs/filter", unscheduled)
         assert run["state_type"] == "RUNNING" and run["infrastructure_pid"]
@@ -261,7 +244,7 @@ def test_worker_killed_mid_run_ends_crashed_and_a_retry_resumes(server, tmp_path
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
     killed_at = time.monotonic()
-    crashed = _wait_for(lambda: [r for r in _api(env, "/flow_runs/filter") if r["state_type"] == "CRASHED"], 150,
+    crashed = wait_for(lambda: [r for r in _api(env, "/flow_runs/filter") if r["state_type"] == "CRASHED"], 150,
                         "the dead run was not marked Crashed")
     assert crashed[0]["id"] == run["id"]
     assert crashed[0]["state"]["message"].startswith("No heartbeat for 45s")  # our automation, not the run itself

@@ -49,6 +49,8 @@ def test_every_published_version_has_a_card_with_plots(two_versions):
         meta = info.metadata
         assert header["license"] == "apache-2.0" and "synthetic" in header["tags"] and "explanations" in header["tags"]
         assert header["size_categories"] == ["n<1K"] and header["task_categories"] == ["text-generation"]
+        rows = load_dataset_version(two_versions, version=info.version).num_rows
+        assert f"This version holds **{rows}** rows" in body
         assert header["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
         # its numbers are the commit metadata's
         assert f"| generated | {meta['generated']} |" in body and f"| accepted | {meta['accepted']} |" in body

@@ -8,10 +8,8 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,27 +19,12 @@ import pytest
 from synthfactory.engines.base import ChatRequest
 from synthfactory.engines.llamacpp import resolve_model_path
 from synthfactory.store import DatasetStore
-from tests.conftest import cli_command, cli_env, make_recipe
+from tests.conftest import cli_command, cli_env, free_port, make_recipe, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url")
 
 SECRET = "sk-endpoint-Key-7c1e9a"
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{what} within {seconds:g}s")
 
 
 def _llama_server(port: int, log: Path) -> subprocess.Popen:
@@ -81,11 +64,11 @@ def _all_rows(store: Path) -> list[dict]:
 
 
 def test_openai_engine_balances_two_servers_and_finishes_when_one_dies(tmp_path, prefect_api_url):
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     servers = [_llama_server(port, tmp_path / f"server{i}.log") for i, port in enumerate(ports)]
     try:
         for port in ports:
-            _wait(lambda port=port: _models_up(port), 120, f"llama.cpp server on {port} did not start")
+            wait_for(lambda port=port: _models_up(port), 120, f"llama.cpp server on {port} did not start")
         assert httpx.get(f"http://127.0.0.1:{ports[0]}/v1/models").status_code == 401  # the key is required
         recipe = make_recipe(
             tmp_path, batches__count=4, batches__size=3, grading__method="logprobs",
@@ -94,7 +77,7 @@ def test_openai_engine_balances_two_servers_and_finishes_when_one_dies(tmp_path,
                 "max_concurrency": 2, "timeout_s": 60, "max_retries": 6, "response_format": "json_object"})
         store = tmp_path / "store"
         run = _run_cli(recipe, store, cli_env(prefect_api_url, SF_ENDPOINT_KEY=SECRET), tmp_path / "run.log")
-        _wait(lambda: _staged(store, "generate") >= 1 or run.poll() is not None, 240, "no batch was generated")
+        wait_for(lambda: _staged(store, "generate") >= 1 or run.poll() is not None, 240, "no batch was generated")
         assert run.poll() is None, "the run ended before an endpoint could be killed"
         os.killpg(servers[0].pid, signal.SIGKILL)  # one endpoint dies mid-run
         servers[0].wait()
@@ -125,7 +108,7 @@ def test_openai_engine_balances_two_servers_and_finishes_when_one_dies(tmp_path,
 def two_node_cluster(tmp_path):
     """`ray start --head` plus a second `ray start --address` node, one CPU each, token auth on."""
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
-    port = _free_port()
+    port = free_port()
     temp = Path(f"/tmp/sf-ray-{port}")
     common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
     head = subprocess.Popen([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
@@ -133,8 +116,6 @@ def two_node_cluster(tmp_path):
                             stderr=subprocess.STDOUT, start_new_session=True)
     worker = None
     try:
-        import ray
-
         def nodes_alive(count: int) -> bool:
             probe = subprocess.run([sys.executable, "-c", (
                 "import ray; ray.init(address=%r, log_to_driver=False); "
@@ -142,13 +123,12 @@ def two_node_cluster(tmp_path):
                 env=env, capture_output=True, text=True, timeout=60)
             return probe.returncode == 0 and probe.stdout.strip().endswith(str(count))
 
-        _wait(lambda: nodes_alive(1), 90, "the Ray head did not start")
+        wait_for(lambda: nodes_alive(1), 90, "the Ray head did not start")
         worker = subprocess.Popen([RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env,
                                   stdout=open(tmp_path / "node2.log", "w"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
-        _wait(lambda: nodes_alive(2), 90, "the second Ray node did not join")
+        wait_for(lambda: nodes_alive(2), 90, "the second Ray node did not join")
         yield SimpleNamespace(address=f"127.0.0.1:{port}", env=env, worker=worker)
-        del ray
     finally:
         for proc in (worker, head):
             if proc is not None and proc.poll() is None:
@@ -164,7 +144,7 @@ def test_two_node_ray_cluster_spreads_batches_and_survives_losing_a_node(two_nod
     env = cli_env(prefect_api_url, two_node_cluster.address, **{k: two_node_cluster.env[k] for k in (
         "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")})
     run = _run_cli(recipe, store, env, tmp_path / "run.log")
-    _wait(lambda: _staged(store, "generate") >= 2 or run.poll() is not None, 300, "batches were not generated")
+    wait_for(lambda: _staged(store, "generate") >= 2 or run.poll() is not None, 300, "batches were not generated")
     # the second node dies mid-run: its raylet and the engine actor on it, SIGKILLed
     assert run.poll() is None, "the run ended before the node could be killed"
     os.killpg(two_node_cluster.worker.pid, signal.SIGKILL)
@@ -187,7 +167,7 @@ def test_engine_actor_killed_mid_run_is_restarted_and_its_batch_retried(tmp_path
     recipe = make_recipe(tmp_path, batches__count=6, batches__size=2, grading__method="logprobs")
     store = tmp_path / "store"
     run = _run_cli(recipe, store, cli_env(prefect_api_url), tmp_path / "run.log")
-    _wait(lambda: _staged(store, "generate") >= 1 or run.poll() is not None, 300, "no batch was generated")
+    wait_for(lambda: _staged(store, "generate") >= 1 or run.poll() is not None, 300, "no batch was generated")
     assert run.poll() is None, "the run ended before an engine could be killed"
     busy: list[str] = []
 
@@ -196,7 +176,7 @@ def test_engine_actor_killed_mid_run_is_restarted_and_its_batch_retried(tmp_path
                                  text=True).stdout.split()
         return bool(busy) or run.poll() is not None
 
-    _wait(an_engine_is_busy, 120, "no engine was busy")
+    wait_for(an_engine_is_busy, 120, "no engine was busy")
     assert run.poll() is None, "the run ended before an engine could be killed"
     os.kill(int(busy[0]), signal.SIGKILL)  # an engine process crashes mid-batch; Ray restarts the actor
     out, _ = run.communicate(timeout=500)

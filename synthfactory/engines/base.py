@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,10 +59,9 @@ class EngineSpec:
     @classmethod
     def from_options(cls, engine: str, model: str, options: Any, logprobs: bool = False) -> "EngineSpec":
         """From a recipe's `EngineOptions`."""
-        return cls(engine, model, options.replicas, options.threads, options.context_length, logprobs,
-                   options.tensor_parallel_size, options.gpu_memory_utilization, options.dtype,
-                   tuple(options.base_urls), options.api_key_env, options.max_concurrency, options.timeout_s,
-                   options.max_retries, options.response_format)
+        fields = {f.name for f in dataclasses.fields(cls)} - {"engine", "model", "logprobs"}
+        values = {name: getattr(options, name) for name in fields}
+        return cls(engine=engine, model=model, logprobs=logprobs, **{**values, "base_urls": tuple(values["base_urls"])})
 
     @property
     def key(self) -> str:
@@ -79,3 +79,14 @@ class Engine(Protocol):
     model_name: str
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]: ...
+
+
+def openai_logprobs(raw: dict | None) -> list[dict] | None:
+    """OpenAI-style `logprobs.content` to our form: [{token, logprob, top: [{token, logprob}]}]."""
+    if not raw or not raw.get("content"):
+        return None
+    return [
+        {"token": item["token"], "logprob": float(item["logprob"]),
+         "top": [{"token": t["token"], "logprob": float(t["logprob"])} for t in item.get("top_logprobs") or []]}
+        for item in raw["content"]
+    ]

@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, openai_logprobs
 from synthfactory.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,5 @@ class LlamaCppEngine:
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             latency_s=time.perf_counter() - started,
-            logprobs=_token_logprobs(choice.get("logprobs")),
+            logprobs=openai_logprobs(choice.get("logprobs")),
         )
-
-
-def _token_logprobs(raw: dict | None) -> list[dict] | None:
-    """OpenAI-style `logprobs.content` to our form: [{token, logprob, top: [{token, logprob}]}]."""
-    if not raw or not raw.get("content"):
-        return None
-    return [
-        {"token": item["token"], "logprob": float(item["logprob"]),
-         "top": [{"token": t["token"], "logprob": float(t["logprob"])} for t in item.get("top_logprobs") or []]}
-        for item in raw["content"]
-    ]

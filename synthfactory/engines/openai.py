@@ -22,8 +22,7 @@ from typing import Any
 
 import httpx
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
-from synthfactory.engines.llamacpp import _token_logprobs
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, openai_logprobs
 from synthfactory.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def result_from_response(payload: dict[str, Any], latency_s: float) -> ChatResul
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         latency_s=latency_s,
-        logprobs=_token_logprobs(choice.get("logprobs")),
+        logprobs=openai_logprobs(choice.get("logprobs")),
     )
 
 
