@@ -12,20 +12,46 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import xxhash
-from rensa import RMinHash, RMinHashLSH
+import numpy as np
+from rensa import RMinHash, RMinHashDigestMatrix, RMinHashLSH
 
-from synthfactory.quality.text import word_bytes
+from synthfactory.quality.tokens import TokenHashes, token_hashes
 
 SEED = 42
+# Duplicate flags come per chunk: a text is suspect when it collides with an earlier chunk's text
+# or with any text of its own chunk, so chunking spares most first occurrences a lookup
+CHUNK = 1024
+_versions_lock = threading.Lock()
 
 
-def signatures(texts: list[str], num_perm: int) -> tuple[list[int], list[RMinHash]]:
-    """Per text: the normalised-text hash (exact dedup) and a MinHash of its word set (Rust);
-    each text is tokenised once."""
-    tokens = [word_bytes(t) for t in texts]
-    keys = [xxhash.xxh3_64_intdigest(b" ".join(tk)) for tk in tokens]
-    return keys, RMinHash.from_token_sets([tk or [b""] for tk in tokens], num_perm, SEED)
+@dataclass
+class Signatures:
+    """Of many texts: exact keys (xxh3 of the normalised text) and MinHash digest matrices of their
+    word sets, one per chunk of CHUNK texts, all from one compiled pass (`tokens.token_hashes`)."""
+
+    tokens: TokenHashes
+    chunks: list[tuple[int, RMinHashDigestMatrix]]  # (first text's position, its chunk's matrix)
+    num_perm: int
+
+    @classmethod
+    def of(cls, texts: list[str], num_perm: int) -> "Signatures":
+        tokens = token_hashes(texts)
+        chunks = []
+        for start in range(0, len(texts), CHUNK):
+            first, last = tokens.offsets[start], tokens.offsets[min(start + CHUNK, len(texts))]
+            matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+                tokens.hashes[first:last], tokens.offsets[start:start + CHUNK + 1] - first, num_perm, SEED)
+            chunks.append((start, matrix))
+        return cls(tokens, chunks, num_perm)
+
+    @property
+    def keys(self) -> list[int]:
+        return self.tokens.keys
+
+    def minhashes(self, rows: list[int]) -> list[RMinHash]:
+        """RMinHash objects equal to these rows of the matrix, for the few rows that need candidate
+        lookups (rensa queries take objects)."""
+        return RMinHash.from_token_sets([self.tokens.words(i) for i in rows], self.num_perm, SEED)
 
 
 @dataclass
@@ -48,9 +74,10 @@ class NearDupIndex:
         self._live = VersionIndex(0, RMinHashLSH(threshold, num_perm, bands), [], [])
         self._lock = threading.Lock()
 
-    def match(self, key: int, minhash: RMinHash) -> tuple[str, str, int] | None:
-        """(kind, matched row id, its depth) for an exact or near duplicate, else None."""
-        for index in [*self.versions, self._live]:
+    def _match(self, key: int, minhash: RMinHash, before: int | None) -> tuple[str, str, int] | None:
+        """(kind, matched row id, its depth) for an exact or near duplicate, else None; in the live
+        part only rows before position `before` count (None: all)."""
+        for index in self.versions:
             if key in index.exact:
                 k = index.exact[key]
                 return "exact_duplicate", index.ids[k], index.depths[k]
@@ -58,27 +85,57 @@ class NearDupIndex:
             if candidates:
                 k = min(candidates)
                 return "near_duplicate", index.ids[k], index.depths[k]
-        return None
-
-    def add(self, key: int, minhash: RMinHash, row_id: str, depth: int) -> None:
         live = self._live
-        position = len(live.ids)
-        live.ids.append(row_id)
-        live.depths.append(depth)
-        live.exact.setdefault(key, position)
-        live.lsh.insert(position, minhash)
+        if key in live.exact:
+            k = live.exact[key]
+            return "exact_duplicate", live.ids[k], live.depths[k]
+        candidates = [k for k in live.lsh.query(minhash) if before is None or k < before]
+        if candidates:
+            k = min(candidates)
+            return "near_duplicate", live.ids[k], live.depths[k]
+        return None
 
     def screen(self, texts: list[str], ids: list[str], depths: list[int], *, keep: bool = True
                ) -> list[tuple[str, str, int] | None]:
-        """Check texts in order, atomically; unless `keep` is False, add the ones that are new."""
-        keys, hashes = signatures(texts, self.num_perm)
-        found = []
+        """Check texts in order, atomically; unless `keep` is False, add the ones that are new.
+
+        The answers of checking and adding one text at a time, in bulk: digest matrices for all texts;
+        LSH band collisions with the published versions, the live rows and the texts before it (or
+        in its chunk) mark a text suspect, and only suspects are resolved one by one, in order. A
+        text that collides with nothing before it is new."""
+        if len(texts) != len(ids) or len(ids) != len(depths):
+            raise ValueError("screen: texts, ids and depths differ in length")
+        if not texts:
+            return []
+        sig = Signatures.of(texts, self.num_perm)
+        n, live = len(texts), self._live
         with self._lock:
-            for key, mh, row_id, depth in zip(keys, hashes, ids, depths, strict=True):
-                hit = self.match(key, mh)
-                found.append(hit)
-                if hit is None and keep:
-                    self.add(key, mh, row_id, depth)
+            base = len(live.ids)
+            if keep:  # every text goes in at position base + i; the duplicates come out again below
+                live.ids.extend(ids)
+                live.depths.extend(depths)
+            suspect = np.zeros(n, bool)
+            for start, matrix in sig.chunks:
+                flags = suspect[start:start + matrix.len()]
+                with _versions_lock:  # version indexes are shared by forks; one_shot borrows mutably
+                    for index in self.versions:
+                        if index.ids:
+                            flags |= np.asarray(index.lsh.query_duplicate_flags_matrix_one_shot(matrix), bool)
+                if keep:
+                    flags |= np.asarray(live.lsh.insert_matrix_and_query_duplicate_flags(matrix, base + start), bool)
+                elif live.ids:
+                    flags |= np.asarray(live.lsh.query_duplicate_flags_matrix_one_shot(matrix), bool)
+            if keep:  # a text that collides with no earlier one has a new key (equal texts, equal digests)
+                fresh = np.flatnonzero(~suspect).tolist()
+                live.exact.update(zip(map(sig.keys.__getitem__, fresh), (base + i for i in fresh)))
+            found: list[tuple[str, str, int] | None] = [None] * n
+            rows = np.flatnonzero(suspect).tolist()
+            for i, minhash in zip(rows, sig.minhashes(rows)):
+                found[i] = hit = self._match(sig.keys[i], minhash, base + i if keep else None)
+                if keep and hit is None:
+                    live.exact.setdefault(sig.keys[i], base + i)
+                elif keep:
+                    live.lsh.remove(base + i)
         return found
 
     def fork(self) -> "NearDupIndex":
@@ -105,10 +162,11 @@ def write_version_index(folder: Path, version: int, texts: list[str], ids: list[
     """Index of one version's rows; written before the commit that makes the version visible."""
     folder.mkdir(parents=True, exist_ok=True)
     lsh = RMinHashLSH(threshold, num_perm, bands)
+    sig = Signatures.of(texts, num_perm)
+    for start, matrix in sig.chunks:
+        lsh.insert_matrix(matrix, start)
     exact: dict[int, int] = {}
-    keys, hashes = signatures(texts, num_perm)
-    for position, (key, mh) in enumerate(zip(keys, hashes)):
-        lsh.insert(position, mh)
+    for position, key in enumerate(sig.keys):
         exact.setdefault(key, position)
     path = folder / f"v{version}.pkl"
     tmp = path.with_suffix(".tmp")
