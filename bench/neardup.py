@@ -75,7 +75,7 @@ def main() -> None:
     started = time.perf_counter()
     ours(docs[:1], 0.7, 128, 16)
     print(f"warm-up (load the compiled tokenizer): {time.perf_counter() - started:.2f}s, "
-          f"compiled path {'on' if tokens._kernel else 'OFF (Python tokenizer)'}")
+          f"compiled path {'on' if tokens.compiled() else 'OFF (Python tokenizer)'}")
     runs = sorted(ours(docs, 0.7, 128, 16) for _ in range(3))
     seconds, dups = runs[1]
     rate = args.docs / seconds

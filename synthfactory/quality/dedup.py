@@ -77,22 +77,15 @@ class NearDupIndex:
     def _match(self, key: int, minhash: RMinHash, before: int | None) -> tuple[str, str, int] | None:
         """(kind, matched row id, its depth) for an exact or near duplicate, else None; in the live
         part only rows before position `before` count (None: all)."""
-        for index in self.versions:
+        for index in [*self.versions, self._live]:
+            limit = before if index is self._live else None
             if key in index.exact:
                 k = index.exact[key]
                 return "exact_duplicate", index.ids[k], index.depths[k]
-            candidates = index.lsh.query(minhash)
+            candidates = [k for k in index.lsh.query(minhash) if limit is None or k < limit]
             if candidates:
                 k = min(candidates)
                 return "near_duplicate", index.ids[k], index.depths[k]
-        live = self._live
-        if key in live.exact:
-            k = live.exact[key]
-            return "exact_duplicate", live.ids[k], live.depths[k]
-        candidates = [k for k in live.lsh.query(minhash) if before is None or k < before]
-        if candidates:
-            k = min(candidates)
-            return "near_duplicate", live.ids[k], live.depths[k]
         return None
 
     def screen(self, texts: list[str], ids: list[str], depths: list[int], *, keep: bool = True

@@ -96,12 +96,18 @@ def _checked_kernel():
     return False
 
 
-def token_hashes(texts: list[str]) -> TokenHashes:
-    """Word hashes and exact keys of `texts`, compiled when the kernel agrees with rensa."""
+def compiled() -> bool:
+    """Whether `token_hashes` runs the compiled kernel (checks it on the first call)."""
     global _kernel
     with _kernel_lock:
         if _kernel is None:
             _kernel = _checked_kernel()
+    return bool(_kernel)
+
+
+def token_hashes(texts: list[str]) -> TokenHashes:
+    """Word hashes and exact keys of `texts`, compiled when the kernel agrees with rensa."""
+    compiled()
     if not texts:
         return TokenHashes(np.empty(0, np.uint64), np.zeros(1, np.int64), b"", [0], [])
     return _run(_kernel, texts) if _kernel else token_hashes_python(texts)
