@@ -17,11 +17,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# llama-cpp-python builds from source on first install (~5 min on 2 cores); pip caches the wheel.
+# llama-cpp-python has no wheel here: it builds from source (~5 min on 2 cores). pip's default
+# build targets the build machine's CPU (GGML_NATIVE), and on CPUs with AMX that build crashes in
+# ggml's AMX matmul. We build it portable (AVX2/FMA/F16C, no AVX-512, no AMX: runs on any x86-64
+# with AVX2) into a wheelhouse keyed by these flags, never through pip's wheel cache, so a native
+# build made elsewhere cannot come back. `synthfactory doctor` shows what the build uses.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+WHEELHOUSE ?= $(HOME)/.cache/synthfactory/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+
 # torch first, pinned to the CPU build: an unpinned torch pulls several GB of CUDA packages.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
+	@ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || { \
+		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) for any x86-64 with AVX2 (about 5 minutes on 2 cores)"; \
+		rm -rf $(WHEELHOUSE).tmp && \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel -q --no-deps --no-cache-dir \
+			llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELHOUSE).tmp && \
+		mkdir -p $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp/llama_cpp_python-*.whl $(WHEELHOUSE)/ && rm -rf $(WHEELHOUSE).tmp; }
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/synthfactory doctor --quiet
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -1,4 +1,5 @@
-"""The factory flow: plan → (generate → grade → filter → validate) per batch → publish once.
+"""The factory flow: engines → plan → (generate → screen → grade → filter → measure → validate)
+per batch → publish once.
 
 Batches are kept in flight, a few per engine replica, so no engine idles while work remains.
 Finished stages are cached per batch in the dataset's staging folder: a rerun after a crash
@@ -26,8 +27,11 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from synthfactory.errors import UserError, ValidationGateError
-from synthfactory.pipeline import BatchState
+from synthfactory import progress
+from synthfactory.errors import NothingToPublishError, UserError, ValidationGateError
+from synthfactory.pipeline import BatchState, synthetic_count
+from synthfactory.plan import engine_specs_for
+from synthfactory.progress import RunProgress
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe, load_recipe
 from synthfactory.results import run_summary
@@ -121,21 +125,24 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
 
 
 def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dict[str, Any]:
-    """Plan, run every batch, publish: the body of the flow, under the dataset's lock."""
+    """Start engines, plan, run every batch, publish: the body of the flow, under the dataset's lock."""
     logger = get_run_logger()
     recipe = loaded.recipe
+    progress.report(RunProgress("engines"))
+    # models load and pass their start check while seeds are read and the run is planned: an
+    # engine that cannot run stops the run before any batch is sent to it
+    engines = start_engines_task.submit(engine_specs_for(loaded))
     guards = QualityGuards.for_run(loaded, dataset.index_path, dataset.embeddings_path)
     seeds = load_seeds_task(loaded, guards)
-    plan = plan_run_task(loaded, seeds, dataset.next_version())
+    plan = plan_run_task(loaded, seeds, dataset.next_version(), guards)
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
                 recipe.batches.size, dataset.uri, plan.version)
     name = f"{recipe.name}-v{plan.version}"  # differs from the name given at start if a run published meanwhile
     _tag_run("synthfactory", f"recipe:{recipe.name}", f"engine:{recipe.generation.engine}",
              name=name if name != runtime.flow_run.name else None)
     key = artifact_key(recipe.name)
-    progress = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
+    bar = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
 
-    engines = start_engines_task.submit(plan)  # models load while the GX suite is built
     gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path if dataset.is_local else None)
     staged = {"result_storage": dataset.staging_path}
     generate = generate_batch_task.with_options(**staged)
@@ -150,28 +157,32 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     states: list[BatchState] = []
     resumed = 0
     first_batch_s: float | None = None
+    accepted = 0
+    progress.report(RunProgress("batches", 0, len(plan.batches)))
     try:
         pending = list(plan.batches)
-        inflight: list[Any] = []
-        while pending or inflight:
-            while pending and len(inflight) < window:
+        chains: dict[Any, list[Any]] = {}  # a batch's last future -> every stage future of that batch
+        while pending or chains:
+            while pending and len(chains) < window:
                 batch = pending.pop(0)
                 generated = generate.submit(plan, batch, recipe, pool)
                 screened = screen.submit(generated, guards)
                 graded = grade.submit(plan, screened, recipe, pool)
                 kept = keep.submit(graded, recipe.grading.threshold)
                 measured = measure.submit(plan, kept, guards)
-                inflight.append(validate.submit(measured, gate))
-            done = next(as_completed(inflight))
-            inflight.remove(done)
-            state = done.result()
+                validated = validate.submit(measured, gate)
+                chains[validated] = [generated, screened, graded, kept, measured, validated]
+            done = next(as_completed(list(chains)))
+            state = _batch_result(chains.pop(done))
             states.append(state)
             resumed += done.state.name == "Cached"  # the whole batch finished in an earlier run
-            update_progress_artifact(progress, 100.0 * len(states) / len(plan.batches))
-            if first_batch_s is None and state.status == "passed":
-                first_batch_s = time.perf_counter() - started
+            update_progress_artifact(bar, 100.0 * len(states) / len(plan.batches))
             real = sum(r["source"] == "real" for r in state.rows)
-            accepted = sum(r["source"] != "real" for s in states for r in s.rows)
+            accepted += len(state.rows) - real
+            if first_batch_s is None and state.status == "passed" and len(state.rows) > real:
+                first_batch_s = time.perf_counter() - started
+            progress.report(RunProgress("batches", len(states), len(plan.batches), accepted,
+                                        sum(synthetic_count(s) for s in states)))
             logger.info(
                 "batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined (run total: %d accepted)",
                 len(states), len(plan.batches), state.batch_id, state.status, len(state.rows) - real, real,
@@ -194,6 +205,22 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
         "suite": gate.suite.name,
         "recipe": recipe.model_dump(mode="json"),  # for the dataset card; holds no secrets (key env NAMES only)
     }
-    metadata = publish_task(plan, states, dataset.uri, guards, extra)
+    progress.report(RunProgress("publishing", len(states), len(plan.batches), accepted))
+    metadata = publish_task(plan, states, dataset.uri, guards, extra, recipe.publish.min_rows)
     report_task(metadata, key)
+    if not metadata["published"]:
+        raise NothingToPublishError(metadata["not_published_because"])
+    progress.report(RunProgress("done", len(states), len(plan.batches), metadata["accepted"]))
     return run_summary(metadata, time.perf_counter() - started)
+
+
+def _batch_result(chain: list[Any]) -> BatchState:
+    """The batch's final state; if a stage failed, its own exception (the engine's cause), not the
+    `UnfinishedRun` that Prefect reports for the stages waiting behind it."""
+    try:
+        return chain[-1].result()
+    except Exception:
+        for future in chain:
+            if future.state.is_failed() or future.state.is_crashed():
+                future.result()  # raises the stage's own exception
+        raise

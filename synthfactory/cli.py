@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from synthfactory.errors import UserError, ValidationGateError
+from synthfactory.errors import SynthfactoryError, UserError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,6 +29,9 @@ def _run(args: argparse.Namespace) -> int:
     from flows.factory import factory_flow
     from synthfactory.pool import ensure_ray
 
+    if not args.debug:
+        _install_console_filter()  # Prefect's console handler exists once the flow module is imported
+
     # Prefect's API (a temporary server unless PREFECT_API_URL is set) and the flow's heavy imports
     # start while Ray starts, each in its own thread (the server and Ray are mostly other processes);
     # Ray from the main thread: started in a task thread, its shutdown blocks ~15 s.
@@ -36,23 +41,62 @@ def _run(args: argparse.Namespace) -> int:
                                  daemon=True)]
     for thread in warm_ups:
         thread.start()
-    ensure_ray()
+    ensure_ray(quiet=not args.debug)
     for thread in warm_ups:
         thread.join()
     try:
-        summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
-                               batch_size=args.batch_size)
+        with _progress_bar(enabled=not args.json and not args.debug and sys.stderr.isatty()) as listener:
+            from synthfactory import progress
+
+            with progress.listening(listener):
+                summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
+                                       batch_size=args.batch_size)
     finally:
         _stop_ray()
     if args.json:
         print(json.dumps(summary, default=str))
     else:
+        first = summary.get("first_batch_seconds")
         print(
             f"{summary['dataset']} version {summary['version']}: generated {summary['generated']}, "
             f"accepted {summary['accepted']}, rejected {summary['rejected']}, quarantined {summary['quarantined']} "
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
+            + (f" (first accepted batch at {first:.1f}s)" if first is not None else "")
         )
     return 0
+
+
+class _progress_bar:
+    """A rich progress bar fed by `synthfactory.progress` (batches, accepted rows, ETA)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda update: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("batches · {task.fields[accepted]} rows accepted"), TimeElapsedColumn(),
+                             TextColumn("ETA"), TimeRemainingColumn(), transient=True, redirect_stderr=False)
+        self._bar.start()
+        self._task = self._bar.add_task("starting engines", total=None, accepted=0)
+        return self.update
+
+    def update(self, update: Any) -> None:
+        labels = {"engines": "starting engines", "batches": "generating", "publishing": "publishing",
+                  "done": "done"}
+        total = update.batches_total or None
+        self._bar.update(self._task, description=labels.get(update.phase, update.phase), total=total,
+                         completed=update.batches_done, accepted=update.accepted)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _connect_prefect() -> None:
@@ -174,42 +218,146 @@ def _num(value: Any) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthfactory", description="Synthetic training-data factory.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show every log line and the full traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a recipe end to end and publish a new dataset version")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    run = sub.add_parser("run", parents=[common], help="run a recipe end to end and publish a new dataset version")
     run.add_argument("recipe")
     run.add_argument("--store", default="store", help="folder or object-store URI holding datasets (default ./store)")
     run.add_argument("--batches", type=int, default=None, help="number of batches (overrides batches.count)")
     run.add_argument("--batch-size", type=int, default=None, help="rows per batch (overrides batches.size)")
     run.add_argument("--json", action="store_true", help="print one JSON summary object last")
     run.set_defaults(func=_run)
-    versions = sub.add_parser("versions", help="list the published versions of a dataset")
+    versions = sub.add_parser("versions", parents=[common], help="list the published versions of a dataset")
     versions.add_argument("dataset", help="DIR/NAME")
     versions.add_argument("--json", action="store_true")
     versions.set_defaults(func=_versions)
-    show = sub.add_parser("show", help="print rows of a version")
+    show = sub.add_parser("show", parents=[common], help="print rows of a version")
     show.add_argument("dataset", help="DIR/NAME")
     show.add_argument("--version", type=int, default=None)
     show.add_argument("--limit", type=int, default=5)
     show.set_defaults(func=_show)
-    export = sub.add_parser("export", help="write a version as a Hugging Face Hub dataset folder")
+    export = sub.add_parser("export", parents=[common], help="write a version as a Hugging Face Hub dataset folder")
     export.add_argument("dataset", help="DIR/NAME")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--to", type=Path, required=True, help="output folder (card, plots, data/*.parquet)")
     export.set_defaults(func=_export)
-    push = sub.add_parser("push", help="upload a version to the Hub in one commit and tag it vN")
+    push = sub.add_parser("push", parents=[common], help="upload a version to the Hub in one commit and tag it vN")
     push.add_argument("dataset", help="DIR/NAME")
     push.add_argument("--version", type=int, required=True)
     push.add_argument("--repo", required=True, help="ORG/NAME of the Hub dataset repo")
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--dry-run", action="store_true", help="print what would be committed; no network")
     push.set_defaults(func=_push)
-    diff = sub.add_parser("diff", help="rows added/removed, metric deltas and drift between two versions")
+    diff = sub.add_parser("diff", parents=[common], help="rows added/removed, metric deltas and drift between two versions")
     diff.add_argument("dataset", help="DIR/NAME")
     diff.add_argument("a", type=int)
     diff.add_argument("b", type=int)
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(func=_diff)
+    doctor = sub.add_parser("doctor", parents=[common], help="check that the llama.cpp build runs on this CPU")
+    doctor.add_argument("--model", default="smollm2-135m-instruct", help="bundled model name or .gguf path")
+    doctor.add_argument("--no-generate", action="store_true", help="only report the build, generate nothing")
+    doctor.add_argument("--quiet", action="store_true", help="one line")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=_doctor)
     return parser
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """What the llama.cpp build is, how the engine loads models with it, and whether one token
+    can be generated on this CPU (in a child process, so a crash is reported, not suffered)."""
+    import subprocess
+
+    from synthfactory.engines.llamacpp import build_info, resolve_model_path
+
+    info = build_info()
+    model = resolve_model_path(args.model) if args.model else None
+    check = None
+    if not args.no_generate:
+        code = ("import sys; from synthfactory.engines.base import EngineSpec, start_check; "
+                "from synthfactory.engines.llamacpp import LlamaCppEngine; "
+                "spec = EngineSpec('llamacpp', sys.argv[1], logprobs=True); start_check(LlamaCppEngine(spec), spec)")
+        done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, args.model],
+                              capture_output=True, text=True, timeout=300)
+        lines = done.stderr.strip().splitlines()
+        telling = [ln for ln in lines if "GGML_ASSERT" in ln or "Fatal Python error" in ln or "Error" in ln]
+        check = {"returncode": done.returncode, "ok": done.returncode == 0,
+                 "detail": (telling or lines or [""])[0][-300:]}
+    report = {**info, "model": str(model) if model else None, "start_check": check}
+    if args.json:
+        print(json.dumps(report))
+    elif args.quiet:
+        print(f"llama.cpp {info['llama_cpp_python']}: {' '.join(info['features'])}; extra buffer types "
+              f"{'on' if info['use_extra_bufts'] else 'off'}" + ("" if check is None else
+                                                                  f"; one-token check {'ok' if check['ok'] else 'FAILED'}"))
+    else:
+        print(f"llama-cpp-python {info['llama_cpp_python']}\n  build: {info['system_info']}")
+        print(f"  CPU features beyond AVX2 compiled in: {', '.join(info['non_portable']) or 'none (portable)'}")
+        print(f"  AMX in the build: {'yes: models load with extra buffer types off' if info['amx'] else 'no'}")
+        print(f"  model params the engine passes: use_extra_bufts={info['use_extra_bufts']}")
+        if check is not None:
+            print(f"  one-token generation on {args.model}: {'ok' if check['ok'] else 'FAILED: ' + check['detail']}")
+    if check is not None and not check["ok"]:
+        signal = -check["returncode"] if check["returncode"] < 0 else None
+        raise _DoctorFailure(f"llama.cpp cannot generate on this CPU with {args.model}"
+                             + (f" (killed by signal {signal})" if signal else f": {check['detail']}"))
+    return 0
+
+
+class _DoctorFailure(SynthfactoryError):
+    """`doctor`'s one-token check failed."""
+
+
+def quiet_console(debug: bool) -> None:
+    """What a user sees while a run works: warnings, not Prefect's INFO lines (those go to the
+    Prefect API and UI), and no tracebacks: the CLI prints the failure's cause as one line.
+    Set before Prefect is imported (its logging reads these at import)."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "DEBUG" if debug else "WARNING")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # GX's usage statistics: DNS failures offline
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # the temporary server's telemetry
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not debug:
+        logging.getLogger().addFilter(_NoTracebacks())
+        for name in ("great_expectations", "ray", "sentence_transformers", "transformers", "httpx"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class _NoTracebacks(logging.Filter):
+    """Failures are reported once, by the CLI, as one line: drop Prefect's own failure records
+    (they carry the traceback) and the traceback of any other record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.name.startswith("prefect"):
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def _install_console_filter() -> None:
+    """The root filter sees only records logged on the root; the console handler sees them all.
+    Ray's driver prints every raylet error (a dead worker's notice, a paragraph) from a thread
+    with no switch to turn it off: the CLI reports the engine's cause itself, so those go too."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NoTracebacks) for f in handler.filters):
+            handler.addFilter(_NoTracebacks())
+    import ray._private.worker as ray_worker
+
+    printer = ray_worker.print_to_stdstream
+
+    def print_but_raylet_errors(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            printer(data, ignore_prefix)
+
+    ray_worker.print_to_stdstream = print_but_raylet_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,14 +367,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"synthfactory: error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
+    quiet_console(args.debug)
     try:
         return args.func(args)
-    except UserError as exc:
-        print(f"synthfactory: error: {exc}", file=sys.stderr)
-        return 2
-    except ValidationGateError as exc:
-        print(f"synthfactory: validation failed: {exc}", file=sys.stderr)
+    except SynthfactoryError as exc:
+        if args.debug:
+            raise
+        print(f"synthfactory: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("synthfactory: error: interrupted; a rerun resumes from the finished batches", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line unless asked for the traceback
+        if args.debug:
+            raise
+        print(f"synthfactory: error: internal error ({type(exc).__name__}: {_one_line(exc)}); "
+              "run again with --debug for the traceback", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

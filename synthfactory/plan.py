@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import jinja2
+import jinja2.meta
 
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError
@@ -71,18 +72,69 @@ def run_id_for(dataset: str, version: int, recipe_hash: str) -> str:
     return f"{dataset}-v{version}-{recipe_hash[:8]}"
 
 
-def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int) -> RunPlan:
-    """Render every prompt once and cut the work into batches of `batches.size`."""
-    recipe = loaded.recipe
-    template = template_environment().from_string(recipe.generation.prompt_template)
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def prompt_key(prompt: str) -> str:
+    """What makes two prompts the same to a model: case and runs of whitespace do not count."""
+    return " ".join(prompt.casefold().split())
+
+
+def render_seeds(loaded: LoadedRecipe, seeds: SeedSet, contaminated: Callable[[str], str | None] | None = None
+                 ) -> tuple[list[tuple[SeedRow, str]], list[QuarantinedRow]]:
+    """Each usable seed with its rendered prompt; the rest quarantined before any engine time:
+    a template variable that is empty (`empty_field: topic`), a prompt that renders the same as an
+    earlier seed's (`duplicate_seed`), a prompt carrying benchmark text (`contaminated:<name>`)."""
+    source = loaded.recipe.generation.prompt_template
+    environment = template_environment()
+    template = environment.from_string(source)
+    variables = sorted(jinja2.meta.find_undeclared_variables(environment.parse(source)))
     rendered: list[tuple[SeedRow, str]] = []
     quarantined = list(seeds.quarantined)
+    seen: dict[str, str] = {}
     for seed in seeds.rows:
+        payload = json.dumps(seed.fields, ensure_ascii=False, default=str)
+        location = seed.location or seed.seed_id
+        empty = [name for name in variables if name in seed.fields and _blank(seed.fields[name])]
+        if empty:
+            quarantined.append(QuarantinedRow("seeds", f"empty_field: {', '.join(empty)}", payload, location))
+            continue
         try:
-            rendered.append((seed, template.render(**seed.fields).strip()))
+            prompt = template.render(**seed.fields).strip()
         except jinja2.UndefinedError as exc:
-            payload = json.dumps(seed.fields, ensure_ascii=False, default=str)
-            quarantined.append(QuarantinedRow("seeds", f"template_error: {exc.message}", payload, seed.seed_id))
+            quarantined.append(QuarantinedRow("seeds", f"template_error: {exc.message}", payload, location))
+            continue
+        key = prompt_key(prompt)
+        if key in seen:
+            quarantined.append(QuarantinedRow("seeds", f"duplicate_seed: renders the same prompt as {seen[key]}",
+                                              payload, location))
+            continue
+        seen[key] = location
+        bench = contaminated(prompt) if contaminated is not None else None
+        if bench:
+            quarantined.append(QuarantinedRow("seeds", f"contaminated:{bench} (the rendered prompt shares an "
+                                                       "n-gram with it)", payload, location))
+            continue
+        rendered.append((seed, prompt))
+    return rendered, quarantined
+
+
+def batch_bounds(total: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) of each batch. A trailing batch of fewer than half `size` rows joins the one
+    before it, so set-level expectations (diversity, near-dup rate) never judge a sliver."""
+    bounds = [(start, min(total, start + size)) for start in range(0, total, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < (size + 1) // 2:
+        last = bounds.pop()
+        bounds[-1] = (bounds[-1][0], last[1])
+    return bounds
+
+
+def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
+             contaminated: Callable[[str], str | None] | None = None) -> RunPlan:
+    """Render every prompt once, screen the seeds, and cut the work into batches of `batches.size`."""
+    recipe = loaded.recipe
+    rendered, quarantined = render_seeds(loaded, seeds, contaminated)
     if not rendered:
         reasons = sorted({q.reason.split(":")[0] for q in quarantined}) or ["the file is empty"]
         source = loaded.seeds_path or loaded.recipe.seeds.from_version
@@ -91,12 +143,11 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int) -> RunPlan:
     per_seed = recipe.generation.samples_per_seed
     size = recipe.batches.size
     total = recipe.batches.count * size if recipe.batches.count else len(rendered) * per_seed
-    count = math.ceil(total / size)
     system = recipe.generation.system_prompt
     batches = []
-    for batch_index in range(count):
+    for batch_index, (first, end) in enumerate(batch_bounds(total, size)):
         items = []
-        for row_index, k in enumerate(range(batch_index * size, min(total, (batch_index + 1) * size))):
+        for row_index, k in enumerate(range(first, end)):
             seed, prompt = rendered[(k // per_seed) % len(rendered)]
             messages = ({"role": "system", "content": system},) if system else ()
             items.append(WorkItem(

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import tempfile
 import threading
+import uuid
+from pathlib import Path
 import time
 from typing import Any
 
 import ray
 
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
-from synthfactory.errors import EngineUnavailableError
+from synthfactory.errors import EngineFailure, EngineUnavailableError, SynthfactoryError
 
 log = logging.getLogger(__name__)
 
 
-def ensure_ray() -> None:
-    """Join the cluster at RAY_ADDRESS, or start a local one; reuse a running connection."""
+def ensure_ray(quiet: bool = False) -> None:
+    """Join the cluster at RAY_ADDRESS, or start a local one; reuse a running connection.
+    `quiet`: Ray's own start-up notices (token, dashboard) are not printed, only its errors."""
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"log_to_driver": False, "ignore_reinit_error": True}
+    if quiet:
+        kwargs["logging_level"] = logging.ERROR
     if address is None:
         kwargs["include_dashboard"] = False
         # Ray nices workers to 15; llama.cpp threads sync by spinning, so every preemption by
@@ -34,26 +41,51 @@ def ensure_ray() -> None:
     ray.init(address=address, **kwargs)
 
 
-@ray.remote(max_restarts=2, max_task_retries=0)  # a dead actor is restarted; the pool retries its batch
+MAX_RESTARTS = 2  # a replica that keeps dying is not restarted forever: then the run fails with the cause
+FAULT_SIGNALS = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Illegal instruction": "SIGILL",
+                 "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE", "Bus error": "SIGBUS"}
+
+
+@ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=0)  # a dead actor is restarted; the pool retries its batch
 class EngineActor:
-    """One replica of one model; the model loads once in __init__."""
+    """One replica of one model. `where` answers at once; `ready` loads the model and proves it
+    can generate (a one-token start check), so a crash shows before any batch is planned. A native
+    crash (SIGSEGV in a kernel, an abort) is written by `faulthandler` to the replica's fault report."""
 
-    def __init__(self, spec: EngineSpec) -> None:
-        from synthfactory.engines import create_engine
-
+    def __init__(self, spec: EngineSpec, fault_report: str) -> None:
         _normal_priority()
         self.spec = spec
-        self.engine = create_engine(spec)
+        self.engine: Any = None
         self.node_id = ray.get_runtime_context().get_node_id()
         self.requests = 0
         self.busy_seconds = 0.0
         self._count = threading.Lock()  # the openai engine's actor serves many calls at once
+        self._load = threading.Lock()
+        self._where = {"pid": os.getpid(), "node_id": self.node_id, "worker_log": _worker_log(),
+                       "fault_report": fault_report}
+        _report_faults(fault_report, self._where)
+
+    def where(self) -> dict[str, Any]:
+        return self._where
 
     def ready(self) -> dict[str, Any]:
+        self._ensure_engine()
         return {"model": self.spec.model, "node_id": self.node_id,
                 "load_seconds": getattr(self.engine, "load_seconds", 0.0)}
 
+    def _ensure_engine(self) -> None:
+        """Load and check once (again after Ray restarted this replica)."""
+        from synthfactory.engines import create_engine
+        from synthfactory.engines.base import start_check
+
+        with self._load:
+            if self.engine is None:
+                engine = create_engine(self.spec)
+                start_check(engine, self.spec)
+                self.engine = engine
+
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        self._ensure_engine()
         started = time.perf_counter()
         try:
             results = self.engine.chat(requests)
@@ -68,6 +100,73 @@ class EngineActor:
     def stats(self) -> dict[str, Any]:
         return {"model": self.spec.model, "requests": self.requests, "busy_seconds": self.busy_seconds,
                 "node_id": self.node_id}
+
+
+def _worker_log() -> str | None:
+    """The file Ray sends this worker's stderr to (where native libraries print their aborts)."""
+    try:
+        target = os.readlink("/proc/self/fd/2")
+    except OSError:
+        return None
+    return target if target.startswith("/") else None
+
+
+def _report_faults(path: str, where: dict[str, Any]) -> None:
+    """Send Python's fault handler (SIGSEGV, SIGABRT, SIGILL, SIGFPE, SIGBUS) to `path`."""
+    import faulthandler
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - must stay open for the process's life
+    except OSError:
+        return
+    handle.write(f"replica pid {where['pid']} on node {where['node_id']}, worker log {where['worker_log']}\n")
+    handle.flush()
+    faulthandler.enable(file=handle, all_threads=True)
+    _FAULT_FILES.append(handle)  # faulthandler writes to its descriptor: keep the file open
+
+
+_FAULT_FILES: list[Any] = []
+
+
+def _doing(fault: str) -> str:
+    """What the crashed thread was doing, from the Python stack of its fault report."""
+    current = fault.split("Current thread", 1)[-1]
+    for marker, doing in (("in start_check", " during its one-token start check"),
+                          ("in create_engine", " while loading the model"),
+                          ("in chat", " while generating")):
+        if marker in current:
+            return doing
+    return ""
+
+
+def crash_cause(spec: EngineSpec, where: dict[str, Any] | None, when: str) -> str:
+    """One line: which engine and model died, of which signal, on which node, and where its log is."""
+    where = where or {}
+    report = where.get("fault_report")
+    text = ""
+    if report:
+        try:
+            text = Path(report).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+    faults = re.findall(r"Fatal Python error: ([^\n]+)", text)
+    what = f"engine {spec.engine} (model {spec.model}) "
+    if faults:
+        name = faults[-1].strip().rstrip(".")
+        signal = FAULT_SIGNALS.get(name, name)
+        what += f"crashed {when} with {signal} ({name})" if signal != name else f"crashed {when}: {name}"
+        what += _doing(text[text.rindex("Fatal Python error"):])
+    else:
+        what += f"died {when} with no fault report (killed: SIGKILL or the out-of-memory killer?)"
+    node = str(where.get("node_id") or "?")[:12]
+    log_at = where.get("worker_log") or "the Ray session's logs folder"
+    hint = ""
+    if faults and FAULT_SIGNALS.get(faults[-1].strip().rstrip(".")) == "SIGILL":
+        hint = "; this CPU lacks an instruction the llama.cpp build uses (it needs AVX2)"
+    elif spec.engine == "llamacpp":
+        hint = "; `synthfactory doctor` checks the llama.cpp build on this CPU"
+    return f"{what} on node {node}; worker log: {log_at}; fault report: {report}{hint}"
 
 
 def _normal_priority() -> None:
@@ -136,33 +235,60 @@ class EnginePool:
         self._probes: dict[int, tuple[Any, Any]] = {}  # dead replica -> its pending `ready` call
         self._lock = threading.Lock()
         self.retried_batches = 0
+        self._closed = False
         self._groups: list[Any] = []
+        self._where: dict[int, dict[str, Any]] = {}  # replica -> its pid, node, worker log, fault report
+        self._specs: dict[int, EngineSpec] = {}
+        reports = Path(tempfile.gettempdir()) / "synthfactory-engines" / uuid.uuid4().hex[:12]
         for spec in specs:
             if spec.key in self._actors:
                 continue
             self._actors[spec.key] = []
-            for _ in range(replicas[spec.key]):
+            for index in range(replicas[spec.key]):
                 options, group = _actor_options(spec, share)
                 self._groups += [group] if group is not None else []
-                self._actors[spec.key].append(EngineActor.options(**options).remote(spec))
+                report = reports / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec.key)[-80:]}-{index}.faults"
+                actor = EngineActor.options(**options).remote(spec, str(report))
+                self._actors[spec.key].append(actor)
+                self._specs[id(actor)] = spec
         handles = [a for group in self._actors.values() for a in group]
-        refs = [a.ready.remote() for a in handles]
-        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=ready_timeout_s)
-        if pending:
-            self.shutdown()
-            raise EngineUnavailableError(
-                f"engines did not start within {ready_timeout_s:.0f}s: the Ray cluster has "
-                f"{cluster.get('CPU', 0)} CPUs and {cluster.get('GPU', 0)} GPUs; "
-                "lower generation.options.replicas or threads"
-            )
-        try:
-            self.replicas = ray.get(ready)
-        except ray.exceptions.RayActorError as exc:
-            self.shutdown()
-            cause = exc.__cause__ or exc
-            raise EngineUnavailableError(f"engine failed to start: {str(cause).splitlines()[-1]}") from None
+        self.replicas = self._start(handles, cluster, ready_timeout_s)
         for handle in handles:
             self._inflight[id(handle)] = 0
+
+    def _start(self, handles: list[Any], cluster: dict[str, float], timeout_s: float) -> list[dict[str, Any]]:
+        """Wait for every replica to load and pass its start check; stop at the first that fails,
+        so a crash costs seconds, not a run's worth of retried batches."""
+        where_refs = {id(a): a.where.remote() for a in handles}
+        pending = {a.ready.remote(): a for a in handles}
+        answers: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                self.shutdown()
+                raise EngineFailure(
+                    f"engines did not start within {timeout_s:.0f}s: the Ray cluster has "
+                    f"{cluster.get('CPU', 0)} CPUs and {cluster.get('GPU', 0)} GPUs; "
+                    "lower generation.options.replicas or threads")
+            actor = pending.pop(done[0])
+            try:
+                answers[id(actor)] = ray.get(done[0])
+            except Exception as exc:  # noqa: BLE001 - every way a replica can fail to start ends the run here
+                spec = self._specs[id(actor)]
+                where = self._where_of(actor, where_refs)
+                self.shutdown()
+                raise start_failure(spec, exc, where) from None
+        for actor in handles:
+            self._where[id(actor)] = self._where_of(actor, where_refs)
+        return [answers[id(a)] for a in handles]
+
+    @staticmethod
+    def _where_of(actor: Any, where_refs: dict[int, Any]) -> dict[str, Any] | None:
+        try:
+            return ray.get(where_refs[id(actor)], timeout=5)
+        except Exception:  # noqa: BLE001 - the replica died before it could say where it ran
+            return None
 
     def chat(self, spec: EngineSpec, requests: list[ChatRequest]) -> list[ChatResult]:
         """Run `requests` on the least-busy live replica for `spec`; blocks until done.
@@ -173,9 +299,11 @@ class EnginePool:
         """
         if not requests:
             return []
-        group = self._actors[spec.key]
+        group = self._actors.get(spec.key, [])
         attempts = 0
         while True:
+            if self._closed:  # the run is stopping (another batch failed): don't wait on restarts
+                raise EngineFailure(f"engine {spec.engine} (model {spec.model}): the run's engines were shut down")
             with self._lock:
                 self._revive()
                 live = [a for a in group if id(a) not in self._dead] or group  # all dead: try restarted ones
@@ -183,6 +311,11 @@ class EnginePool:
                 self._inflight[id(actor)] += 1
             try:
                 return ray.get(actor.chat.remote(requests))
+            except ray.exceptions.RayTaskError as exc:  # the engine raised: infrastructure (our errors) or a bug
+                cause = exc.cause
+                if isinstance(cause, SynthfactoryError):
+                    raise cause from None
+                raise
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 attempts += 1
                 with self._lock:
@@ -191,8 +324,9 @@ class EnginePool:
                     self.retried_batches += 1
                 log.warning("engine replica died (%s); retrying its batch on another replica (attempt %d)",
                             type(exc).__name__, attempts)
-                if attempts > 2 * len(group) + 2:
-                    raise EngineUnavailableError(f"every replica of {spec.model} died: {exc}") from None
+                if attempts > (MAX_RESTARTS + 1) * len(group):
+                    raise EngineFailure(crash_cause(spec, self._where.get(id(actor)), "repeatedly (every replica, "
+                                                    f"after {MAX_RESTARTS} restarts each)")) from None
                 if len(self._dead & {id(a) for a in group}) == len(group):
                     time.sleep(min(10.0, 2.0 * attempts))  # give Ray time to restart one
                     with self._lock:
@@ -237,6 +371,7 @@ class EnginePool:
                 "nodes": sorted({r["node_id"] for r in rows})}
 
     def shutdown(self) -> None:
+        self._closed = True
         for group in self._actors.values():
             for actor in group:
                 ray.kill(actor)
@@ -246,3 +381,19 @@ class EnginePool:
         for placement in self._groups:  # give the GPUs back to the cluster
             remove_placement_group(placement)
         self._groups.clear()
+
+
+def start_failure(spec: EngineSpec, exc: BaseException, where: dict[str, Any] | None) -> SynthfactoryError:
+    """The one-line error for a replica that could not start: our own errors as they are, a
+    process that died with its signal and logs, anything else with its type and first line."""
+    if isinstance(exc, ray.exceptions.RayTaskError):
+        cause = exc.cause
+        if isinstance(cause, SynthfactoryError):
+            return cause
+        first = (str(cause).strip().splitlines() or [""])[0][:300]
+        return EngineFailure(f"engine {spec.engine} (model {spec.model}) failed to start: "
+                             f"{type(cause).__name__}: {first}")
+    if isinstance(exc, (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)):
+        return EngineFailure(crash_cause(spec, where, "at start"))
+    return EngineFailure(f"engine {spec.engine} (model {spec.model}) failed to start: {type(exc).__name__}: "
+                         f"{(str(exc).strip().splitlines() or [''])[0][:300]}")

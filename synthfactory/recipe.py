@@ -193,6 +193,13 @@ class BatchesConfig(StrictModel):
     count: int | None = Field(None, ge=1, le=1_000_000, description="default: enough to cover every seed")
 
 
+class PublishConfig(StrictModel):
+    """When a run may publish a version: never an empty one."""
+
+    min_rows: int = Field(1, ge=1, le=100_000_000,
+                          description="accepted rows a run needs to publish; fewer: no version, exit 1")
+
+
 class CardConfig(StrictModel):
     """What the dataset card says that the run cannot know: license, language, tags, prices."""
 
@@ -216,6 +223,7 @@ class Recipe(StrictModel):
     validation: ValidationConfig
     quality: QualityConfig = QualityConfig()
     batches: BatchesConfig = BatchesConfig()
+    publish: PublishConfig = PublishConfig()
 
     @model_validator(mode="after")
     def _endpoints_for_openai(self) -> "Recipe":

@@ -22,12 +22,16 @@ def _docs_link(meta: dict[str, Any], batch: str) -> str:
 def run_report_markdown(meta: dict[str, Any]) -> str:
     """Counts, acceptance, scores, quality, validation per batch, cost, and where the data is."""
     cost, quality = meta.get("cost", {}), meta.get("quality", {})
+    if meta.get("published", True):
+        head = [f"# {meta['dataset']} version {meta['version']}", "",
+                f"Published to `{meta.get('dataset_uri')}` as version **{meta['version']}** by run `{meta['run_id']}` "
+                f"(recipe hash `{meta['recipe_hash']}`). Load it with "
+                f"`synthfactory.load_dataset_version(\"{meta.get('dataset_uri')}\", version={meta['version']})`."]
+    else:
+        head = [f"# {meta['dataset']}: run `{meta['run_id']}` published nothing", "",
+                f"**{meta.get('not_published_because')}** (recipe hash `{meta['recipe_hash']}`)."]
     lines = [
-        f"# {meta['dataset']} version {meta['version']}",
-        "",
-        f"Published to `{meta.get('dataset_uri')}` as version **{meta['version']}** by run `{meta['run_id']}` "
-        f"(recipe hash `{meta['recipe_hash']}`). Load it with "
-        f"`synthfactory.load_dataset_version(\"{meta.get('dataset_uri')}\", version={meta['version']})`.",
+        *head,
         "",
         "| generated | accepted | rejected | quarantined | acceptance rate | real rows added | seed rows quarantined |",
         "| --- | --- | --- | --- | --- | --- | --- |",

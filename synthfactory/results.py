@@ -100,6 +100,15 @@ def _seed_record(row: QuarantinedRow) -> dict[str, Any]:
             "location": row.location, "row": row.payload, "validation": None}
 
 
+def not_published_reason(dataset: str, totals: RunTotals, min_rows: int, quarantine_uri: str) -> str:
+    """One line for a run that publishes nothing: how many rows passed and why the rest did not."""
+    top = sorted(totals.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    reasons = ", ".join(f"{code} {count}" for code, count in top) or "no rows were generated"
+    return (f"{dataset}: {totals.accepted} of {totals.generated} generated rows passed, fewer than "
+            f"publish.min_rows ({min_rows}); nothing published. Top reasons: {reasons}. "
+            f"The rows are kept in {quarantine_uri}")
+
+
 SUMMARY_FIELDS = (
     "version", "run_id", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
     "seeds_recycled", "quality",

@@ -25,6 +25,7 @@ class SeedRow:
     source: str = "real"
     generation_depth: int = 0
     recycled: bool = False  # claimed real, but near-matches a published synthetic row
+    location: str = ""  # file:line or file[index], for quarantine records
 
 
 @dataclass(frozen=True)
@@ -136,22 +137,18 @@ def _limit_depth(seeds: SeedSet, max_depth: int | None) -> SeedSet:
 
 
 def load_seeds(config: SeedsConfig, path: Path | None) -> SeedSet:
-    """Read every seed row; good rows get a content id, bad rows a reason."""
+    """Read every seed row; good rows get a content id, bad rows a reason (duplicates, empty
+    template variables and benchmark text are screened at planning, on the rendered prompt)."""
     if config.from_version:
         return load_version_seeds(config)
     fmt = _detect_format(path, config.format)
     result = SeedSet()
-    seen: set[str] = set()
     for location, fields, raw, reason in _records(path, fmt, config.field):
         if reason is None and len(raw) > config.max_chars:
             reason = f"too_long: {len(raw)} chars > seeds.max_chars {config.max_chars}"
         if reason is not None or fields is None:
             result.quarantined.append(QuarantinedRow("seeds", reason or "empty", raw[:10_000], location))
             continue
-        seed_id = "s" + stable_hash(fields)
-        if seed_id in seen:
-            result.quarantined.append(QuarantinedRow("seeds", "duplicate_seed", raw[:10_000], location))
-            continue
-        seen.add(seed_id)
-        result.rows.append(SeedRow(seed_id=seed_id, fields=fields))
+        # duplicates are found at planning, on the prompt they render (plan.render_seeds)
+        result.rows.append(SeedRow(seed_id="s" + stable_hash(fields), fields=fields, location=location))
     return _limit_depth(result, config.max_depth)

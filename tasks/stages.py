@@ -15,18 +15,38 @@ from prefect.context import TaskRunContext
 
 from synthfactory import pipeline
 from synthfactory.card import write_card
+from synthfactory.engines.base import EngineSpec
+from synthfactory.errors import SynthfactoryError
 from synthfactory.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.report import rejection_table, run_report_markdown
-from synthfactory.results import commit_metadata, published_rows, quarantine_records, totals_for
+from synthfactory.results import (
+    commit_metadata,
+    not_published_reason,
+    published_rows,
+    quarantine_records,
+    totals_for,
+)
 from synthfactory.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 
 ENGINE_RETRIES = 2
+
+
+def _not_ours(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a stage for transient errors only: an engine failure (crash, endpoints down), a bad
+    recipe or a failed gate has a cause that a retry would only repeat, minutes later."""
+    try:
+        state.result()
+    except SynthfactoryError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient
+        return True
+    return True
 
 
 def _stage_key(stage: str):
@@ -50,13 +70,17 @@ def load_seeds_task(loaded: LoadedRecipe, guards: QualityGuards) -> SeedSet:
 
 
 @task(name="plan-run", cache_policy=NO_CACHE, persist_result=False)
-def plan_run_task(loaded: LoadedRecipe, seeds: SeedSet, version: int) -> RunPlan:
-    return plan_run(loaded, seeds, version)
+def plan_run_task(loaded: LoadedRecipe, seeds: SeedSet, version: int, guards: QualityGuards) -> RunPlan:
+    plan = plan_run(loaded, seeds, version, contaminated=guards.contaminated_by)
+    get_run_logger().info("planned %d batches; %d seed rows quarantined", len(plan.batches),
+                          len(plan.seeds_quarantined))
+    return plan
 
 
 @task(name="start-engines", cache_policy=NO_CACHE, persist_result=False)
-def start_engines_task(plan: RunPlan) -> EnginePool:
-    pool = EnginePool(plan.engine_specs)
+def start_engines_task(specs: list[EngineSpec]) -> EnginePool:
+    """Start every replica and run its start check; the first that fails ends the run here."""
+    pool = EnginePool(specs)
     for replica in pool.replicas:
         get_run_logger().info("engine %s ready on node %s (loaded in %.1fs)",
                               replica["model"], replica["node_id"][:12], replica["load_seconds"])
@@ -64,7 +88,7 @@ def start_engines_task(plan: RunPlan) -> EnginePool:
 
 
 @task(name="generate", task_run_name="generate-{batch.batch_index}", cache_key_fn=_stage_key("generate"), persist_result=True,
-      retries=ENGINE_RETRIES, retry_delay_seconds=2)
+      retries=ENGINE_RETRIES, retry_delay_seconds=2, retry_condition_fn=_not_ours)
 def generate_batch_task(plan: RunPlan, batch: BatchPlan, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
     return pipeline.generate_batch(plan, batch, recipe, pool.chat)
 
@@ -82,7 +106,7 @@ def measure_batch_task(plan: RunPlan, state: pipeline.BatchState, guards: Qualit
 
 
 @task(name="grade", task_run_name="grade-{state.batch_index}", cache_key_fn=_stage_key("grade"), persist_result=True,
-      retries=ENGINE_RETRIES, retry_delay_seconds=2)
+      retries=ENGINE_RETRIES, retry_delay_seconds=2, retry_condition_fn=_not_ours)
 def grade_batch_task(plan: RunPlan, state: pipeline.BatchState, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
     return pipeline.grade_batch(plan, state, recipe, pool.chat)
 
@@ -97,20 +121,28 @@ def validate_batch_task(state: pipeline.BatchState, gate: SuiteGate) -> pipeline
     return pipeline.settle_validation(state, gate.validate(state.rows, state.batch_id))
 
 
-@task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1)
+@task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1,
+      retry_condition_fn=_not_ours)
 def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: str, guards: QualityGuards,
-                 extra: dict[str, Any]) -> dict[str, Any]:
+                 extra: dict[str, Any], min_rows: int = 1) -> dict[str, Any]:
     """Dedup across the run, then quarantine (idempotent per run), the version's index and
-    embeddings, and last the one commit that makes the version visible."""
+    embeddings, and last the one commit that makes the version visible. Fewer than `min_rows`
+    accepted rows: the quarantine is written and nothing is published (`published: false`)."""
     store = DatasetStore(store_uri)
     states = dedup_across_run(states, guards)
     totals = totals_for(plan, states)
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
     rows = published_rows(states)
+    if totals.accepted < min_rows:
+        metadata = commit_metadata(plan, states, totals, {**extra, "published": False, "not_published_because": (
+            not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))})
+        store.clear_staged([s.batch_id for s in states])  # finished: a rerun of this recipe would repeat it
+        get_run_logger().info("%s", metadata["not_published_because"])  # the CLI prints it as its error
+        return metadata
     dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
     quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
                               dups / totals.generated if totals.generated else 0.0)
-    metadata = commit_metadata(plan, states, totals, {**extra, "quality": quality})
+    metadata = commit_metadata(plan, states, totals, {**extra, "quality": quality, "published": True})
     store.publish(rows, metadata)
     store.clear_staged([s.batch_id for s in states])
     get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)

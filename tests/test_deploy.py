@@ -136,6 +136,20 @@ def _screenshot_and_text(url: str, png: Path) -> str:
     return subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
 
 
+def _mechanics_recipe(tmp_path: Path) -> Path:
+    """The quickstart deployment run on a recipe named like it but judged with threshold 0: these
+    tests are about deployments, workers and the UI, not whether 2-4 rows of a 135M model pass
+    the quickstart's gate (a run in which none passes publishes no version)."""
+    folder = tmp_path / "recipe"
+    folder.mkdir(exist_ok=True)
+    suite = {"name": "mechanics", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "text"}},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]}
+    return make_recipe(folder, name="quickstart", suite=suite, grading__method="logprobs", grading__threshold=0.0,
+                       quality__enabled=False)
+
+
 def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(server, tmp_path):
     env = server
     _deploy(env)
@@ -143,6 +157,7 @@ def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(serve
     try:
         store = tmp_path / "store"
         started = _prefect(env, "deployment", "run", "synthfactory/quickstart", "--param", f"store={store}",
+                           "--param", f"recipe_path={_mechanics_recipe(tmp_path)}",
                            "--param", "batches=1", "--param", "batch_size=4", "--watch", "--watch-timeout", "280")
         assert started.returncode == 0, started.stdout[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
         assert "Completed" in started.stdout
@@ -181,7 +196,8 @@ def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(post
         spec = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
         deployment = spec["deployments"][0]
         deployment.update(name="every-20s", schedules=[{"interval": INTERVAL}],
-                          parameters={**deployment["parameters"], "store": str(store), "batches": 1, "batch_size": 2})
+                          parameters={**deployment["parameters"], "store": str(store), "batches": 1, "batch_size": 2,
+                                      "recipe_path": str(_mechanics_recipe(tmp_path))})
         (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec))
         _deploy(env, str(tmp_path / "prefect.yaml"))
         worker = _start_worker(env, tmp_path / "worker.log", PREFECT_WORKER_QUERY_SECONDS="2")
@@ -226,7 +242,8 @@ def test_worker_killed_mid_run_ends_crashed_and_a_retry_resumes(server, tmp_path
     subprocess.run([sys.executable, "-m", "flows.monitoring", "--within", "45"], env=env, cwd=ROOT, check=True,
                    capture_output=True)
     store = tmp_path / "store"
-    params = ["--param", f"store={store}", "--param", "batches=3", "--param", "batch_size=2"]
+    params = ["--param", f"store={store}", "--param", "batches=3", "--param", "batch_size=2",
+              "--param", f"recipe_path={_mechanics_recipe(tmp_path)}"]
     worker = _start_worker(env, tmp_path / "worker.log", PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30")
     unscheduled = {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}}
     try:

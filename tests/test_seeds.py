@@ -26,13 +26,49 @@ def test_jsonl_bad_rows_are_quarantined_with_reasons(tmp_path):
         json.dumps({"topic": "volcanoes"}).encode(),
     ]) + b"\n")
     seeds = load_seeds(SeedsConfig(path=str(path), max_chars=200), path)
-    assert [r.fields["topic"] for r in seeds.rows] == ["tides", "volcanoes"]
-    reasons = {q.location: q.reason.split(":")[0] for q in seeds.quarantined}
+    plan = plan_run(load_recipe(make_recipe(tmp_path)), seeds, version=1)  # duplicates: on the rendered prompt
+    assert [i.seed.fields["topic"] for b in plan.batches for i in b.items][:2] == ["tides", "volcanoes"]
+    reasons = {q.location: q.reason.split(":")[0] for q in plan.seeds_quarantined}
     assert reasons == {
         "seeds.jsonl:2": "bad_json", "seeds.jsonl:3": "invalid_utf8", "seeds.jsonl:4": "empty",
         "seeds.jsonl:5": "too_long", "seeds.jsonl:6": "bad_json", "seeds.jsonl:7": "duplicate_seed",
     }
     assert len(seeds.rows) + len(seeds.quarantined) == 8
+
+
+def test_seed_hygiene_on_what_the_model_would_see(tmp_path):
+    """Empty template variables, seeds that render the same prompt up to case and whitespace
+    (whatever their ids or unused fields), and seeds carrying benchmark text never reach an engine."""
+    recipe = make_recipe(tmp_path, batches__count=None)
+    path = tmp_path / "seeds.jsonl"
+    rows = [
+        {"id": 1, "topic": "tides"},
+        {"id": 2, "topic": "   "},                              # empty_field
+        {"id": 3, "topic": "  TIDES ", "note": "unused"},       # same prompt as id 1
+        {"id": 4, "topic": "Tides", "level": "hard"},           # same prompt as id 1
+        {"id": 5, "topic": "the quick brown fox jumps over the lazy dog near the river bank today"},
+        {"id": 6, "topic": "volcanoes"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_recipe(recipe)
+    seeds = load_seeds(SeedsConfig(path=str(path)), path)
+    bench = "the quick brown fox jumps over the lazy dog near the river bank today"
+    plan = plan_run(loaded, seeds, version=1, contaminated=lambda text: "bench" if bench in text else None)
+    reasons = {q.location: q.reason.split(" ")[0] for q in plan.seeds_quarantined}
+    assert reasons == {"seeds.jsonl:2": "empty_field:", "seeds.jsonl:3": "duplicate_seed:",
+                       "seeds.jsonl:4": "duplicate_seed:", "seeds.jsonl:5": "contaminated:bench"}
+    assert [q.reason for q in plan.seeds_quarantined][0] == "empty_field: topic"
+    assert sorted(i.seed.fields["id"] for b in plan.batches for i in b.items) == [1, 6]
+
+
+def test_a_trailing_sliver_joins_the_batch_before_it():
+    from synthfactory.plan import batch_bounds
+
+    assert batch_bounds(9, 4) == [(0, 4), (4, 9)]        # 1 left over: joins
+    assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]  # 2, half a batch, stays
+    assert batch_bounds(11, 4) == [(0, 4), (4, 8), (8, 11)]  # 3 stays a batch
+    assert batch_bounds(3, 8) == [(0, 3)]                # a single small batch stays
+    assert batch_bounds(16, 8) == [(0, 8), (8, 16)]
 
 
 def test_text_parquet_and_saved_dataset_seeds(tmp_path):

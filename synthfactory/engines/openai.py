@@ -3,8 +3,10 @@
 Several base URLs are load-balanced: each request goes to the endpoint with the fewest requests in
 flight, at most `max_concurrency` per endpoint. Connection errors, timeouts, 429 and 5xx are
 retried with exponential backoff (honouring Retry-After), on another endpoint when one is up; an
-endpoint that fails is rested for a few seconds. A request that still fails becomes a row error
-(quarantined with its reason), never an exception that loses the batch. The API key is read from
+endpoint that fails is rested for a few seconds. A request the server refuses (4xx other than
+429) becomes a row error, quarantined with its reason. A request that still fails for want of a
+working server after `max_retries` is infrastructure, not data: the engine raises `EngineFailure`
+and the run stops with the cause (a rerun generates those rows). The API key is read from
 the environment variable the recipe names and is sent only in the Authorization header: it is in
 no log, error or artifact.
 """
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, openai_logprobs
-from synthfactory.errors import EngineUnavailableError
+from synthfactory.errors import EngineFailure, EngineUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +94,30 @@ class OpenAIEngine:
         self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency * len(self.endpoints),
                                         thread_name_prefix="openai")
         started = time.perf_counter()
-        reachable = [e.url for e in self.endpoints if self._reachable(e)]
-        if not reachable:
-            raise EngineUnavailableError(
-                f"openai engine: no endpoint answers GET /models: {', '.join(spec.base_urls)}")
+        problems: dict[str, str] = {}
+        for attempt in range(spec.max_retries + 1):  # endpoints may still be starting: the retry budget
+            problems = {e.url: p for e in self.endpoints if (p := self._problem(e)) is not None}
+            if len(problems) < len(self.endpoints) or attempt == spec.max_retries:
+                break
+            time.sleep(_backoff(attempt))
+        if len(problems) == len(self.endpoints):
+            detail = "; ".join(f"{url}: {problem}" for url, problem in problems.items())
+            raise EngineFailure(f"engine openai (model {spec.model}): no endpoint answers GET /models after "
+                                f"{spec.max_retries} retries ({detail})")
         self.load_seconds = time.perf_counter() - started
-        log.info("openai engine: %d of %d endpoints up", len(reachable), len(self.endpoints))
+        log.info("openai engine: %d of %d endpoints up", len(self.endpoints) - len(problems), len(self.endpoints))
 
-    def _reachable(self, endpoint: Endpoint) -> bool:
+    def _problem(self, endpoint: Endpoint) -> str | None:
+        """None when the endpoint answers GET /models below 500, else what went wrong."""
         try:
-            return self._client.get(f"{endpoint.url}/models", timeout=min(10.0, self.spec.timeout_s)).status_code < 500
-        except httpx.HTTPError:
+            response = self._client.get(f"{endpoint.url}/models", timeout=min(10.0, self.spec.timeout_s))
+        except httpx.HTTPError as exc:
             endpoint.down_until = time.monotonic() + REST_SECONDS
-            return False
+            return type(exc).__name__
+        if response.status_code >= 500:
+            endpoint.down_until = time.monotonic() + REST_SECONDS
+            return f"HTTP {response.status_code}"
+        return None
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         return list(self._pool.map(self._one, requests))
@@ -122,7 +135,7 @@ class OpenAIEngine:
     def _one(self, request: ChatRequest) -> ChatResult:
         body = request_body(self.spec.model, request, self.spec.response_format)
         started = time.perf_counter()
-        last_error, endpoint = "", None
+        last_error, endpoint, infrastructure = "", None, True
         for attempt in range(self.spec.max_retries + 1):
             endpoint = self._pick(avoid=endpoint)
             retry_after = None
@@ -133,7 +146,8 @@ class OpenAIEngine:
                     return result_from_response(response.json(), time.perf_counter() - started)
                 last_error = f"HTTP {response.status_code} from {endpoint.url}: {_error_text(response)}"
                 if response.status_code not in RETRYABLE_STATUS:
-                    break  # a bad request stays bad: no retry
+                    infrastructure = False
+                    break  # a bad request stays bad: no retry, and it is this row's problem
                 retry_after = _retry_after(response)
             except (httpx.TransportError, ValueError, KeyError, IndexError, TypeError) as exc:
                 # connection refused/reset, timeout, or a 200 whose body is not a chat completion
@@ -143,10 +157,18 @@ class OpenAIEngine:
                     endpoint.inflight -= 1
             endpoint.down_until = time.monotonic() + REST_SECONDS
             if attempt < self.spec.max_retries:
-                backoff = retry_after if retry_after is not None else min(8.0, 0.25 * 2 ** attempt)
-                time.sleep(backoff * (1.0 + 0.25 * random.random()))
-        log.warning("request failed after %d attempts: %s", attempt + 1, last_error)
+                time.sleep(retry_after if retry_after is not None else _backoff(attempt))
+        if infrastructure:  # no server could answer it: stop the run, these rows are not data
+            raise EngineFailure(f"engine openai (model {self.spec.model}): a request failed on every try "
+                                f"({self.spec.max_retries} retries over {len(self.endpoints)} endpoints); "
+                                f"last: {last_error}")
+        log.warning("request refused: %s", last_error)
         return ChatResult("", "error", 0, 0, time.perf_counter() - started, error=f"engine_error: {last_error}")
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... at most 8 s."""
+    return min(8.0, 0.25 * 2 ** attempt) * (1.0 + 0.25 * random.random())
 
 
 def _error_text(response: httpx.Response) -> str:

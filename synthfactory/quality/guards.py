@@ -69,6 +69,10 @@ class QualityGuards:
                 for s, h in zip(seeds.rows, hits)]  # depth 0 rows are real: matching them is no recycling
         return SeedSet(rows=rows, quarantined=seeds.quarantined)
 
+    def contaminated_by(self, text: str) -> str | None:
+        """The benchmark `text` shares an n-gram with (decontamination), or None."""
+        return self.decontaminator.check(text) if self.decontaminator is not None else None
+
     @property
     def embedder(self):
         if self._embedder is None:
