@@ -160,3 +160,15 @@ def test_a_bug_of_ours_is_one_line_and_debug_shows_the_traceback(tmp_path):
     debug = subprocess.run([sys.executable, "-c", code, "--debug", "versions", str(tmp_path)], capture_output=True,
                            text=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
+
+
+def test_prefect_retries_transient_errors_but_not_our_failures():
+    """A crashed engine or a bad recipe would only fail again, minutes later: no task retry."""
+    from prefect.states import Failed
+
+    from synthfactory.errors import RecipeError
+    from tasks.stages import _not_ours
+
+    assert _not_ours(None, None, Failed(data=EngineFailure("engine crashed"))) is False
+    assert _not_ours(None, None, Failed(data=RecipeError("bad"))) is False
+    assert _not_ours(None, None, Failed(data=ConnectionError("blip"))) is True
