@@ -151,6 +151,11 @@ def crash_cause(spec: EngineSpec, where: dict[str, Any] | None, when: str) -> st
         except OSError:
             text = ""
     faults = re.findall(r"Fatal Python error: ([^\n]+)", text)
+    if faults:  # the header written by the process that crashed (Ray restarts a replica under a new pid)
+        headers = re.findall(r"replica pid \d+ on node (\S+), worker log (\S+)",
+                             text[:text.rindex("Fatal Python error")])
+        if headers:
+            where = {**where, "node_id": headers[-1][0], "worker_log": headers[-1][1]}
     what = f"engine {spec.engine} (model {spec.model}) "
     if faults:
         name = faults[-1].strip().rstrip(".")
@@ -239,7 +244,7 @@ class EnginePool:
         self._groups: list[Any] = []
         self._where: dict[int, dict[str, Any]] = {}  # replica -> its pid, node, worker log, fault report
         self._specs: dict[int, EngineSpec] = {}
-        reports = Path(tempfile.gettempdir()) / "synthfactory-engines" / uuid.uuid4().hex[:12]
+        self._reports = reports = Path(tempfile.gettempdir()) / "synthfactory-engines" / uuid.uuid4().hex[:12]
         for spec in specs:
             if spec.key in self._actors:
                 continue
@@ -251,6 +256,7 @@ class EnginePool:
                 actor = EngineActor.options(**options).remote(spec, str(report))
                 self._actors[spec.key].append(actor)
                 self._specs[id(actor)] = spec
+                self._where[id(actor)] = {"fault_report": str(report)}  # until the replica says where it runs
         handles = [a for group in self._actors.values() for a in group]
         self.replicas = self._start(handles, cluster, ready_timeout_s)
         for handle in handles:
@@ -276,11 +282,11 @@ class EnginePool:
                 answers[id(actor)] = ray.get(done[0])
             except Exception as exc:  # noqa: BLE001 - every way a replica can fail to start ends the run here
                 spec = self._specs[id(actor)]
-                where = self._where_of(actor, where_refs)
+                where = self._where_of(actor, where_refs) or self._where[id(actor)]
                 self.shutdown()
                 raise start_failure(spec, exc, where) from None
         for actor in handles:
-            self._where[id(actor)] = self._where_of(actor, where_refs)
+            self._where[id(actor)] = self._where_of(actor, where_refs) or self._where[id(actor)]
         return [answers[id(a)] for a in handles]
 
     @staticmethod
@@ -381,6 +387,15 @@ class EnginePool:
         for placement in self._groups:  # give the GPUs back to the cluster
             remove_placement_group(placement)
         self._groups.clear()
+        self._forget_reports()
+
+    def _forget_reports(self) -> None:
+        """Keep fault reports only where something crashed (a local cluster writes them here)."""
+        import shutil
+
+        files = list(self._reports.glob("*.faults")) if self._reports.is_dir() else []
+        if not any("Fatal Python error" in f.read_text(encoding="utf-8", errors="replace") for f in files):
+            shutil.rmtree(self._reports, ignore_errors=True)
 
 
 def start_failure(spec: EngineSpec, exc: BaseException, where: dict[str, Any] | None) -> SynthfactoryError:

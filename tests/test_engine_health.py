@@ -172,3 +172,17 @@ def test_prefect_retries_transient_errors_but_not_our_failures():
     assert _not_ours(None, None, Failed(data=EngineFailure("engine crashed"))) is False
     assert _not_ours(None, None, Failed(data=RecipeError("bad"))) is False
     assert _not_ours(None, None, Failed(data=ConnectionError("blip"))) is True
+
+
+def test_crash_cause_after_a_restart_names_the_log_of_the_process_that_crashed(tmp_path):
+    from synthfactory.pool import crash_cause
+
+    report = tmp_path / "r.faults"
+    report.write_text("replica pid 7 on node n1, worker log /logs/w-7.err\n"
+                      "replica pid 9 on node n1, worker log /logs/w-9.err\n"
+                      "Fatal Python error: Aborted\n\nCurrent thread 0x1 (most recent call first):\n"
+                      '  File "synthfactory/engines/__init__.py", line 2 in create_engine\n')
+    cause = crash_cause(SPEC, {"node_id": "n1", "worker_log": "/logs/w-7.err", "fault_report": str(report)},
+                        "repeatedly")
+    assert "crashed repeatedly with SIGABRT (Aborted) while loading the model" in cause
+    assert "worker log: /logs/w-9.err" in cause
