@@ -22,17 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CHILD = r"""
-import json, re, sys, time
+import json, sys, time
+sys.path.insert(0, sys.argv[4])  # the core's own load-params wrap and build report, in any venv with llama_cpp
 import llama_cpp
-import llama_cpp.llama_cpp as lib
+from synthfactory.engines.llamacpp import _model_params, build_info
 model, extra, requests = sys.argv[1], sys.argv[2] == "on", int(sys.argv[3])
-original = lib.llama_model_default_params
-def defaults():
-    params = original()
-    params.use_extra_bufts = extra
-    return params
-lib.llama_model_default_params = defaults
-llm = llama_cpp.Llama(model_path=model, n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False)
+with _model_params(use_extra_bufts=extra):
+    llm = llama_cpp.Llama(model_path=model, n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False)
 topics = ["why the sky is blue", "how tides work", "recursion", "compound interest", "plate tectonics",
           "how vaccines work", "what DNA does", "why bread rises"]
 tokens, started = 0, time.perf_counter()
@@ -40,15 +36,14 @@ for i in range(requests):
     out = llm.create_chat_completion(messages=[{"role": "user", "content": f"Explain {topics[i % len(topics)]}."}],
                                      max_tokens=96, temperature=0.7, seed=i)
     tokens += out["usage"]["completion_tokens"]
-seconds = time.perf_counter() - started
-system = llama_cpp.llama_print_system_info().decode()
-print(json.dumps({"tokens": tokens, "seconds": seconds, "amx": "AMX" in system,
-                  "avx512": bool(re.search(r"AVX512[A-Z_]* = 1", system))}))
+info = build_info()
+print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - started, "amx": info["amx"],
+                  "avx512": any(name.startswith("AVX512") for name in info["features"])}))
 """
 
 
 def measure(python: str, model: str, extra: bool, requests: int) -> dict:
-    done = subprocess.run([python, "-c", CHILD, model, "on" if extra else "off", str(requests)],
+    done = subprocess.run([python, "-c", CHILD, model, "on" if extra else "off", str(requests), str(ROOT)],
                           capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         return {"crashed": done.returncode, "detail": (done.stderr.strip().splitlines() or [""])[-1][:120]}

@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from synthfactory import progress
 from synthfactory.errors import NothingToPublishError, UserError, ValidationGateError
-from synthfactory.pipeline import BatchState, synthetic_count
+from synthfactory.pipeline import BatchState
 from synthfactory.plan import engine_specs_for
 from synthfactory.progress import RunProgress
 from synthfactory.quality.guards import QualityGuards
@@ -181,8 +181,7 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
             accepted += len(state.rows) - real
             if first_batch_s is None and state.status == "passed" and len(state.rows) > real:
                 first_batch_s = time.perf_counter() - started
-            progress.report(RunProgress("batches", len(states), len(plan.batches), accepted,
-                                        sum(synthetic_count(s) for s in states)))
+            progress.report(RunProgress("batches", len(states), len(plan.batches), accepted))
             logger.info(
                 "batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined (run total: %d accepted)",
                 len(states), len(plan.batches), state.batch_id, state.status, len(state.rows) - real, real,

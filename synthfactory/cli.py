@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     for thread in warm_ups:
         thread.join()
     try:
-        with _progress_bar(enabled=not args.json and not args.debug and sys.stderr.isatty()) as listener:
+        with _ProgressBar(enabled=not args.json and not args.debug and sys.stderr.isatty()) as listener:
             from synthfactory import progress
 
             with progress.listening(listener):
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _progress_bar:
+class _ProgressBar:
     """A rich progress bar fed by `synthfactory.progress` (batches, accepted rows, ETA)."""
 
     def __init__(self, enabled: bool) -> None:
@@ -272,9 +272,10 @@ def _doctor(args: argparse.Namespace) -> int:
     import subprocess
 
     from synthfactory.engines.llamacpp import build_info, resolve_model_path
+    from synthfactory.errors import EngineFailure
 
     info = build_info()
-    model = resolve_model_path(args.model) if args.model else None
+    model = resolve_model_path(args.model)
     check = None
     if not args.no_generate:
         code = ("import sys; from synthfactory.engines.base import EngineSpec, start_check; "
@@ -286,7 +287,7 @@ def _doctor(args: argparse.Namespace) -> int:
         telling = [ln for ln in lines if "GGML_ASSERT" in ln or "Fatal Python error" in ln or "Error" in ln]
         check = {"returncode": done.returncode, "ok": done.returncode == 0,
                  "detail": (telling or lines or [""])[0][-300:]}
-    report = {**info, "model": str(model) if model else None, "start_check": check}
+    report = {**info, "model": str(model), "start_check": check}
     if args.json:
         print(json.dumps(report))
     elif args.quiet:
@@ -302,13 +303,9 @@ def _doctor(args: argparse.Namespace) -> int:
             print(f"  one-token generation on {args.model}: {'ok' if check['ok'] else 'FAILED: ' + check['detail']}")
     if check is not None and not check["ok"]:
         signal = -check["returncode"] if check["returncode"] < 0 else None
-        raise _DoctorFailure(f"llama.cpp cannot generate on this CPU with {args.model}"
+        raise EngineFailure(f"llama.cpp cannot generate on this CPU with {args.model}"
                              + (f" (killed by signal {signal})" if signal else f": {check['detail']}"))
     return 0
-
-
-class _DoctorFailure(SynthfactoryError):
-    """`doctor`'s one-token check failed."""
 
 
 def quiet_console(debug: bool) -> None:
@@ -323,8 +320,7 @@ def quiet_console(debug: bool) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not debug:
-        logging.getLogger().addFilter(_NoTracebacks())
+    if not debug:  # the console handler's own filter is added once Prefect created it
         for name in ("great_expectations", "ray", "sentence_transformers", "transformers", "httpx"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -343,7 +339,7 @@ class _NoTracebacks(logging.Filter):
 
 
 def _install_console_filter() -> None:
-    """The root filter sees only records logged on the root; the console handler sees them all.
+    """On the console handler itself (a filter on the root logger misses propagated records).
     Ray's driver prints every raylet error (a dead worker's notice, a paragraph) from a thread
     with no switch to turn it off: the CLI reports the engine's cause itself, so those go too."""
     for handler in logging.getLogger().handlers:

@@ -157,17 +157,18 @@ def crash_cause(spec: EngineSpec, where: dict[str, Any] | None, when: str) -> st
         if headers:
             where = {**where, "node_id": headers[-1][0], "worker_log": headers[-1][1]}
     what = f"engine {spec.engine} (model {spec.model}) "
+    signal = None
     if faults:
         name = faults[-1].strip().rstrip(".")
-        signal = FAULT_SIGNALS.get(name, name)
-        what += f"crashed {when} with {signal} ({name})" if signal != name else f"crashed {when}: {name}"
+        signal = FAULT_SIGNALS.get(name)
+        what += f"crashed {when} with {signal} ({name})" if signal else f"crashed {when}: {name}"
         what += _doing(text[text.rindex("Fatal Python error"):])
     else:
         what += f"died {when} with no fault report (killed: SIGKILL or the out-of-memory killer?)"
     node = str(where.get("node_id") or "?")[:12]
     log_at = where.get("worker_log") or "the Ray session's logs folder"
     hint = ""
-    if faults and FAULT_SIGNALS.get(faults[-1].strip().rstrip(".")) == "SIGILL":
+    if signal == "SIGILL":
         hint = "; this CPU lacks an instruction the llama.cpp build uses (it needs AVX2)"
     elif spec.engine == "llamacpp":
         hint = "; `synthfactory doctor` checks the llama.cpp build on this CPU"

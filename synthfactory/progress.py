@@ -20,8 +20,6 @@ class RunProgress:
     batches_done: int = 0
     batches_total: int = 0
     accepted: int = 0
-    generated: int = 0
-    note: str = ""
 
 
 _listeners: list[Callable[[RunProgress], None]] = []
