@@ -1,5 +1,5 @@
-"""The factory flow: engines → plan → (generate → screen → grade → filter → measure → validate)
-per batch → publish once.
+"""The factory flow: engines → plan → the core's stage line per batch (generate → screen → grade →
+filter → measure → validate, `synthfactory.runner.STAGE_LINE`) → publish once.
 
 Batches are kept in flight, a few per engine replica, so no engine idles while work remains.
 Finished stages are cached per batch in the dataset's staging folder: a rerun after a crash
@@ -29,26 +29,22 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from synthfactory import progress
 from synthfactory.errors import NothingToPublishError, UserError, ValidationGateError
-from synthfactory.pipeline import BatchState
+from synthfactory.batch import BatchState
 from synthfactory.plan import engine_specs_for
 from synthfactory.progress import RunProgress
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe, load_recipe
 from synthfactory.results import run_summary
+from synthfactory.runner import STAGE_LINE, BatchRunner
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 from tasks.stages import (
-    filter_batch_task,
-    generate_batch_task,
-    grade_batch_task,
+    STAGE_TASKS,
     load_seeds_task,
-    measure_batch_task,
     plan_run_task,
     publish_task,
     report_task,
-    screen_batch_task,
     start_engines_task,
-    validate_batch_task,
 )
 
 
@@ -144,15 +140,10 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     bar = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
 
     gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path if dataset.is_local else None)
-    staged = {"result_storage": dataset.staging_path}
-    generate = generate_batch_task.with_options(**staged)
-    grade = grade_batch_task.with_options(**staged)
-    keep = filter_batch_task.with_options(**staged)
-    screen = screen_batch_task.with_options(**staged)
-    measure = measure_batch_task.with_options(**staged)
-    validate = validate_batch_task.with_options(**staged)
+    stages = [STAGE_TASKS[name].with_options(result_storage=dataset.staging_path) for name in STAGE_LINE]
     pool = engines.result()
     engines_ready = time.perf_counter()
+    runner = BatchRunner(plan, recipe, guards, gate, pool.chat)
     window = 2 * len(pool.replicas) + 2
     states: list[BatchState] = []
     resumed = 0
@@ -164,14 +155,12 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
         chains: dict[Any, list[Any]] = {}  # a batch's last future -> every stage future of that batch
         while pending or chains:
             while pending and len(chains) < window:
-                batch = pending.pop(0)
-                generated = generate.submit(plan, batch, recipe, pool)
-                screened = screen.submit(generated, guards)
-                graded = grade.submit(plan, screened, recipe, pool)
-                kept = keep.submit(graded, recipe.grading.threshold)
-                measured = measure.submit(plan, kept, guards)
-                validated = validate.submit(measured, gate)
-                chains[validated] = [generated, screened, graded, kept, measured, validated]
+                chain: list[Any] = []
+                holder: Any = pending.pop(0)  # the batch plan, then each stage's future state
+                for stage in stages:
+                    holder = stage.submit(runner, holder)
+                    chain.append(holder)
+                chains[holder] = chain
             done = next(as_completed(list(chains)))
             state = _batch_result(chains.pop(done))
             states.append(state)

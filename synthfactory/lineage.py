@@ -50,6 +50,9 @@ def row_id_for(prompt: str, text: str) -> str:
     return stable_hash(prompt, text, length=24)
 
 
-def sampling_seed(recipe_seed: int, version: int, batch_index: int, row_index: int, attempt: int = 0) -> int:
-    """Per-request seed: reproducible, and different for every row, run version and retry."""
-    return int(stable_hash(recipe_seed, version, batch_index, row_index, attempt, length=8), 16) & 0x7FFFFFFF
+def sampling_seed(recipe_seed: int, version: int, batch_index: int, row_index: int, attempt: int = 0,
+                  part: int = 0) -> int:
+    """Per-request seed: reproducible, and different for every row, run version, retry and part
+    (e.g. each candidate of a preference row); part 0 keeps the seeds rows had before parts."""
+    parts = (recipe_seed, version, batch_index, row_index, attempt) + ((part,) if part else ())
+    return int(stable_hash(*parts, length=8), 16) & 0x7FFFFFFF

@@ -1,113 +1,87 @@
-"""The work on one batch: generate, grade, filter. Pure functions over rows; engines come in as callables.
+"""The work on one batch: generate, screen, grade, filter, measure, settle validation.
 
-Stages hand a `BatchState` along. Every row leaves a batch in exactly one list: accepted, rejected
-(with a reason) or quarantined (with a reason), so counts always reconcile.
+Pure functions over a `BatchState`; engines come in as a chat callable, the recipe's generation
+method decides how rows are made and what the judge grades. Every row leaves a batch in exactly
+one list: accepted, rejected (with a reason) or quarantined (with a reason), so counts reconcile.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
+from synthfactory.batch import BatchState, synthetic_count, with_reason
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
-from synthfactory.grading import JudgementError, make_judge
-from synthfactory.lineage import row_id_for, sampling_seed
+from synthfactory.grading import JudgementError, JudgeScore, make_judge
+from synthfactory.lineage import sampling_seed
+from synthfactory.methods import Method, method_for
+from synthfactory.methods.base import Fail, run_rounds
 from synthfactory.plan import BatchPlan, RunPlan
 from synthfactory.recipe import Recipe
+from synthfactory.rows import generated_row
 
 if TYPE_CHECKING:
     from synthfactory.quality.guards import QualityGuards
 
 ChatFn = Callable[[EngineSpec, list[ChatRequest]], list[ChatResult]]
+__all__ = ["BatchState", "generate_batch", "screen_batch", "grade_batch", "filter_batch", "measure_batch",
+           "settle_validation", "synthetic_count"]
 
 
-@dataclass(frozen=True)
-class BatchState:
-    """A batch between stages. `rows` are the ones still in play."""
-
-    batch_id: str
-    batch_index: int
-    stage: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
-    validation: dict[str, Any] | None = None
-    status: str = "pending"  # pending | passed | quarantined | empty
-    engine_requests: int = 0
-    engine_seconds: float = 0.0
-
-
-def _with_reason(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
-    return {**row, "stage": stage, "reason": reason}
-
-
-def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn) -> BatchState:
-    """One engine call for the whole batch; each result becomes a row with its lineage."""
-    sampling = recipe.generation.sampling
-    requests = [
-        ChatRequest(messages=item.messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                    top_p=sampling.top_p, seed=item.sampling_seed)
-        for item in batch.items
-    ]
-    results = chat(plan.generator, requests)
-    sampling_json = json.dumps(sampling.model_dump(mode="json"), sort_keys=True)
-    rows, quarantined = [], []
-    for item, result in zip(batch.items, results, strict=True):
-        text = result.text.strip()
-        row = {
-            "id": row_id_for(item.prompt, text), "seed_id": item.seed.seed_id, "source": "synthetic",
-            "generation_depth": item.seed.generation_depth + 1, "generator_model": plan.generator.model,
-            "prompt_template_hash": plan.template_hash,
-            "sampling": json.dumps({**json.loads(sampling_json), "seed": item.sampling_seed}, sort_keys=True),
-            "judge_model": plan.judge.model, "scores": None, "score": None, "run_id": plan.run_id,
-            "batch_id": batch.batch_id, "created_at": datetime.now(timezone.utc),
-            "recipe_hash": plan.recipe_hash, "version": plan.version, "batch_index": batch.batch_index,
-            "node_id": result.node_id,
-            "seed": json.dumps(item.seed.fields, ensure_ascii=False, sort_keys=True, default=str),
-            "prompt": item.prompt, "text": text, "finish_reason": result.finish_reason,
-            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "latency_s": result.latency_s, "judge_prompt_tokens": 0, "judge_completion_tokens": 0,
-            "judge_latency_s": 0.0, "text_chars": len(text),
-        }
-        if result.error:
-            quarantined.append(_with_reason(row, "generate", result.error))
-        elif not text:
-            quarantined.append(_with_reason(row, "generate", "empty_generation"))
-        else:
+def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn,
+                   method: Method | None = None) -> BatchState:
+    """The method's rounds for the whole batch (one engine call per round); each finished draft
+    becomes a row with its lineage, each failed one a quarantined or rejected row with its reason."""
+    method = method or method_for(recipe)
+    drafts, sent = run_rounds(method, list(batch.items), lambda requests: chat(plan.generator, requests))
+    sampling_json = json.dumps(recipe.generation.sampling.model_dump(mode="json"), sort_keys=True)
+    rows, rejected, quarantined = [], [], []
+    for draft in drafts:
+        outcome = draft.outcome
+        row = generated_row(plan, batch, method, draft, outcome.fields, sampling_json)
+        if not isinstance(outcome, Fail):
             rows.append(row)
+        elif outcome.status == "rejected":
+            rejected.append(with_reason(row, "generate", outcome.reason))
+        else:
+            quarantined.append(with_reason(row, "generate", outcome.reason))
     return BatchState(
         batch_id=batch.batch_id, batch_index=batch.batch_index, stage="generated", rows=rows,
-        quarantined=quarantined, engine_requests=len(requests),
-        engine_seconds=sum(r.latency_s for r in results),
+        rejected=rejected, quarantined=quarantined, engine_requests=sent,
+        engine_seconds=sum(d.latency_s for d in drafts),
     )
 
 
-def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn) -> BatchState:
-    """Ask the judge about every row in one engine call; retry unreadable answers, then reject them."""
+def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
+                method: Method | None = None) -> BatchState:
+    """Ask the judge about every item the method has it grade (one per row, or each candidate),
+    all in one engine call per attempt; retry unreadable answers, then reject the row. The method
+    settles each row from its scores (e.g. a preference pair whose margin is too small is rejected)."""
+    method = method or method_for(recipe)
     judge = make_judge(recipe.grading)
     current = list(state.rows)  # never mutate the input: it may be a cached result
-    pending = list(range(len(current)))
-    graded: dict[int, dict[str, Any]] = {}
+    items = [method.judge_items(row) for row in current]
+    pending = [(i, j) for i, row_items in enumerate(items) for j in range(len(row_items))]
+    verdicts: dict[tuple[int, int], JudgeScore] = {}
     errors: dict[int, str] = {}
     requests_made, seconds = 0, 0.0
     for attempt in range(recipe.grading.max_attempts):
         if not pending:
             break
-        per_row = [
-            judge.requests(current[i]["prompt"], current[i]["text"], 0 if attempt == 0 else sampling_seed(
-                recipe.generation.sampling.seed, plan.version, state.batch_index, i, attempt))
-            for i in pending
+        asked = [
+            judge.requests(*items[i][j], 0 if attempt == 0 else sampling_seed(
+                recipe.generation.sampling.seed, plan.version, state.batch_index, i, attempt, part=j))
+            for i, j in pending
         ]
-        results = chat(plan.judge, [r for requests in per_row for r in requests])
+        results = chat(plan.judge, [r for requests in asked for r in requests])
         requests_made += len(results)
         seconds += sum(r.latency_s for r in results)
         still, offset = [], 0
-        for i, requests in zip(pending, per_row):
+        for (i, j), requests in zip(pending, asked):
             answers, offset = results[offset:offset + len(requests)], offset + len(requests)
             row = current[i]
-            current[i] = row = {
+            current[i] = {
                 **row,
                 "judge_prompt_tokens": row["judge_prompt_tokens"] + sum(a.prompt_tokens for a in answers),
                 "judge_completion_tokens": row["judge_completion_tokens"] + sum(a.completion_tokens for a in answers),
@@ -117,17 +91,22 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn) 
                 errors_in = [a.error for a in answers if a.error]
                 if errors_in:
                     raise JudgementError(errors_in[0])
-                verdict = judge.parse(answers)
+                verdicts[(i, j)] = judge.parse(answers)
             except JudgementError as exc:
                 errors[i] = str(exc)
-                still.append(i)
-                continue
-            graded[i] = {**row, "scores": json.dumps(verdict.raw, sort_keys=True), "score": verdict.score}
+                still.append((i, j))
         pending = still
-    rows = [graded[i] for i in sorted(graded)]
-    rejected = state.rejected + [
-        _with_reason(current[i], "grade", f"judge_unparseable: {errors[i]}") for i in pending
-    ]
+    unreadable = {i for i, _ in pending}
+    rows, rejected = [], list(state.rejected)
+    for i, row in enumerate(current):
+        if i in unreadable:
+            rejected.append(with_reason(row, "grade", f"judge_unparseable: {errors[i]}"))
+            continue
+        settled = method.settle(row, [verdicts[(i, j)] for j in range(len(items[i]))])
+        if isinstance(settled, str):
+            rejected.append(with_reason(row, "grade", settled))
+        else:
+            rows.append(settled)
     return replace(state, stage="graded", rows=rows, rejected=rejected,
                    engine_requests=state.engine_requests + requests_made,
                    engine_seconds=state.engine_seconds + seconds)
@@ -136,7 +115,7 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn) 
 def filter_batch(state: BatchState, threshold: float) -> BatchState:
     """Keep rows whose judge score reaches the recipe's threshold; reject the rest with the score."""
     keep = [r for r in state.rows if r["score"] >= threshold]
-    below = [_with_reason(r, "filter", f"below_threshold: {r['score']:.3f} < {threshold:.3f}")
+    below = [with_reason(r, "filter", f"below_threshold: {r['score']:.3f} < {threshold:.3f}")
              for r in state.rows if r["score"] < threshold]
     return replace(state, stage="filtered", rows=keep, rejected=state.rejected + below)
 
@@ -145,7 +124,7 @@ def screen_batch(state: BatchState, guards: "QualityGuards") -> BatchState:
     """Heuristics, decontamination and dedup before the judge: no engine time on rows that can't ship."""
     kept, dropped = guards.screen(state.rows)
     return replace(state, stage="screened", rows=kept,
-                   rejected=state.rejected + [_with_reason(r, "screen", reason) for r, reason in dropped])
+                   rejected=state.rejected + [with_reason(r, "screen", reason) for r, reason in dropped])
 
 
 def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> BatchState:
@@ -159,11 +138,6 @@ def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> 
     return replace(state, stage="measured", rows=[{**r, **metrics} for r in rows])
 
 
-def synthetic_count(state: BatchState) -> int:
-    """Rows this batch generated (real rows mixed in are not generated, so not counted)."""
-    return sum(r["source"] != "real" for rows in (state.rows, state.rejected, state.quarantined) for r in rows)
-
-
 def settle_validation(state: BatchState, outcome: dict[str, Any] | None) -> BatchState:
     """A passing batch keeps its rows; a failing one is quarantined whole, with its GX result."""
     if outcome is None:
@@ -171,6 +145,6 @@ def settle_validation(state: BatchState, outcome: dict[str, Any] | None) -> Batc
     if outcome["success"]:
         return replace(state, stage="validated", status="passed", validation=outcome)
     failed = ", ".join(outcome["failed_expectations"]) or "suite failed"
-    moved = [_with_reason(r, "validate", f"validation_failed: {failed}") for r in state.rows]
+    moved = [with_reason(r, "validate", f"validation_failed: {failed}") for r in state.rows]
     return replace(state, stage="validated", status="quarantined", validation=outcome, rows=[],
                    quarantined=state.quarantined + moved)

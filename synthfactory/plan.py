@@ -12,7 +12,7 @@ import jinja2.meta
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError
 from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
-from synthfactory.recipe import LoadedRecipe, template_environment
+from synthfactory.recipe import GenerationConfig, LoadedRecipe, template_environment
 from synthfactory.seeds import QuarantinedRow, SeedRow, SeedSet
 
 
@@ -65,6 +65,15 @@ def engine_specs_for(loaded: LoadedRecipe) -> tuple[EngineSpec, EngineSpec]:
     if replace(generator, logprobs=wants_logprobs) == judge:
         return judge, judge
     return generator, judge
+
+
+def template_hash(generation: "GenerationConfig") -> str:
+    """Hash of what the generator is told: system prompt and template, plus the method and its
+    options for every method but `text` (whose rows keep the hash they always had)."""
+    if generation.method == "text":
+        return stable_hash(generation.system_prompt, generation.prompt_template)
+    return stable_hash(generation.system_prompt, generation.prompt_template, generation.method,
+                       generation.method_options)
 
 
 def run_id_for(dataset: str, version: int, recipe_hash: str) -> str:
@@ -159,7 +168,7 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
     generator, judge = engine_specs_for(loaded)
     return RunPlan(
         dataset=recipe.name, version=version, run_id=run_id_for(recipe.name, version, loaded.recipe_hash),
-        recipe_hash=loaded.recipe_hash, template_hash=stable_hash(system, recipe.generation.prompt_template),
+        recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
         seeds_recycled=sum(s.recycled for s in seeds.rows),
     )

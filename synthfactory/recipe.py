@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jinja2
 import jinja2.sandbox
@@ -100,6 +100,9 @@ class EngineOptions(StrictModel):
 
 
 class GenerationConfig(StrictModel):
+    method: str = Field("text", description="how rows are made: text, instruct, conversation, preference, "
+                                            "structured, evol (synthfactory/methods/)")
+    method_options: dict[str, Any] = Field(default_factory=dict, description="the method's own options")
     engine: EngineName = "llamacpp"
     model: str = Field("smollm2-135m-instruct", min_length=1)
     options: EngineOptions = EngineOptions()
@@ -116,6 +119,20 @@ class GenerationConfig(StrictModel):
         except jinja2.TemplateSyntaxError as exc:
             raise ValueError(f"Jinja2 syntax error at line {exc.lineno}: {exc.message}") from None
         return value
+
+    @model_validator(mode="after")
+    def _method_and_options(self) -> "GenerationConfig":
+        from synthfactory.methods import method_class
+
+        try:
+            method_class(self.method).Options.model_validate(self.method_options)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            if isinstance(exc, ValidationError):
+                raise ValueError("; ".join(
+                    f"generation.method_options{''.join('.' + str(p) for p in e['loc'])}: "
+                    f"{_message(e)}" for e in exc.errors())) from None
+            raise ValueError(f"generation.method: {exc}") from None
+        return self
 
 
 class Criterion(StrictModel):
@@ -254,11 +271,16 @@ class LoadedRecipe(BaseModel):
     files: dict[str, Path] = {}  # every other file the recipe names (benchmarks, reference, real data)
 
 
+def _message(err: Any) -> str:
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def _format_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
+        loc = ".".join(str(p) for p in err["loc"])
+        message = _message(err)
+        parts.append(message if not loc or message.startswith("generation.") else f"{loc}: {message}")
     return "; ".join(parts)
 
 

@@ -25,7 +25,7 @@ def run_report_markdown(meta: dict[str, Any]) -> str:
     if meta.get("published", True):
         head = [f"# {meta['dataset']} version {meta['version']}", "",
                 f"Published to `{meta.get('dataset_uri')}` as version **{meta['version']}** by run `{meta['run_id']}` "
-                f"(recipe hash `{meta['recipe_hash']}`). Load it with "
+                f"(method `{meta.get('method', 'text')}`, recipe hash `{meta['recipe_hash']}`). Load it with "
                 f"`synthfactory.load_dataset_version(\"{meta.get('dataset_uri')}\", version={meta['version']})`."]
     else:
         head = [f"# {meta['dataset']}: run `{meta['run_id']}` published nothing", "",

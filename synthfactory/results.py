@@ -6,12 +6,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
+from synthfactory.batch import BatchState, synthetic_count
 from synthfactory.lineage import ROW_SCHEMA
-from synthfactory.pipeline import BatchState, synthetic_count
 from synthfactory.plan import RunPlan
 from synthfactory.seeds import QuarantinedRow
-
-_ROW_COLUMNS = set(ROW_SCHEMA.names)
 
 
 @dataclass
@@ -70,12 +70,13 @@ def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
     return totals
 
 
-def published_rows(states: list[BatchState]) -> list[dict[str, Any]]:
+def published_rows(states: list[BatchState], schema: pa.Schema = ROW_SCHEMA) -> list[dict[str, Any]]:
     """Accepted rows of passing batches, in batch order, restricted to the table's columns."""
+    columns = set(schema.names)
     rows = []
     for state in sorted(states, key=lambda s: s.batch_index):
         if state.status == "passed":
-            rows.extend({k: v for k, v in row.items() if k in _ROW_COLUMNS} for row in state.rows)
+            rows.extend({k: v for k, v in row.items() if k in columns} for row in state.rows)
     return rows
 
 
@@ -110,7 +111,7 @@ def not_published_reason(dataset: str, totals: RunTotals, min_rows: int, quarant
 
 
 SUMMARY_FIELDS = (
-    "version", "run_id", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
+    "version", "run_id", "method", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
     "seeds_recycled", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
     "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",

@@ -160,18 +160,18 @@ class DatasetStore:
         table = DeltaTable(self.uri, version=self.delta_version_of(version))
         return table.to_pyarrow_table(filters=[("version", "=", version)])
 
-    def publish(self, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> int:
+    def publish(self, rows: list[dict[str, Any]], metadata: dict[str, Any], schema: pa.Schema = ROW_SCHEMA) -> int:
         """Append a run's accepted rows in ONE commit that carries the run's metadata.
 
-        Readers see the old version or the new one, never part of it. A run with no accepted
-        rows still commits, so each publishing run is one version.
+        Readers see the old version or the new one, never part of it. `schema`: the base row
+        schema plus the method's columns (Delta merges in the columns a new method adds).
         """
         from deltalake import CommitProperties, write_deltalake
 
         version = int(metadata["version"])
         if any(v.version == version for v in self.versions()):
             raise UserError(f"{self.uri}: version {version} was published meanwhile; run again for the next one")
-        table = pa.Table.from_pylist(rows, schema=ROW_SCHEMA) if rows else ROW_SCHEMA.empty_table()
+        table = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
         write_deltalake(
             self.uri, table, mode="append", schema_mode="merge",
             commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata, default=str)}),

@@ -1,4 +1,4 @@
-"""Per-stage Prefect tasks. Each calls the core; none holds logic of its own.
+"""Per-stage Prefect tasks. Each calls the core (`synthfactory.runner`); none holds logic of its own.
 
 Batch stages are cached under `{batch_id}-{stage}` in the dataset's staging folder, so a rerun of
 an interrupted run loads finished stages instead of calling an engine again.
@@ -13,26 +13,17 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from synthfactory import pipeline
-from synthfactory.card import write_card
+from synthfactory.batch import BatchState
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import SynthfactoryError
 from synthfactory.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
-from synthfactory.quality.versioning import dedup_across_run, version_quality
-from synthfactory.recipe import LoadedRecipe, Recipe
+from synthfactory.recipe import LoadedRecipe
 from synthfactory.report import rejection_table, run_report_markdown
-from synthfactory.results import (
-    commit_metadata,
-    not_published_reason,
-    published_rows,
-    quarantine_records,
-    totals_for,
-)
+from synthfactory.runner import STAGE_LINE, BatchRunner, publish_run
 from synthfactory.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
-from synthfactory.validation import SuiteGate
 
 ENGINE_RETRIES = 2
 
@@ -87,71 +78,59 @@ def start_engines_task(specs: list[EngineSpec]) -> EnginePool:
     return pool
 
 
-@task(name="generate", task_run_name="generate-{batch.batch_index}", cache_key_fn=_stage_key("generate"), persist_result=True,
-      retries=ENGINE_RETRIES, retry_delay_seconds=2, retry_condition_fn=_not_ours)
-def generate_batch_task(plan: RunPlan, batch: BatchPlan, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
-    return pipeline.generate_batch(plan, batch, recipe, pool.chat)
+_ENGINE = {"retries": ENGINE_RETRIES, "retry_delay_seconds": 2, "retry_condition_fn": _not_ours}
+
+
+@task(name="generate", task_run_name="generate-{batch.batch_index}", cache_key_fn=_stage_key("generate"),
+      persist_result=True, **_ENGINE)
+def generate_batch_task(runner: BatchRunner, batch: BatchPlan) -> BatchState:
+    return runner.generate(batch)
 
 
 @task(name="screen", task_run_name="screen-{state.batch_index}", cache_key_fn=_stage_key("screen"),
       persist_result=True)
-def screen_batch_task(state: pipeline.BatchState, guards: QualityGuards) -> pipeline.BatchState:
-    return pipeline.screen_batch(state, guards)
+def screen_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
+    return runner.screen(state)
+
+
+@task(name="grade", task_run_name="grade-{state.batch_index}", cache_key_fn=_stage_key("grade"),
+      persist_result=True, **_ENGINE)
+def grade_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
+    return runner.grade(state)
+
+
+@task(name="filter", task_run_name="filter-{state.batch_index}", cache_key_fn=_stage_key("filter"),
+      persist_result=True)
+def filter_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
+    return runner.filter(state)
 
 
 @task(name="measure", task_run_name="measure-{state.batch_index}", cache_key_fn=_stage_key("measure"),
       persist_result=True)
-def measure_batch_task(plan: RunPlan, state: pipeline.BatchState, guards: QualityGuards) -> pipeline.BatchState:
-    return pipeline.measure_batch(plan, state, guards)
+def measure_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
+    return runner.measure(state)
 
 
-@task(name="grade", task_run_name="grade-{state.batch_index}", cache_key_fn=_stage_key("grade"), persist_result=True,
-      retries=ENGINE_RETRIES, retry_delay_seconds=2, retry_condition_fn=_not_ours)
-def grade_batch_task(plan: RunPlan, state: pipeline.BatchState, recipe: Recipe, pool: EnginePool) -> pipeline.BatchState:
-    return pipeline.grade_batch(plan, state, recipe, pool.chat)
+@task(name="validate", task_run_name="validate-{state.batch_index}", cache_key_fn=_stage_key("validate"),
+      persist_result=True)
+def validate_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
+    return runner.validate(state)
 
 
-@task(name="filter", task_run_name="filter-{state.batch_index}", cache_key_fn=_stage_key("filter"), persist_result=True)
-def filter_batch_task(state: pipeline.BatchState, threshold: float) -> pipeline.BatchState:
-    return pipeline.filter_batch(state, threshold)
-
-
-@task(name="validate", task_run_name="validate-{state.batch_index}", cache_key_fn=_stage_key("validate"), persist_result=True)
-def validate_batch_task(state: pipeline.BatchState, gate: SuiteGate) -> pipeline.BatchState:
-    return pipeline.settle_validation(state, gate.validate(state.rows, state.batch_id))
+# the core's stage line, one task per stage (the flow chains them in `STAGE_LINE` order)
+STAGE_TASKS = {"generate": generate_batch_task, "screen": screen_batch_task, "grade": grade_batch_task,
+               "filter": filter_batch_task, "measure": measure_batch_task, "validate": validate_batch_task}
+assert tuple(STAGE_TASKS) == STAGE_LINE
 
 
 @task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1,
       retry_condition_fn=_not_ours)
-def publish_task(plan: RunPlan, states: list[pipeline.BatchState], store_uri: str, guards: QualityGuards,
+def publish_task(plan: RunPlan, states: list[BatchState], store_uri: str, guards: QualityGuards,
                  extra: dict[str, Any], min_rows: int = 1) -> dict[str, Any]:
-    """Dedup across the run, then quarantine (idempotent per run), the version's index and
-    embeddings, and last the one commit that makes the version visible. Fewer than `min_rows`
-    accepted rows: the quarantine is written and nothing is published (`published: false`)."""
-    store = DatasetStore(store_uri)
-    states = dedup_across_run(states, guards)
-    totals = totals_for(plan, states)
-    store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
-    rows = published_rows(states)
-    if totals.accepted < min_rows:
-        metadata = commit_metadata(plan, states, totals, {**extra, "published": False, "not_published_because": (
-            not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))})
-        store.clear_staged([s.batch_id for s in states])  # finished: a rerun of this recipe would repeat it
-        get_run_logger().info("%s", metadata["not_published_because"])  # the CLI prints it as its error
-        return metadata
-    dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
-    quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
-                              dups / totals.generated if totals.generated else 0.0)
-    metadata = commit_metadata(plan, states, totals, {**extra, "quality": quality, "published": True})
-    store.publish(rows, metadata)
-    store.clear_staged([s.batch_id for s in states])
-    get_run_logger().info("published %s version %d: %d rows", store_uri, plan.version, totals.accepted)
-    if store.is_local:  # after the commit: a card that cannot be written must not fail a published version
-        try:
-            get_run_logger().info("dataset card: %s", write_card(store, plan.version))
-        except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
-            get_run_logger().warning("dataset card of version %d not written: %s", plan.version, exc)
-    return metadata
+    """The core's publish sequence (`runner.publish_run`), logged to the run."""
+    logger = get_run_logger()
+    return publish_run(plan, states, DatasetStore(store_uri), guards, extra, min_rows,
+                       info=logger.info, warn=logger.warning)
 
 
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synthfactory.errors import EngineUnavailableError
 
@@ -76,3 +79,21 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float |
     if np.iscomplexobj(covmean):
         covmean = covmean.real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * covmean))
+
+
+def embeddings_file(folder: Path, version: int) -> Path:
+    """Where the embeddings of the rows a version added live (`{table}/_embeddings/v{N}.parquet`)."""
+    return folder / f"v{version}.parquet"
+
+
+def write_version_embeddings(folder: Path, version: int, ids: list[str], vectors: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"id": ids, "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}),
+                   embeddings_file(folder, version))
+
+
+def read_version_embeddings(folder: Path, version: int) -> np.ndarray | None:
+    path = embeddings_file(folder, version)
+    if not path.exists():
+        return None
+    return np.asarray(pq.read_table(path).column("embedding").to_pylist(), dtype=np.float32)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from synthfactory.lineage import row_id_for
+from synthfactory.methods import Method, method_for
 from synthfactory.quality import text as tq
 from synthfactory.quality.decontam import Decontaminator
 from synthfactory.quality.sources import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.recipe import LoadedRecipe
+from synthfactory.rows import real_row
 from synthfactory.seeds import SeedSet
 
 ECHO_SPAN = 8  # words: an output repeating this many consecutive prompt words echoes its instruction
@@ -29,6 +30,7 @@ class QualityGuards:
     """Everything the guards need for one run, loaded once (index, benchmarks, model, real rows)."""
 
     loaded: LoadedRecipe
+    method: Method
     index: NearDupIndex
     decontaminator: Decontaminator | None
     real_texts: list[str] = field(default_factory=list)
@@ -47,13 +49,13 @@ class QualityGuards:
         real = loaded.recipe.seeds.real
         real_texts = read_texts(loaded.files["real"], real.field) if real else []
         reference = read_texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
-        return cls(loaded=loaded, index=index, decontaminator=decon, real_texts=real_texts,
+        return cls(loaded=loaded, method=method_for(loaded.recipe), index=index, decontaminator=decon, real_texts=real_texts,
                    reference_texts=reference, embeddings_folder=embeddings_folder)
 
     def previous_embeddings(self, version: int):
         """Embeddings of the version before `version` (written at its publish), or None."""
         if self._previous is None and self.embeddings_folder is not None:
-            from synthfactory.quality.versioning import read_version_embeddings
+            from synthfactory.quality.embed import read_version_embeddings
 
             self._previous = read_version_embeddings(self.embeddings_folder, version - 1)
         return self._previous
@@ -81,6 +83,11 @@ class QualityGuards:
             self._embedder = Embedder()
         return self._embedder
 
+    def content(self, row: dict[str, Any]) -> str:
+        """The text of a row that dedup, decontamination and diversity read: all of it (every
+        turn of a dialogue, both sides of a pair), as the method says; a real row's text."""
+        return row["text"] if row["source"] == "real" else self.method.content(row)
+
     # -- before the judge ------------------------------------------------------------------
     def screen(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
         """(kept rows with quality columns, [(row, reason)]); dedup within batch and vs published."""
@@ -91,14 +98,16 @@ class QualityGuards:
             row = {**row, "repeated_ngram_ratio": round(tq.repeated_ngram_ratio(tokens), 4),
                    "duplicate_line_ratio": round(tq.duplicate_line_ratio(row["text"]), 4),
                    "language": tq.language(row["text"]) if q.enabled and q.filters.language else None}
-            reason = self._heuristic_reason(row, tokens) if q.enabled else None
+            reason = self.method.screen(row)  # the method's own (role order, early end, ...), always on
+            if reason is None and q.enabled:
+                reason = self._heuristic_reason(row, tokens)
             if reason is None and self.decontaminator is not None:
-                bench = self.decontaminator.check(row["text"])
+                bench = self.decontaminator.check(self.content(row))
                 reason = f"contaminated:{bench}" if bench else None
             (dropped.append((row, reason)) if reason else kept.append(row))
         if q.enabled and q.dedup.enabled and kept:
             local = self.index.fork()  # this batch + published versions; the run is deduped at publish
-            hits = local.screen([r["text"] for r in kept], [r["id"] for r in kept],
+            hits = local.screen([self.content(r) for r in kept], [r["id"] for r in kept],
                                 [r["generation_depth"] for r in kept])
             dropped += [(r, f"{h[0]}: of {h[1]}") for r, h in zip(kept, hits) if h]
             kept = [r for r, h in zip(kept, hits) if not h]
@@ -119,7 +128,7 @@ class QualityGuards:
             return "refusal"
         if f.language and row["language"] != f.language:
             return f"wrong_language: {row['language']} != {f.language}"
-        if f.instruction_echo and _echoes(tq.words(row["prompt"]), tokens):
+        if f.instruction_echo and _echoes(tq.words(self.method.instruction(row)), tokens):
             return "instruction_echo"
         return None
 
@@ -128,17 +137,7 @@ class QualityGuards:
         """`count` real rows from the recipe's real source, lineage marked source=real, depth 0."""
         if not self.real_texts or count <= 0:
             return []
-        rows = []
-        for k in range(count):
-            text = self.real_texts[(start + k) % len(self.real_texts)]
-            rows.append({**{key: None for key in template}, "id": row_id_for("", text), "source": "real",
-                         "generation_depth": 0, "text": text, "text_chars": len(text),
-                         "run_id": template["run_id"], "batch_id": template["batch_id"],
-                         "created_at": template["created_at"], "recipe_hash": template["recipe_hash"],
-                         "version": template["version"], "batch_index": template["batch_index"],
-                         "prompt_tokens": 0, "completion_tokens": 0, "judge_prompt_tokens": 0,
-                         "judge_completion_tokens": 0, "latency_s": 0.0, "judge_latency_s": 0.0})
-        return rows
+        return [real_row(template, self.real_texts[(start + k) % len(self.real_texts)]) for k in range(count)]
 
     def real_count(self, synthetic: int) -> int:
         real = self.loaded.recipe.seeds.real
@@ -148,7 +147,7 @@ class QualityGuards:
 
     def batch_metrics(self, rows: list[dict[str, Any]], generated: int, near_dups: int,
                       version: int) -> dict[str, float | None]:
-        texts = [r["text"] for r in rows]
+        texts = [self.content(r) for r in rows]
         metrics: dict[str, float | None] = {
             "batch_near_dup_rate": near_dups / generated if generated else 0.0,
             "batch_distinct_1": tq.distinct_n(texts, 1), "batch_distinct_2": tq.distinct_n(texts, 2),

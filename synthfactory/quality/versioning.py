@@ -6,13 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from synthfactory.pipeline import BatchState
+from synthfactory.batch import BatchState
 from synthfactory.quality import text as tq
 from synthfactory.quality.dedup import write_version_index
+from synthfactory.quality.embed import read_version_embeddings, write_version_embeddings
 from synthfactory.quality.guards import QualityGuards
 
 
@@ -28,7 +25,7 @@ def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[Ba
             out.append(state)
             continue
         synthetic = [r for r in state.rows if r["source"] != "real"]
-        hits = run_index.screen([r["text"] for r in synthetic], [r["id"] for r in synthetic],
+        hits = run_index.screen([guards.content(r) for r in synthetic], [r["id"] for r in synthetic],
                                 [r["generation_depth"] for r in synthetic])
         dup_ids = {r["id"]: h for r, h in zip(synthetic, hits) if h}
         if dup_ids:
@@ -40,16 +37,12 @@ def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[Ba
     return out
 
 
-def _embeddings_file(folder: Path, version: int) -> Path:
-    return folder / f"v{version}.parquet"
-
-
 def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGuards, index_folder: Path,
                     embeddings_folder: Path, near_dup_rate: float) -> dict[str, Any]:
     """Metrics of the rows a version adds, drift vs the previous version and the reference set;
     writes the version's LSH index and embeddings next to the table (before the commit)."""
     q = guards.loaded.recipe.quality
-    texts = [r["text"] for r in rows]
+    texts = [guards.content(r) for r in rows]
     metrics: dict[str, Any] = {
         "rows": len(rows), "near_dup_rate": near_dup_rate, "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),
         "compression_ratio": tq.compression_ratio(texts),
@@ -72,15 +65,5 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
             ref = guards.embedder.encode([f"ref:{i}" for i in range(len(guards.reference_texts))],
                                          guards.reference_texts)
             metrics["drift_vs_reference"] = frechet_distance(vectors, ref)
-        embeddings_folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"id": [r["id"] for r in rows],
-                                 "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}),
-                       _embeddings_file(embeddings_folder, version))
+        write_version_embeddings(embeddings_folder, version, [r["id"] for r in rows], vectors)
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-
-
-def read_version_embeddings(folder: Path, version: int) -> np.ndarray | None:
-    path = _embeddings_file(folder, version)
-    if not path.exists():
-        return None
-    return np.asarray(pq.read_table(path).column("embedding").to_pylist(), dtype=np.float32)

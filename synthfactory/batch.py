@@ -1,0 +1,36 @@
+"""A batch between stages: the rows still in play and every row that left, with its reason.
+
+Every row leaves a batch in exactly one list: accepted (`rows`), rejected or quarantined, so
+counts always reconcile: generated = accepted + rejected + quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BatchState:
+    """A batch between stages. `rows` are the ones still in play."""
+
+    batch_id: str
+    batch_index: int
+    stage: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    validation: dict[str, Any] | None = None
+    status: str = "pending"  # pending | passed | quarantined | empty
+    engine_requests: int = 0
+    engine_seconds: float = 0.0
+
+
+def with_reason(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
+    """A row leaving the batch: the stage that sent it away and why."""
+    return {**row, "stage": stage, "reason": reason}
+
+
+def synthetic_count(state: BatchState) -> int:
+    """Rows this batch generated (real rows mixed in are not generated, so not counted)."""
+    return sum(r["source"] != "real" for rows in (state.rows, state.rejected, state.quarantined) for r in rows)

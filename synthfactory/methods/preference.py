@@ -1,0 +1,93 @@
+"""`preference`: k candidate answers per prompt, each graded; the best and the worst become a
+DPO pair when their score margin reaches `min_margin`.
+
+Rows hold `chosen` and `rejected` as whole conversations (prompt messages + the answer: TRL's
+DPOTrainer reads them as is and takes the shared prefix as the prompt), `score_chosen`,
+`score_rejected`, `margin`, and every `candidate` with its score in `scores`. `synthfactory export
+--format dpo` writes the explicit layout (`prompt`/`chosen`/`rejected` as messages).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from synthfactory.engines.base import ChatRequest, ChatResult
+from synthfactory.methods.base import MESSAGES, Draft, Fail, Method, MethodOptions, Next, Row
+
+
+class PreferenceOptions(MethodOptions):
+    candidates: int = Field(2, ge=2, le=16, description="answers generated per prompt")
+    temperatures: list[float] | None = Field(
+        None, description="one sampling temperature per candidate (default: generation.sampling.temperature)")
+    min_margin: float = Field(0.1, ge=0.0, le=1.0, description="chosen score - rejected score a pair needs")
+
+    @model_validator(mode="after")
+    def _one_temperature_each(self) -> "PreferenceOptions":
+        if self.temperatures is not None:
+            if len(self.temperatures) != self.candidates:
+                raise ValueError(f"temperatures: give one per candidate ({self.candidates}), got {len(self.temperatures)}")
+            if any(not 0.0 <= t <= 2.0 for t in self.temperatures):
+                raise ValueError("temperatures: each must be between 0 and 2")
+        return self
+
+
+class PreferenceMethod(Method):
+    name = "preference"
+    Options = PreferenceOptions
+    description = "k graded candidates per prompt; best vs worst as a DPO pair when the margin allows"
+    options: PreferenceOptions
+
+    @property
+    def columns(self) -> list[pa.Field]:
+        return [pa.field("chosen", MESSAGES), pa.field("rejected", MESSAGES),
+                pa.field("score_chosen", pa.float64()), pa.field("score_rejected", pa.float64()),
+                pa.field("margin", pa.float64()), pa.field("candidates", pa.list_(pa.string()))]
+
+    def requests(self, draft: Draft) -> list[ChatRequest]:
+        temps = self.options.temperatures or [None] * self.options.candidates
+        return [self.request(draft, draft.item.messages, part=k, temperature=t) for k, t in enumerate(temps)]
+
+    def parse(self, draft: Draft, results: list[ChatResult]) -> Next | Row | Fail:
+        candidates = [r.text.strip() for r in results]
+        usable = [c for c in candidates if c]
+        if len(usable) < 2:
+            return Fail(f"empty_generation: {len(usable)} of {len(candidates)} candidates",
+                        fields={"candidates": candidates, "text": "\n\n".join(usable)})
+        return Row({"candidates": usable, "prompt_messages": list(draft.item.messages),
+                    "text": "\n\n".join(usable)})
+
+    def judge_items(self, row: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(row["prompt"], candidate) for candidate in row["candidates"]]
+
+    def settle(self, row: dict[str, Any], scores: list[Any]) -> dict[str, Any] | str:
+        values = [s.score for s in scores]
+        best = max(range(len(values)), key=lambda k: (values[k], -k))
+        worst = min(range(len(values)), key=lambda k: (values[k], -k))
+        margin = values[best] - values[worst]
+        if best == worst or margin < self.options.min_margin:
+            return f"low_margin: {margin:.3f} < {self.options.min_margin:.3f}"
+        prompt = [dict(m) for m in row["prompt_messages"]]
+        chosen, rejected = row["candidates"][best], row["candidates"][worst]
+        return {
+            **row, "score": values[best], "score_chosen": values[best], "score_rejected": values[worst],
+            "margin": round(margin, 6), "text": chosen, "text_chars": len(chosen),
+            "chosen": [*prompt, {"role": "assistant", "content": chosen}],
+            "rejected": [*prompt, {"role": "assistant", "content": rejected}],
+            "scores": json.dumps({"chosen": scores[best].raw, "rejected": scores[worst].raw,
+                                  "candidates": [round(v, 6) for v in values]}, sort_keys=True),
+        }
+
+    def content(self, row: dict[str, Any]) -> str:
+        if row.get("chosen"):
+            return f"{row['prompt']}\n\n{row['chosen'][-1]['content']}\n\n{row['rejected'][-1]['content']}"
+        return f"{row['prompt']}\n\n{row['text']}"
+
+    @classmethod
+    def example(cls, row: dict[str, Any]) -> dict[str, Any]:
+        return {"prompt": row.get("prompt"), "chosen": (row.get("chosen") or [{}])[-1].get("content"),
+                "rejected": (row.get("rejected") or [{}])[-1].get("content"),
+                "score_chosen": row.get("score_chosen"), "score_rejected": row.get("score_rejected")}

@@ -1,0 +1,104 @@
+"""The run driver: the stage line every batch goes through, and the publish sequence.
+
+    generate -> screen -> grade -> filter -> measure -> validate      (per batch, `STAGE_LINE`)
+    dedup across the run -> quarantine -> index + embeddings -> ONE commit -> card   (`publish_run`)
+
+Prefect tasks in `tasks/` wrap one stage each and the flow chains them in this order; without
+Prefect, `BatchRunner.run` does the same for one batch (tests, notebooks, benchmarks).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from synthfactory import pipeline
+from synthfactory.batch import BatchState
+from synthfactory.card import write_card
+from synthfactory.methods import Method, method_for
+from synthfactory.plan import BatchPlan, RunPlan
+from synthfactory.quality.guards import QualityGuards
+from synthfactory.quality.versioning import dedup_across_run, version_quality
+from synthfactory.recipe import Recipe
+from synthfactory.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
+from synthfactory.rows import row_schema
+from synthfactory.store import DatasetStore
+from synthfactory.validation import SuiteGate
+
+STAGE_LINE = ("generate", "screen", "grade", "filter", "measure", "validate")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchRunner:
+    """What every stage of a run's batches needs, built once per run: one method per stage."""
+
+    plan: RunPlan
+    recipe: Recipe
+    guards: QualityGuards
+    gate: SuiteGate
+    chat: pipeline.ChatFn
+    method: Method | None = None
+
+    def __post_init__(self) -> None:
+        self.method = self.method or method_for(self.recipe)
+
+    def generate(self, batch: BatchPlan) -> BatchState:
+        return pipeline.generate_batch(self.plan, batch, self.recipe, self.chat, self.method)
+
+    def screen(self, state: BatchState) -> BatchState:
+        return pipeline.screen_batch(state, self.guards)
+
+    def grade(self, state: BatchState) -> BatchState:
+        return pipeline.grade_batch(self.plan, state, self.recipe, self.chat, self.method)
+
+    def filter(self, state: BatchState) -> BatchState:
+        return pipeline.filter_batch(state, self.recipe.grading.threshold)
+
+    def measure(self, state: BatchState) -> BatchState:
+        return pipeline.measure_batch(self.plan, state, self.guards)
+
+    def validate(self, state: BatchState) -> BatchState:
+        return pipeline.settle_validation(state, self.gate.validate(state.rows, state.batch_id))
+
+    def run(self, batch: BatchPlan) -> BatchState:
+        """Every stage of the line, in order, for one batch."""
+        state: Any = batch
+        for stage in STAGE_LINE:
+            state = getattr(self, stage)(state)
+        return state
+
+
+def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, guards: QualityGuards,
+                extra: dict[str, Any], min_rows: int = 1, info: Callable[..., None] | None = None,
+                warn: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Dedup across the run, then the quarantine (idempotent per run), the version's index and
+    embeddings, and last the one commit that makes the version visible. Fewer than `min_rows`
+    accepted rows: the quarantine is written and nothing is published (`published: False`)."""
+    info, warn = info or log.info, warn or log.warning
+    states = dedup_across_run(states, guards)
+    totals = totals_for(plan, states)
+    store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
+    schema = row_schema(guards.method)
+    rows = published_rows(states, schema)
+    method = {"method": guards.method.name}
+    if totals.accepted < min_rows:
+        metadata = commit_metadata(plan, states, totals, {**extra, **method, "published": False, "not_published_because": (
+            not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))})
+        store.clear_staged([s.batch_id for s in states])  # finished: a rerun of this recipe would repeat it
+        info("%s", metadata["not_published_because"])  # the CLI prints it as its error
+        return metadata
+    dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
+    quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
+                              dups / totals.generated if totals.generated else 0.0)
+    metadata = commit_metadata(plan, states, totals, {**extra, **method, "quality": quality, "published": True})
+    store.publish(rows, metadata, schema)
+    store.clear_staged([s.batch_id for s in states])
+    info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)
+    if store.is_local:  # after the commit: a card that cannot be written must not fail a published version
+        try:
+            info("dataset card: %s", write_card(store, plan.version))
+        except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
+            warn("dataset card of version %d not written: %s", plan.version, exc)
+    return metadata
