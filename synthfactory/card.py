@@ -50,7 +50,18 @@ def money(meta: dict[str, Any], card: dict[str, Any]) -> float | None:
     return round(total, 6) if priced else None
 
 
-def card_metadata(meta: dict[str, Any], rows: int) -> dict[str, Any]:
+Layout = tuple[str, str, list[str]]  # (format, data file, columns) of an export
+LAYOUT_NOTES = {
+    "hub": "every column of the table, lineage included",
+    "jsonl": "every column of the table as JSON lines",
+    "messages": "one `messages` column (OpenAI chat format): TRL's SFTTrainer takes it as is",
+    "sharegpt": "one `conversations` column of ShareGPT turns (`from`: human/gpt/system, `value`)",
+    "dpo": "`prompt`, `chosen`, `rejected` as chat messages (TRL's DPOTrainer takes them as is), "
+           "plus `score_chosen` and `score_rejected`",
+}
+
+
+def card_metadata(meta: dict[str, Any], rows: int, data_glob: str = "data/*.parquet") -> dict[str, Any]:
     """The YAML header: license, language, task categories, size, configs, tags (incl. synthetic)."""
     recipe = meta.get("recipe") or {}
     card = recipe.get("card") or {}
@@ -61,7 +72,7 @@ def card_metadata(meta: dict[str, Any], rows: int) -> dict[str, Any]:
         "size_categories": [size_category(rows)],
         "tags": sorted({"synthetic", "synthfactory", *card.get("tags", [])}),
         "pretty_name": card.get("pretty_name") or meta["dataset"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_glob}]}],
     }
     return header
 
@@ -81,7 +92,28 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], repo_id: str | None = None) -> str:
+def _method_section(meta: dict[str, Any], example: dict[str, Any] | None, layout: Layout | None) -> list[str]:
+    """Which method made the rows, its options, the layout of this copy, and one example row."""
+    from synthfactory.methods import METHODS, method_class
+
+    generation = (meta.get("recipe") or {}).get("generation") or {}
+    name = meta.get("method") or generation.get("method") or "text"
+    about = method_class(name).description if name in METHODS else ""
+    lines = ["## Method", "", f"`{name}`: {about}." if about else f"`{name}`.", ""]
+    if generation.get("method_options"):
+        lines += ["Options:", "", "```json", json.dumps(generation["method_options"], indent=2, sort_keys=True), "```", ""]
+    if layout is not None:
+        fmt, data_file, columns = layout
+        lines += [f"This copy is in the `{fmt}` layout ({LAYOUT_NOTES.get(fmt, fmt)}): `{data_file}`, columns "
+                  + ", ".join(f"`{c}`" for c in columns[:12]) + (" ..." if len(columns) > 12 else "") + ".", ""]
+    if example:
+        text = json.dumps(example, indent=2, ensure_ascii=False, default=str)
+        lines += ["An example row:", "", "```json", text if len(text) < 3000 else text[:3000] + "\n...", "```", ""]
+    return lines
+
+
+def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], repo_id: str | None = None,
+                 example: dict[str, Any] | None = None, layout: Layout | None = None) -> str:
     """README.md for one version: YAML header, then how it was made, measured and validated."""
     recipe = meta.get("recipe") or {}
     card = recipe.get("card") or {}
@@ -102,7 +134,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         'datasets.load_dataset("PATH/TO/THIS/FOLDER")'
     lines = [
         "---",
-        yaml.safe_dump(card_metadata(meta, rows), sort_keys=False).rstrip(),
+        yaml.safe_dump(card_metadata(meta, rows, layout[1] if layout else "data/*.parquet"), sort_keys=False).rstrip(),
         "---",
         "",
         f"# {card.get('pretty_name') or meta['dataset']} (version {version})",
@@ -118,6 +150,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         f"ds = {load}",
         "```",
         "",
+        *_method_section(meta, example, layout),
         "## How it was generated",
         "",
         *_table([("generator", f"`{meta['generator_model']}` ({gen.get('engine', 'llamacpp')})"),
@@ -222,7 +255,22 @@ def write_plots(history: list[VersionInfo], meta: dict[str, Any], folder: Path) 
     return [folder / SCORE_PLOT, folder / METRICS_PLOT]
 
 
-def write_card(store: DatasetStore, version: int, folder: Path | None = None, repo_id: str | None = None) -> Path:
+def _example(store: DatasetStore, version: int, method: str) -> dict[str, Any] | None:
+    """The first synthetic row `version` added, as its method presents it (None if unreadable)."""
+    from synthfactory.methods import METHODS, method_class
+
+    try:
+        rows = [r for r in store.rows_added_by(version).slice(0, 16).to_pylist() if r.get("source") != "real"]
+    except Exception:  # noqa: BLE001 - a card without an example beats no card
+        return None
+    if not rows:
+        return None
+    cls = method_class(method if method in METHODS else "text")
+    return cls.example(rows[0])
+
+
+def write_card(store: DatasetStore, version: int, folder: Path | None = None, repo_id: str | None = None,
+               layout: Layout | None = None) -> Path:
     """README.md and plots of `version`, into `folder` (default `{table}/_cards/v{N}`).
 
     One read of the table's history serves both; versions only append, so the snapshot's row
@@ -234,6 +282,8 @@ def write_card(store: DatasetStore, version: int, folder: Path | None = None, re
     folder = folder or Path(store.uri) / CARDS_DIR / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     rows = sum(v.rows for v in history)
-    (folder / "README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id), encoding="utf-8")
+    example = _example(store, version, info.metadata.get("method") or "text")
+    (folder / "README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id, example, layout),
+                                      encoding="utf-8")
     write_plots(history, info.metadata, folder)
     return folder / "README.md"

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 from synthfactory.errors import SynthfactoryError, UserError
 
+FORMATS = ("hub", "jsonl", "messages", "sharegpt", "dpo")  # synthfactory.formats.FORMATS (not imported: startup)
+
 
 def _run(args: argparse.Namespace) -> int:
     from synthfactory.engines.llamacpp import resolve_model_path
@@ -169,7 +171,7 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from synthfactory.publishing import export_version
 
-    folder = export_version(args.dataset, args.version, args.to)
+    folder = export_version(args.dataset, args.version, args.to, fmt=args.format)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     print(f"exported {args.dataset} version {args.version} to {folder}: {', '.join(files)}")
     print(f"load it with: datasets.load_dataset({str(folder)!r})")
@@ -182,7 +184,8 @@ def _push(args: argparse.Namespace) -> int:
     from synthfactory.publishing import plan_push, push
 
     with tempfile.TemporaryDirectory(prefix="synthfactory-push-") as tmp:
-        plan = plan_push(args.dataset, args.version, args.repo, Path(tmp) / "export", private=args.private)
+        plan = plan_push(args.dataset, args.version, args.repo, Path(tmp) / "export", private=args.private,
+                         fmt=args.format)
         print(f"{'would push' if args.dry_run else 'pushing'} {args.dataset} version {args.version} to "
               f"datasets/{plan.repo_id} ({'private' if plan.private else 'public'}) in one commit, tag {plan.tag}:")
         for name in plan.files:
@@ -243,11 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset", help="DIR/NAME")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--to", type=Path, required=True, help="output folder (card, plots, data/*.parquet)")
+    export.add_argument("--format", default="hub", choices=FORMATS,
+                        help="hub: every column; jsonl; messages (SFT); sharegpt; dpo (preference pairs)")
     export.set_defaults(func=_export)
     push = sub.add_parser("push", parents=[common], help="upload a version to the Hub in one commit and tag it vN")
     push.add_argument("dataset", help="DIR/NAME")
     push.add_argument("--version", type=int, required=True)
     push.add_argument("--repo", required=True, help="ORG/NAME of the Hub dataset repo")
+    push.add_argument("--format", default="hub", choices=FORMATS, help="the layout, as for export")
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--dry-run", action="store_true", help="print what would be committed; no network")
     push.set_defaults(func=_push)

@@ -1,8 +1,8 @@
 """Hub publishing: export a version in the Hub's layout, push it as one commit plus a `vN` tag,
 and diff two versions.
 
-    synthfactory export store/quickstart --version 2 --to out/quickstart-v2
-    synthfactory push store/quickstart --version 2 --repo my-org/quickstart [--private] [--dry-run]
+    synthfactory export store/quickstart --version 2 --to out/quickstart-v2 [--format hub|jsonl|messages|sharegpt|dpo]
+    synthfactory push store/quickstart --version 2 --repo my-org/quickstart [--format ...] [--private] [--dry-run]
     synthfactory diff store/quickstart 1 2
 """
 
@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from synthfactory.card import write_card
 from synthfactory.errors import UserError
-from synthfactory.quality.embed import frechet_distance
-from synthfactory.quality.versioning import read_version_embeddings
+from synthfactory.formats import convert, write_rows
+from synthfactory.lineage import stable_hash
+from synthfactory.quality.embed import frechet_distance, read_version_embeddings
 from synthfactory.store import DatasetStore
-
-DATA_FILE = "data/train-00000-of-00001.parquet"
-
 
 def _store(uri: str | Path) -> DatasetStore:
     store = DatasetStore(uri)
@@ -31,19 +27,23 @@ def _store(uri: str | Path) -> DatasetStore:
     return store
 
 
-def export_version(uri: str | Path, version: int, out_dir: Path, repo_id: str | None = None) -> Path:
-    """A Hub-layout folder: README.md (card), plots, data/*.parquet holding exactly the rows
-    `load_dataset_version(uri, version)` returns. Replaces what an earlier export left there."""
+def export_version(uri: str | Path, version: int, out_dir: Path, repo_id: str | None = None,
+                   fmt: str = "hub") -> Path:
+    """A Hub-layout folder: README.md (card), plots, and the rows under data/ in the layout `fmt`
+    (`formats.FORMATS`; `hub`: exactly the rows `load_dataset_version(uri, version)` returns).
+    Replaces what an earlier export left there."""
     store = _store(uri)
     table = store.read(version)  # raises naming the versions there are
+    meta = next(v.metadata for v in store.versions() if v.version == version)
+    table = convert(table, fmt, meta)
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not (out_dir / "README.md").exists() and any(out_dir.iterdir()):
             raise UserError(f"--to {out_dir}: folder exists and is not an export; choose an empty or new folder")
         shutil.rmtree(out_dir)
     (out_dir / "data").mkdir(parents=True)
-    pq.write_table(table, out_dir / DATA_FILE, compression="zstd")
-    write_card(store, version, out_dir, repo_id=repo_id)
+    data_file = write_rows(table, fmt, out_dir, stable_hash(meta["run_id"], version, fmt, length=12))
+    write_card(store, version, out_dir, repo_id=repo_id, layout=(fmt, data_file, table.column_names))
     return out_dir
 
 
@@ -65,10 +65,11 @@ class PushPlan:
         return [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(self.folder / f)) for f in self.files]
 
 
-def plan_push(uri: str | Path, version: int, repo_id: str, work_dir: Path, private: bool = False) -> PushPlan:
+def plan_push(uri: str | Path, version: int, repo_id: str, work_dir: Path, private: bool = False,
+              fmt: str = "hub") -> PushPlan:
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise UserError(f"--repo {repo_id!r}: expected ORG/NAME")
-    folder = export_version(uri, version, work_dir, repo_id=repo_id)
+    folder = export_version(uri, version, work_dir, repo_id=repo_id, fmt=fmt)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     meta = next(v.metadata for v in _store(uri).versions() if v.version == version)
     return PushPlan(repo_id=repo_id, version=version, tag=f"v{version}", folder=folder, files=files,

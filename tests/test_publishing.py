@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import datasets
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from synthfactory import load_dataset_version
-from synthfactory.publishing import plan_push
+from synthfactory.publishing import export_version, plan_push
 from synthfactory.store import DatasetStore
 from tests.conftest import cli_command, cli_env, make_recipe
 
@@ -77,18 +78,32 @@ def test_export_loads_with_datasets_as_the_same_rows(two_versions, tmp_path, ver
     assert hub.num_rows == ours.num_rows > 0
     assert dict(zip(hub["id"], hub["text"])) == dict(zip(ours["id"], ours["text"]))
     header, body = _card(out / "README.md")
+    assert re.fullmatch(r"data/train-[0-9a-f]{12}\.parquet", header["configs"][0]["data_files"][0]["path"])
     meta = DatasetStore(two_versions).versions()[version - 1].metadata
     assert header["pretty_name"] == "Tiny explanations" and f"(version {version})" in body
     assert f"| generated | {meta['generated']} |" in body
     assert (out / "score_histogram.png").read_bytes().startswith(PNG)
 
 
+def test_reexport_to_the_same_folder_loads_the_new_rows(two_versions, tmp_path):
+    # datasets caches a local folder by its name and config: the data file's name must change
+    out = tmp_path / "quickstart"
+    loaded = []
+    for version in (1, 2):
+        export_version(two_versions, version, out)
+        loaded.append(datasets.load_dataset(str(out), split="train").num_rows)
+    assert loaded == [load_dataset_version(two_versions, version=v).num_rows for v in (1, 2)]
+    assert loaded[0] < loaded[1]
+
+
 def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_versions, tmp_path, prefect_api_url):
     plan = plan_push(two_versions, 2, "my-org/tiny", tmp_path / "push")
     assert plan.tag == "v2" and plan.repo_id == "my-org/tiny"
     operations = plan.operations()
+    data_file = next(op.path_in_repo for op in operations if op.path_in_repo.startswith("data/"))
     assert sorted(op.path_in_repo for op in operations) == [
-        "README.md", "data/train-00000-of-00001.parquet", "metrics_across_versions.png", "score_histogram.png"]
+        "README.md", data_file, "metrics_across_versions.png", "score_histogram.png"]
+    assert re.fullmatch(r"data/train-[0-9a-f]{12}\.parquet", data_file)
     assert all((plan.folder / op.path_in_repo).is_file() for op in operations)
     header, body = _card(plan.folder / "README.md")
     assert 'datasets.load_dataset("my-org/tiny", revision="v2")' in body
@@ -97,7 +112,7 @@ def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_v
                                       "--private", "--dry-run"),
                           env=cli_env(prefect_api_url, HF_TOKEN=TOKEN), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "one commit, tag v2" in done.stdout and "add data/train-00000-of-00001.parquet" in done.stdout
+    assert "one commit, tag v2" in done.stdout and f"add {data_file}" in done.stdout
     assert "(private)" in done.stdout
     assert TOKEN not in done.stdout + done.stderr
     bad = subprocess.run(cli_command("push", str(two_versions), "--version", "2", "--repo", "no-slash", "--dry-run"),

@@ -1,0 +1,129 @@
+"""Multi-round methods' overhead: the factory's wall time for `instruct` and `conversation` at 64
+seeds vs the same engine requests sent straight to the engine.
+
+The factory runs first (CLI → Prefect flow → Ray actors → screens → judge → GX → Delta). The raw
+side then sends the same requests to the same number of llama.cpp processes: every round of the
+method for every work item (one call per round per batch, as the factory does; seeds are fixed,
+so the model writes the same texts and the later rounds ask the same things), and the judge's
+requests for exactly the rows the factory graded (the rows its screens passed). Prints factory
+wall / raw engine per method (target ≤ 1.10, as for `text` in bench/overhead.py).
+
+    .venv/bin/python bench/methods.py [--seeds 64] [--batch-size 8] [--methods instruct conversation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from synthfactory.engines import create_engine  # noqa: E402
+from synthfactory.grading import make_judge  # noqa: E402
+from synthfactory.lineage import row_id_for  # noqa: E402
+from synthfactory.methods import method_for  # noqa: E402
+from synthfactory.methods.base import Row, run_rounds  # noqa: E402
+from synthfactory.plan import plan_run  # noqa: E402
+from synthfactory.recipe import load_recipe  # noqa: E402
+from synthfactory.seeds import load_seeds  # noqa: E402
+from synthfactory.store import DatasetStore  # noqa: E402
+
+_engine = None
+
+
+def _load(spec) -> None:
+    global _engine
+    _engine = create_engine(spec)
+
+
+def _run_batch(recipe_path: str, batches: int, batch_size: int, index: int, graded: set[str]) -> int:
+    """One batch as the factory's engines see it: each round in one call, then one judge call."""
+    loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
+    plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
+    method = method_for(loaded.recipe)
+    drafts, sent = run_rounds(method, list(plan.batches[index].items), _engine.chat)
+    judge = make_judge(loaded.recipe.grading)
+    asked = []
+    for draft in drafts:
+        if not isinstance(draft.outcome, Row):
+            continue
+        fields = draft.outcome.fields
+        if row_id_for(draft.item.prompt, method.identity(fields)) not in graded:
+            continue
+        row = {"prompt": draft.item.prompt, **fields}
+        asked += [r for pair in method.judge_items(row) for r in judge.requests(*pair, 0)]
+    if asked:
+        _engine.chat(asked)
+    return sent + len(asked)
+
+
+def graded_ids(store: Path) -> set[str]:
+    """Rows the factory's judge saw: published, or rejected at or after the grade stage."""
+    data = DatasetStore(store)
+    ids = set(data.read(columns=["id"]).column("id").to_pylist()) if data.exists() else set()
+    for record in data.read_quarantine().to_pylist():
+        if record["stage"] in ("grade", "filter", "validate", "publish"):
+            ids.add(record["location"])
+    return ids
+
+
+def factory(recipe: Path, store: Path, batches: int, batch_size: int) -> tuple[float, dict]:
+    command = [sys.executable, "-m", "synthfactory.cli", "run", str(recipe), "--store", str(store), "--json",
+               "--batches", str(batches), "--batch-size", str(batch_size)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):  # 1: nothing passed the 135M judge; the time still counts
+        sys.exit(f"factory run failed:\n{done.stderr[-3000:]}")
+    lines = done.stdout.strip().splitlines()
+    return seconds, json.loads(lines[-1]) if lines else {"accepted": 0, "engine_requests": None}
+
+
+def raw_engine(recipe: Path, batches: int, batch_size: int, replicas: int, graded: set[str]) -> tuple[float, int]:
+    loaded = load_recipe(recipe, batches=batches, batch_size=batch_size)
+    plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(replicas, mp_context=get_context("spawn"), initializer=_load,
+                             initargs=(plan.judge,)) as pool:  # self-graded: one engine per replica
+        futures = [pool.submit(_run_batch, str(recipe), batches, batch_size, b.batch_index, graded)
+                   for b in plan.batches]
+        requests = sum(f.result() for f in futures)
+    return time.perf_counter() - started, requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--methods", nargs="+", default=["instruct", "conversation"])
+    parser.add_argument("--replicas", type=int, default=os.cpu_count(),
+                        help="engine processes on the raw side; the factory's default is one per CPU")
+    args = parser.parse_args()
+    batches = max(1, args.seeds // args.batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.methods:
+            recipe = ROOT / "recipes" / f"{name}.yaml"
+            store = Path(tmp) / "store"
+            fac_s, summary = factory(recipe, store, batches, args.batch_size)
+            graded = graded_ids(store / load_recipe(recipe).recipe.name)
+            raw_s, raw_requests = raw_engine(recipe, batches, args.batch_size, args.replicas, graded)
+            print(f"{name:<13} {batches * args.batch_size} items: raw engine {raw_requests} requests in {raw_s:.1f}s; "
+                  f"factory {summary.get('engine_requests')} requests in {fac_s:.1f}s wall "
+                  f"(accepted {summary.get('accepted')}); ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.10)",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
