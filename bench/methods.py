@@ -120,8 +120,9 @@ def main() -> None:
             graded = graded_ids(store / load_recipe(recipe).recipe.name)
             raw_s, raw_requests = raw_engine(recipe, batches, args.batch_size, args.replicas, graded)
             print(f"{name:<13} {batches * args.batch_size} items: raw engine {raw_requests} requests in {raw_s:.1f}s; "
-                  f"factory {summary.get('engine_requests')} requests in {fac_s:.1f}s wall "
-                  f"(accepted {summary.get('accepted')}); ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.10)",
+                  f"factory {summary.get('engine_requests')} requests in {fac_s:.1f}s wall (flow {summary.get('seconds')}s, "
+                  f"engines ready after {summary.get('engines_ready_seconds')}s, accepted {summary.get('accepted')}); "
+                  f"ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.10)",
                   flush=True)
 
 
