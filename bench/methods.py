@@ -40,21 +40,21 @@ from synthfactory.recipe import load_recipe  # noqa: E402
 from synthfactory.seeds import load_seeds  # noqa: E402
 from synthfactory.store import DatasetStore  # noqa: E402
 
-_engine = None
+_worker: dict = {}
 
 
-def _load(spec) -> None:
-    global _engine
-    _engine = create_engine(spec)
-
-
-def _run_batch(recipe_path: str, batches: int, batch_size: int, index: int, graded: set[str]) -> int:
-    """One batch as the factory's engines see it: each round in one call, then one judge call."""
+def _load(recipe_path: str, batches: int, batch_size: int) -> None:
+    """Once per engine process, outside the timed work: the engine, the method and the judge."""
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
-    method = method_for(loaded.recipe)
-    drafts, sent = run_rounds(method, list(plan.batches[index].items), _engine.chat)
-    judge = make_judge(loaded.recipe.grading)
+    _worker.update(engine=create_engine(plan.judge), method=method_for(loaded.recipe),
+                   judge=make_judge(loaded.recipe.grading))  # self-graded: one engine per replica
+
+
+def _run_batch(items: list, graded: set[str]) -> int:
+    """One batch as the factory's engines see it: each round in one call, then one judge call."""
+    engine, method, judge = _worker["engine"], _worker["method"], _worker["judge"]
+    drafts, sent = run_rounds(method, items, engine.chat)
     asked = []
     for draft in drafts:
         if not isinstance(draft.outcome, Row):
@@ -65,7 +65,7 @@ def _run_batch(recipe_path: str, batches: int, batch_size: int, index: int, grad
         row = {"prompt": draft.item.prompt, **fields}
         asked += [r for pair in method.judge_items(row) for r in judge.requests(*pair, 0)]
     if asked:
-        _engine.chat(asked)
+        engine.chat(asked)
     return sent + len(asked)
 
 
@@ -94,11 +94,10 @@ def factory(recipe: Path, store: Path, batches: int, batch_size: int) -> tuple[f
 def raw_engine(recipe: Path, batches: int, batch_size: int, replicas: int, graded: set[str]) -> tuple[float, int]:
     loaded = load_recipe(recipe, batches=batches, batch_size=batch_size)
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
-    started = time.perf_counter()
+    started = time.perf_counter()  # engine loads included, as the factory's wall includes its own
     with ProcessPoolExecutor(replicas, mp_context=get_context("spawn"), initializer=_load,
-                             initargs=(plan.judge,)) as pool:  # self-graded: one engine per replica
-        futures = [pool.submit(_run_batch, str(recipe), batches, batch_size, b.batch_index, graded)
-                   for b in plan.batches]
+                             initargs=(str(recipe), batches, batch_size)) as pool:
+        futures = [pool.submit(_run_batch, list(b.items), graded) for b in plan.batches]
         requests = sum(f.result() for f in futures)
     return time.perf_counter() - started, requests
 

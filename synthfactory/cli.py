@@ -16,8 +16,6 @@ from typing import Any, Sequence
 
 from synthfactory.errors import SynthfactoryError, UserError
 
-FORMATS = ("hub", "jsonl", "messages", "sharegpt", "dpo")  # synthfactory.formats.FORMATS (not imported: startup)
-
 
 def _run(args: argparse.Namespace) -> int:
     from synthfactory.engines.llamacpp import resolve_model_path
@@ -246,14 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset", help="DIR/NAME")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--to", type=Path, required=True, help="output folder (card, plots, data/*.parquet)")
-    export.add_argument("--format", default="hub", choices=FORMATS,
-                        help="hub: every column; jsonl; messages (SFT); sharegpt; dpo (preference pairs)")
+    export.add_argument("--format", default="hub",  # checked by synthfactory.formats.convert (one-line error)
+                        help="hub (every column), jsonl, messages (SFT), sharegpt, dpo (preference pairs)")
     export.set_defaults(func=_export)
     push = sub.add_parser("push", parents=[common], help="upload a version to the Hub in one commit and tag it vN")
     push.add_argument("dataset", help="DIR/NAME")
     push.add_argument("--version", type=int, required=True)
     push.add_argument("--repo", required=True, help="ORG/NAME of the Hub dataset repo")
-    push.add_argument("--format", default="hub", choices=FORMATS, help="the layout, as for export")
+    push.add_argument("--format", default="hub", help="the layout, as for export")
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--dry-run", action="store_true", help="print what would be committed; no network")
     push.set_defaults(func=_push)

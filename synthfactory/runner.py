@@ -16,7 +16,7 @@ from typing import Any, Callable
 from synthfactory import pipeline
 from synthfactory.batch import BatchState
 from synthfactory.card import write_card
-from synthfactory.methods import Method, method_for
+from synthfactory.methods import Method
 from synthfactory.plan import BatchPlan, RunPlan
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
@@ -39,10 +39,10 @@ class BatchRunner:
     guards: QualityGuards
     gate: SuiteGate
     chat: pipeline.ChatFn
-    method: Method | None = None
 
-    def __post_init__(self) -> None:
-        self.method = self.method or method_for(self.recipe)
+    @property
+    def method(self) -> Method:
+        return self.guards.method  # one instance per run: the guards' (built from the same recipe)
 
     def generate(self, batch: BatchPlan) -> BatchState:
         return pipeline.generate_batch(self.plan, batch, self.recipe, self.chat, self.method)

@@ -96,6 +96,16 @@ def test_reexport_to_the_same_folder_loads_the_new_rows(two_versions, tmp_path):
     assert loaded[0] < loaded[1]
 
 
+@pytest.mark.parametrize("fmt,expected", [("parquet", "--format 'parquet': choose one of hub, jsonl, messages"),
+                                          ("dpo", "--format dpo needs preference pairs; this dataset's method is 'text'")])
+def test_a_format_the_dataset_cannot_take_exits_2_with_one_line(two_versions, tmp_path, capsys, fmt, expected):
+    from synthfactory.cli import main
+
+    assert main(["export", str(two_versions), "--version", "1", "--to", str(tmp_path / "out"), "--format", fmt]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and "\n" not in err and not (tmp_path / "out").exists()
+
+
 def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_versions, tmp_path, prefect_api_url):
     plan = plan_push(two_versions, 2, "my-org/tiny", tmp_path / "push")
     assert plan.tag == "v2" and plan.repo_id == "my-org/tiny"
