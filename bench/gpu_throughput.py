@@ -44,6 +44,8 @@ def write_recipe(folder: Path, model: str, tensor_parallel: int) -> Path:
     recipe["grading"].pop("model", None)
     recipe["grading"].pop("options", None)
     recipe["grading"]["method"] = "logprobs"
+    recipe["grading"].pop("judges", None)  # the LLM judge alone: this bench measures engine throughput
+    recipe["grading"].pop("aggregate", None)
     for key in ("seeds", "validation"):  # keep the recipe's files where they are
         section = recipe[key]
         for field in ("path", "suite"):

@@ -28,7 +28,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from synthfactory.engines import create_engine  # noqa: E402
-from synthfactory.grading import make_judge  # noqa: E402
+from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
 from synthfactory.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
@@ -46,16 +46,18 @@ def _load(spec) -> None:
 
 
 def _run_batch(items, sampling, grading) -> int:
-    """One batch as the factory runs it: one generation call, then one judge call."""
-    judge = make_judge(grading)
+    """One batch as the factory runs it: one generation call, then the recipe's judge panel
+    (one call per LLM judge; judges that are not LLMs compute here, as they do in the flow)."""
+    panel = Panel(grading)
     generated = _engine.chat([
         ChatRequest(messages=i.messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
                     top_p=sampling.top_p, seed=i.sampling_seed)
         for i in items
     ])
-    judged = [r for item, g in zip(items, generated) for r in judge.requests(item.prompt, g.text.strip(), 0)]
-    _engine.chat(judged)
-    return len(generated) + len(judged)
+    judged = panel.grade([(item.prompt, g.text.strip()) for item, g in zip(items, generated)],
+                         [_engine.chat if c.method in ("json", "logprobs") else None for c in panel.configs],
+                         lambda k, attempt: attempt)
+    return len(generated) + judged.requests
 
 
 def raw_engine(batches: int, batch_size: int, replicas: int) -> tuple[float, int]:

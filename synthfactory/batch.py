@@ -24,6 +24,7 @@ class BatchState:
     status: str = "pending"  # pending | passed | quarantined | empty
     engine_requests: int = 0
     engine_seconds: float = 0.0
+    judge_agreement: float | None = None  # Krippendorff's alpha of a panel's judges over this batch
 
 
 def with_reason(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:

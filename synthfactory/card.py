@@ -112,6 +112,55 @@ def _method_section(meta: dict[str, Any], example: dict[str, Any] | None, layout
     return lines
 
 
+def _grading_section(meta: dict[str, Any], grading: dict[str, Any]) -> list[str]:
+    """Who graded, how the threshold was chosen, how good the judge measured, and its biases."""
+    judges = meta.get("judges") or []
+    calibration = meta.get("judge_calibration")
+    bias = meta.get("judge_bias") or {}
+    lines = ["## How it was graded", ""]
+    if grading.get("judges"):
+        lines += [f"A panel of {len(judges)} judges; the row score is their {grading.get('aggregate', 'mean')}"
+                  + (" (weighted)" if grading.get("aggregate", "mean") == "mean" else "")
+                  + f", and rows scoring below {grading.get('threshold')} were rejected"
+                  + (" (a majority of votes needed)" if grading.get("aggregate") == "majority" else "") + ":", ""]
+        lines += [f"- **{j['name']}**: `{j['method']}`" + (f" with `{j['model']}`" if j.get("model") else "")
+                  + (f", weight {j['weight']:g}" if grading.get("aggregate", "mean") == "mean" else "")
+                  for j in judges]
+        lines += ["", f"Inter-judge agreement (Krippendorff's alpha, mean over batches): "
+                      f"{_fmt(meta.get('judge_agreement'))}.", ""]
+    else:
+        lines += [f"Judge `{meta['judge_model']}` ({grading.get('method', 'json')}); rows scoring below "
+                  f"{grading.get('threshold')} were rejected.", ""]
+    if grading.get("rubric"):
+        lines += ["Rubric of the LLM judges:", "", *[f"- **{c['name']}**: {c['description']}" for c in grading["rubric"]], ""]
+    if calibration:
+        labels = calibration.get("labels") or {}
+        lines += [f"Judge calibration `{calibration['fingerprint']}` ({calibration['created']}), on "
+                  f"{labels.get('rows')} labelled rows of `{labels.get('file')}` ({labels.get('good')} good, "
+                  f"{labels.get('bad')} bad):", ""]
+        lines += _table([("judge ROC-AUC", _fmt(calibration.get("auc"))),
+                         ("threshold", f"{calibration['threshold']:g} ({calibration['threshold_provenance']})"),
+                         ("precision at the threshold", _fmt(calibration.get("precision"))),
+                         ("recall at the threshold", _fmt(calibration.get("recall"))),
+                         ("Cohen's kappa at the threshold", _fmt(calibration.get("kappa")))])
+        lines += [""]
+    else:
+        lines += ["No calibration of these judges was on record when this version was published "
+                  "(`synthfactory calibrate RECIPE --labels FILE`): the threshold was not measured against labels.", ""]
+    lines += ["Bias checks on this run's graded rows:", ""]
+    lines += _table([("graded rows", bias.get("graded_rows")),
+                     ("score vs response length (Spearman; verbosity bias)", _fmt(bias.get("verbosity_spearman"))),
+                     ("self-preference (generator's model as judge minus the other judges)",
+                      _fmt(bias.get("self_preference")) if bias.get("self_judges") and bias.get("other_judges")
+                      else "n/a (needs a panel with the generator's model and another judge)"),
+                     *([("position bias (mean P(first slot wins) - 0.5, pairs in both orders)",
+                         _fmt(bias.get("position_bias"))),
+                        ("order consistency (verdict followed the answers, not the order)",
+                         _fmt(bias.get("order_consistency"))),
+                        ("pairs checked", bias.get("pairs_checked"))] if bias.get("pairs_checked") else [])])
+    return lines + [""]
+
+
 def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], repo_id: str | None = None,
                  example: dict[str, Any] | None = None, layout: Layout | None = None) -> str:
     """README.md for one version: YAML header, then how it was made, measured and validated."""
@@ -167,13 +216,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         "```",
         *(["", "System prompt:", "", "```", str(gen["system_prompt"]).strip(), "```"] if gen.get("system_prompt") else []),
         "",
-        "## How it was graded",
-        "",
-        f"Judge `{meta['judge_model']}` ({grading.get('method', 'json')}); rows scoring below "
-        f"{grading.get('threshold')} were rejected. Rubric:",
-        "",
-        *[f"- **{c['name']}**: {c['description']}" for c in grading.get("rubric", [])],
-        "",
+        *_grading_section(meta, grading),
         "## Counts",
         "",
         *_table([("generated", meta["generated"]), ("accepted", accepted), ("rejected", meta["rejected"]),

@@ -1,4 +1,4 @@
-"""`synthfactory` command line: run a recipe; list, show, diff, export and push versions.
+"""`synthfactory` command line: run a recipe; calibrate its judge; list, show, diff, export and push versions.
 
 The only place the core touches Prefect: `run` starts the flow in `flows/`.
 """
@@ -18,14 +18,11 @@ from synthfactory.errors import SynthfactoryError, UserError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from synthfactory.engines.llamacpp import resolve_model_path
+    from synthfactory.plan import engine_specs_for
     from synthfactory.recipe import load_recipe
 
     loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size)  # fail fast, exit 2
-    for engine, model in ((loaded.recipe.generation.engine, loaded.recipe.generation.model),
-                          (loaded.recipe.grading.engine, loaded.recipe.grading.model)):
-        if (engine or "llamacpp") == "llamacpp" and model:
-            resolve_model_path(model)
+    _check_models(engine_specs_for(loaded))
     from flows.factory import factory_flow
     from synthfactory.pool import ensure_ray
 
@@ -123,6 +120,74 @@ def _stop_ray() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Grade labelled rows with the recipe's judges and write the report, scores and plots."""
+    from synthfactory.grading.calibration import (calibration_folder, grade_labels, load_labels, report_for,
+                                                  write_calibration)
+    from synthfactory.plan import judge_specs
+    from synthfactory.recipe import load_recipe
+    from synthfactory.store import DatasetStore
+
+    if not 0.0 < args.target_precision <= 1.0:
+        raise UserError("--target-precision must be in (0, 1]")
+    loaded = load_recipe(args.recipe)
+    grading = loaded.recipe.grading
+    rows = load_labels(args.labels)
+    _, specs = judge_specs(loaded)
+    engines = list({s.key: s for s in specs if s is not None}.values())
+    _check_models(engines)
+    pool = None
+    try:
+        if engines:
+            from synthfactory.pool import EnginePool, ensure_ray
+
+            ensure_ray(quiet=not args.debug)
+            pool = EnginePool(engines)
+        chats = [(lambda requests, spec=spec: pool.chat(spec, requests)) if spec is not None else None
+                 for spec in specs]
+        graded = grade_labels(rows, grading, chats, workers=len(pool.replicas) if pool else 1,
+                              seed=loaded.recipe.generation.sampling.seed)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        _stop_ray()
+    report = report_for(graded, grading, args.target_precision, Path(args.labels), loaded.recipe.name)
+    store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
+    if not store.is_local:
+        raise UserError(f"--store {args.store}: calibration reports are written to local stores only")
+    folder = write_calibration(calibration_folder(store.uri, grading), report, graded)
+    if args.json:
+        print(json.dumps({**report, "folder": str(folder)}, default=str))
+        return 0
+    at, wanted = report["at_recipe_threshold"], report["threshold_for_target_precision"]
+    print(f"judge {report['fingerprint']} on {report['labels']['rows']} labelled rows "
+          f"({report['labels']['good']} good, {report['labels']['bad']} bad; {report['unreadable']} unreadable)")
+    print(f"  ROC-AUC {_num(report['auc'])}")
+    print(f"  at the recipe's threshold {at['threshold']:.4g}: accuracy {_num(at['accuracy'])}, precision "
+          f"{_num(at['precision'])}, recall {_num(at['recall'])}, F1 {_num(at['f1'])}, kappa {_num(at['kappa'])}")
+    if wanted:
+        print(f"  precision >= {args.target_precision}: threshold {wanted['threshold']:.4g} "
+              f"(precision {wanted['precision']:.3f}, recall {wanted['recall']:.3f})")
+    else:
+        print(f"  no threshold reaches precision {args.target_precision}")
+    for title, values in (("per criterion", report["auc_per_criterion"]), ("per judge", report["auc_per_judge"]),
+                          ("per kind of bad row", report["auc_per_kind"])):
+        if values:
+            print(f"  AUC {title}: " + ", ".join(f"{k} {_num(v)}" for k, v in values.items()))
+    print(f"  score vs response length (Spearman): {_num(report['verbosity_spearman'])}")
+    print(f"report, per-row scores, ROC and calibration plots: {folder}")
+    return 0
+
+
+def _check_models(specs: list[Any]) -> None:
+    """A bundled-model name or .gguf path that does not resolve is the user's to fix (exit 2)."""
+    from synthfactory.engines.llamacpp import resolve_model_path
+
+    for spec in specs:
+        if spec.engine == "llamacpp":
+            resolve_model_path(spec.model)
 
 
 def _version_row(info: Any) -> dict[str, Any]:
@@ -261,6 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("b", type=int)
     diff.add_argument("--json", action="store_true")
     diff.set_defaults(func=_diff)
+    calibrate = sub.add_parser("calibrate", parents=[common],
+                               help="measure the recipe's judges against labelled rows (ROC-AUC, kappa, threshold)")
+    calibrate.add_argument("recipe")
+    calibrate.add_argument("--labels", required=True, help="JSONL or Parquet with prompt, text, label (good/bad)")
+    calibrate.add_argument("--target-precision", type=float, default=0.8,
+                           help="report the lowest threshold whose accepted rows are this precise (default 0.8)")
+    calibrate.add_argument("--store", default="store",
+                           help="the report goes to STORE/NAME/_calibration/FINGERPRINT/ (default ./store)")
+    calibrate.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    calibrate.set_defaults(func=_calibrate)
     doctor = sub.add_parser("doctor", parents=[common], help="check that the llama.cpp build runs on this CPU")
     doctor.add_argument("--model", default="smollm2-135m-instruct", help="bundled model name or .gguf path")
     doctor.add_argument("--no-generate", action="store_true", help="only report the build, generate nothing")

@@ -31,6 +31,7 @@ ROW_SCHEMA = pa.schema([
     ("batch_near_dup_rate", pa.float64()), ("batch_distinct_1", pa.float64()), ("batch_distinct_2", pa.float64()),
     ("batch_compression_ratio", pa.float64()), ("batch_real_share", pa.float64()),
     ("batch_embedding_diversity", pa.float64()), ("batch_drift_vs_previous", pa.float64()),
+    ("batch_judge_agreement", pa.float64()),  # Krippendorff's alpha of a judge panel (null: one judge)
 ])
 
 

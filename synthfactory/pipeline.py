@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from synthfactory.batch import BatchState, synthetic_count, with_reason
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
-from synthfactory.grading import JudgementError, JudgeScore, make_judge
+from synthfactory.grading import JudgementError, Panel, krippendorff_alpha
+from synthfactory.grading.llm import p_first, pairwise_request
 from synthfactory.lineage import sampling_seed
 from synthfactory.methods import Method, method_for
 from synthfactory.methods.base import Fail, run_rounds
@@ -54,66 +55,85 @@ def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn
 
 
 def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
-                method: Method | None = None) -> BatchState:
-    """Ask the judge about every item the method has it grade (one per row, or each candidate),
-    all in one engine call per attempt; retry unreadable answers, then reject the row. The method
-    settles each row from its scores (e.g. a preference pair whose margin is too small is rejected)."""
+                method: Method | None = None, panel: Panel | None = None) -> BatchState:
+    """Ask every judge of the panel about every item the method has it grade (one per row, or
+    each candidate), one engine call per LLM judge and attempt; retry unreadable answers, then
+    reject the row. The method settles each row from its scores (e.g. a preference pair whose
+    margin is too small is rejected). A panel's agreement over the batch is kept for the suite."""
     method = method or method_for(recipe)
-    judge = make_judge(recipe.grading)
+    panel = panel or Panel(recipe.grading)
     current = list(state.rows)  # never mutate the input: it may be a cached result
     items = [method.judge_items(row) for row in current]
-    pending = [(i, j) for i, row_items in enumerate(items) for j in range(len(row_items))]
-    verdicts: dict[tuple[int, int], JudgeScore] = {}
-    errors: dict[int, str] = {}
-    requests_made, seconds = 0, 0.0
-    for attempt in range(recipe.grading.max_attempts):
-        if not pending:
-            break
-        asked = [
-            judge.requests(*items[i][j], 0 if attempt == 0 else sampling_seed(
-                recipe.generation.sampling.seed, plan.version, state.batch_index, i, attempt, part=j))
-            for i, j in pending
-        ]
-        results = chat(plan.judge, [r for requests in asked for r in requests])
-        requests_made += len(results)
-        seconds += sum(r.latency_s for r in results)
-        still, offset = [], 0
-        for (i, j), requests in zip(pending, asked):
-            answers, offset = results[offset:offset + len(requests)], offset + len(requests)
-            row = current[i]
-            current[i] = {
-                **row,
-                "judge_prompt_tokens": row["judge_prompt_tokens"] + sum(a.prompt_tokens for a in answers),
-                "judge_completion_tokens": row["judge_completion_tokens"] + sum(a.completion_tokens for a in answers),
-                "judge_latency_s": row["judge_latency_s"] + sum(a.latency_s for a in answers),
-            }
-            try:
-                errors_in = [a.error for a in answers if a.error]
-                if errors_in:
-                    raise JudgementError(errors_in[0])
-                verdicts[(i, j)] = judge.parse(answers)
-            except JudgementError as exc:
-                errors[i] = str(exc)
-                still.append((i, j))
-        pending = still
-    unreadable = {i for i, _ in pending}
+    where = [(i, j) for i, row_items in enumerate(items) for j in range(len(row_items))]
+    seed = recipe.generation.sampling.seed
+    judges = plan.judges or (plan.judge,)
+    graded = panel.grade(
+        [items[i][j] for i, j in where],
+        [(lambda requests, spec=spec: chat(spec, requests)) if spec is not None else None for spec in judges],
+        lambda k, attempt: sampling_seed(seed, plan.version, state.batch_index, where[k][0], attempt,
+                                         part=where[k][1]))
+    cost: dict[int, list[float]] = {}
+    for k, (i, _) in enumerate(where):
+        spent = cost.setdefault(i, [0, 0, 0.0])
+        spent[0] += graded.prompt_tokens[k]
+        spent[1] += graded.completion_tokens[k]
+        spent[2] += graded.latency_s[k]
     rows, rejected = [], list(state.rejected)
     for i, row in enumerate(current):
-        if i in unreadable:
-            rejected.append(with_reason(row, "grade", f"judge_unparseable: {errors[i]}"))
+        spent = cost.get(i, [0, 0, 0.0])
+        row = {**row, "judge_prompt_tokens": row["judge_prompt_tokens"] + int(spent[0]),
+               "judge_completion_tokens": row["judge_completion_tokens"] + int(spent[1]),
+               "judge_latency_s": row["judge_latency_s"] + spent[2]}
+        mine = [k for k, (r, _) in enumerate(where) if r == i]
+        failed = next((graded.errors[k] for k in mine if graded.errors[k] is not None), None)
+        if failed is not None:
+            rejected.append(with_reason(row, "grade", f"judge_unparseable: {failed}"))
             continue
-        settled = method.settle(row, [verdicts[(i, j)] for j in range(len(items[i]))])
+        settled = method.settle(row, [graded.verdicts[k] for k in mine])
         if isinstance(settled, str):
             rejected.append(with_reason(row, "grade", settled))
         else:
             rows.append(settled)
+    agreement = krippendorff_alpha(list(graded.by_judge.values())) if len(graded.by_judge) > 1 else None
+    rows, requests, seconds = _order_check(rows, method, panel, judges, chat)
     return replace(state, stage="graded", rows=rows, rejected=rejected,
-                   engine_requests=state.engine_requests + requests_made,
-                   engine_seconds=state.engine_seconds + seconds)
+                   engine_requests=state.engine_requests + graded.requests + requests,
+                   engine_seconds=state.engine_seconds + graded.seconds + seconds,
+                   judge_agreement=round(agreement, 6) if agreement is not None else None)
+
+
+def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judges: tuple, chat: ChatFn
+                 ) -> tuple[list[dict[str, Any]], int, float]:
+    """Position bias: the panel's first log-probability judge compares each row's pair with the
+    preferred answer first, then second. A check, not a verdict: it never rejects a row, and an
+    unreadable answer leaves the row's check empty."""
+    spec = next((s for c, s in zip(panel.configs, judges) if c.method == "logprobs"), None)
+    wanted = [(i, pair) for i, row in enumerate(rows) for pair in method.pairs(row)[:1]]
+    if spec is None or not wanted:
+        return rows, 0, 0.0
+    asked = [r for _, (instruction, good, other) in wanted
+             for r in (pairwise_request(instruction, good, other), pairwise_request(instruction, other, good))]
+    answers = chat(spec, asked)
+    out = list(rows)
+    for k, (i, _) in enumerate(wanted):
+        forward, backward = answers[2 * k], answers[2 * k + 1]
+        row = {**out[i], "judge_prompt_tokens": out[i]["judge_prompt_tokens"] + forward.prompt_tokens + backward.prompt_tokens,
+               "judge_completion_tokens": out[i]["judge_completion_tokens"] + forward.completion_tokens
+               + backward.completion_tokens,
+               "judge_latency_s": out[i]["judge_latency_s"] + forward.latency_s + backward.latency_s}
+        try:
+            first_wins, second_wins = p_first(forward), p_first(backward)  # P(slot A) with the pair each way
+            row.update(judge_first_slot_p=round((first_wins + second_wins) / 2, 6),
+                       judge_order_consistent=(first_wins > 0.5) == (second_wins < 0.5))
+        except JudgementError:
+            pass
+        out[i] = row
+    return out, len(answers), sum(a.latency_s for a in answers)
 
 
 def filter_batch(state: BatchState, threshold: float) -> BatchState:
-    """Keep rows whose judge score reaches the recipe's threshold; reject the rest with the score."""
+    """Keep rows whose judge score reaches the pass mark (`grading.pass_mark`: the threshold, or
+    a majority of a panel's votes); reject the rest with the score."""
     keep = [r for r in state.rows if r["score"] >= threshold]
     below = [with_reason(r, "filter", f"below_threshold: {r['score']:.3f} < {threshold:.3f}")
              for r in state.rows if r["score"] < threshold]
@@ -134,7 +154,8 @@ def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> 
     if rows and count:
         rows += guards.real_rows(rows[0], count, start=((plan.version - 1) * len(plan.batches) + state.batch_index) * count)
     near_dups = sum(r["reason"].startswith(("exact_duplicate", "near_duplicate")) for r in state.rejected)
-    metrics = guards.batch_metrics(rows, synthetic_count(state), near_dups, plan.version)
+    metrics = {**guards.batch_metrics(rows, synthetic_count(state), near_dups, plan.version),
+               "batch_judge_agreement": state.judge_agreement}
     return replace(state, stage="measured", rows=[{**r, **metrics} for r in rows])
 
 

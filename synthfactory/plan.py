@@ -12,7 +12,7 @@ import jinja2.meta
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError
 from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
-from synthfactory.recipe import GenerationConfig, LoadedRecipe, template_environment
+from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, template_environment
 from synthfactory.seeds import QuarantinedRow, SeedRow, SeedSet
 
 
@@ -45,26 +45,39 @@ class RunPlan:
     recipe_hash: str
     template_hash: str
     generator: EngineSpec
-    judge: EngineSpec
+    judge: EngineSpec  # the first LLM judge's engine (the row's `judge_model`); the generator's if none
     batches: tuple[BatchPlan, ...]
     seeds_quarantined: tuple[QuarantinedRow, ...] = field(default=())
     seeds_recycled: int = 0
+    judges: tuple[EngineSpec | None, ...] = ()  # per judge of the panel: its engine, None for non-LLM judges
 
     @property
     def engine_specs(self) -> list[EngineSpec]:
-        return [self.generator] if self.judge.key == self.generator.key else [self.generator, self.judge]
+        return list({s.key: s for s in (self.generator, *(j for j in self.judges if j is not None))}.values())
 
 
-def engine_specs_for(loaded: LoadedRecipe) -> tuple[EngineSpec, EngineSpec]:
-    """Generator and judge engines; a self-grading recipe gets one spec, so both share actors."""
+def judge_specs(loaded: LoadedRecipe) -> tuple[EngineSpec, tuple[EngineSpec | None, ...]]:
+    """The generator's engine and each judge's (None for judges that are not LLMs). Specs that
+    differ only in log-probabilities become one with them on, so a self-grading recipe (or a panel
+    of json and logprobs judges on one model) shares the same actors."""
     gen, grading = loaded.recipe.generation, loaded.recipe.grading
-    wants_logprobs = grading.method == "logprobs"
     generator = EngineSpec.from_options(gen.engine, gen.model, gen.options)
-    judge = EngineSpec.from_options(grading.engine or gen.engine, grading.model or gen.model,
-                                    grading.options or gen.options, logprobs=wants_logprobs)
-    if replace(generator, logprobs=wants_logprobs) == judge:
-        return judge, judge
-    return generator, judge
+    judges = [EngineSpec.from_options(j.engine or gen.engine, j.model or gen.model, j.options or gen.options,
+                                      logprobs=j.method == "logprobs") if j.method in LLM_JUDGES else None
+              for j in grading.panel]
+    specs = [generator, *(j for j in judges if j is not None)]
+    wants = {replace(s, logprobs=False) for s in specs if s.logprobs}
+
+    def settled(spec: EngineSpec) -> EngineSpec:
+        return replace(spec, logprobs=True) if replace(spec, logprobs=False) in wants else spec
+
+    return settled(generator), tuple(settled(j) if j is not None else None for j in judges)
+
+
+def engine_specs_for(loaded: LoadedRecipe) -> list[EngineSpec]:
+    """Every engine a run starts: the generator's and each LLM judge's, once per distinct spec."""
+    generator, judges = judge_specs(loaded)
+    return list({s.key: s for s in (generator, *(j for j in judges if j is not None))}.values())
 
 
 def template_hash(generation: "GenerationConfig") -> str:
@@ -165,10 +178,11 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
                 sampling_seed=sampling_seed(recipe.generation.sampling.seed, version, batch_index, row_index),
             ))
         batches.append(BatchPlan(batch_id_for(loaded.recipe_hash, version, batch_index), batch_index, tuple(items)))
-    generator, judge = engine_specs_for(loaded)
+    generator, judges = judge_specs(loaded)
+    judge = next((j for j in judges if j is not None), generator)
     return RunPlan(
         dataset=recipe.name, version=version, run_id=run_id_for(recipe.name, version, loaded.recipe_hash),
         recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
-        seeds_recycled=sum(s.recycled for s in seeds.rows),
+        seeds_recycled=sum(s.recycled for s in seeds.rows), judges=judges,
     )

@@ -140,13 +140,49 @@ class Criterion(StrictModel):
     description: str = Field(min_length=1, description="a yes/no statement, e.g. 'The facts are correct.'")
 
 
+LLM_JUDGES = ("json", "logprobs")
+JudgeMethod = Literal["json", "logprobs", "relevance", "form"]
+JUDGE_METHODS = {
+    "json": "an LLM gives an integer grade per criterion, constrained to JSON",
+    "logprobs": "an LLM answers yes/no per criterion; the score is P(yes)",
+    "relevance": "cosine similarity of the instruction and the response (all-MiniLM-L6-v2 embeddings)",
+    "form": "the response ends a sentence, does not loop, and is not a refusal (the screens' signals as scores)",
+}
+
+
+class JudgeConfig(StrictModel):
+    """One judge of a panel: an LLM (`json`, `logprobs`) or a signal that is not an LLM."""
+
+    name: str = Field(pattern=CRITERION_PATTERN)
+    method: JudgeMethod = "logprobs"
+    engine: EngineName | None = Field(None, description="LLM judges; default: grading.engine, else the generator's")
+    model: str | None = Field(None, description="LLM judges; default: grading.model, else the generator's")
+    options: EngineOptions | None = None
+    rubric: list[Criterion] | None = Field(None, min_length=1, max_length=20,
+                                           description="LLM judges; default: grading.rubric")
+    weight: float = Field(1.0, gt=0.0, le=100.0, description="its share of the `mean` aggregate")
+
+    @model_validator(mode="after")
+    def _llm_fields_for_llms(self) -> "JudgeConfig":
+        if self.method not in LLM_JUDGES:
+            given = [f for f in ("engine", "model", "options", "rubric") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only LLM judges (json, logprobs) take these; "
+                                 f"{self.method} is not an LLM")
+        return self
+
+
 class GradingConfig(StrictModel):
     engine: EngineName | None = Field(None, description="default: the generator's engine")
     model: str | None = Field(None, description="default: the generator's model (self-grading)")
     options: EngineOptions | None = None
     method: Literal["json", "logprobs"] = Field(
         "json", description="json: constrained grades per criterion; logprobs: P(yes) per criterion")
-    rubric: list[Criterion] = Field(min_length=1, max_length=20)
+    rubric: list[Criterion] | None = Field(None, min_length=1, max_length=20)
+    judges: list[JudgeConfig] | None = Field(
+        None, min_length=1, max_length=10, description="a panel; without it, one LLM judge from the fields above")
+    aggregate: Literal["mean", "min", "majority"] = Field(
+        "mean", description="a panel's row score: weighted mean, minimum, or the share of judges at the threshold")
     scale_min: int = Field(1, ge=0, le=100)
     scale_max: int = Field(5, ge=1, le=100)
     threshold: float = Field(0.5, ge=0.0, le=1.0)
@@ -155,11 +191,51 @@ class GradingConfig(StrictModel):
 
     @field_validator("rubric")
     @classmethod
-    def _unique_names(cls, value: list[Criterion]) -> list[Criterion]:
-        names = [c.name for c in value]
+    def _unique_names(cls, value: list[Criterion] | None) -> list[Criterion] | None:
+        names = [c.name for c in value or []]
         if len(set(names)) != len(names):
             raise ValueError(f"criterion names must be unique, got {names}")
         return value
+
+    @model_validator(mode="after")
+    def _panel(self) -> "GradingConfig":
+        if self.judges is None:
+            if not self.rubric:
+                raise ValueError("rubric: a judge needs at least one criterion (or list grading.judges)")
+            return self
+        names = [j.name for j in self.judges]
+        if len(set(names)) != len(names):
+            raise ValueError(f"judges: names must be unique, got {names}")
+        for index, judge in enumerate(self.judges):
+            if judge.method in LLM_JUDGES and not (judge.rubric or self.rubric):
+                raise ValueError(f"judges.{index}.rubric: an LLM judge needs a rubric (its own or grading.rubric)")
+            if any(c.name == "score" for c in judge.rubric or self.rubric or []):
+                raise ValueError(f"judges.{index}.rubric: 'score' names the judge's own score in a panel's "
+                                 "scores; rename the criterion")
+        return self
+
+    @property
+    def panel(self) -> list[JudgeConfig]:
+        """Every judge, with its LLM fields resolved; a recipe without `judges` has one, named `judge`."""
+        if self.judges is None:
+            return [JudgeConfig(name="judge", method=self.method, engine=self.engine, model=self.model,
+                                options=self.options, rubric=self.rubric)]
+        return [j.model_copy(update={"engine": j.engine or self.engine, "model": j.model or self.model,
+                                     "options": j.options or self.options, "rubric": j.rubric or self.rubric})
+                if j.method in LLM_JUDGES else j for j in self.judges]
+
+    @property
+    def pass_mark(self) -> float:
+        """The row score a row needs: the threshold, or under `majority` more than half the votes."""
+        if self.aggregate == "majority":
+            n = len(self.panel)
+            return (n // 2 + 1) / n
+        return self.threshold
+
+    def for_judge(self, judge: JudgeConfig) -> "GradingConfig":
+        """This grading seen by one LLM judge of the panel (its method, model and rubric)."""
+        return self.model_copy(update={"method": judge.method, "engine": judge.engine, "model": judge.model,
+                                       "options": judge.options, "rubric": judge.rubric, "judges": None})
 
 
 class ValidationConfig(StrictModel):
@@ -246,10 +322,14 @@ class Recipe(StrictModel):
     def _endpoints_for_openai(self) -> "Recipe":
         if self.generation.engine == "openai" and not self.generation.options.base_urls:
             raise ValueError("generation.options.base_urls: the openai engine needs at least one endpoint URL")
-        judge_engine = self.grading.engine or self.generation.engine
-        judge_options = self.grading.options or self.generation.options
-        if judge_engine == "openai" and not judge_options.base_urls:
-            raise ValueError("grading.options.base_urls: the openai engine needs at least one endpoint URL")
+        for judge in self.grading.panel:
+            if judge.method not in LLM_JUDGES:
+                continue
+            judge_engine = judge.engine or self.generation.engine
+            judge_options = judge.options or self.generation.options
+            if judge_engine == "openai" and not judge_options.base_urls:
+                where = "grading" if self.grading.judges is None else f"grading.judges ({judge.name})"
+                raise ValueError(f"{where}.options.base_urls: the openai engine needs at least one endpoint URL")
         return self
 
 

@@ -9,6 +9,7 @@ Prefect, `BatchRunner.run` does the same for one batch (tests, notebooks, benchm
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,6 +17,7 @@ from typing import Any, Callable
 from synthfactory import pipeline
 from synthfactory.batch import BatchState
 from synthfactory.card import write_card
+from synthfactory.grading import Panel
 from synthfactory.methods import Method
 from synthfactory.plan import BatchPlan, RunPlan
 from synthfactory.quality.guards import QualityGuards
@@ -40,6 +42,11 @@ class BatchRunner:
     gate: SuiteGate
     chat: pipeline.ChatFn
 
+    @functools.cached_property
+    def panel(self) -> Panel:
+        """The recipe's judges, built once per run (their embedder is the guards')."""
+        return Panel(self.recipe.grading, embedder=lambda: self.guards.embedder)
+
     @property
     def method(self) -> Method:
         return self.guards.method  # one instance per run: the guards' (built from the same recipe)
@@ -51,10 +58,10 @@ class BatchRunner:
         return pipeline.screen_batch(state, self.guards)
 
     def grade(self, state: BatchState) -> BatchState:
-        return pipeline.grade_batch(self.plan, state, self.recipe, self.chat, self.method)
+        return pipeline.grade_batch(self.plan, state, self.recipe, self.chat, self.method, self.panel)
 
     def filter(self, state: BatchState) -> BatchState:
-        return pipeline.filter_batch(state, self.recipe.grading.threshold)
+        return pipeline.filter_batch(state, self.recipe.grading.pass_mark)
 
     def measure(self, state: BatchState) -> BatchState:
         return pipeline.measure_batch(self.plan, state, self.guards)
@@ -89,10 +96,12 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
         store.clear_staged([s.batch_id for s in states])  # finished: a rerun of this recipe would repeat it
         info("%s", metadata["not_published_because"])  # the CLI prints it as its error
         return metadata
+    judging = judging_metadata(guards.loaded.recipe, states, store)
     dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
     quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
                               dups / totals.generated if totals.generated else 0.0)
-    metadata = commit_metadata(plan, states, totals, {**extra, **method, "quality": quality, "published": True})
+    metadata = commit_metadata(plan, states, totals, {**extra, **method, **judging, "quality": quality,
+                                                      "published": True})
     store.publish(rows, metadata, schema)
     store.clear_staged([s.batch_id for s in states])
     info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)
@@ -102,3 +111,19 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
         except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
             warn("dataset card of version %d not written: %s", plan.version, exc)
     return metadata
+
+
+def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetStore) -> dict[str, Any]:
+    """What a version says about its judges: the calibration of exactly these judges (if one was
+    run for this dataset), the bias checks on this run's graded rows, and the panel's agreement."""
+    from synthfactory.grading.bias import graded_rows, judge_bias
+    from synthfactory.grading.calibration import latest_calibration
+    from synthfactory.grading.panel import describe_judges
+
+    agreements = [s.judge_agreement for s in states if s.judge_agreement is not None]
+    return {
+        "judge_calibration": latest_calibration(store.uri, recipe.grading) if store.is_local else None,
+        "judge_bias": judge_bias(recipe, graded_rows(states)),
+        "judge_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
+        "judges": describe_judges(recipe),
+    }

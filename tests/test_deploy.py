@@ -256,10 +256,12 @@ def test_worker_killed_mid_run_ends_crashed_and_a_retry_resumes(server, tmp_path
                   "no batch finished", tmp_path / "worker.log")
         [run] = _api(env, "/flow_runs/filter", unscheduled)
         assert run["state_type"] == "RUNNING" and run["infrastructure_pid"]
-        os.killpg(os.getpgid(int(run["infrastructure_pid"].rsplit(":", 1)[-1])), signal.SIGKILL)
+        run_group = os.getpgid(int(run["infrastructure_pid"].rsplit(":", 1)[-1]))
     finally:
+        # the worker first: alive, it would see its flow-run process exit -9 and report Crashed itself
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
+    os.killpg(run_group, signal.SIGKILL)
     killed_at = time.monotonic()
     crashed = wait_for(lambda: [r for r in _api(env, "/flow_runs/filter") if r["state_type"] == "CRASHED"], 150,
                         "the dead run was not marked Crashed")

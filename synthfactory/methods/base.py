@@ -131,6 +131,11 @@ class Method:
         verdict = scores[0]
         return {**row, "scores": json.dumps(verdict.raw, sort_keys=True), "score": verdict.score}
 
+    def pairs(self, row: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """(instruction, preferred, other) the judge compares in both orders (position bias); none
+        unless the row is a preference between answers."""
+        return []
+
     def content(self, row: dict[str, Any]) -> str:
         """All the text of a row: what dedup, decontamination and diversity metrics read."""
         return row["text"]

@@ -45,7 +45,10 @@ class PreferenceMethod(Method):
     def columns(self) -> list[pa.Field]:
         return [pa.field("chosen", MESSAGES), pa.field("rejected", MESSAGES),
                 pa.field("score_chosen", pa.float64()), pa.field("score_rejected", pa.float64()),
-                pa.field("margin", pa.float64()), pa.field("candidates", pa.list_(pa.string()))]
+                pa.field("margin", pa.float64()), pa.field("candidates", pa.list_(pa.string())),
+                # the position-bias check (an LLM judge with log-probabilities compares the pair in
+                # both orders): mean P(the first slot wins), and whether the verdict followed the answers
+                pa.field("judge_first_slot_p", pa.float64()), pa.field("judge_order_consistent", pa.bool_())]
 
     def requests(self, draft: Draft) -> list[ChatRequest]:
         temps = self.options.temperatures or [None] * self.options.candidates
@@ -80,6 +83,9 @@ class PreferenceMethod(Method):
             "scores": json.dumps({"chosen": scores[best].raw, "rejected": scores[worst].raw,
                                   "candidates": [round(v, 6) for v in values]}, sort_keys=True),
         }
+
+    def pairs(self, row: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return [(row["prompt"], row["chosen"][-1]["content"], row["rejected"][-1]["content"])]
 
     def content(self, row: dict[str, Any]) -> str:
         if row.get("chosen"):

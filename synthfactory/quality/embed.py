@@ -3,6 +3,7 @@ the distribution measures built on them: diversity and Fréchet drift."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import threading
@@ -45,6 +46,12 @@ class Embedder:
                                             normalize_embeddings=True, convert_to_numpy=True)
                 self.cache.update({i: v.astype(np.float32) for (i, _), v in zip(missing, vectors)})
             return np.stack([self.cache[i] for i in ids]) if ids else np.zeros((0, 384), np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_embedder() -> Embedder:
+    """One embedder per process for code that has no run's guards (calibration)."""
+    return Embedder()
 
 
 def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:

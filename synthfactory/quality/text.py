@@ -10,7 +10,9 @@ from collections import Counter
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "“”‘’—–…"})
 REFUSAL_PATTERNS = re.compile(
     r"\b(as an ai( language model)?|i am an ai|i'm an ai|i cannot (help|assist|provide)|i can't (help|assist)"
-    r"|i'm sorry, but i|i am sorry, but i|i do not have (personal|the ability)|as a language model)\b",
+    r"|i'm sorry, but i|i am sorry, but i|i do not have (personal|the ability)|as a language model"
+    r"|i (cannot|can't|can not|am unable to|am not able to|'m unable to|'m not able to|won't) "
+    r"(help|assist|provide|answer|explain|comply|do that)|unable to (help|assist))\b",
     re.IGNORECASE,
 )
 

@@ -99,19 +99,25 @@ class LogprobJudge:
 
 def p_yes(result: ChatResult) -> float:
     """P(yes) / (P(yes) + P(no)) over the first generated token's top log-probabilities."""
+    return _first_token_share(result, YES, NO, " (use grading.method: json)")
+
+
+def _first_token_share(result: ChatResult, one: str, other: str, hint: str = "") -> float:
+    """P(one) / (P(one) + P(other)) over the first token's top log-probabilities (case and spaces
+    folded); a JudgementError when the engine failed or neither word is among them."""
     if result.error:
         raise JudgementError(result.error)
     if not result.logprobs:
-        raise JudgementError("the engine returned no log-probabilities (use grading.method: json)")
-    mass = {YES: 0.0, NO: 0.0}
+        raise JudgementError(f"the engine returned no log-probabilities{hint}")
+    mass = {one: 0.0, other: 0.0}
     for candidate in result.logprobs[0]["top"]:
         word = candidate["token"].strip().lower()
         if word in mass:
             mass[word] += math.exp(candidate["logprob"])
-    total = mass[YES] + mass[NO]
+    total = mass[one] + mass[other]
     if total <= 0.0:
-        raise JudgementError("neither yes nor no among the top log-probabilities")
-    return mass[YES] / total
+        raise JudgementError(f"neither {one} nor {other} among the top log-probabilities")
+    return mass[one] / total
 
 
 def make_judge(grading: GradingConfig) -> JsonJudge | LogprobJudge:
@@ -137,3 +143,19 @@ def parse_judgement(text: str, grading: GradingConfig) -> JudgeScore:
     span = grading.scale_max - grading.scale_min
     normalised = {k: (v - grading.scale_min) / span for k, v in raw.items()}
     return JudgeScore(raw=raw, normalised=normalised, score=sum(normalised.values()) / len(normalised))
+
+
+FIRST, SECOND = "a", "b"
+
+
+def pairwise_request(instruction: str, first: str, second: str) -> ChatRequest:
+    """Which of two responses is better, as one token: the position-bias check asks it in both orders."""
+    user = (f"Instruction:\n{instruction}\n\nResponse A:\n{first}\n\nResponse B:\n{second}\n\n"
+            "Which response is better? Reply A or B.")
+    return ChatRequest(messages=({"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}),
+                       max_tokens=1, temperature=0.0, top_p=1.0, seed=0, logprobs=20)
+
+
+def p_first(result: ChatResult) -> float:
+    """P(A) / (P(A) + P(B)) over the first token's top log-probabilities."""
+    return _first_token_share(result, FIRST, SECOND)

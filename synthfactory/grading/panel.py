@@ -1,0 +1,171 @@
+"""A panel of judges: every judge grades every item, the row score aggregates them.
+
+A recipe without `grading.judges` has a panel of one LLM judge and rows keep their flat `scores`
+({criterion: grade}). With `judges`, `scores` holds every judge's score and grades by name
+({judge: {"score": s, criterion: grade}}) and the row score is the `mean` (weighted), the `min`, or under
+`majority` the share of judges whose own score reaches the threshold.
+
+Inter-judge agreement is Krippendorff's alpha (interval metric) over the judges' scores of a
+batch's items: 1 is perfect agreement, 0 is what chance gives, below 0 systematic disagreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from synthfactory.engines.base import ChatRequest, ChatResult
+from synthfactory.grading.llm import JudgementError, JudgeScore, make_judge
+from synthfactory.grading.signals import FormJudge, RelevanceJudge
+from synthfactory.recipe import LLM_JUDGES, GradingConfig, JudgeConfig
+
+Chat = Callable[[list[ChatRequest]], list[ChatResult]]
+
+
+@dataclass
+class PanelResult:
+    """What a panel made of `n` items: per item the aggregate verdict or why it has none, the
+    judge cost it took, and every judge's own score (for agreement and bias checks)."""
+
+    verdicts: list[JudgeScore | None]
+    errors: list[str | None]
+    prompt_tokens: list[int]
+    completion_tokens: list[int]
+    latency_s: list[float]
+    by_judge: dict[str, list[float | None]] = field(default_factory=dict)
+    requests: int = 0
+    seconds: float = 0.0
+
+
+def _default_embedder() -> Any:
+    from synthfactory.quality.embed import shared_embedder
+
+    return shared_embedder()
+
+
+class Panel:
+    def __init__(self, grading: GradingConfig, embedder: Callable[[], Any] | None = None) -> None:
+        self.grading = grading
+        self.configs: list[JudgeConfig] = grading.panel
+        self.single = grading.judges is None
+        self.judges: list[Any] = []
+        for config in self.configs:
+            if config.method in LLM_JUDGES:
+                self.judges.append(make_judge(grading.for_judge(config)))
+            elif config.method == "relevance":
+                self.judges.append(RelevanceJudge(embedder or _default_embedder))
+            else:
+                self.judges.append(FormJudge())
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.configs]
+
+    def grade(self, pairs: list[tuple[str, str]], chats: list[Chat | None],
+              seed_for: Callable[[int, int], int]) -> PanelResult:
+        """Grade every (instruction, response) pair with every judge. `chats[k]` sends judge k's
+        requests to its engine (None for judges that are not LLMs); `seed_for(item, attempt)` is
+        the sampling seed of a retry. An LLM answer that cannot be read is asked again up to
+        `max_attempts`; an item some judge could not grade gets no verdict, only its error."""
+        n = len(pairs)
+        result = PanelResult(verdicts=[None] * n, errors=[None] * n, prompt_tokens=[0] * n,
+                             completion_tokens=[0] * n, latency_s=[0.0] * n)
+        per_judge: list[list[JudgeScore | None]] = []
+        for config, judge, chat in zip(self.configs, self.judges, chats):
+            if config.method in LLM_JUDGES:
+                scores = self._ask(judge, pairs, chat, seed_for, result)
+            else:
+                scores = list(judge.grade(pairs))
+            per_judge.append(scores)
+            result.by_judge[config.name] = [s.score if s is not None else None for s in scores]
+            for i, score in enumerate(scores):
+                if score is None and result.errors[i] is None:
+                    result.errors[i] = "unreadable"
+                if score is None and not self.single:
+                    result.errors[i] = f"{config.name}: {result.errors[i]}"
+        for i in range(n):
+            if result.errors[i] is None:
+                result.verdicts[i] = self.combine([scores[i] for scores in per_judge])
+        return result
+
+    def _ask(self, judge: Any, pairs: list[tuple[str, str]], chat: Chat | None,
+             seed_for: Callable[[int, int], int], result: PanelResult) -> list[JudgeScore | None]:
+        assert chat is not None, "an LLM judge needs an engine"
+        scores: list[JudgeScore | None] = [None] * len(pairs)
+        errors: dict[int, str] = {}
+        pending = list(range(len(pairs)))
+        for attempt in range(self.grading.max_attempts):
+            if not pending:
+                break
+            asked = [judge.requests(*pairs[i], 0 if attempt == 0 else seed_for(i, attempt)) for i in pending]
+            answers = chat([r for requests in asked for r in requests])
+            result.requests += len(answers)
+            result.seconds += sum(a.latency_s for a in answers)
+            still, offset = [], 0
+            for i, requests in zip(pending, asked):
+                mine, offset = answers[offset:offset + len(requests)], offset + len(requests)
+                result.prompt_tokens[i] += sum(a.prompt_tokens for a in mine)
+                result.completion_tokens[i] += sum(a.completion_tokens for a in mine)
+                result.latency_s[i] += sum(a.latency_s for a in mine)
+                try:
+                    failed = [a.error for a in mine if a.error]
+                    if failed:
+                        raise JudgementError(failed[0])
+                    scores[i] = judge.parse(mine)
+                except JudgementError as exc:
+                    errors[i] = str(exc)
+                    still.append(i)
+            pending = still
+        for i in pending:
+            result.errors[i] = errors[i]
+        return scores
+
+    def combine(self, scores: list[JudgeScore]) -> JudgeScore:
+        """One verdict from every judge's: a single judge's unchanged; a panel's nested by judge."""
+        if self.single:
+            return scores[0]
+        values = [s.score for s in scores]
+        if self.grading.aggregate == "min":
+            total = min(values)
+        elif self.grading.aggregate == "majority":
+            total = sum(v >= self.grading.threshold for v in values) / len(values)
+        else:
+            weights = [c.weight for c in self.configs]
+            total = sum(w * v for w, v in zip(weights, values)) / sum(weights)
+        raw = {c.name: {"score": s.score, **s.raw} for c, s in zip(self.configs, scores)}
+        normalised = {f"{c.name}.{k}": v for c, s in zip(self.configs, scores) for k, v in s.normalised.items()}
+        return JudgeScore(raw=raw, normalised=normalised, score=round(float(total), 6))
+
+
+def describe_judges(recipe: Any) -> list[dict[str, Any]]:
+    """Each judge of a recipe as a version's metadata and card name it: name, method, model."""
+    from synthfactory.quality.embed import MODEL_NAME
+
+    models = {"relevance": MODEL_NAME, "form": None}
+    return [{"name": j.name, "method": j.method, "weight": j.weight,
+             "model": (j.model or recipe.generation.model) if j.method in LLM_JUDGES else models[j.method]}
+            for j in recipe.grading.panel]
+
+
+def krippendorff_alpha(ratings: list[list[float | None]]) -> float | None:
+    """Krippendorff's alpha, interval metric. `ratings[j][i]`: judge j's score of item i (None:
+    missing). Items with fewer than two scores are left out; None when nothing can be compared
+    or every score is the same (no variance: agreement is undefined, not perfect)."""
+    units = []
+    for values in zip(*ratings):
+        present = [float(v) for v in values if v is not None]
+        if len(present) >= 2:
+            units.append(np.array(present))
+    if not units:
+        return None
+    pooled = np.concatenate(units)
+    total = len(pooled)
+    if total < 2:
+        return None
+    observed = sum(((u[:, None] - u[None, :]) ** 2).sum() / (len(u) - 1) for u in units) / total
+    expected = ((pooled[:, None] - pooled[None, :]) ** 2).sum() / (total * (total - 1))
+    if expected == 0.0:
+        return None
+    return float(1.0 - observed / expected)
