@@ -124,7 +124,8 @@ def _grading_section(meta: dict[str, Any], grading: dict[str, Any]) -> list[str]
                   + f", and rows scoring below {grading.get('threshold')} were rejected"
                   + (" (a majority of votes needed)" if grading.get("aggregate") == "majority" else "") + ":", ""]
         lines += [f"- **{j['name']}**: `{j['method']}`" + (f" with `{j['model']}`" if j.get("model") else "")
-                  + (f", weight {j['weight']:g}" if grading.get("aggregate", "mean") == "mean" else "")
+                  + (", weight 0: an observer, graded and measured, without a vote" if j.get("weight") == 0
+                     else f", weight {j['weight']:g}" if grading.get("aggregate", "mean") == "mean" else "")
                   for j in judges]
         lines += ["", f"Inter-judge agreement (Krippendorff's alpha, mean over batches): "
                       f"{_fmt(meta.get('judge_agreement'))}.", ""]

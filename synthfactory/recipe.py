@@ -160,7 +160,9 @@ class JudgeConfig(StrictModel):
     options: EngineOptions | None = None
     rubric: list[Criterion] | None = Field(None, min_length=1, max_length=20,
                                            description="LLM judges; default: grading.rubric")
-    weight: float = Field(1.0, gt=0.0, le=100.0, description="its share of the `mean` aggregate")
+    weight: float = Field(1.0, ge=0.0, le=100.0, description=(
+        "its share of the `mean` aggregate; 0: an observer, graded and measured (scores, agreement, "
+        "bias checks, calibration) but without a vote in any aggregate"))
 
     @model_validator(mode="after")
     def _llm_fields_for_llms(self) -> "JudgeConfig":
@@ -206,6 +208,8 @@ class GradingConfig(StrictModel):
         names = [j.name for j in self.judges]
         if len(set(names)) != len(names):
             raise ValueError(f"judges: names must be unique, got {names}")
+        if not any(j.weight > 0 for j in self.judges):
+            raise ValueError("judges: every weight is 0; at least one judge needs a vote")
         for index, judge in enumerate(self.judges):
             if judge.method in LLM_JUDGES and not (judge.rubric or self.rubric):
                 raise ValueError(f"judges.{index}.rubric: an LLM judge needs a rubric (its own or grading.rubric)")
@@ -228,7 +232,7 @@ class GradingConfig(StrictModel):
     def pass_mark(self) -> float:
         """The row score a row needs: the threshold, or under `majority` more than half the votes."""
         if self.aggregate == "majority":
-            n = len(self.panel)
+            n = sum(j.weight > 0 for j in self.panel)  # observers have no vote
             return (n // 2 + 1) / n
         return self.threshold
 

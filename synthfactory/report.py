@@ -41,6 +41,8 @@ def run_report_markdown(meta: dict[str, Any]) -> str:
         f"Generator `{meta['generator_model']}`, judge `{meta['judge_model']}`; mean judge score of published rows: "
         f"{_num(meta.get('mean_score'))}.",
         "",
+        _judging_line(meta),
+        "",
         "## Score distribution (published synthetic rows)",
         "",
         "| score | rows |",
@@ -79,3 +81,21 @@ def rejection_table(meta: dict[str, Any]) -> list[dict[str, Any]]:
     rows += [{"kind": "reason", "what": reason, "rows": count, "detail": "", "data_docs": ""}
              for reason, count in sorted(meta.get("reasons", {}).items(), key=lambda kv: -kv[1])]
     return rows
+
+
+def _judging_line(meta: dict[str, Any]) -> str:
+    """The judges in one sentence: panel, agreement, calibration (or its absence), bias checks."""
+    judges = meta.get("judges") or []
+    calibration = meta.get("judge_calibration")
+    bias = meta.get("judge_bias") or {}
+    parts = [f"Judges: {', '.join(j['name'] + ' (' + j['method'] + ')' for j in judges)}" if judges else "Judges: -"]
+    if meta.get("judge_agreement") is not None:
+        parts.append(f"agreement (Krippendorff's alpha) {_num(meta['judge_agreement'])}")
+    parts.append(f"calibrated ROC-AUC {_num(calibration['auc'])}, threshold {calibration['threshold_provenance']}"
+                 if calibration else "no calibration on record")
+    parts.append(f"score vs length (Spearman) {_num(bias.get('verbosity_spearman'))}")
+    if bias.get("self_preference") is not None:
+        parts.append(f"self-preference {_num(bias['self_preference'])}")
+    if bias.get("pairs_checked"):
+        parts.append(f"position bias {_num(bias.get('position_bias'))}")
+    return "; ".join(parts) + "."

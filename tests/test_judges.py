@@ -81,6 +81,26 @@ def test_a_panel_keeps_every_judges_scores_and_aggregates_by_the_rule(tmp_path):
     assert filter_batch(state, recipe.recipe.grading.pass_mark).rows == []
 
 
+def test_an_observer_is_graded_and_kept_but_has_no_vote(tmp_path):
+    recipe = load_recipe(make_recipe(tmp_path, batches__count=1, grading__aggregate="mean", grading__judges=[
+        {"name": "llm", "method": "logprobs", "weight": 0}, {"name": "shape", "method": "form"}]))
+    plan = plan_run(recipe, load_seeds(recipe.recipe.seeds, recipe.seeds_path), version=1)
+
+    def chat(spec, requests):
+        return [_text("A full sentence here.") if r.logprobs is None else _yes(0.1) for r in requests]
+
+    state = grade_batch(plan, generate_batch(plan, plan.batches[0], recipe.recipe, chat), recipe.recipe, chat)
+    for row in state.rows:
+        scores = json.loads(row["scores"])
+        assert scores["llm"]["score"] == pytest.approx(0.1)  # graded and kept
+        assert row["score"] == pytest.approx(scores["shape"]["score"]) == 1.0  # but no vote
+    (tmp_path / "m").mkdir()
+    majority = load_recipe(make_recipe(tmp_path / "m", grading__aggregate="majority", grading__judges=[
+        {"name": "llm", "method": "logprobs", "weight": 0}, {"name": "a", "method": "form"},
+        {"name": "b", "method": "relevance"}]))
+    assert majority.recipe.grading.pass_mark == 1.0  # two voters: both must pass
+
+
 def test_panel_agreement_is_a_batch_metric(tmp_path):
     _, constant = _graded(tmp_path / "a", "mean", 0.99, "Complete sentence number one here.")
     # each judge gives every row the same score, but not the same as the other: nothing agreed on
@@ -138,6 +158,7 @@ def test_engines_a_panel_starts(tmp_path):
     ([{"name": "a", "method": "relevance", "model": "x"}], "grading.judges.0: Value error, model: only LLM judges"),
     ([{"name": "a", "method": "form"}, {"name": "a", "method": "relevance"}], "judges: names must be unique"),
     ([{"name": "a", "method": "psychic"}], "grading.judges.0.method: Input should be"),
+    ([{"name": "a", "method": "form", "weight": 0}], "judges: every weight is 0"),
 ])
 def test_bad_panels_fail_in_one_line_naming_the_field(tmp_path, judges, message):
     recipe = make_recipe(tmp_path, grading__judges=judges)

@@ -3,7 +3,8 @@
 A recipe without `grading.judges` has a panel of one LLM judge and rows keep their flat `scores`
 ({criterion: grade}). With `judges`, `scores` holds every judge's score and grades by name
 ({judge: {"score": s, criterion: grade}}) and the row score is the `mean` (weighted), the `min`, or under
-`majority` the share of judges whose own score reaches the threshold.
+`majority` the share of judges whose own score reaches the threshold. A judge of weight 0 is an
+observer: graded and measured like the others, without a vote in any aggregate.
 
 Inter-judge agreement is Krippendorff's alpha (interval metric) over the judges' scores of a
 batch's items: 1 is perfect agreement, 0 is what chance gives, below 0 systematic disagreement.
@@ -126,14 +127,14 @@ class Panel:
         """One verdict from every judge's: a single judge's unchanged; a panel's nested by judge."""
         if self.single:
             return scores[0]
-        values = [s.score for s in scores]
+        voters = [(c.weight, s.score) for c, s in zip(self.configs, scores) if c.weight > 0]  # not observers
+        values = [v for _, v in voters]
         if self.grading.aggregate == "min":
             total = min(values)
         elif self.grading.aggregate == "majority":
             total = sum(v >= self.grading.threshold for v in values) / len(values)
         else:
-            weights = [c.weight for c in self.configs]
-            total = sum(w * v for w, v in zip(weights, values)) / sum(weights)
+            total = sum(w * v for w, v in voters) / sum(w for w, _ in voters)
         raw = {c.name: {"score": s.score, **s.raw} for c, s in zip(self.configs, scores)}
         normalised = {f"{c.name}.{k}": v for c, s in zip(self.configs, scores) for k, v in s.normalised.items()}
         return JudgeScore(raw=raw, normalised=normalised, score=round(float(total), 6))
