@@ -78,13 +78,16 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
         spent[0] += graded.prompt_tokens[k]
         spent[1] += graded.completion_tokens[k]
         spent[2] += graded.latency_s[k]
+    of_row: dict[int, list[int]] = {}
+    for k, (i, _) in enumerate(where):
+        of_row.setdefault(i, []).append(k)
     rows, rejected = [], list(state.rejected)
     for i, row in enumerate(current):
         spent = cost.get(i, [0, 0, 0.0])
         row = {**row, "judge_prompt_tokens": row["judge_prompt_tokens"] + int(spent[0]),
                "judge_completion_tokens": row["judge_completion_tokens"] + int(spent[1]),
                "judge_latency_s": row["judge_latency_s"] + spent[2]}
-        mine = [k for k, (r, _) in enumerate(where) if r == i]
+        mine = of_row.get(i, [])
         failed = next((graded.errors[k] for k in mine if graded.errors[k] is not None), None)
         if failed is not None:
             rejected.append(with_reason(row, "grade", f"judge_unparseable: {failed}"))

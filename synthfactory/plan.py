@@ -45,11 +45,17 @@ class RunPlan:
     recipe_hash: str
     template_hash: str
     generator: EngineSpec
-    judge: EngineSpec  # the first LLM judge's engine (the row's `judge_model`); the generator's if none
+    judge: EngineSpec  # the (first LLM) judge's engine; the generator's if a panel has no LLM
     batches: tuple[BatchPlan, ...]
     seeds_quarantined: tuple[QuarantinedRow, ...] = field(default=())
     seeds_recycled: int = 0
     judges: tuple[EngineSpec | None, ...] = ()  # per judge of the panel: its engine, None for non-LLM judges
+    panel_label: str | None = None  # a panel's judges as rows name them in `judge_model`
+
+    @property
+    def judge_model(self) -> str:
+        """What a row's `judge_model` says: the judge's model, or every judge of a panel."""
+        return self.panel_label or self.judge.model
 
     @property
     def engine_specs(self) -> list[EngineSpec]:
@@ -180,9 +186,13 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
         batches.append(BatchPlan(batch_id_for(loaded.recipe_hash, version, batch_index), batch_index, tuple(items)))
     generator, judges = judge_specs(loaded)
     judge = next((j for j in judges if j is not None), generator)
+    panel = recipe.grading.panel
+    label = None if recipe.grading.judges is None else "panel: " + ", ".join(
+        f"{c.name} ({c.method}{', ' + s.model if s is not None else ''}{', observer' if c.weight == 0 else ''})"
+        for c, s in zip(panel, judges))
     return RunPlan(
         dataset=recipe.name, version=version, run_id=run_id_for(recipe.name, version, loaded.recipe_hash),
         recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
-        seeds_recycled=sum(s.recycled for s in seeds.rows), judges=judges,
+        seeds_recycled=sum(s.recycled for s in seeds.rows), judges=judges, panel_label=label,
     )

@@ -142,12 +142,6 @@ class Criterion(StrictModel):
 
 LLM_JUDGES = ("json", "logprobs")
 JudgeMethod = Literal["json", "logprobs", "relevance", "form"]
-JUDGE_METHODS = {
-    "json": "an LLM gives an integer grade per criterion, constrained to JSON",
-    "logprobs": "an LLM answers yes/no per criterion; the score is P(yes)",
-    "relevance": "cosine similarity of the instruction and the response (all-MiniLM-L6-v2 embeddings)",
-    "form": "the response ends a sentence, does not loop, and is not a refusal (the screens' signals as scores)",
-}
 
 
 class JudgeConfig(StrictModel):

@@ -138,7 +138,7 @@ def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, 
     scores = [r["score"] for s in states if s.status == "passed" for r in s.rows if r["source"] != "real"]
     return {
         "version": plan.version, "run_id": plan.run_id, "recipe_hash": plan.recipe_hash,
-        "dataset": plan.dataset, "generator_model": plan.generator.model, "judge_model": plan.judge.model,
+        "dataset": plan.dataset, "generator_model": plan.generator.model, "judge_model": plan.judge_model,
         "prompt_template_hash": plan.template_hash,
         **totals.as_dict(),
         "acceptance_rate": totals.accepted / totals.generated if totals.generated else 0.0,

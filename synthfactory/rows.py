@@ -38,7 +38,7 @@ def generated_row(plan: "RunPlan", batch: "BatchPlan", method: "Method", draft: 
         "source": "synthetic", "generation_depth": item.seed.generation_depth + 1,
         "generator_model": plan.generator.model, "prompt_template_hash": plan.template_hash,
         "sampling": json.dumps({**json.loads(sampling_json), "seed": item.sampling_seed}, sort_keys=True),
-        "judge_model": plan.judge.model, "scores": None, "score": None, "run_id": plan.run_id,
+        "judge_model": plan.judge_model, "scores": None, "score": None, "run_id": plan.run_id,
         "batch_id": batch.batch_id, "created_at": datetime.now(timezone.utc),
         "recipe_hash": plan.recipe_hash, "version": plan.version, "batch_index": batch.batch_index,
         "node_id": draft.node_id,
