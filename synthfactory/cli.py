@@ -253,10 +253,11 @@ def _push(args: argparse.Namespace) -> int:
               f"datasets/{plan.repo_id} ({'private' if plan.private else 'public'}) in one commit, tag {plan.tag}:")
         for name in plan.files:
             print(f"  add {name}")
+        print("  delete every other file in the repo but .gitattributes (older data files would be read too)")
         print(f"  message: {plan.commit_message}")
         if args.dry_run:
             return 0
-        print(push(plan))
+        print(push(plan, force=args.force))
     return 0
 
 
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--format", default="hub", help="the layout, as for export")
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--dry-run", action="store_true", help="print what would be committed; no network")
+    push.add_argument("--force", action="store_true",
+                      help="push a version older than the repo's newest vN tag (moves main back)")
     push.set_defaults(func=_push)
     diff = sub.add_parser("diff", parents=[common], help="rows added/removed, metric deltas and drift between two versions")
     diff.add_argument("dataset", help="DIR/NAME")

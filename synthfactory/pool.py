@@ -101,6 +101,12 @@ class EngineActor:
         return {"model": self.spec.model, "requests": self.requests, "busy_seconds": self.busy_seconds,
                 "node_id": self.node_id}
 
+    def close(self) -> None:
+        """Free the engine's resources (vLLM: shut its engine core down) before the pool kills us."""
+        engine, self.engine = self.engine, None
+        if engine is not None and callable(getattr(engine, "close", None)):
+            engine.close()
+
 
 def _worker_log() -> str | None:
     """The file Ray sends this worker's stderr to (where native libraries print their aborts)."""
@@ -185,20 +191,36 @@ def _normal_priority() -> None:
 
 
 def default_replicas(spec: EngineSpec, cluster: dict[str, float], groups: int) -> int:
-    """llamacpp: fill the CPUs; vllm: one replica per `tensor_parallel_size` GPUs; openai: one actor
-    (it is I/O-bound and serves many batches at once)."""
+    """llamacpp: fill the CPUs; vllm: as many replicas as the GPUs hold (`tensor_parallel_size`
+    GPUs, or a `gpus_per_replica` share of one, each); openai: one actor (it is I/O-bound and
+    serves many batches at once). `gpu_capacity` checks the total before any actor starts."""
     if spec.replicas:
         return spec.replicas
     if spec.engine == "openai":
         return 1
     if spec.engine == "vllm":
-        gpus = int(cluster.get("GPU", 0))
-        if gpus < spec.tensor_parallel_size:
-            raise EngineUnavailableError(
-                f"engine vllm: the Ray cluster has {gpus} GPUs, a replica needs {spec.tensor_parallel_size} "
-                "(generation.options.tensor_parallel_size); use engine llamacpp on CPU")
-        return max(1, gpus // spec.tensor_parallel_size // groups)
+        return max(1, int(float(cluster.get("GPU", 0)) / gpus_of(spec) / groups + 1e-9))
     return max(1, int(cluster.get("CPU", 1.0) / spec.threads / groups))
+
+
+def gpus_of(spec: EngineSpec) -> float:
+    """GPUs one replica of `spec` asks Ray for."""
+    return spec.tensor_parallel_size * spec.gpus_per_replica if spec.engine == "vllm" else 0.0
+
+
+def gpu_capacity(specs: list[EngineSpec], replicas: dict[str, int], cluster: dict[str, float]) -> None:
+    """Fail at once, in one line, when the recipe's vLLM replicas need more GPUs than the Ray
+    cluster has (otherwise the replicas that do not fit wait for GPUs until the start times out)."""
+    wanted = [(s, replicas[s.key]) for s in specs if s.engine == "vllm"]
+    need = sum(gpus_of(s) * n for s, n in wanted)
+    have = float(cluster.get("GPU", 0))
+    if need <= have + 1e-9:
+        return
+    parts = ", ".join(f"{s.model}: {n} x {gpus_of(s):g}" for s, n in wanted)
+    raise EngineUnavailableError(
+        f"engine vllm: the recipe needs {need:g} GPUs ({parts}) and the Ray cluster has {have:g} GPUs; "
+        + ("use engine llamacpp on CPU" if have == 0 else
+           "lower options.replicas or tensor_parallel_size, or share a GPU with options.gpus_per_replica: 0.5"))
 
 
 def _actor_options(spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
@@ -209,11 +231,12 @@ def _actor_options(spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], 
         return {"num_cpus": 0.1, "max_concurrency": 64}, None
     if spec.engine == "vllm":
         if spec.tensor_parallel_size == 1:
-            return {"num_cpus": 1, "num_gpus": 1}, None
+            return {"num_cpus": 1, "num_gpus": spec.gpus_per_replica}, None
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        group = placement_group([{"GPU": 1, "CPU": 1}] * spec.tensor_parallel_size, strategy="STRICT_PACK")
+        # GPU only: vLLM's workers never use a bundle's CPU, and asking for one can leave GPUs idle
+        group = placement_group([{"GPU": 1}] * spec.tensor_parallel_size, strategy="STRICT_PACK")
         # the actor itself takes no GPU: vLLM's Ray executor puts one worker per bundle
         return {"num_cpus": 0, "num_gpus": 0, "scheduling_strategy": PlacementGroupSchedulingStrategy(
             placement_group=group, placement_group_capture_child_tasks=True)}, group
@@ -232,6 +255,7 @@ class EnginePool:
         cluster = ray.cluster_resources()
         unique = list({s.key: s for s in specs}.values())
         replicas = {s.key: default_replicas(s, cluster, len(unique)) for s in unique}
+        gpu_capacity(unique, replicas, cluster)
         cpu_bound = [s for s in unique if s.engine == "llamacpp"]
         wanted = sum(s.threads * replicas[s.key] for s in cpu_bound)
         share = min(1.0, float(cluster.get("CPU", 1.0)) / wanted) if wanted else 1.0  # oversubscribed: scale down
@@ -377,11 +401,18 @@ class EnginePool:
                 "busy_seconds": sum(r["busy_seconds"] for r in rows), "retried_batches": self.retried_batches,
                 "nodes": sorted({r["node_id"] for r in rows})}
 
-    def shutdown(self) -> None:
+    def shutdown(self, close_timeout_s: float = 60.0) -> None:
+        """Ask every vLLM replica to close its engine (its engine core process holds GPU memory
+        and can outlive a killed actor; see `VLLMEngine.close`), wait up to `close_timeout_s`, then
+        kill the actors and give placement groups back. CPU engines are killed at once: their
+        memory goes with their process, and a failing run should not wait for batches in flight."""
         self._closed = True
-        for group in self._actors.values():
-            for actor in group:
-                ray.kill(actor)
+        actors = [actor for group in self._actors.values() for actor in group]
+        closing = [actor.close.remote() for actor in actors if self._specs[id(actor)].engine == "vllm"]
+        if closing:
+            ray.wait(closing, num_returns=len(closing), timeout=close_timeout_s)
+        for actor in actors:
+            ray.kill(actor)
         self._actors.clear()
         from ray.util.placement_group import remove_placement_group
 

@@ -59,10 +59,42 @@ class PushPlan:
     commit_message: str
     private: bool
 
-    def operations(self) -> list[Any]:
-        from huggingface_hub import CommitOperationAdd
+    def operations(self, delete: list[str] | None = None) -> list[Any]:
+        """Every file of the export added, and `delete` (what the repo has that the export lacks)
+        removed, in the same commit."""
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-        return [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(self.folder / f)) for f in self.files]
+        return ([CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(self.folder / f)) for f in self.files]
+                + [CommitOperationDelete(path_in_repo=f) for f in delete or []])
+
+
+KEEP_IN_REPO = {".gitattributes"}
+
+
+def stale_files(in_repo: list[str], exported: list[str]) -> list[str]:
+    """Files the repo holds that this export does not: an older `data/*.parquet` would otherwise be
+    read by the `data/*.parquet` glob of every later tag. The repo's own `.gitattributes` stays."""
+    keep = set(exported) | KEEP_IN_REPO
+    return sorted(f for f in in_repo if f not in keep)
+
+
+def check_order(version: int, tags: list[str], repo_id: str, force: bool) -> None:
+    """Refuse to push a version older than the newest `vN` tag (the commit would move `main` back
+    to older rows) unless `force`."""
+    newest = max((int(t[1:]) for t in tags if t[:1] == "v" and t[1:].isdigit()), default=0)
+    if version < newest and not force:
+        raise UserError(f"push {repo_id}: version {version} is older than its newest tag v{newest}; pushing it "
+                        "would move main back to older rows (pass --force to do it anyway)")
+
+
+def hub_error_line(repo_id: str, exc: Exception) -> str:
+    """One line with the HTTP status and the server's own message (huggingface_hub's text starts
+    with the request id and puts the message last)."""
+    response = getattr(exc, "response", None)
+    status = f"HTTP {response.status_code} {response.reason_phrase}".strip() if response is not None else ""
+    message = getattr(exc, "server_message", None) or next(
+        (line for line in str(exc).splitlines() if line.strip() and not line.startswith("(Request ID")), "")
+    return f"push to {repo_id} failed: " + ": ".join(p for p in (status, " ".join(message.split())) if p)
 
 
 def plan_push(uri: str | Path, version: int, repo_id: str, work_dir: Path, private: bool = False,
@@ -77,27 +109,32 @@ def plan_push(uri: str | Path, version: int, repo_id: str, work_dir: Path, priva
                     private=private)
 
 
-def push(plan: PushPlan, token: str | None = None) -> str:
+def push(plan: PushPlan, token: str | None = None, force: bool = False) -> str:
     """Upload the export in ONE commit on top of the repo's current head (compare-and-swap via
-    `parent_commit`), then tag it `vN`. A version already tagged is left alone. The token comes
-    from HF_TOKEN or the Hugging Face cache (huggingface_hub's usual lookup) and is never printed."""
+    `parent_commit`), deleting what the export does not contain, then tag it `vN`. A version
+    already tagged is left alone; one older than the newest tag is refused unless `force`. The
+    token comes from HF_TOKEN or the Hugging Face cache (huggingface_hub's usual lookup) and is
+    never printed."""
     from huggingface_hub import HfApi
     from huggingface_hub.utils import HfHubHTTPError
 
     api = HfApi(token=token)
     try:
         api.create_repo(plan.repo_id, repo_type="dataset", private=plan.private, exist_ok=True)
-        refs = api.list_repo_refs(plan.repo_id, repo_type="dataset")
-        if any(tag.name == plan.tag for tag in refs.tags):
+        tags = [tag.name for tag in api.list_repo_refs(plan.repo_id, repo_type="dataset").tags]
+        if plan.tag in tags:
             return f"{plan.repo_id}@{plan.tag} already exists; nothing pushed"
+        check_order(plan.version, tags, plan.repo_id, force)
         head = api.repo_info(plan.repo_id, repo_type="dataset").sha
-        commit = api.create_commit(plan.repo_id, operations=plan.operations(), commit_message=plan.commit_message,
+        stale = stale_files(api.list_repo_files(plan.repo_id, repo_type="dataset", revision=head), plan.files)
+        commit = api.create_commit(plan.repo_id, operations=plan.operations(stale), commit_message=plan.commit_message,
                                    repo_type="dataset", parent_commit=head)
         api.create_tag(plan.repo_id, tag=plan.tag, revision=commit.oid, repo_type="dataset",
                        tag_message=plan.commit_message)
-    except HfHubHTTPError as exc:  # one line, never the token (requests' errors do not carry headers)
-        raise UserError(f"push to {plan.repo_id} failed: {str(exc).splitlines()[0]}") from None
-    return f"pushed {len(plan.files)} files to {plan.repo_id} in commit {commit.oid[:12]}, tagged {plan.tag}"
+    except HfHubHTTPError as exc:  # one line, never the token (the errors do not carry request headers)
+        raise UserError(hub_error_line(plan.repo_id, exc)) from None
+    return (f"pushed {len(plan.files)} files to {plan.repo_id} in commit {commit.oid[:12]}"
+            + (f" (deleted {len(stale)} the export does not contain)" if stale else "") + f", tagged {plan.tag}")
 
 
 def diff_versions(uri: str | Path, a: int, b: int) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class EngineOptions(StrictModel):
     # vllm
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs per replica (a Ray placement group)")
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0, description="vllm: share of each GPU's memory")
+    gpus_per_replica: float = Field(1.0, gt=0.0, le=1.0, description=(
+        "vllm: the share of one GPU a replica asks Ray for; 0.5 lets a generator and a judge share a GPU "
+        "(split gpu_memory_utilization to match, e.g. 0.4 each); needs tensor_parallel_size 1 below 1"))
     dtype: str = Field("auto", description="vllm: model dtype")
     # openai (any OpenAI-compatible endpoint: vllm serve, llama.cpp server, ...)
     base_urls: list[str] = Field(default_factory=list, description="openai: endpoints, e.g. http://host:8000/v1")
@@ -86,6 +89,15 @@ class EngineOptions(StrictModel):
     max_retries: int = Field(4, ge=0, le=20, description="openai: retries on 429/5xx/connection errors")
     response_format: Literal["json_schema", "json_object"] = Field(
         "json_schema", description="openai: how the judge's JSON schema is sent (llama.cpp server: json_object)")
+
+    @model_validator(mode="after")
+    def _fraction_of_one_gpu(self) -> "EngineOptions":
+        if self.gpus_per_replica < 1.0 and self.tensor_parallel_size > 1:
+            raise ValueError("gpus_per_replica: a share of a GPU needs tensor_parallel_size 1")
+        if self.gpus_per_replica < 1.0 and self.gpu_memory_utilization > self.gpus_per_replica:
+            raise ValueError(f"gpu_memory_utilization: {self.gpu_memory_utilization} of the GPU's memory is more "
+                             f"than this replica's share of it (gpus_per_replica {self.gpus_per_replica})")
+        return self
 
     @field_validator("base_urls")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class EngineSpec:
     # vllm
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
+    gpus_per_replica: float = 1.0
     dtype: str = "auto"
     # openai: endpoints and how to talk to them; the key itself is read from `api_key_env` where it is used
     base_urls: tuple[str, ...] = ()
@@ -69,16 +70,52 @@ class EngineSpec:
         if self.engine == "openai":
             return f"openai:{self.model}:{','.join(self.base_urls)}:{self.response_format}"
         if self.engine == "vllm":
-            return f"vllm:{self.model}:{self.tensor_parallel_size}:{self.context_length}:{self.dtype}"
+            return (f"vllm:{self.model}:{self.tensor_parallel_size}:{self.context_length}:{self.dtype}:"
+                    f"{self.gpus_per_replica}:{self.gpu_memory_utilization}")
         return f"{self.engine}:{self.model}:{self.threads}:{self.context_length}:{self.logprobs}"
 
 
 class Engine(Protocol):
-    """A loaded model. Created once per actor; `chat` is called for every batch."""
+    """A loaded model. Created once per actor; `chat` is called for every batch; `close` frees
+    what the model holds (GPU memory, child processes, connections) before the actor is killed."""
 
     model_name: str
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]: ...
+
+    def close(self) -> None: ...
+
+
+def error_result(reason: str) -> ChatResult:
+    """A request the engine could not run: a row with its reason, not an exception for the batch."""
+    return ChatResult("", "error", 0, 0, 0.0, error=reason)
+
+
+def isolate_failures(requests: list[ChatRequest], call: Callable[[list[ChatRequest]], list[ChatResult]],
+                     request_errors: tuple[type[BaseException], ...] = (ValueError, TypeError)) -> list[ChatResult]:
+    """`call` on the whole batch; if it raises one of `request_errors` (an engine that rejects the
+    whole call for one bad request, as vLLM's `LLM.chat` does), each request is sent alone and only
+    the ones that fail again become error rows, `engine_error: <type>: <first line>`. Any other
+    exception is infrastructure and propagates."""
+    if not requests:
+        return []
+    try:
+        return call(requests)
+    except request_errors as exc:
+        if len(requests) == 1:
+            return [_request_error(exc)]
+    results = []
+    for request in requests:
+        try:
+            results.extend(call([request]))
+        except request_errors as exc:
+            results.append(_request_error(exc))
+    return results
+
+
+def _request_error(exc: BaseException) -> ChatResult:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return error_result(f"engine_error: {type(exc).__name__}: {first}")
 
 
 def openai_logprobs(raw: dict | None) -> list[dict] | None:

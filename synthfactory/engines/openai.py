@@ -165,6 +165,9 @@ class OpenAIEngine:
         log.warning("request refused: %s", last_error)
         return ChatResult("", "error", 0, 0, time.perf_counter() - started, error=f"engine_error: {last_error}")
 
+    def close(self) -> None:
+        self._client.close()
+
 
 def _backoff(attempt: int) -> float:
     """Exponential backoff with jitter: 0.25 s, 0.5 s, 1 s ... at most 8 s."""

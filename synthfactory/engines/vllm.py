@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, error_result, isolate_failures
 from synthfactory.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,22 @@ class VLLMEngine:
             seed=0,
         )
         self._SamplingParams = vllm.SamplingParams
+        self._tokenizer = self._llm.get_tokenizer()
+        self._max_model_len = spec.context_length
         self.load_seconds = time.perf_counter() - started
         log.info("vllm loaded %s in %.1fs", spec.model, self.load_seconds)
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """The whole batch in one `LLM.chat` call: vLLM schedules it with continuous batching."""
+        """The whole batch in one `LLM.chat` call (vLLM schedules it with continuous batching).
+        A prompt longer than the context becomes an error row before the call; if vLLM still
+        rejects the call for one request, the requests go one by one and only the bad ones fail."""
+        results: list[ChatResult | None] = [self._too_long(r) for r in requests]
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i, result in zip(todo, isolate_failures([requests[i] for i in todo], self._generate)):
+            results[i] = result
+        return [r for r in results if r is not None]
+
+    def _generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
         params = []
         for request in requests:
             extra = _structured(request.json_schema) if request.json_schema is not None else {}
@@ -106,3 +117,41 @@ class VLLMEngine:
                                  use_tqdm=False)
         latency = (time.perf_counter() - started) / max(1, len(requests))  # engine time shared by the batch
         return [result_from_output(out, latency, r.logprobs) for out, r in zip(outputs, requests, strict=True)]
+
+    def _too_long(self, request: ChatRequest) -> ChatResult | None:
+        tokens = len(self._tokenizer.apply_chat_template([dict(m) for m in request.messages], tokenize=True,
+                                                         add_generation_prompt=True))
+        return prompt_too_long(tokens, self._max_model_len)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Shut vLLM's engine core down (its own process holds the GPU memory), within `timeout_s`."""
+        close_vllm(self._llm, timeout_s)
+
+
+def prompt_too_long(tokens: int, context: int) -> ChatResult | None:
+    """An error row for a prompt that leaves no room to generate in the context, else None."""
+    if tokens < context:
+        return None
+    return error_result(f"engine_error: prompt_too_long: {tokens} prompt tokens, the context is {context} "
+                        "(options.context_length)")
+
+
+def close_vllm(llm: Any, timeout_s: float) -> None:
+    """`LLM.shutdown()` where vLLM has it, else the V1 engine core client's `shutdown()`; in a
+    thread, so a hung engine cannot hold the actor past `timeout_s` (the pool kills it then)."""
+    import threading
+
+    def stop() -> None:
+        shutdown = getattr(llm, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+            return
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and callable(getattr(core, "shutdown", None)):
+            core.shutdown()
+
+    worker = threading.Thread(target=stop, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        log.warning("vllm engine did not shut down within %.0fs; the actor is killed anyway", timeout_s)
