@@ -72,22 +72,14 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
         [(lambda requests, spec=spec: chat(spec, requests)) if spec is not None else None for spec in judges],
         lambda k, attempt: sampling_seed(seed, plan.version, state.batch_index, where[k][0], attempt,
                                          part=where[k][1]))
-    cost: dict[int, list[float]] = {}
-    for k, (i, _) in enumerate(where):
-        spent = cost.setdefault(i, [0, 0, 0.0])
-        spent[0] += graded.prompt_tokens[k]
-        spent[1] += graded.completion_tokens[k]
-        spent[2] += graded.latency_s[k]
     of_row: dict[int, list[int]] = {}
     for k, (i, _) in enumerate(where):
         of_row.setdefault(i, []).append(k)
     rows, rejected = [], list(state.rejected)
     for i, row in enumerate(current):
-        spent = cost.get(i, [0, 0, 0.0])
-        row = {**row, "judge_prompt_tokens": row["judge_prompt_tokens"] + int(spent[0]),
-               "judge_completion_tokens": row["judge_completion_tokens"] + int(spent[1]),
-               "judge_latency_s": row["judge_latency_s"] + spent[2]}
         mine = of_row.get(i, [])
+        row = with_judge_cost(row, sum(graded.prompt_tokens[k] for k in mine),
+                              sum(graded.completion_tokens[k] for k in mine), sum(graded.latency_s[k] for k in mine))
         failed = next((graded.errors[k] for k in mine if graded.errors[k] is not None), None)
         if failed is not None:
             rejected.append(with_reason(row, "grade", f"judge_unparseable: {failed}"))
@@ -105,6 +97,14 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
                    judge_agreement=round(agreement, 6) if agreement is not None else None)
 
 
+def with_judge_cost(row: dict[str, Any], prompt_tokens: int, completion_tokens: int,
+                    latency_s: float) -> dict[str, Any]:
+    """The row with more judge tokens and seconds added to what it already cost."""
+    return {**row, "judge_prompt_tokens": row["judge_prompt_tokens"] + prompt_tokens,
+            "judge_completion_tokens": row["judge_completion_tokens"] + completion_tokens,
+            "judge_latency_s": row["judge_latency_s"] + latency_s}
+
+
 def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judges: tuple, chat: ChatFn
                  ) -> tuple[list[dict[str, Any]], int, float]:
     """Position bias: the panel's first log-probability judge compares each row's pair with the
@@ -120,10 +120,9 @@ def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judge
     out = list(rows)
     for k, (i, _) in enumerate(wanted):
         forward, backward = answers[2 * k], answers[2 * k + 1]
-        row = {**out[i], "judge_prompt_tokens": out[i]["judge_prompt_tokens"] + forward.prompt_tokens + backward.prompt_tokens,
-               "judge_completion_tokens": out[i]["judge_completion_tokens"] + forward.completion_tokens
-               + backward.completion_tokens,
-               "judge_latency_s": out[i]["judge_latency_s"] + forward.latency_s + backward.latency_s}
+        row = with_judge_cost(out[i], forward.prompt_tokens + backward.prompt_tokens,
+                              forward.completion_tokens + backward.completion_tokens,
+                              forward.latency_s + backward.latency_s)
         try:
             first_wins, second_wins = p_first(forward), p_first(backward)  # P(slot A) with the pair each way
             row.update(judge_first_slot_p=round((first_wins + second_wins) / 2, 6),

@@ -57,10 +57,6 @@ class RunPlan:
         """What a row's `judge_model` says: the judge's model, or every judge of a panel."""
         return self.panel_label or self.judge.model
 
-    @property
-    def engine_specs(self) -> list[EngineSpec]:
-        return list({s.key: s for s in (self.generator, *(j for j in self.judges if j is not None))}.values())
-
 
 def judge_specs(loaded: LoadedRecipe) -> tuple[EngineSpec, tuple[EngineSpec | None, ...]]:
     """The generator's engine and each judge's (None for judges that are not LLMs). Specs that

@@ -24,7 +24,7 @@ import numpy as np
 
 from synthfactory.errors import UserError
 from synthfactory.lineage import stable_hash
-from synthfactory.recipe import GradingConfig
+from synthfactory.recipe import GradingConfig, file_fingerprint
 
 CALIBRATION_DIR = "_calibration"
 REPORT = "report.json"
@@ -195,7 +195,7 @@ def grade_labels(rows: list[dict[str, Any]], grading: GradingConfig, chats: list
             out.append({**row, "score": verdict.score if verdict else None,
                         "criteria": dict(verdict.normalised) if verdict else {},
                         "judges": {name: values[k] for name, values in graded.by_judge.items()},
-                        "error": graded.errors[k], "judge_requests": graded.requests / max(1, len(part))})
+                        "error": graded.errors[k]})
         return out
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -217,7 +217,7 @@ def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_prec
     return {
         "recipe": recipe_name, "fingerprint": fingerprint(grading),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "labels": {"file": labels_path.name, "sha256": stable_hash_file(labels_path), "rows": len(graded),
+        "labels": {"file": labels_path.name, "sha256": file_fingerprint(labels_path)[:16], "rows": len(graded),
                    "good": sum(r["good"] for r in graded), "bad": sum(not r["good"] for r in graded)},
         "judges": [{"name": c.name, "method": c.method, "model": c.model, "weight": c.weight} for c in grading.panel],
         "aggregate": grading.aggregate if grading.judges is not None else None,
@@ -238,12 +238,6 @@ def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_prec
                                                  [n for n, g in zip(lengths, good) if g]),
         "deciles": deciles(good, scores),
     }
-
-
-def stable_hash_file(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def write_calibration(folder: Path, report: dict[str, Any], graded: list[dict[str, Any]]) -> Path:
