@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test install dev bench clean server deploy worker system-deps
+.PHONY: run test install dev bench clean server deploy worker system-deps gpu-env
 
 PREFECT_PORT ?= 4200
 
@@ -54,6 +54,19 @@ system-deps:
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
+
+# The vLLM engine environment (Linux, CUDA), apart from the factory's: vLLM 0.23+ and Prefect 3.8
+# cannot share one (fastapi). The engine actors need only deploy/gpu/requirements.txt and
+# synthfactory's own code. On a cluster it is the GPU nodes' Python (deploy/ray/cluster.yaml); on
+# one machine, SYNTHFACTORY_VLLM_PYTHON=$(GPU_VENV)/bin/python starts the vLLM actors in it.
+# GPU_PIP_FLAGS="--dry-run --ignore-installed --report FILE" resolves it without installing.
+GPU_VENV ?= .venv-gpu
+GPU_PIP_FLAGS ?=
+gpu-env:
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install -q --upgrade pip
+	$(GPU_VENV)/bin/python -m pip install -q $(GPU_PIP_FLAGS) -r deploy/gpu/requirements.txt
+	$(GPU_VENV)/bin/python -m pip install -q --no-deps -e .
 
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev

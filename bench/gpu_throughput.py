@@ -1,11 +1,15 @@
 """vLLM throughput: raw `vllm.LLM` vs the whole factory, same model, same prompts, same sampling.
 
-Run on a GPU machine with the gpu extra installed (the model from a local path or the HF cache):
+Run on one GPU machine (Linux, CUDA) with both environments, the factory's and vLLM's (they cannot
+be one: vLLM 0.23+ and Prefect 3.8 need different fastapi), the model from a local path or the HF
+cache:
 
-    pip install -e '.[gpu]'
-    python bench/gpu_throughput.py --model /models/Qwen2.5-0.5B-Instruct --samples 1024 --batch-size 256
+    make install gpu-env
+    SYNTHFACTORY_VLLM_PYTHON=.venv-gpu/bin/python .venv/bin/python bench/gpu_throughput.py \
+        --model /models/Qwen2.5-0.5B-Instruct --samples 1024 --batch-size 256
 
-Raw side (a child process, so its GPU memory is freed before the factory starts): the quickstart
+Raw side (a child process in the vLLM environment, so its GPU memory is freed before the factory
+starts; the factory's vLLM replicas run there too, through SYNTHFACTORY_VLLM_PYTHON): the quickstart
 recipe's generation prompts in one `LLM.chat` call, then its logprob-judge prompts for those
 outputs in a second one; output tokens/s = completion tokens of both / their wall time.
 Factory side: `synthfactory run` of the same recipe with `engine: vllm` (CLI, Prefect, Ray actor
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -56,8 +59,8 @@ def write_recipe(folder: Path, model: str, tensor_parallel: int) -> Path:
     return path
 
 
-def raw(recipe_path: str, batches: int, batch_size: int, queue) -> None:
-    """Child process: the factory's exact requests straight into one vllm.LLM."""
+def raw(recipe_path: str, batches: int, batch_size: int) -> None:
+    """Child process: the factory's exact requests straight into one vllm.LLM; prints one JSON line."""
     from synthfactory.engines.base import ChatRequest, EngineSpec
     from synthfactory.engines.vllm import VLLMEngine
     from synthfactory.grading import make_judge
@@ -79,8 +82,8 @@ def raw(recipe_path: str, batches: int, batch_size: int, queue) -> None:
                                          seed=i.sampling_seed) for i in items])
     judged = engine.chat([r for item, g in zip(items, generated) for r in judge.requests(item.prompt, g.text, 0)])
     seconds = time.perf_counter() - started
-    queue.put({"seconds": seconds, "tokens": sum(r.completion_tokens for r in generated + judged),
-               "samples": len(items)})
+    print(json.dumps({"seconds": seconds, "tokens": sum(r.completion_tokens for r in generated + judged),
+                      "samples": len(items)}), flush=True)
 
 
 def main() -> None:
@@ -90,17 +93,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256,
                         help="vLLM batches continuously within a call: big batches keep the GPU full")
     parser.add_argument("--tensor-parallel", type=int, default=1)
+    parser.add_argument("--raw", metavar="RECIPE", help=argparse.SUPPRESS)  # the child's side
     args = parser.parse_args()
     batches = max(1, args.samples // args.batch_size)
+    if args.raw:
+        raw(args.raw, batches, args.batch_size)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         recipe = write_recipe(Path(tmp), args.model, args.tensor_parallel)
-        queue = multiprocessing.get_context("spawn").Queue()
-        child = multiprocessing.get_context("spawn").Process(target=raw, args=(str(recipe), batches,
-                                                                             args.batch_size, queue))
-        child.start()
-        raw_result = queue.get()
-        child.join()
+        engine_python = os.environ.get("SYNTHFACTORY_VLLM_PYTHON") or sys.executable
+        child = subprocess.run([engine_python, __file__, "--model", args.model, "--samples", str(args.samples),
+                                "--batch-size", str(args.batch_size), "--raw", str(recipe)],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        if child.returncode != 0:
+            sys.exit(f"raw vLLM side failed (exit {child.returncode}); is vllm in {engine_python}?")
+        raw_result = json.loads(child.stdout.strip().splitlines()[-1])
         raw_rate = raw_result["tokens"] / raw_result["seconds"]
         print(f"raw vllm.LLM : {raw_result['samples']} samples, {raw_result['tokens']} output tokens in "
               f"{raw_result['seconds']:.1f}s = {raw_rate:,.0f} tok/s", flush=True)

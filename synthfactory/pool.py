@@ -22,6 +22,7 @@ from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
 from synthfactory.errors import EngineFailure, EngineUnavailableError, SynthfactoryError
 
 log = logging.getLogger(__name__)
+VLLM_PYTHON = "SYNTHFACTORY_VLLM_PYTHON"  # the engine environment's Python (`make gpu-env`), for one-machine setups
 
 
 def ensure_ray(quiet: bool = False) -> None:
@@ -230,15 +231,19 @@ def _actor_options(spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], 
     if spec.engine == "openai":
         return {"num_cpus": 0.1, "max_concurrency": 64}, None
     if spec.engine == "vllm":
+        # vLLM cannot share the factory's environment (Prefect pins another fastapi): on a cluster
+        # the GPU nodes' Python is the engine environment; on one machine this points Ray at it
+        python = os.environ.get(VLLM_PYTHON)
+        env = {"runtime_env": {"py_executable": python}} if python else {}
         if spec.tensor_parallel_size == 1:
-            return {"num_cpus": 1, "num_gpus": spec.gpus_per_replica}, None
+            return {"num_cpus": 1, "num_gpus": spec.gpus_per_replica, **env}, None
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         # GPU only: vLLM's workers never use a bundle's CPU, and asking for one can leave GPUs idle
         group = placement_group([{"GPU": 1}] * spec.tensor_parallel_size, strategy="STRICT_PACK")
         # the actor itself takes no GPU: vLLM's Ray executor puts one worker per bundle
-        return {"num_cpus": 0, "num_gpus": 0, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+        return {"num_cpus": 0, "num_gpus": 0, **env, "scheduling_strategy": PlacementGroupSchedulingStrategy(
             placement_group=group, placement_group_capture_child_tasks=True)}, group
     return {"num_cpus": round(spec.threads * cpu_share, 2)}, None
 

@@ -4,8 +4,13 @@ real-vLLM test is in test_scale.py and runs where a GPU and vllm exist."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +130,83 @@ def test_a_share_of_a_gpu_is_validated_in_the_recipe(tmp_path):
             "gpus_per_replica": 0.5, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.4}))
     with pytest.raises(Exception, match="gpu_memory_utilization: 0.85 of the GPU's memory is more than"):
         load_recipe(make_recipe(tmp_path, generation__engine="vllm", generation__options={"gpus_per_replica": 0.5}))
+
+
+# --- the engine environment: vLLM apart from Prefect ------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+FACTORY_ONLY = ("prefect", "fastapi", "great_expectations", "deltalake", "sentence_transformers", "torch")
+
+
+def test_the_engine_side_imports_nothing_of_the_factory_environment():
+    """The engine actors (and the GPU benchmark's raw side) run in the engine environment, which
+    has no Prefect, GX, Delta or sentence-transformers: importing them must not need those."""
+    blocker = ("import sys\n"
+               f"class Block:\n"
+               f"    def find_spec(self, name, path=None, target=None):\n"
+               f"        if name.split('.')[0] in {FACTORY_ONLY!r}:\n"
+               f"            raise ImportError('engine environment: no ' + name)\n"
+               "sys.meta_path.insert(0, Block())\n"
+               "import synthfactory.pool, synthfactory.engines, synthfactory.engines.vllm\n"
+               "import synthfactory.engines.llamacpp, synthfactory.engines.openai\n"
+               "import synthfactory.grading, synthfactory.plan, synthfactory.recipe, synthfactory.seeds\n"
+               "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def _requirement_pins(text: str) -> dict[str, str]:
+    pins = {}
+    for line in text.splitlines():
+        found = re.match(r"^\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s#;]+)", line)
+        if found:
+            pins[found.group(1).lower()] = found.group(2)
+    return pins
+
+
+def test_the_documented_gpu_install_resolves_a_current_vllm_without_prefect(tmp_path):
+    """`make gpu-env` is the documented install; here with pip's dry run, so it resolves the whole
+    set against the package index (no GPU, nothing downloaded but metadata)."""
+    report = tmp_path / "report.json"
+    done = subprocess.run(["make", "-s", "gpu-env", f"GPU_VENV={tmp_path / 'venv'}",
+                           f"GPU_PIP_FLAGS=--dry-run --ignore-installed --report {report}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+                for item in json.loads(report.read_text())["install"]}
+    pinned = _requirement_pins((ROOT / "deploy" / "gpu" / "requirements.txt").read_text())
+    factory = _requirement_pins((ROOT / "pyproject.toml").read_text().replace('"', "\n"))
+    assert resolved["vllm"] == pinned["vllm"] and tuple(map(int, pinned["vllm"].split(".")[:2])) >= (0, 23)
+    assert resolved["ray"] == pinned["ray"] == factory["ray"]  # a Ray cluster needs one Ray version
+    assert "prefect" not in resolved and "torch" in resolved
+    assert tuple(map(int, resolved["fastapi"].split(".")[:2])) < (0, 137)  # what vLLM needs, and Prefect refuses
+    # synthfactory itself went into that environment without its dependencies
+    installed = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-m", "pip", "show", "synthfactory"],
+                               capture_output=True, text=True)
+    assert "Name: synthfactory" in installed.stdout
+
+
+def test_vllm_actors_start_in_the_engine_environment(ray_cluster, tmp_path, monkeypatch):
+    """SYNTHFACTORY_VLLM_PYTHON puts the vLLM replicas' worker processes on that interpreter
+    (Ray's runtime_env py_executable); other engines keep the factory's."""
+    import ray
+
+    from synthfactory.pool import VLLM_PYTHON, _actor_options
+
+    python = tmp_path / "engine-python"
+    python.write_text(f"#!/bin/sh\nSYNTHFACTORY_ENGINE_ENV=engine exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    monkeypatch.setenv(VLLM_PYTHON, str(python))
+    options, _ = _actor_options(_vllm("gen-model"), 1.0)
+    assert options["num_gpus"] == 1 and options["runtime_env"] == {"py_executable": str(python)}
+    assert "runtime_env" not in _actor_options(EngineSpec(engine="llamacpp", model="m"), 1.0)[0]
+
+    @ray.remote(num_cpus=0)
+    def where() -> str | None:
+        import os
+
+        return os.environ.get("SYNTHFACTORY_ENGINE_ENV")
+
+    # the same runtime_env on a CPU task (this cluster has no GPU for the replica itself)
+    assert ray.get(where.options(runtime_env=options["runtime_env"]).remote(), timeout=120) == "engine"
+    assert ray.get(where.remote(), timeout=120) is None

@@ -4,7 +4,6 @@ SIGKILLed). vLLM runs where vllm and a GPU exist; its request/response mapping r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -192,15 +191,17 @@ def test_engine_actor_killed_mid_run_is_restarted_and_its_batch_retried(tmp_path
 # --- vLLM ---------------------------------------------------------------------------------------------
 
 def _gpu_available() -> bool:
-    if importlib.util.find_spec("vllm") is None:
+    """vLLM lives in the engine environment (`make gpu-env`), named by SYNTHFACTORY_VLLM_PYTHON."""
+    python = os.environ.get("SYNTHFACTORY_VLLM_PYTHON")
+    if not python or not Path(python).exists():
         return False
-    import torch
+    probe = subprocess.run([python, "-c", "import vllm, torch; assert torch.cuda.is_available()"],
+                           capture_output=True, timeout=300)
+    return probe.returncode == 0
 
-    return torch.cuda.is_available()
 
-
-@pytest.mark.skipif(not _gpu_available(), reason="vLLM tests need the vllm package and a CUDA GPU (pip install "
-                                                  "'synthfactory[gpu]' on a GPU machine)")
+@pytest.mark.skipif(not _gpu_available(), reason="vLLM tests need a CUDA GPU and the engine environment with vllm "
+                                                  "(make gpu-env; SYNTHFACTORY_VLLM_PYTHON=.venv-gpu/bin/python)")
 def test_vllm_engine_generates_and_grades_on_a_gpu(tmp_path, prefect_api_url):
     model = os.environ.get("SF_VLLM_MODEL", "HuggingFaceTB/SmolLM2-135M-Instruct")
     recipe = make_recipe(tmp_path, batches__count=2, batches__size=4, generation__engine="vllm",
@@ -267,3 +268,8 @@ def test_ray_cluster_launcher_config_is_valid_with_cpu_head_gpu_workers_and_toke
     assert any(t["resources"].get("GPU", 0) >= 1 for t in types.values())
     assert all("RAY_AUTH_MODE=token" in " ".join(config[k]) for k in ("head_start_ray_commands",
                                                                         "worker_start_ray_commands"))
+    # the GPU workers run the engine environment (vLLM, no Prefect); the head runs the factory
+    gpu_type = next(t for t in types.values() if t["resources"].get("GPU", 0) >= 1)
+    assert "deploy/gpu/requirements.txt" in " ".join(gpu_type["worker_setup_commands"])
+    assert "--no-deps -e ~/synthfactory" in " ".join(gpu_type["worker_setup_commands"])
+    assert "pip install -q -e ~/synthfactory" in " ".join(config["head_setup_commands"])

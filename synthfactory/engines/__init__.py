@@ -7,7 +7,7 @@ from synthfactory.errors import EngineUnavailableError
 
 BACKENDS = {
     "llamacpp": "synthfactory.engines.llamacpp:LlamaCppEngine",
-    "vllm": "synthfactory.engines.vllm:VLLMEngine",  # optional extra [gpu]
+    "vllm": "synthfactory.engines.vllm:VLLMEngine",  # the engine environment: deploy/gpu/requirements.txt
     "openai": "synthfactory.engines.openai:OpenAIEngine",
 }
 

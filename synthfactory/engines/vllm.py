@@ -1,4 +1,4 @@
-"""vLLM on GPUs: one `vllm.LLM` per Ray actor (`pip install synthfactory[gpu]`).
+"""vLLM on GPUs: one `vllm.LLM` per Ray actor, in the engine environment (`make gpu-env`).
 
 Each replica holds `tensor_parallel_size` GPUs: one GPU is the actor's own (`num_gpus=1`), and
 for tensor parallelism the pool places the actor in a Ray placement group of that many GPU
@@ -77,7 +77,8 @@ class VLLMEngine:
             import vllm
         except ImportError:
             raise EngineUnavailableError(
-                "engine: vllm is not installed on the Ray workers: pip install 'synthfactory[gpu]'") from None
+                "engine: vllm is not installed in the engine actors' Python: run `make gpu-env` and set "
+                "SYNTHFACTORY_VLLM_PYTHON=.venv-gpu/bin/python (one machine), or see deploy/ray/cluster.yaml") from None
         if not torch.cuda.is_available():
             raise EngineUnavailableError("engine: vllm needs a CUDA GPU on the Ray worker; use engine llamacpp on CPU")
         self.model_name = spec.model
