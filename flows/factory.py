@@ -129,7 +129,7 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     # engine that cannot run stops the run before any batch is sent to it
     engines = start_engines_task.submit(engine_specs_for(loaded))
     guards = QualityGuards.for_run(loaded, dataset.index_path, dataset.embeddings_path)
-    seeds = load_seeds_task(loaded, guards)
+    seeds = load_seeds_task(loaded, guards, dataset.uri)
     plan = plan_run_task(loaded, seeds, dataset.next_version(), guards)
     logger.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
                 recipe.batches.size, dataset.uri, plan.version)

@@ -176,8 +176,9 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
     endpoints = [_public_url(u) for u in (gen.get("options") or {}).get("base_urls", [])]
     price = money(meta, card)
     parents = [f"{meta['dataset']} v{v.version}" for v in previous]
-    if seeds.get("from_version"):
-        parents.insert(0, f"seeds from {seeds['from_version']}")
+    if meta.get("seed_versions"):
+        parents.insert(0, "seeds from versions " + ", ".join(map(str, meta["seed_versions"]))
+                       + (f" ({meta.get('seed_real_share', 0):.0%} of them real)" if meta.get("seed_real_share") else ""))
     validation = meta.get("validation", {})
     passed = sum(1 for status in validation.values() if status == "passed")
     load = f'datasets.load_dataset("{repo_id}", revision="v{version}")' if repo_id else \
@@ -207,7 +208,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
                  *([("endpoints", ", ".join(endpoints))] if endpoints else []),
                  ("sampling", json.dumps(gen.get("sampling", {}), sort_keys=True)),
                  ("samples per seed", gen.get("samples_per_seed", 1)),
-                 ("seeds", seeds.get("from_version") or seeds.get("path")),
+                 ("seeds", seeds.get("from_versions") or seeds.get("from_version") or seeds.get("path")),
                  ("prompt template hash", meta.get("prompt_template_hash"))]),
         "",
         "Prompt template:",

@@ -32,6 +32,9 @@ ROW_SCHEMA = pa.schema([
     ("batch_compression_ratio", pa.float64()), ("batch_real_share", pa.float64()),
     ("batch_embedding_diversity", pa.float64()), ("batch_drift_vs_previous", pa.float64()),
     ("batch_judge_agreement", pa.float64()),  # Krippendorff's alpha of a judge panel (null: one judge)
+    # tails vs quality.reference (null without one): quality/tails.py
+    ("batch_rare_word_share", pa.float64()), ("batch_vocab_coverage", pa.float64()),
+    ("batch_reference_coverage", pa.float64()),
 ])
 
 

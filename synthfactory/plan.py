@@ -49,6 +49,7 @@ class RunPlan:
     batches: tuple[BatchPlan, ...]
     seeds_quarantined: tuple[QuarantinedRow, ...] = field(default=())
     seeds_recycled: int = 0
+    seed_versions: tuple[int, ...] = ()  # published versions the seeds came from (accumulation)
     judges: tuple[EngineSpec | None, ...] = ()  # per judge of the panel: its engine, None for non-LLM judges
     panel_label: str | None = None  # a panel's judges as rows name them in `judge_model`
 
@@ -161,7 +162,7 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
     rendered, quarantined = render_seeds(loaded, seeds, contaminated)
     if not rendered:
         reasons = sorted({q.reason.split(":")[0] for q in quarantined}) or ["the file is empty"]
-        source = loaded.seeds_path or loaded.recipe.seeds.from_version
+        source = loaded.seeds_path or loaded.recipe.seeds.from_version or loaded.recipe.seeds.from_versions
         raise RecipeError(f"seeds: no usable seed rows in {source} ({', '.join(reasons)})")
 
     per_seed = recipe.generation.samples_per_seed
@@ -190,5 +191,6 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
         dataset=recipe.name, version=version, run_id=run_id_for(recipe.name, version, loaded.recipe_hash),
         recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
-        seeds_recycled=sum(s.recycled for s in seeds.rows), judges=judges, panel_label=label,
+        seeds_recycled=sum(s.recycled for s in seeds.rows), seed_versions=tuple(seeds.versions),
+        judges=judges, panel_label=label,
     )

@@ -31,9 +31,10 @@ class StrictModel(BaseModel):
 
 
 class RealDataConfig(StrictModel):
-    """Real rows mixed into every batch so each published version holds at least `share` of them."""
+    """Real rows mixed into every batch so each published version holds at least `share` of them;
+    with seeds from published versions, also real seeds at `share` of the seeds."""
 
-    path: str
+    path: str = Field(description="text/JSONL/Parquet file, or corpus:python-docs (installs with the project)")
     field: str = Field("text", description="column (JSONL/Parquet) holding the real text; text files: each line")
     share: float = Field(0.2, gt=0.0, lt=1.0)
 
@@ -42,6 +43,11 @@ class SeedsConfig(StrictModel):
     path: str | None = Field(None, description="text file of topics, JSONL, Parquet, or a datasets.save_to_disk folder")
     from_version: str | None = Field(
         None, pattern=r"^.+@[0-9]+$", description="seed from the rows a published version added: STORE/NAME@VERSION")
+    from_versions: str | None = Field(
+        None, pattern=r"^[^@]*@(all|latest|[0-9]+|[0-9]+\.\.([0-9]+|latest))$",
+        description=("accumulate: seed from the rows several versions added, STORE/NAME@1..latest, @all, @3..5, "
+                     "@latest; nothing before @ is this recipe's own dataset. With seeds.path too, the path "
+                     "seeds the first run (no versions yet)"))
     format: Literal["auto", "text", "jsonl", "parquet", "hf"] = "auto"
     field: str = Field("topic", description="template variable a line of a text file becomes")
     max_chars: int = Field(2000, ge=1, le=1_000_000)
@@ -50,6 +56,10 @@ class SeedsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "SeedsConfig":
+        if self.from_versions is not None:
+            if self.from_version is not None:
+                raise ValueError("give seeds.from_version or seeds.from_versions, not both")
+            return self
         if (self.path is None) == (self.from_version is None):
             raise ValueError("give exactly one of seeds.path or seeds.from_version")
         return self
@@ -375,7 +385,12 @@ def _format_validation_error(exc: ValidationError) -> str:
 
 
 def _resolve(base: Path, value: str, field: str) -> Path:
-    """Paths in a recipe are relative to the recipe file, else to the working directory."""
+    """Paths in a recipe are relative to the recipe file, else to the working directory;
+    `corpus:NAME` is a corpus that installs with the project (synthfactory.corpus)."""
+    if value.startswith("corpus:"):
+        from synthfactory.corpus import corpus_file
+
+        return corpus_file(value.removeprefix("corpus:"), field)
     candidate = Path(value).expanduser()
     for option in ([candidate] if candidate.is_absolute() else [base / candidate, Path.cwd() / candidate]):
         if option.exists():
@@ -433,8 +448,9 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
     for named in [seeds_path, suite_path, *files.values()]:
         if named is not None:
             digest.update(file_fingerprint(named).encode())
-    if recipe.seeds.from_version:
-        digest.update(recipe.seeds.from_version.encode())
+    for spec in (recipe.seeds.from_version, recipe.seeds.from_versions):
+        if spec:
+            digest.update(spec.encode())
     return LoadedRecipe(
         recipe=recipe, path=path.resolve(), seeds_path=seeds_path, suite_path=suite_path,
         recipe_hash=digest.hexdigest()[:16], files=files,

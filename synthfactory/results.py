@@ -25,6 +25,8 @@ class RunTotals:
     real_published: int = 0
     seeds_quarantined: int = 0
     seeds_recycled: int = 0
+    seed_versions: list[int] = field(default_factory=list)  # published versions the seeds came from
+    seed_real_share: float = 0.0  # of the planned work items, the share whose seed is real (depth 0, source real)
     batches: int = 0
     batches_passed: int = 0
     batches_quarantined: int = 0
@@ -47,8 +49,10 @@ def _synthetic(rows: list[dict[str, Any]]) -> int:
 
 
 def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
+    items = [item for batch in plan.batches for item in batch.items]
     totals = RunTotals(seeds_quarantined=len(plan.seeds_quarantined), batches=len(states),
-                       seeds_recycled=plan.seeds_recycled)
+                       seeds_recycled=plan.seeds_recycled, seed_versions=list(plan.seed_versions),
+                       seed_real_share=round(sum(i.seed.source == "real" for i in items) / max(1, len(items)), 6))
     for state in states:
         totals.generated += synthetic_count(state)
         totals.accepted += _synthetic(state.rows)
@@ -112,7 +116,7 @@ def not_published_reason(dataset: str, totals: RunTotals, min_rows: int, quarant
 
 SUMMARY_FIELDS = (
     "version", "run_id", "method", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
-    "seeds_recycled", "quality",
+    "seeds_recycled", "seed_versions", "seed_real_share", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
     "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",
     "engine_batches_retried",

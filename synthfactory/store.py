@@ -160,6 +160,13 @@ class DatasetStore:
         table = DeltaTable(self.uri, version=self.delta_version_of(version))
         return table.to_pyarrow_table(filters=[("version", "=", version)])
 
+    def rows_added_by_versions(self, versions: list[int]) -> pa.Table:
+        """The rows each of `versions` appended, read at the newest of them, filtered in the scan."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable(self.uri, version=self.delta_version_of(max(versions)))
+        return table.to_pyarrow_table(filters=[("version", "in", sorted(versions))])
+
     def publish(self, rows: list[dict[str, Any]], metadata: dict[str, Any], schema: pa.Schema = ROW_SCHEMA) -> int:
         """Append a run's accepted rows in ONE commit that carries the run's metadata.
 

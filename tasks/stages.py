@@ -51,9 +51,10 @@ def _stage_key(stage: str):
 
 
 @task(name="load-seeds", cache_policy=NO_CACHE, persist_result=False)
-def load_seeds_task(loaded: LoadedRecipe, guards: QualityGuards) -> SeedSet:
-    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path)
-    if loaded.seeds_path is not None:  # claimed real: check they are not our own published rows
+def load_seeds_task(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> SeedSet:
+    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path, own=dataset_uri, real_texts=guards.real_texts)
+    if loaded.seeds_path is not None and not seeds.versions:
+        # claimed real (a seeds file, not published versions): check they are not our own published rows
         seeds = guards.flag_recycled(seeds)
     get_run_logger().info("seeds: %d usable (%d recycled from published synthetic rows), %d quarantined",
                           len(seeds.rows), sum(s.recycled for s in seeds.rows), len(seeds.quarantined))

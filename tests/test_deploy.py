@@ -195,6 +195,7 @@ def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(post
         store = tmp_path / "store"
         spec = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
         deployment = spec["deployments"][0]
+        spec["deployments"] = [deployment]  # this test's schedule alone
         deployment.update(name="every-20s", schedules=[{"interval": INTERVAL}],
                           parameters={**deployment["parameters"], "store": str(store), "batches": 1, "batch_size": 2,
                                       "recipe_path": str(_mechanics_recipe(tmp_path))})

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from synthfactory.methods import Method, method_for
 from synthfactory.quality import text as tq
 from synthfactory.quality.decontam import Decontaminator
@@ -38,6 +40,7 @@ class QualityGuards:
     embeddings_folder: Path | None = None
     _embedder: Any = None
     _previous: Any = None  # embeddings of the previous version, loaded once
+    _tails: Any = None
 
     @classmethod
     def for_run(cls, loaded: LoadedRecipe, index_folder: Path, embeddings_folder: Path | None = None
@@ -69,11 +72,21 @@ class QualityGuards:
         hits = self.index.screen(texts, [s.seed_id for s in seeds.rows], [0] * len(texts), keep=False)
         rows = [replace(s, source="synthetic", generation_depth=h[2], recycled=True) if h and h[2] > 0 else s
                 for s, h in zip(seeds.rows, hits)]  # depth 0 rows are real: matching them is no recycling
-        return SeedSet(rows=rows, quarantined=seeds.quarantined)
+        return SeedSet(rows=rows, quarantined=seeds.quarantined, versions=seeds.versions)
 
     def contaminated_by(self, text: str) -> str | None:
         """The benchmark `text` shares an n-gram with (decontamination), or None."""
         return self.decontaminator.check(text) if self.decontaminator is not None else None
+
+    @property
+    def tails(self):
+        """Rare words, vocabulary and embedding regions of the reference set (None without one)."""
+        if self._tails is None and self.reference_texts:
+            from synthfactory.quality.tails import ReferenceTails
+
+            q = self.loaded.recipe.quality
+            self._tails = ReferenceTails(self.reference_texts, self.embedder if q.enabled and q.embeddings else None)
+        return self._tails
 
     @property
     def embedder(self):
@@ -154,7 +167,13 @@ class QualityGuards:
             "batch_compression_ratio": tq.compression_ratio(texts),
             "batch_real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
             "batch_embedding_diversity": None, "batch_drift_vs_previous": None,
+            "batch_rare_word_share": None, "batch_vocab_coverage": None, "batch_reference_coverage": None,
         }
+        tails = self.tails
+        generated = [r["source"] != "real" for r in rows]  # tails are the generator's: real rows would prop them up
+        if tails is not None:
+            metrics["batch_rare_word_share"] = tails.rare_word_share([t for t, g in zip(texts, generated) if g])
+            metrics["batch_vocab_coverage"] = tails.vocab_coverage([t for t, g in zip(texts, generated) if g])
         if self.loaded.recipe.quality.enabled and self.loaded.recipe.quality.embeddings and len(rows) > 1:
             from synthfactory.quality.embed import frechet_distance, mean_pairwise_cosine_distance
 
@@ -163,6 +182,8 @@ class QualityGuards:
             previous = self.previous_embeddings(version)
             if previous is not None:
                 metrics["batch_drift_vs_previous"] = frechet_distance(vectors, previous)
+            if tails is not None:
+                metrics["batch_reference_coverage"] = tails.reference_coverage(vectors[np.array(generated, bool)])
         return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
 
 

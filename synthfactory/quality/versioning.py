@@ -49,6 +49,11 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
         "real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
         "max_generation_depth": max((r["generation_depth"] for r in rows), default=0),
     }
+    tails = guards.tails
+    generated = [r["source"] != "real" for r in rows]  # the tails of what the generator wrote
+    if tails is not None:
+        metrics["rare_word_share"] = tails.rare_word_share([t for t, g in zip(texts, generated) if g])
+        metrics["vocab_coverage"] = tails.vocab_coverage([t for t, g in zip(texts, generated) if g])
     if q.enabled and q.dedup.enabled:
         write_version_index(index_folder, version, texts, [r["id"] for r in rows],
                             [r["generation_depth"] for r in rows], q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)
@@ -61,9 +66,8 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
         previous = read_version_embeddings(embeddings_folder, version - 1)
         if previous is not None:
             metrics["drift_vs_previous"] = frechet_distance(vectors, previous)
-        if guards.reference_texts:
-            ref = guards.embedder.encode([f"ref:{i}" for i in range(len(guards.reference_texts))],
-                                         guards.reference_texts)
-            metrics["drift_vs_reference"] = frechet_distance(vectors, ref)
+        if tails is not None and tails.vectors is not None:
+            metrics["drift_vs_reference"] = frechet_distance(vectors, tails.vectors)
+            metrics["reference_coverage"] = tails.reference_coverage(vectors[[i for i, g in enumerate(generated) if g]])
         write_version_embeddings(embeddings_folder, version, [r["id"] for r in rows], vectors)
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
