@@ -113,7 +113,7 @@ def main() -> None:
 
     ensure_ray()
     embedder = Embedder()
-    tails = ReferenceTails(read_texts(corpus_file("python-docs", "bench"), "text"), embedder)
+    tails = ReferenceTails(read_texts(corpus_file("python-docs", "bench"), "text"), embedder.encode)
     table: dict[str, list[dict]] = {arm: [] for arm in args.arms}
     previous: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -109,25 +109,6 @@ def _records(path: Path, fmt: str, text_field: str) -> Iterator[tuple[str, dict[
         yield f"{path.name}[{index}]", (None if bad else row), raw, ("empty" if bad else None)
 
 
-def load_version_seeds(config: SeedsConfig) -> SeedSet:
-    """The rows published version N added (that run's output) as seeds: their template variables
-    are the original seed's fields plus `text` and `prompt`; each keeps its `generation_depth`."""
-    from synthfactory.store import DatasetStore
-
-    uri, _, version = config.from_version.rpartition("@")
-    try:
-        rows = DatasetStore(uri).rows_added_by(int(version)).to_pylist()
-    except UserError as exc:
-        raise RecipeError(f"seeds.from_version: {exc}") from None
-    result = SeedSet()
-    for row in rows:
-        fields = {**json.loads(row["seed"] or "{}"), "text": row["text"], "prompt": row["prompt"] or ""}
-        result.rows.append(SeedRow(seed_id=row["id"], fields=fields, source=row["source"],
-                                   generation_depth=int(row["generation_depth"] or 0)))
-    result.versions = [int(version)]
-    return _limit_depth(result, config.max_depth)
-
-
 def versions_named(spec: str, published: list[int]) -> list[int]:
     """The published versions `@all`, `@latest`, `@N`, `@N..M` or `@N..latest` names (spec: the
     part after @), oldest first."""
@@ -161,22 +142,22 @@ def load_versions_seeds(config: SeedsConfig, own: str | Path | None = None,
     None when the dataset has no version yet and seeds.path is there to seed the first run."""
     from synthfactory.store import DatasetStore
 
-    spec = config.from_versions or config.from_version
-    uri, _, named = spec.rpartition("@")
+    field_name = "seeds.from_versions" if config.from_versions else "seeds.from_version"
+    uri, _, named = (config.from_versions or config.from_version).rpartition("@")
     if not uri and own is None:
-        raise RecipeError("seeds.from_versions: name the dataset (STORE/NAME@...) outside a run")
+        raise RecipeError(f"{field_name}: name the dataset (STORE/NAME@...) outside a run")
     store = DatasetStore(uri or own)
     published = [v.version for v in store.versions()] if store.exists() else []
     versions = versions_named(named, published)
     if not versions:
         if config.path is not None:
             return None
-        raise RecipeError(f"seeds.from_versions: {store.uri} has no published version matching @{named} "
+        raise RecipeError(f"{field_name}: {store.uri} has no published version matching @{named} "
                           f"(versions: {published or 'none'}); add seeds.path to seed the first run")
     try:
         rows = store.rows_added_by_versions(versions).to_pylist()
     except UserError as exc:
-        raise RecipeError(f"seeds.from_versions: {exc}") from None
+        raise RecipeError(f"{field_name}: {exc}") from None
     key = str(max(versions))  # a new version reshuffles, so each run draws a new mix of the pool
     pool = [SeedRow(seed_id=row["id"], source=row["source"], generation_depth=int(row["generation_depth"] or 0),
                     fields={**json.loads(row["seed"] or "{}"), "text": row["text"], "prompt": row["prompt"] or ""},
@@ -210,13 +191,10 @@ def load_seeds(config: SeedsConfig, path: Path | None, own: str | Path | None = 
     template variables and benchmark text are screened at planning, on the rendered prompt).
     `own`: the run's dataset (for `from_versions: "@all"`); `real_texts`: the recipe's real rows,
     mixed into seeds from versions at `seeds.real.share`."""
-    if config.from_versions or (config.from_version and config.real and real_texts):
-        share = config.real.share if config.real else 0.0
-        accumulated = load_versions_seeds(config, own, real_texts, share)
+    if config.from_versions or config.from_version:
+        accumulated = load_versions_seeds(config, own, real_texts, config.real.share if config.real else 0.0)
         if accumulated is not None:
             return accumulated
-    elif config.from_version:
-        return load_version_seeds(config)
     fmt = _detect_format(path, config.format)
     result = SeedSet()
     for location, fields, raw, reason in _records(path, fmt, config.field):

@@ -128,11 +128,10 @@ def test_a_batch_in_one_corner_of_the_reference_covers_less_and_the_suite_quaran
     loaded = load_recipe(make_recipe(tmp_path, quality__reference="corpus:python-docs"))
     guards = QualityGuards.for_run(loaded, tmp_path / "index", tmp_path / "embeddings")
     tails = guards.tails
-    sample = tails.texts[::max(1, len(tails.texts) // 512)][:512]
     regions = tails.regions(tails.vectors).tolist()
     corner = max(set(regions), key=regions.count)
-    narrow = [t for t, r in zip(sample, regions) if r == corner][:8]
-    broad = sample[::64][:8]
+    narrow = [t for t, r in zip(tails.sample, regions) if r == corner][:8]
+    broad = tails.sample[::64][:8]
 
     def batch(texts: list[str], tag: str) -> list[dict]:
         rows = [{"id": f"{tag}{i}", "source": "synthetic", "text": t} for i, t in enumerate(texts)]

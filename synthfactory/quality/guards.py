@@ -52,8 +52,16 @@ class QualityGuards:
         real = loaded.recipe.seeds.real
         real_texts = read_texts(loaded.files["real"], real.field) if real else []
         reference = read_texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
-        return cls(loaded=loaded, method=method_for(loaded.recipe), index=index, decontaminator=decon, real_texts=real_texts,
-                   reference_texts=reference, embeddings_folder=embeddings_folder)
+        guards = cls(loaded=loaded, method=method_for(loaded.recipe), index=index, decontaminator=decon,
+                     real_texts=real_texts, reference_texts=reference, embeddings_folder=embeddings_folder)
+        if reference:
+            from synthfactory.quality.tails import ReferenceTails
+
+            def encode(ids: list[str], texts: list[str]):  # the embedder loads on first use, not here
+                return guards.embedder.encode(ids, texts)
+
+            guards._tails = ReferenceTails(reference, encode if q.enabled and q.embeddings else None)
+        return guards
 
     def previous_embeddings(self, version: int):
         """Embeddings of the version before `version` (written at its publish), or None."""
@@ -80,12 +88,8 @@ class QualityGuards:
 
     @property
     def tails(self):
-        """Rare words, vocabulary and embedding regions of the reference set (None without one)."""
-        if self._tails is None and self.reference_texts:
-            from synthfactory.quality.tails import ReferenceTails
-
-            q = self.loaded.recipe.quality
-            self._tails = ReferenceTails(self.reference_texts, self.embedder if q.enabled and q.embeddings else None)
+        """Rare words, vocabulary and embedding regions of the reference set (None without one);
+        built in `for_run`, before the batches' threads share it (it embeds on first use, locked)."""
         return self._tails
 
     @property

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from typing import Any
+from typing import Callable
 
 import numpy as np
 
@@ -54,12 +54,14 @@ def kmeans(vectors: np.ndarray, k: int, iterations: int = 30, seed: int = 0) -> 
 class ReferenceTails:
     """The reference's word ranks and embedding regions, built once per run (thread-safe)."""
 
-    def __init__(self, texts: list[str], embedder: Any | None = None) -> None:
+    def __init__(self, texts: list[str], encode: Callable[[list[str], list[str]], np.ndarray] | None = None) -> None:
         counts = Counter(w for t in texts for w in words(t))
         self.common = {w for w, _ in counts.most_common(COMMON_RANK)}
         self.vocabulary = {w for w, n in counts.items() if n >= 2}
-        self.texts = texts
-        self._embedder = embedder
+        step = max(1, len(texts) // EMBED_SAMPLE)
+        self.sample = texts[::step][:EMBED_SAMPLE]  # what is embedded: evenly spaced, fixed
+        self._step = step
+        self._encode = encode  # (ids, texts) -> unit vectors; None: no embedding metrics
         self._vectors: np.ndarray | None = None
         self._centres: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -78,17 +80,16 @@ class ReferenceTails:
 
     @property
     def vectors(self) -> np.ndarray | None:
-        """Embeddings of the reference sample (None without an embedder)."""
+        """Embeddings of the reference sample (None without `encode`)."""
         self._embed()
         return self._vectors
 
     def _embed(self) -> None:
         with self._lock:
-            if self._vectors is not None or self._embedder is None or not self.texts:
+            if self._vectors is not None or self._encode is None or not self.sample:
                 return
-            step = max(1, len(self.texts) // EMBED_SAMPLE)
-            sample = self.texts[::step][:EMBED_SAMPLE]
-            self._vectors = self._embedder.encode([f"ref:{i * step}" for i in range(len(sample))], sample)
+            self._vectors = self._encode([f"ref:{i * self._step}" for i in range(len(self.sample))],
+                                                  self.sample)
             self._centres = kmeans(self._vectors, CLUSTERS)
 
     def regions(self, vectors: np.ndarray) -> np.ndarray:
