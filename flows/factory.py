@@ -29,10 +29,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from synthfactory import progress
 from synthfactory.errors import NothingToPublishError, UserError, ValidationGateError
-from synthfactory.batch import BatchState
+from synthfactory.batch import BatchState, synthetic_accepted
+from synthfactory.control import RunControl
+from synthfactory.cost import Prices, batch_spend
 from synthfactory.plan import engine_specs_for
 from synthfactory.progress import RunProgress
 from synthfactory.quality.guards import QualityGuards
+from synthfactory.quality.versioning import dedup_across_run
 from synthfactory.recipe import LoadedRecipe, load_recipe
 from synthfactory.results import run_summary
 from synthfactory.runner import STAGE_LINE, BatchRunner
@@ -111,10 +114,11 @@ def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60):
 @flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
       task_runner=ThreadPoolTaskRunner(max_workers=16))
 def factory_flow(recipe_path: str, store: str = "store", batches: int | None = None,
-                 batch_size: int | None = None) -> dict[str, Any]:
-    """Run one recipe end to end and publish one new version of its dataset."""
+                 batch_size: int | None = None, target_rows: int | None = None) -> dict[str, Any]:
+    """Run one recipe end to end and publish one new version of its dataset (`target_rows`:
+    until that many rows passed, then exactly that many)."""
     started = time.perf_counter()
-    loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
+    loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size, target_rows=target_rows)
     dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
     with dataset_lock(dataset):
         return _produce(loaded, dataset, started)
@@ -137,7 +141,9 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     _tag_run("synthfactory", f"recipe:{recipe.name}", f"engine:{recipe.generation.engine}",
              name=name if name != runtime.flow_run.name else None)
     key = artifact_key(recipe.name)
-    bar = create_progress_artifact(0.0, key=f"{key}-progress", description=f"batches of {plan.run_id}")
+    bar = create_progress_artifact(0.0, key=f"{key}-progress", description=(
+        f"accepted of {recipe.batches.target_rows} target rows of {plan.run_id}" if recipe.batches.target_rows
+        else f"batches of {plan.run_id}"))
 
     gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path if dataset.is_local else None)
     stages = [STAGE_TASKS[name].with_options(result_storage=dataset.staging_path) for name in STAGE_LINE]
@@ -145,40 +151,52 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     engines_ready = time.perf_counter()
     runner = BatchRunner(plan, recipe, guards, gate, pool.chat)
     window = 2 * len(pool.replicas) + 2
+    control = RunControl(sizes=[len(b.items) for b in plan.batches], target=recipe.batches.target_rows,
+                         limits=recipe.budget.limits(), prices=Prices.from_card(recipe.card),
+                         replicas=len(pool.replicas), capped=plan.capped, clock=time.perf_counter,
+                         started_at=started)
     states: list[BatchState] = []
     resumed = 0
     first_batch_s: float | None = None
     accepted = 0
-    progress.report(RunProgress("batches", 0, len(plan.batches)))
+    target = recipe.batches.target_rows
+    progress.report(RunProgress("batches", 0, len(plan.batches), 0, target))
     try:
-        pending = list(plan.batches)
         chains: dict[Any, list[Any]] = {}  # a batch's last future -> every stage future of that batch
-        while pending or chains:
-            while pending and len(chains) < window:
+        while True:
+            while len(chains) < window and (index := control.next_batch()) is not None:
                 chain: list[Any] = []
-                holder: Any = pending.pop(0)  # the batch plan, then each stage's future state
+                holder: Any = plan.batches[index]  # the batch plan, then each stage's future state
                 for stage in stages:
                     holder = stage.submit(runner, holder)
                     chain.append(holder)
                 chains[holder] = chain
+            if not chains:
+                break
             done = next(as_completed(list(chains)))
             state = _batch_result(chains.pop(done))
             states.append(state)
             resumed += done.state.name == "Cached"  # the whole batch finished in an earlier run
-            update_progress_artifact(bar, 100.0 * len(states) / len(plan.batches))
             real = sum(r["source"] == "real" for r in state.rows)
             accepted += len(state.rows) - real
+            if target is not None and accepted >= target:  # what publish will count: after dedup across batches
+                accepted = sum(synthetic_accepted(s) for s in dedup_across_run(states, guards))
+            control.finished(state.batch_index, accepted, batch_spend(state))
+            update_progress_artifact(bar, 100.0 * control.fraction(len(states)))
             if first_batch_s is None and state.status == "passed" and len(state.rows) > real:
                 first_batch_s = time.perf_counter() - started
-            progress.report(RunProgress("batches", len(states), len(plan.batches), accepted))
+            progress.report(RunProgress("batches", len(states), len(plan.batches), accepted, target))
             logger.info(
-                "batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined (run total: %d accepted)",
+                "batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined (run total: %d accepted%s)",
                 len(states), len(plan.batches), state.batch_id, state.status, len(state.rows) - real, real,
-                len(state.rejected), len(state.quarantined), accepted,
+                len(state.rejected), len(state.quarantined), accepted, f" of {target}" if target else "",
             )
         engine_stats = pool.stats()
     finally:
         pool.shutdown()
+    outcome = control.outcome()
+    logger.info("stopped starting batches: %s%s after %d of %d planned batches", outcome["stopped"],
+                f" ({control.stopped_by})" if control.stopped_by else "", len(states), len(plan.batches))
 
     failed = [s.batch_id for s in states if s.status == "quarantined"]
     if failed and recipe.validation.on_failure == "fail":
@@ -190,15 +208,16 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
         "engine_batches_retried": engine_stats["retried_batches"],
         "engines_ready_seconds": round(engines_ready - started, 3),
         "first_batch_seconds": round(first_batch_s, 3) if first_batch_s is not None else None,
-        "suite": gate.suite.name,
+        "suite": gate.suite.name, **outcome,
         "recipe": recipe.model_dump(mode="json"),  # for the dataset card; holds no secrets (key env NAMES only)
     }
-    progress.report(RunProgress("publishing", len(states), len(plan.batches), accepted))
+    progress.report(RunProgress("publishing", len(states), len(plan.batches), accepted, target))
     metadata = publish_task(plan, states, dataset.uri, guards, extra, recipe.publish.min_rows)
     report_task(metadata, key)
     if not metadata["published"]:
         raise NothingToPublishError(metadata["not_published_because"])
-    progress.report(RunProgress("done", len(states), len(plan.batches), metadata["accepted"]))
+    update_progress_artifact(bar, 100.0)
+    progress.report(RunProgress("done", len(states), len(plan.batches), metadata["accepted"], target))
     return run_summary(metadata, time.perf_counter() - started)
 
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from synthfactory.cost import Prices
+from synthfactory.report import cost_table, stop_sentence
 from synthfactory.store import DatasetStore, VersionInfo
 
 CARDS_DIR = "_cards"
@@ -37,17 +39,13 @@ def _public_url(url: str) -> str:
 
 
 def money(meta: dict[str, Any], card: dict[str, Any]) -> float | None:
-    """Cost in the recipe's currency when it gives a price per GPU-hour or per million tokens."""
+    """Cost in the recipe's currency when it gives a price per engine-hour or per million tokens
+    (versions published before runs recorded their money are priced from their counts)."""
     cost = meta.get("cost", {})
-    total, priced = 0.0, False
-    if card.get("price_per_gpu_hour") is not None:
-        total += card["price_per_gpu_hour"] * cost.get("engine_seconds", 0.0) / 3600.0
-        priced = True
-    if card.get("price_per_million_tokens") is not None:
-        tokens = cost.get("prompt_tokens", 0) + cost.get("completion_tokens", 0)
-        total += card["price_per_million_tokens"] * tokens / 1e6
-        priced = True
-    return round(total, 6) if priced else None
+    if "money" in cost:
+        return cost["money"]
+    return Prices.from_card(card).money(cost.get("prompt_tokens", 0) + cost.get("completion_tokens", 0),
+                                        cost.get("engine_seconds", 0.0))
 
 
 Layout = tuple[str, str, list[str]]  # (format, data file, columns) of an export
@@ -245,6 +243,11 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         *_table([("prompt tokens", cost.get("prompt_tokens")), ("completion tokens", cost.get("completion_tokens")),
                  ("engine-seconds", cost.get("engine_seconds")),
                  *([("cost", f"{price:.4f} {card.get('currency', 'USD')}")] if price is not None else [])]),
+        "",
+        *(["Per row:", "", *cost_table(cost), ""] if "per_accepted_row" in cost else []),
+        "## Why the run stopped",
+        "",
+        stop_sentence(meta),
         "",
         "## Lineage",
         "",

@@ -21,7 +21,8 @@ def _run(args: argparse.Namespace) -> int:
     from synthfactory.plan import engine_specs_for
     from synthfactory.recipe import load_recipe
 
-    loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size)  # fail fast, exit 2
+    loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size,
+                         target_rows=args.target_rows)  # fail fast, exit 2
     _check_models(engine_specs_for(loaded))
     from flows.factory import factory_flow
     from synthfactory.pool import ensure_ray
@@ -47,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
 
             with progress.listening(listener):
                 summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
-                                       batch_size=args.batch_size)
+                                       batch_size=args.batch_size, target_rows=args.target_rows)
     finally:
         _stop_ray()
     if args.json:
@@ -60,16 +61,45 @@ def _run(args: argparse.Namespace) -> int:
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
             + (f" (first accepted batch at {first:.1f}s)" if first is not None else "")
         )
+        print(f"  stopped: {_stop_line(summary)}; cost: {_cost_line(summary.get('cost') or {})}")
     return 0
 
 
+def _stop_line(summary: dict[str, Any]) -> str:
+    """Why the run stopped starting batches, in words."""
+    stopped, target = summary.get("stopped"), summary.get("target_rows")
+    budget = summary.get("budget") or {}
+    planned = summary.get("batches_planned")
+    return {
+        "complete": f"every planned batch ran ({planned})",
+        "target": f"reached the target of {target} rows",
+        "budget": f"budget: {budget.get('stopped_by')} {(budget.get('limits') or {}).get(budget.get('stopped_by'))} "
+                  f"would have been crossed (batches in flight finished)",
+        "max_candidates": "batches.max_candidates reached" + (f" before {target} rows" if target else ""),
+        "seeds_exhausted": f"the seeds ran out (every seed x samples_per_seed) before {target} rows",
+    }.get(stopped, str(stopped))
+
+
+def _cost_line(cost: dict[str, Any]) -> str:
+    per = cost.get("per_accepted_row") or {}
+    money = (f", {cost['money']:.4f} {cost.get('currency')}" if cost.get("money") is not None
+             else ", no prices in the recipe's card")
+    return (f"{cost.get('tokens', 0):,} tokens, {_num(cost.get('engine_seconds'))} engine-seconds{money}; "
+            f"per accepted row {_num(per.get('tokens'))} tokens, {_num(per.get('engine_seconds'))} engine-seconds"
+            + (f", {per['money']:.6f} {cost.get('currency')}" if per.get("money") is not None else ""))
+
+
 class _ProgressBar:
-    """A rich progress bar fed by `synthfactory.progress` (batches, accepted rows, ETA)."""
+    """A rich progress bar fed by `synthfactory.progress`: accepted of target rows (with a target)
+    or batches done of planned, rows accepted per second, and the ETA rich estimates from them."""
+
+    LABELS = {"engines": "starting engines", "batches": "generating", "publishing": "publishing", "done": "done"}
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._bar: Any = None
         self._task: Any = None
+        self._since: float | None = None
 
     def __enter__(self):
         if not self.enabled:
@@ -78,18 +108,28 @@ class _ProgressBar:
             TimeRemainingColumn
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("batches · {task.fields[accepted]} rows accepted"), TimeElapsedColumn(),
+                             TextColumn("{task.fields[unit]} · {task.fields[rate]}"), TimeElapsedColumn(),
                              TextColumn("ETA"), TimeRemainingColumn(), transient=True, redirect_stderr=False)
         self._bar.start()
-        self._task = self._bar.add_task("starting engines", total=None, accepted=0)
+        self._task = self._bar.add_task("starting engines", total=None, unit="", rate="")
         return self.update
 
     def update(self, update: Any) -> None:
-        labels = {"engines": "starting engines", "batches": "generating", "publishing": "publishing",
-                  "done": "done"}
-        total = update.batches_total or None
-        self._bar.update(self._task, description=labels.get(update.phase, update.phase), total=total,
-                         completed=update.batches_done, accepted=update.accepted)
+        self._bar.update(self._task, description=self.LABELS.get(update.phase, update.phase), **self.fields(update))
+
+    def fields(self, update: Any) -> dict[str, Any]:
+        """What the bar shows for one update (kept apart from rich, so it can be checked)."""
+        import time
+
+        if update.phase == "batches" and self._since is None:
+            self._since = time.monotonic()
+        elapsed = time.monotonic() - self._since if self._since is not None else 0.0
+        rate = f"{update.accepted / elapsed:.2f} rows/s" if elapsed > 0 and update.accepted else "- rows/s"
+        if update.target:
+            return {"total": update.target, "completed": min(update.accepted, update.target),
+                    "unit": "rows accepted", "rate": rate}
+        return {"total": update.batches_total or None, "completed": update.batches_done,
+                "unit": f"batches · {update.accepted} rows accepted", "rate": rate}
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
@@ -181,6 +221,99 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preview(args: argparse.Namespace) -> int:
+    """A few of the plan's rows through every stage on the real engines, then an estimate of the
+    whole run; the store is read, never written."""
+    from synthfactory.cost import Prices
+    from synthfactory.plan import engine_specs_for
+    from synthfactory.preview import estimate, outcome_rows, plan_for_preview, preview_items, run_preview
+    from synthfactory.quality.guards import QualityGuards
+    from synthfactory.recipe import load_recipe
+    from synthfactory.store import DatasetStore
+
+    loaded = load_recipe(args.recipe, target_rows=args.target_rows)
+    specs = engine_specs_for(loaded)
+    _check_models(specs)
+    store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
+    guards = QualityGuards.for_run(loaded, store.index_path, store.embeddings_path)
+    plan = plan_for_preview(loaded, store, guards)
+    batch = preview_items(plan, args.rows)
+    from synthfactory.pool import EnginePool, ensure_ray
+
+    ensure_ray(quiet=not args.debug)
+    pool = None
+    try:
+        pool = EnginePool(specs)
+        state = run_preview(loaded, plan, batch, guards, pool.chat)
+        replicas = len(pool.replicas)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        _stop_ray()
+    rows = outcome_rows(batch, state)
+    validation = state.validation or {}
+    suite = {"outcome": state.status, "failed_expectations": validation.get("failed_expectations", [])}
+    guess = estimate(plan, batch, state, Prices.from_card(loaded.recipe.card), replicas,
+                     loaded.recipe.batches.target_rows)
+    if args.json:
+        print(json.dumps({"recipe": loaded.recipe.name, "rows": rows, "suite": suite, "estimate": guess},
+                         default=str, ensure_ascii=False))
+        return 0
+    print(f"preview of {loaded.recipe.name}: {len(batch.items)} of the {plan.candidates} rows the next run plans "
+          f"(spread over its seeds), through every stage on the real engines; nothing written")
+    for n, row in enumerate(rows, 1):
+        print(f"\n[{n}] seed: {row['seed']}")
+        print(f"    prompt: {_clip(row['prompt'], 200)}")
+        print(f"    output: {_clip(row['output'], 300)}")
+        if row["scores"] is not None:
+            print(f"    scores: {_scores_line(row['scores'])} -> {_num(row['score'])}")
+        print("    outcome: " + ("accepted" if row["outcome"] == "accepted" else
+                                 f"{row['outcome']} at {row['stage']}: {row['reason']}"))
+    failed = ", ".join(suite["failed_expectations"])
+    print(f"\nsuite {loaded.suite_path.name} on these {len(batch.items)} rows: {suite['outcome']}"
+          + (f" (failed: {failed})" if failed else ""))
+    print(_estimate_text(guess))
+    return 0
+
+
+def _clip(text: Any, limit: int) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def _scores_line(scores: dict[str, Any]) -> str:
+    """`judge score (criterion grade, ...)` per judge of a panel, or `criterion grade` per criterion."""
+    parts = []
+    for name, value in scores.items():
+        if isinstance(value, dict):
+            grades = ", ".join(f"{k} {_num(v)}" for k, v in value.items() if k != "score")
+            parts.append(f"{name} {_num(value.get('score'))}" + (f" ({grades})" if grades else ""))
+        else:
+            parts.append(f"{name} {_num(value)}")
+    return "; ".join(parts)
+
+
+def _estimate_text(e: dict[str, Any]) -> str:
+    low, high = e["acceptance_interval"]
+    lines = [f"\nestimate from {e['accepted']} of {e['previewed']} accepted (acceptance {e['acceptance_rate']:.2f}, "
+             f"95% interval {low:.2f}-{high:.2f}):"]
+    c_low, c_high = e["candidates_interval"]
+    if e["target_rows"] is not None:
+        lines.append(f"  {e['target_rows']} rows need about {_num(e['candidates'])} candidates "
+                     f"(interval {_num(c_low)}-{_num(c_high)}); the seeds give {e['candidates_in_plan']}"
+                     + (" - fewer than needed: add seeds or samples_per_seed" if e["short_of_target"] else ""))
+    else:
+        r_low, r_high = e["rows_interval"]
+        lines.append(f"  the full recipe generates {e['candidates']} candidates: about {e['rows']} rows pass "
+                     f"(interval {r_low}-{r_high})")
+    money = (f", {e['money']:.4f} {e['currency']}" if e.get("money") is not None else
+             ", money n/a (no price in the recipe's card)")
+    lines.append(f"  about {_num(e['tokens'])} tokens, {_num(e['engine_seconds'])} engine-seconds{money}, "
+                 f"{_num(e['wall_seconds'])} s of wall time on {e['replicas']} replicas (after the engines load)")
+    lines.append(f"  per accepted row: {_num(e['engine_seconds_per_accepted_row'])} engine-seconds")
+    return "\n".join(lines)
+
+
 def _check_models(specs: list[Any]) -> None:
     """A bundled-model name or .gguf path that does not resolve is the user's to fix (exit 2)."""
     from synthfactory.engines.llamacpp import resolve_model_path
@@ -192,12 +325,20 @@ def _check_models(specs: list[Any]) -> None:
 
 def _version_row(info: Any) -> dict[str, Any]:
     meta = info.metadata
+    cost = meta.get("cost") or {}
+    per_accepted, per_rejected = cost.get("per_accepted_row") or {}, cost.get("per_rejected_row") or {}
     return {
         "version": info.version, "rows": info.rows, "created": info.created.isoformat(timespec="seconds"),
         "run_id": meta.get("run_id"), "accepted": meta.get("accepted"), "rejected": meta.get("rejected"),
-        "quarantined": meta.get("quarantined"), "prompt_tokens": meta.get("cost", {}).get("prompt_tokens"),
-        "completion_tokens": meta.get("cost", {}).get("completion_tokens"),
-        "engine_seconds": meta.get("cost", {}).get("engine_seconds"),
+        "quarantined": meta.get("quarantined"), "stopped": meta.get("stopped"),
+        "prompt_tokens": cost.get("prompt_tokens"), "completion_tokens": cost.get("completion_tokens"),
+        "engine_seconds": cost.get("engine_seconds"), "money": cost.get("money"), "currency": cost.get("currency"),
+        "tokens_per_accepted_row": per_accepted.get("tokens"),
+        "engine_seconds_per_accepted_row": per_accepted.get("engine_seconds"),
+        "money_per_accepted_row": per_accepted.get("money"),
+        "tokens_per_rejected_row": per_rejected.get("tokens"),
+        "engine_seconds_per_rejected_row": per_rejected.get("engine_seconds"),
+        "money_per_rejected_row": per_rejected.get("money"),
     }
 
 
@@ -211,12 +352,20 @@ def _versions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    header = f"{'version':>7} {'rows':>6} {'created':<25} {'run id':<32} {'accepted':>8} {'quarant.':>8} {'tokens':>8} {'engine s':>9}"
+    header = (f"{'version':>7} {'rows':>6} {'created':<25} {'run id':<32} {'accepted':>8} {'quarant.':>8} "
+              f"{'stopped':<15} {'tokens':>8} {'engine s':>9} {'money':>10} {'tok/row':>8} {'eng s/row':>9} "
+              f"{'money/row':>10}")
     print(header)
     for r in rows:
         tokens = (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
+        money = "-" if r["money"] is None else f"{r['money']:.4f}"
+        money_row = "-" if r["money_per_accepted_row"] is None else f"{r['money_per_accepted_row']:.6f}"
         print(f"{r['version']:>7} {r['rows']:>6} {r['created']:<25} {r['run_id']:<32} {r['accepted']:>8} "
-              f"{r['quarantined']:>8} {tokens:>8} {r['engine_seconds']:>9}")
+              f"{r['quarantined']:>8} {r['stopped'] or '-':<15} {tokens:>8} {_num(r['engine_seconds']):>9} "
+              f"{money:>10} {_num(r['tokens_per_accepted_row']):>8} "
+              f"{_num(r['engine_seconds_per_accepted_row']):>9} {money_row:>10}")
+    print("(per row: the run's whole spend over the rows it published; money only where the recipe's card "
+          "gives a price)")
     return 0
 
 
@@ -295,8 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--store", default="store", help="folder or object-store URI holding datasets (default ./store)")
     run.add_argument("--batches", type=int, default=None, help="number of batches (overrides batches.count)")
     run.add_argument("--batch-size", type=int, default=None, help="rows per batch (overrides batches.size)")
+    run.add_argument("--target-rows", type=int, default=None,
+                     help="run until N rows passed and publish exactly N (overrides batches.target_rows)")
     run.add_argument("--json", action="store_true", help="print one JSON summary object last")
     run.set_defaults(func=_run)
+    preview = sub.add_parser("preview", parents=[common],
+                             help="a few rows through every stage, and an estimate of the run; writes nothing")
+    preview.add_argument("recipe")
+    preview.add_argument("--rows", type=int, default=5, help="how many of the plan's rows to preview (default 5)")
+    preview.add_argument("--target-rows", type=int, default=None,
+                         help="estimate a run to N accepted rows (default the recipe's batches.target_rows)")
+    preview.add_argument("--store", default="store", help="the store the run would publish to (read, not written)")
+    preview.add_argument("--json", action="store_true", help="print one JSON object: rows, suite, estimate")
+    preview.set_defaults(func=_preview)
     versions = sub.add_parser("versions", parents=[common], help="list the published versions of a dataset")
     versions.add_argument("dataset", help="DIR/NAME")
     versions.add_argument("--json", action="store_true")
@@ -440,7 +600,7 @@ def _install_console_filter() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for flag in ("batches", "batch_size", "limit"):
+    for flag in ("batches", "batch_size", "limit", "target_rows", "rows"):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
             print(f"synthfactory: error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)

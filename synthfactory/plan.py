@@ -52,6 +52,12 @@ class RunPlan:
     seed_versions: tuple[int, ...] = ()  # published versions the seeds came from (accumulation)
     judges: tuple[EngineSpec | None, ...] = ()  # per judge of the panel: its engine, None for non-LLM judges
     panel_label: str | None = None  # a panel's judges as rows name them in `judge_model`
+    capped: bool = False  # batches.max_candidates cut the work short of every seed's samples
+
+    @property
+    def candidates(self) -> int:
+        """Rows the plan would generate if every batch ran."""
+        return sum(len(b.items) for b in self.batches)
 
     @property
     def judge_model(self) -> str:
@@ -167,7 +173,9 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
 
     per_seed = recipe.generation.samples_per_seed
     size = recipe.batches.size
-    total = recipe.batches.count * size if recipe.batches.count else len(rendered) * per_seed
+    space = recipe.batches.count * size if recipe.batches.count else len(rendered) * per_seed
+    cap = recipe.batches.max_candidates
+    total = min(space, cap) if cap else space
     system = recipe.generation.system_prompt
     batches = []
     for batch_index, (first, end) in enumerate(batch_bounds(total, size)):
@@ -192,5 +200,5 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
         recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
         seeds_recycled=sum(s.recycled for s in seeds.rows), seed_versions=tuple(seeds.versions),
-        judges=judges, panel_label=label,
+        judges=judges, panel_label=label, capped=total < space,
     )

@@ -20,6 +20,7 @@ class RunProgress:
     batches_done: int = 0
     batches_total: int = 0
     accepted: int = 0
+    target: int | None = None  # batches.target_rows: progress is accepted of target
 
 
 _listeners: list[Callable[[RunProgress], None]] = []

@@ -304,6 +304,24 @@ class QualityConfig(StrictModel):
 class BatchesConfig(StrictModel):
     size: int = Field(8, ge=1, le=100_000)
     count: int | None = Field(None, ge=1, le=1_000_000, description="default: enough to cover every seed")
+    target_rows: int | None = Field(None, ge=1, le=100_000_000, description=(
+        "accepted rows wanted: batches start until this many passed, sized by the acceptance rate seen so "
+        "far; exactly this many are published (surplus quarantined as over_target)"))
+    max_candidates: int | None = Field(None, ge=1, le=1_000_000_000, description=(
+        "most rows to generate; default every seed times samples_per_seed (or count x size)"))
+
+
+class BudgetConfig(StrictModel):
+    """Hard limits on what a run may spend. When starting another batch would cross one, no new
+    batch starts, the batches in flight finish, and what passed is published (`stopped: budget`)."""
+
+    max_tokens: int | None = Field(None, ge=1, description="prompt + completion tokens, generator and judges")
+    max_engine_seconds: float | None = Field(None, gt=0.0, description="seconds the engines were busy, summed")
+    max_cost: float | None = Field(None, gt=0.0, description="money, at the card's prices (needs one of them)")
+    max_wall_seconds: float | None = Field(None, gt=0.0, description="seconds from the run's start")
+
+    def limits(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class PublishConfig(StrictModel):
@@ -336,7 +354,16 @@ class Recipe(StrictModel):
     validation: ValidationConfig
     quality: QualityConfig = QualityConfig()
     batches: BatchesConfig = BatchesConfig()
+    budget: BudgetConfig = BudgetConfig()
     publish: PublishConfig = PublishConfig()
+
+    @model_validator(mode="after")
+    def _prices_for_max_cost(self) -> "Recipe":
+        if self.budget.max_cost is not None and self.card.price_per_gpu_hour is None \
+                and self.card.price_per_million_tokens is None:
+            raise ValueError("budget.max_cost needs a price: set card.price_per_gpu_hour or "
+                             "card.price_per_million_tokens")
+        return self
 
     @model_validator(mode="after")
     def _endpoints_for_openai(self) -> "Recipe":
@@ -410,7 +437,16 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int | None = None) -> LoadedRecipe:
+def recipe_identity(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as its hash sees it: everything that decides what a batch holds. How MUCH to run
+    (`batches.target_rows`, `budget`) is left out, so a run resumed with another target or budget
+    keeps its batch ids and finds its finished batches."""
+    batches: set[str] = {"target_rows"} | ({"max_candidates"} if recipe.batches.max_candidates is None else set())
+    return recipe.model_dump(mode="json", exclude={"budget": True, "batches": batches})
+
+
+def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int | None = None,
+                target_rows: int | None = None) -> LoadedRecipe:
     """Read, validate and hash a recipe; every user mistake becomes one RecipeError line."""
     path = Path(path)
     if not path.is_file():
@@ -422,7 +458,8 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         raise RecipeError(f"{path}: not valid YAML: {first_line}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping with name, seeds, generation, grading, validation")
-    overrides = {k: v for k, v in (("count", batches), ("size", batch_size)) if v is not None}
+    overrides = {k: v for k, v in (("count", batches), ("size", batch_size), ("target_rows", target_rows))
+                 if v is not None}
     if overrides:
         raw = {**raw, "batches": {**(raw.get("batches") or {}), **overrides}}
     try:
@@ -444,7 +481,7 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
     if recipe.seeds.real:
         files["real"] = _resolve(base, recipe.seeds.real.path, "seeds.real.path")
     digest = hashlib.sha256()
-    digest.update(json.dumps(recipe.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(json.dumps(recipe_identity(recipe), sort_keys=True).encode())
     for named in [seeds_path, suite_path, *files.values()]:
         if named is not None:
             digest.update(file_fingerprint(named).encode())

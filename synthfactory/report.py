@@ -62,12 +62,58 @@ def run_report_markdown(meta: dict[str, Any]) -> str:
         *[f"| `{batch}` | {status} | {', '.join(meta.get('validation_failures', {}).get(batch, [])) or '-'} | "
           f"{_docs_link(meta, batch)} |" for batch, status in meta.get("validation", {}).items()],
         "",
+        "## Why the run stopped",
+        "",
+        stop_sentence(meta),
+        "",
         "## Cost",
         "",
-        f"{cost.get('prompt_tokens', 0):,} prompt + {cost.get('completion_tokens', 0):,} completion tokens, "
-        f"{_num(cost.get('engine_seconds'), 1)} engine-seconds.",
+        *cost_table(cost),
     ]
     return "\n".join(lines) + "\n"
+
+
+def stop_sentence(meta: dict[str, Any]) -> str:
+    """`stopped: REASON` and what it means, as the report and the card say it."""
+    stopped, target = meta.get("stopped"), meta.get("target_rows")
+    budget = meta.get("budget") or {}
+    planned, ran = meta.get("batches_planned"), meta.get("batches")
+    limit = budget.get("stopped_by")
+    why = {
+        "complete": "every planned batch ran",
+        "target": f"the target of {target} accepted rows was reached; surplus rows of batches in flight are "
+                  "in the quarantine as `over_target`",
+        "budget": f"starting another batch would have crossed `budget.{limit}` = "
+                  f"{(budget.get('limits') or {}).get(limit)}; the batches in flight finished "
+                  f"({budget.get('batches_in_flight_at_stop')} of them)",
+        "max_candidates": "`batches.max_candidates` was reached" + (f" before {target} rows" if target else ""),
+        "seeds_exhausted": f"the seeds ran out (every seed times `samples_per_seed`) before {target} rows",
+    }.get(stopped)
+    if why is None:
+        return "Not recorded (a version published before runs recorded why they stopped)."
+    return f"`stopped: {stopped}`" + (f" (`{limit}`)" if limit else "") + f": {why}; {ran} of {planned} planned batches ran."
+
+
+def cost_table(cost: dict[str, Any]) -> list[str]:
+    """Tokens, engine-seconds and money for the run, per accepted and per rejected row (money:
+    only where the recipe's card gives a price)."""
+    per_accepted, per_rejected = cost.get("per_accepted_row") or {}, cost.get("per_rejected_row") or {}
+    currency = cost.get("currency") or ""
+
+    def money(value: Any) -> str:
+        return "n/a (no price in the recipe's card)" if value is None else f"{value:.6f} {currency}"
+
+    return [
+        "| | tokens | engine-seconds | money |",
+        "| --- | --- | --- | --- |",
+        f"| run | {cost.get('tokens', cost.get('prompt_tokens', 0) + cost.get('completion_tokens', 0)):,} "
+        f"({cost.get('prompt_tokens', 0):,} prompt + {cost.get('completion_tokens', 0):,} completion) | "
+        f"{_num(cost.get('engine_seconds'), 1)} | {money(cost.get('money'))} |",
+        f"| per accepted row (the run's spend over the rows it published) | {_num(per_accepted.get('tokens'), 1)} | "
+        f"{_num(per_accepted.get('engine_seconds'))} | {money(per_accepted.get('money'))} |",
+        f"| per rejected row (mean spend on a row not published) | {_num(per_rejected.get('tokens'), 1)} | "
+        f"{_num(per_rejected.get('engine_seconds'))} | {money(per_rejected.get('money'))} |",
+    ]
 
 
 def rejection_table(meta: dict[str, Any]) -> list[dict[str, Any]]:

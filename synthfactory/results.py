@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from synthfactory.batch import BatchState, synthetic_count
+from synthfactory.cost import Prices, run_cost, token_counts
 from synthfactory.lineage import ROW_SCHEMA
 from synthfactory.plan import RunPlan
 from synthfactory.seeds import QuarantinedRow
@@ -62,12 +63,10 @@ def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
         totals.batches_passed += state.status == "passed"
         totals.batches_quarantined += state.status == "quarantined"
         totals.engine_seconds += state.engine_seconds
-        for row in [*state.rows, *state.rejected, *state.quarantined]:
-            totals.prompt_tokens += row["prompt_tokens"] + row["judge_prompt_tokens"]
-            totals.completion_tokens += row["completion_tokens"] + row["judge_completion_tokens"]
         for row in [*state.rejected, *state.quarantined]:
             code = _reason_code(row["reason"])
             totals.reasons[code] = totals.reasons.get(code, 0) + 1
+    totals.prompt_tokens, totals.completion_tokens = token_counts(states)
     for seed in plan.seeds_quarantined:
         code = "seed_" + _reason_code(seed.reason)
         totals.reasons[code] = totals.reasons.get(code, 0) + 1
@@ -119,7 +118,7 @@ SUMMARY_FIELDS = (
     "seeds_recycled", "seed_versions", "seed_real_share", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
     "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",
-    "engine_batches_retried",
+    "engine_batches_retried", "stopped", "target_rows", "budget", "batches_planned", "cost",
 )
 
 
@@ -137,7 +136,8 @@ def _histogram(scores: list[float], bins: int = 5) -> dict[str, int]:
     return counts
 
 
-def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any]) -> dict[str, Any]:
+def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any],
+                    prices: Prices = Prices()) -> dict[str, Any]:
     """What the Delta commit records about the run that produced a version."""
     scores = [r["score"] for s in states if s.status == "passed" for r in s.rows if r["source"] != "real"]
     return {
@@ -153,7 +153,6 @@ def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, 
         "data_docs": {s.batch_id: s.validation["data_docs_url"] for s in states
                       if s.status == "quarantined" and s.validation and s.validation.get("data_docs_url")},
         "score_histogram": _histogram(scores),
-        "cost": {"prompt_tokens": totals.prompt_tokens, "completion_tokens": totals.completion_tokens,
-                 "engine_seconds": round(totals.engine_seconds, 3)},
+        "cost": run_cost(states, prices, totals.accepted),
         **extra,
     }

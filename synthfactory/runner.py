@@ -17,14 +17,17 @@ from typing import Any, Callable
 from synthfactory import pipeline
 from synthfactory.batch import BatchState
 from synthfactory.card import write_card
+from synthfactory.control import trim_to_target
+from synthfactory.cost import Prices
 from synthfactory.grading import Panel
 from synthfactory.methods import Method
 from synthfactory.plan import BatchPlan, RunPlan
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
-from synthfactory.recipe import Recipe
+from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
 from synthfactory.rows import row_schema
+from synthfactory.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 
@@ -77,31 +80,43 @@ class BatchRunner:
         return state
 
 
+def run_seeds(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> SeedSet:
+    """The seeds a run of `loaded` uses: its file or published versions, with the real share mixed
+    in; seeds a file calls real that near-match published synthetic rows flagged as recycled."""
+    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path, own=dataset_uri, real_texts=guards.real_texts)
+    if loaded.seeds_path is not None and not seeds.versions:
+        seeds = guards.flag_recycled(seeds)
+    return seeds
+
+
 def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, guards: QualityGuards,
                 extra: dict[str, Any], min_rows: int = 1, info: Callable[..., None] | None = None,
                 warn: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Dedup across the run, then the quarantine (idempotent per run), the version's index and
+    """Dedup across the run and trim to `batches.target_rows` (surplus quarantined as
+    `over_target`), then the quarantine (idempotent per run), the version's index and
     embeddings, and last the one commit that makes the version visible. Fewer than `min_rows`
     accepted rows: the quarantine is written and nothing is published (`published: False`)."""
     info, warn = info or log.info, warn or log.warning
-    states = dedup_across_run(states, guards)
+    recipe = guards.loaded.recipe
+    states = trim_to_target(dedup_across_run(states, guards), recipe.batches.target_rows)
     totals = totals_for(plan, states)
+    prices = Prices.from_card(recipe.card)
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
     schema = row_schema(guards.method)
     rows = published_rows(states, schema)
     method = {"method": guards.method.name}
     if totals.accepted < min_rows:
         metadata = commit_metadata(plan, states, totals, {**extra, **method, "published": False, "not_published_because": (
-            not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))})
+            not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))}, prices)
         store.clear_staged([s.batch_id for s in states])  # finished: a rerun of this recipe would repeat it
         info("%s", metadata["not_published_because"])  # the CLI prints it as its error
         return metadata
-    judging = judging_metadata(guards.loaded.recipe, states, store)
+    judging = judging_metadata(recipe, states, store)
     dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
     quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
                               dups / totals.generated if totals.generated else 0.0)
     metadata = commit_metadata(plan, states, totals, {**extra, **method, **judging, "quality": quality,
-                                                      "published": True})
+                                                      "published": True}, prices)
     store.publish(rows, metadata, schema)
     store.clear_staged([s.batch_id for s in states])
     info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)

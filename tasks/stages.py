@@ -21,8 +21,8 @@ from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.report import rejection_table, run_report_markdown
-from synthfactory.runner import STAGE_LINE, BatchRunner, publish_run
-from synthfactory.seeds import SeedSet, load_seeds
+from synthfactory.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
+from synthfactory.seeds import SeedSet
 from synthfactory.store import DatasetStore
 
 ENGINE_RETRIES = 2
@@ -52,10 +52,7 @@ def _stage_key(stage: str):
 
 @task(name="load-seeds", cache_policy=NO_CACHE, persist_result=False)
 def load_seeds_task(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> SeedSet:
-    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path, own=dataset_uri, real_texts=guards.real_texts)
-    if loaded.seeds_path is not None and not seeds.versions:
-        # claimed real (a seeds file, not published versions): check they are not our own published rows
-        seeds = guards.flag_recycled(seeds)
+    seeds = run_seeds(loaded, guards, dataset_uri)
     get_run_logger().info("seeds: %d usable (%d recycled from published synthetic rows), %d quarantined",
                           len(seeds.rows), sum(s.recycled for s in seeds.rows), len(seeds.quarantined))
     return seeds
