@@ -87,6 +87,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/gx_gate.py
 	$(BIN)/python bench/collapse.py
 	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/preview.py
 
 # Run as a service: a Prefect server (SQLite by default), the deployments, and a process worker.
 server: $(VENV)/.installed

@@ -271,7 +271,9 @@ def _preview(args: argparse.Namespace) -> int:
                                  f"{row['outcome']} at {row['stage']}: {row['reason']}"))
     failed = ", ".join(suite["failed_expectations"])
     print(f"\nsuite {loaded.suite_path.name} on these {len(batch.items)} rows: {suite['outcome']}"
-          + (f" (failed: {failed})" if failed else ""))
+          + (f" (failed: {failed})" if failed else "")
+          + (f"; the run's batches hold {loaded.recipe.batches.size} rows, which its set-level expectations "
+             "judge" if len(batch.items) < loaded.recipe.batches.size else ""))
     print(_estimate_text(guess))
     return 0
 
@@ -295,8 +297,8 @@ def _scores_line(scores: dict[str, Any]) -> str:
 
 def _estimate_text(e: dict[str, Any]) -> str:
     low, high = e["acceptance_interval"]
-    lines = [f"\nestimate from {e['accepted']} of {e['previewed']} accepted (acceptance {e['acceptance_rate']:.2f}, "
-             f"95% interval {low:.2f}-{high:.2f}):"]
+    lines = [f"\nestimate from {e['accepted']} of {e['previewed']} rows passing screen, judge and filter "
+             f"(acceptance estimate {e['acceptance_rate']:.2f}, 95% interval {low:.2f}-{high:.2f}):"]
     c_low, c_high = e["candidates_interval"]
     if e["target_rows"] is not None:
         lines.append(f"  {e['target_rows']} rows need about {_num(e['candidates'])} candidates "

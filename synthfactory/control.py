@@ -36,6 +36,11 @@ def acceptance_estimate(accepted: int, candidates: int) -> float:
     return (accepted + 1) / (candidates + 2)
 
 
+def wilson_midpoint(accepted: int, candidates: int, z: float = 1.96) -> float:
+    """The centre of the Wilson interval: a point estimate that stays off 0 and 1 on few rows."""
+    return (accepted + z * z / 2) / (candidates + z * z) if candidates > 0 else 0.5
+
+
 def wilson_interval(accepted: int, candidates: int, z: float = 1.96) -> tuple[float, float]:
     """95% interval of the acceptance rate from `accepted` of `candidates` (Wilson score)."""
     if candidates <= 0:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from synthfactory.batch import BatchState, synthetic_accepted
-from synthfactory.control import wilson_interval
+from synthfactory.control import wilson_interval, wilson_midpoint
 from synthfactory.cost import Prices, batch_spend
 from synthfactory.pipeline import ChatFn
 from synthfactory.plan import BatchPlan, RunPlan, plan_run
@@ -81,14 +81,21 @@ def _scores(value: Any) -> Any:
 
 def estimate(plan: RunPlan, batch: BatchPlan, state: BatchState, prices: Prices, replicas: int,
              target_rows: int | None) -> dict[str, Any]:
-    """The full run from the preview's numbers: candidates needed at the observed acceptance rate
-    (with its 95% Wilson interval), tokens, engine-seconds, money (with prices), and wall time with
-    `replicas` engine replicas busy in parallel (engine-seconds / replicas, model load not included)."""
+    """The full run from the preview's numbers: candidates needed at the acceptance rate seen
+    (the Wilson midpoint, with its 95% interval), tokens, engine-seconds, money (with prices), and
+    wall time with `replicas` engine replicas busy in parallel (engine-seconds / replicas, model
+    load not included).
+
+    A row counts as accepted when it passed every row-level stage (screen, judge, filter): the
+    suite's set-level expectations (diversity, near-dup rate) judge a batch of `batches.size`
+    rows in the run, not the handful previewed, so its outcome is shown but does not count here."""
     n = len(batch.items)
-    k = synthetic_accepted(state)
+    k = synthetic_accepted(state) + sum(r["stage"] == "validate" and r.get("source") != "real"
+                                        for r in state.quarantined)
     spend = batch_spend(state)
     low, high = wilson_interval(k, n)
-    rate = k / n if n else 0.0
+    observed = k / n if n else 0.0
+    rate = wilson_midpoint(k, n)
     per_token, per_second = spend.tokens / n, spend.engine_seconds / n
 
     def ceil(value: float | None) -> int | None:
@@ -112,7 +119,7 @@ def estimate(plan: RunPlan, batch: BatchPlan, state: BatchState, prices: Prices,
                 "wall_seconds": round(seconds / max(1, replicas), 1)}
 
     return {
-        "previewed": n, "accepted": k, "acceptance_rate": round(rate, 4),
+        "previewed": n, "accepted": k, "acceptance_observed": round(observed, 4), "acceptance_rate": round(rate, 4),
         "acceptance_interval": [round(low, 4), round(high, 4)],
         "target_rows": target_rows, **rows, "candidates": candidates, "candidates_interval": interval,
         "candidates_in_plan": plan.candidates, "replicas": replicas,

@@ -108,7 +108,7 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
     if totals.accepted < min_rows:
         metadata = commit_metadata(plan, states, totals, {**extra, **method, "published": False, "not_published_because": (
             not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))}, prices)
-        store.clear_staged([s.batch_id for s in states])  # finished: a rerun of this recipe would repeat it
+        store.clear_staged([b.batch_id for b in plan.batches])  # finished: a rerun of this recipe would repeat it
         info("%s", metadata["not_published_because"])  # the CLI prints it as its error
         return metadata
     judging = judging_metadata(recipe, states, store)
@@ -118,7 +118,7 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
     metadata = commit_metadata(plan, states, totals, {**extra, **method, **judging, "quality": quality,
                                                       "published": True}, prices)
     store.publish(rows, metadata, schema)
-    store.clear_staged([s.batch_id for s in states])
+    store.clear_staged([b.batch_id for b in plan.batches])  # also batches a resumed run with a target never needed
     info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)
     if store.is_local:  # after the commit: a card that cannot be written must not fail a published version
         try:

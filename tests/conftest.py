@@ -115,3 +115,23 @@ def wait_for(check, seconds: float, what: str, log: Path | None = None):
             return value
         time.sleep(0.5)
     pytest.fail(f"{what} within {seconds:g}s" + (f": {log.read_text()[-3000:]}" if log and log.exists() else ""))
+
+
+def sigkill_after_first_batch(command: list[str], env: dict[str, str], staging: Path, timeout: float = 300):
+    """Start `synthfactory run` in its own session, SIGKILL it (and its children) as soon as one
+    batch has finished every stage, and return (ids of the batches finished by then, when)."""
+    import signal
+    import subprocess
+    from datetime import datetime, timezone
+
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    deadline = time.monotonic() + timeout
+    finished: set[str] = set()
+    while time.monotonic() < deadline and first.poll() is None and not finished:
+        finished = {p.name.rsplit("-", 1)[0] for p in staging.glob("*-validate")} if staging.is_dir() else set()
+        time.sleep(0.05)
+    assert finished, "no batch finished before the deadline"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    return {p.name.rsplit("-", 1)[0] for p in staging.glob("*-validate")}, datetime.now(timezone.utc)

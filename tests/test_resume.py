@@ -4,17 +4,13 @@ no row is duplicated, and one version is published."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
-from datetime import datetime, timezone
 
 import pytest
 
 from synthfactory import load_dataset_version
 from synthfactory.store import DatasetStore
-from tests.conftest import cli_command, cli_env, make_recipe
+from tests.conftest import cli_command, cli_env, make_recipe, sigkill_after_first_batch
 
 BATCHES, SIZE, CRITERIA = 6, 3, 2
 
@@ -27,20 +23,7 @@ def test_sigkill_midway_then_rerun_resumes_exactly_once(tmp_path, prefect_api_ur
     env = cli_env(prefect_api_url, ray_cluster)
     command = cli_command("run", str(recipe), "--store", str(store), "--json")
 
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    deadline = time.monotonic() + 300
-    finished: set[str] = set()
-    while time.monotonic() < deadline and first.poll() is None:
-        finished = {p.name.rsplit("-", 1)[0] for p in staging.glob("*-validate")} if staging.is_dir() else set()
-        if finished:
-            break
-        time.sleep(0.05)
-    assert finished, "no batch finished before the deadline"
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    killed_at = datetime.now(timezone.utc)
-    finished = {p.name.rsplit("-", 1)[0] for p in staging.glob("*-validate")}
+    finished, killed_at = sigkill_after_first_batch(command, env, staging)
     assert not DatasetStore(store / "tiny").versions(), "the killed run must not have published"
     assert len(finished) < BATCHES
 
