@@ -244,7 +244,7 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
                  ("engine-seconds", cost.get("engine_seconds")),
                  *([("cost", f"{price:.4f} {card.get('currency', 'USD')}")] if price is not None else [])]),
         "",
-        *(["Per row:", "", *cost_table(cost), ""] if "per_accepted_row" in cost else []),
+        *(["Per run and per row:", "", *cost_table(cost), ""] if "per_accepted_row" in cost else []),
         "## Why the run stopped",
         "",
         stop_sentence(meta),
