@@ -29,7 +29,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from synthfactory import progress
 from synthfactory.errors import NothingToPublishError, UserError, ValidationGateError
-from synthfactory.batch import BatchState, synthetic_accepted
+from synthfactory.batch import BatchState, synthetic
 from synthfactory.control import RunControl
 from synthfactory.cost import Prices, batch_spend
 from synthfactory.plan import engine_specs_for
@@ -177,18 +177,19 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
             state = _batch_result(chains.pop(done))
             states.append(state)
             resumed += done.state.name == "Cached"  # the whole batch finished in an earlier run
-            real = sum(r["source"] == "real" for r in state.rows)
-            accepted += len(state.rows) - real
+            mine = synthetic(state.rows)
+            real = len(state.rows) - mine
+            accepted += mine
             if target is not None and accepted >= target:  # what publish will count: after dedup across batches
-                accepted = sum(synthetic_accepted(s) for s in dedup_across_run(states, guards))
+                accepted = sum(synthetic(s.rows) for s in dedup_across_run(states, guards))
             control.finished(state.batch_index, accepted, batch_spend(state))
             update_progress_artifact(bar, 100.0 * control.fraction(len(states)))
-            if first_batch_s is None and state.status == "passed" and len(state.rows) > real:
+            if first_batch_s is None and state.status == "passed" and mine:
                 first_batch_s = time.perf_counter() - started
             progress.report(RunProgress("batches", len(states), len(plan.batches), accepted, target))
             logger.info(
                 "batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined (run total: %d accepted%s)",
-                len(states), len(plan.batches), state.batch_id, state.status, len(state.rows) - real, real,
+                len(states), len(plan.batches), state.batch_id, state.status, mine, real,
                 len(state.rejected), len(state.quarantined), accepted, f" of {target}" if target else "",
             )
         engine_stats = pool.stats()

@@ -32,11 +32,11 @@ def with_reason(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
     return {**row, "stage": stage, "reason": reason}
 
 
+def synthetic(rows: list[dict[str, Any]]) -> int:
+    """How many of `rows` were generated (real rows mixed in are not)."""
+    return sum(r["source"] != "real" for r in rows)
+
+
 def synthetic_count(state: BatchState) -> int:
-    """Rows this batch generated (real rows mixed in are not generated, so not counted)."""
-    return sum(r["source"] != "real" for rows in (state.rows, state.rejected, state.quarantined) for r in rows)
-
-
-def synthetic_accepted(state: BatchState) -> int:
-    """Generated rows this batch accepted (0 for a batch its suite quarantined: its rows moved)."""
-    return sum(r["source"] != "real" for r in state.rows)
+    """Rows this batch generated, whichever list they ended in."""
+    return synthetic(state.rows) + synthetic(state.rejected) + synthetic(state.quarantined)

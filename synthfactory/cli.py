@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -61,23 +62,11 @@ def _run(args: argparse.Namespace) -> int:
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
             + (f" (first accepted batch at {first:.1f}s)" if first is not None else "")
         )
-        print(f"  stopped: {_stop_line(summary)}; cost: {_cost_line(summary.get('cost') or {})}")
+        from synthfactory.report import stop_sentence
+
+        print(f"  {stop_sentence(summary).replace('`', '')}")
+        print(f"  cost: {_cost_line(summary.get('cost') or {})}")
     return 0
-
-
-def _stop_line(summary: dict[str, Any]) -> str:
-    """Why the run stopped starting batches, in words."""
-    stopped, target = summary.get("stopped"), summary.get("target_rows")
-    budget = summary.get("budget") or {}
-    planned = summary.get("batches_planned")
-    return {
-        "complete": f"every planned batch ran ({planned})",
-        "target": f"reached the target of {target} rows",
-        "budget": f"budget: {budget.get('stopped_by')} {(budget.get('limits') or {}).get(budget.get('stopped_by'))} "
-                  f"would have been crossed (batches in flight finished)",
-        "max_candidates": "batches.max_candidates reached" + (f" before {target} rows" if target else ""),
-        "seeds_exhausted": f"the seeds ran out (every seed x samples_per_seed) before {target} rows",
-    }.get(stopped, str(stopped))
 
 
 def _cost_line(cost: dict[str, Any]) -> str:
@@ -119,8 +108,6 @@ class _ProgressBar:
 
     def fields(self, update: Any) -> dict[str, Any]:
         """What the bar shows for one update (kept apart from rich, so it can be checked)."""
-        import time
-
         if update.phase == "batches" and self._since is None:
             self._since = time.monotonic()
         elapsed = time.monotonic() - self._since if self._since is not None else 0.0

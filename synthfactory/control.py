@@ -31,11 +31,6 @@ COMPLETE, TARGET, BUDGET, MAX_CANDIDATES, SEEDS_EXHAUSTED = (
     "complete", "target", "budget", "max_candidates", "seeds_exhausted")
 
 
-def acceptance_estimate(accepted: int, candidates: int) -> float:
-    """Accepted per candidate, Laplace-smoothed: 0.5 before any row, never 0 or 1 from few rows."""
-    return (accepted + 1) / (candidates + 2)
-
-
 def wilson_midpoint(accepted: int, candidates: int, z: float = 1.96) -> float:
     """The centre of the Wilson interval: a point estimate that stays off 0 and 1 on few rows."""
     return (accepted + z * z / 2) / (candidates + z * z) if candidates > 0 else 0.5
@@ -106,7 +101,7 @@ class RunControl:
 
     def expected_accepted(self) -> float:
         """Accepted so far plus what the batches in flight should add at the rate seen so far."""
-        rate = acceptance_estimate(self.accepted, self.candidates_done)
+        rate = wilson_midpoint(self.accepted, self.candidates_done)
         return self.accepted + rate * sum(self.sizes[i] for i in self.in_flight)
 
     def limit_crossed(self, candidates: int) -> str | None:

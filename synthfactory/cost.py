@@ -49,27 +49,23 @@ class Spend:
         return Spend(self.tokens + other.tokens, self.engine_seconds + other.engine_seconds)
 
 
-def row_tokens(row: dict[str, Any]) -> int:
-    """Tokens the generator and the judges spent on one row (0 for real rows)."""
-    return int((row.get("prompt_tokens") or 0) + (row.get("completion_tokens") or 0)
-               + (row.get("judge_prompt_tokens") or 0) + (row.get("judge_completion_tokens") or 0))
+def token_counts(rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """Prompt and completion tokens the generator and the judges spent on these rows (real rows: 0)."""
+    prompt = completion = 0
+    for r in rows:
+        prompt += int((r.get("prompt_tokens") or 0) + (r.get("judge_prompt_tokens") or 0))
+        completion += int((r.get("completion_tokens") or 0) + (r.get("judge_completion_tokens") or 0))
+    return prompt, completion
 
 
-def row_seconds(row: dict[str, Any]) -> float:
-    return float((row.get("latency_s") or 0.0) + (row.get("judge_latency_s") or 0.0))
-
-
-def token_counts(states: list[BatchState]) -> tuple[int, int]:
-    """Prompt and completion tokens of every row of these batches, generator and judges."""
-    rows = [r for s in states for r in (*s.rows, *s.rejected, *s.quarantined)]
-    return (sum(int((r.get("prompt_tokens") or 0) + (r.get("judge_prompt_tokens") or 0)) for r in rows),
-            sum(int((r.get("completion_tokens") or 0) + (r.get("judge_completion_tokens") or 0)) for r in rows))
+def every_row(states: Iterable[BatchState]) -> list[dict[str, Any]]:
+    """Every row of these batches, whichever list it ended in."""
+    return [r for s in states for r in (*s.rows, *s.rejected, *s.quarantined)]
 
 
 def batch_spend(state: BatchState) -> Spend:
     """What one finished batch cost: its rows' tokens, and the engine-seconds of all its requests."""
-    rows = [*state.rows, *state.rejected, *state.quarantined]
-    return Spend(sum(row_tokens(r) for r in rows), state.engine_seconds)
+    return Spend(sum(token_counts(every_row([state]))), state.engine_seconds)
 
 
 def _per(spend_tokens: float, seconds: float, rows: int, prices: Prices) -> dict[str, Any]:
@@ -87,14 +83,14 @@ def run_cost(states: Iterable[BatchState], prices: Prices, accepted: int) -> dic
     row that was not published (rejected or quarantined), from the rows' own counts.
     """
     states = list(states)
-    prompt, completion = token_counts(states)
+    prompt, completion = token_counts(every_row(states))
     seconds = sum(s.engine_seconds for s in states)
     dropped = [r for s in states for r in (*s.rejected, *s.quarantined) if r.get("source") != "real"]
+    dropped_seconds = sum((r.get("latency_s") or 0.0) + (r.get("judge_latency_s") or 0.0) for r in dropped)
     return {
         "prompt_tokens": prompt, "completion_tokens": completion, "tokens": prompt + completion,
         "engine_seconds": round(seconds, 3), "money": prices.money(prompt + completion, seconds),
         "currency": prices.currency if prices.priced else None,
         "per_accepted_row": _per(prompt + completion, seconds, accepted, prices),
-        "per_rejected_row": _per(sum(row_tokens(r) for r in dropped), sum(row_seconds(r) for r in dropped),
-                                 len(dropped), prices),
+        "per_rejected_row": _per(sum(token_counts(dropped)), dropped_seconds, len(dropped), prices),
     }

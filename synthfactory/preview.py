@@ -8,11 +8,12 @@ sampling seeds), so a row in the preview is the row the run would make for that 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from typing import Any
 
-from synthfactory.batch import BatchState, synthetic_accepted
+from synthfactory.batch import BatchState, synthetic
 from synthfactory.control import wilson_interval, wilson_midpoint
 from synthfactory.cost import Prices, batch_spend
 from synthfactory.pipeline import ChatFn
@@ -52,8 +53,6 @@ def outcome_rows(batch: BatchPlan, state: BatchState) -> list[dict[str, Any]]:
     order = {item.sampling_seed: item.row_index for item in batch.items}
 
     def where(row: dict[str, Any]) -> int:
-        import json
-
         return order.get(json.loads(row.get("sampling") or "{}").get("seed"), len(order))
 
     entries = []
@@ -74,8 +73,6 @@ def outcome_rows(batch: BatchPlan, state: BatchState) -> list[dict[str, Any]]:
 
 def _scores(value: Any) -> Any:
     """A row keeps its scores as JSON text; the preview shows them as data."""
-    import json
-
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -90,8 +87,7 @@ def estimate(plan: RunPlan, batch: BatchPlan, state: BatchState, prices: Prices,
     suite's set-level expectations (diversity, near-dup rate) judge a batch of `batches.size`
     rows in the run, not the handful previewed, so its outcome is shown but does not count here."""
     n = len(batch.items)
-    k = synthetic_accepted(state) + sum(r["stage"] == "validate" and r.get("source") != "real"
-                                        for r in state.quarantined)
+    k = synthetic(state.rows) + synthetic([r for r in state.quarantined if r["stage"] == "validate"])
     spend = batch_spend(state)
     low, high = wilson_interval(k, n)
     observed = k / n if n else 0.0

@@ -8,8 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from synthfactory.batch import BatchState, synthetic_count
-from synthfactory.cost import Prices, run_cost, token_counts
+from synthfactory.batch import BatchState, synthetic, synthetic_count
+from synthfactory.cost import Prices, run_cost
 from synthfactory.lineage import ROW_SCHEMA
 from synthfactory.plan import RunPlan
 from synthfactory.seeds import QuarantinedRow
@@ -31,9 +31,6 @@ class RunTotals:
     batches: int = 0
     batches_passed: int = 0
     batches_quarantined: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    engine_seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -45,10 +42,6 @@ def _reason_code(reason: str) -> str:
     return reason.split(" ", 1)[0] if reason.startswith("contaminated:") else reason.split(":", 1)[0]
 
 
-def _synthetic(rows: list[dict[str, Any]]) -> int:
-    return sum(r["source"] != "real" for r in rows)
-
-
 def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
     items = [item for batch in plan.batches for item in batch.items]
     totals = RunTotals(seeds_quarantined=len(plan.seeds_quarantined), batches=len(states),
@@ -56,17 +49,15 @@ def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
                        seed_real_share=round(sum(i.seed.source == "real" for i in items) / max(1, len(items)), 6))
     for state in states:
         totals.generated += synthetic_count(state)
-        totals.accepted += _synthetic(state.rows)
-        totals.real_published += len(state.rows) - _synthetic(state.rows)
-        totals.rejected += _synthetic(state.rejected)
-        totals.quarantined += _synthetic(state.quarantined)
+        totals.accepted += synthetic(state.rows)
+        totals.real_published += len(state.rows) - synthetic(state.rows)
+        totals.rejected += synthetic(state.rejected)
+        totals.quarantined += synthetic(state.quarantined)
         totals.batches_passed += state.status == "passed"
         totals.batches_quarantined += state.status == "quarantined"
-        totals.engine_seconds += state.engine_seconds
         for row in [*state.rejected, *state.quarantined]:
             code = _reason_code(row["reason"])
             totals.reasons[code] = totals.reasons.get(code, 0) + 1
-    totals.prompt_tokens, totals.completion_tokens = token_counts(states)
     for seed in plan.seeds_quarantined:
         code = "seed_" + _reason_code(seed.reason)
         totals.reasons[code] = totals.reasons.get(code, 0) + 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from synthfactory.batch import BatchState
-from synthfactory.control import RunControl, acceptance_estimate, trim_to_target, wilson_interval, wilson_midpoint
+from synthfactory.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
 from synthfactory.cost import Prices, Spend, run_cost
 from synthfactory.errors import RecipeError
 from synthfactory.recipe import load_recipe
@@ -155,7 +155,7 @@ def test_cost_block_prices_only_with_prices_and_splits_per_row():
 
 
 def test_acceptance_interval_and_estimate():
-    assert acceptance_estimate(0, 0) == 0.5
+    assert wilson_midpoint(0, 0) == 0.5
     low, high = wilson_interval(3, 5)
     assert 0.2 < low < 0.6 < high < 0.95
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
