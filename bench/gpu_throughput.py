@@ -64,7 +64,7 @@ def raw(recipe_path: str, batches: int, batch_size: int) -> None:
     from synthfactory.engines.base import ChatRequest, EngineSpec
     from synthfactory.engines.vllm import VLLMEngine
     from synthfactory.grading import make_judge
-    from synthfactory.plan import plan_run
+    from synthfactory.run.plan import plan_run
     from synthfactory.recipe import load_recipe
     from synthfactory.seeds import load_seeds
 

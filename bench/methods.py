@@ -35,7 +35,7 @@ from synthfactory.grading import make_judge  # noqa: E402
 from synthfactory.lineage import row_id_for  # noqa: E402
 from synthfactory.methods import method_for  # noqa: E402
 from synthfactory.methods.base import Row, run_rounds  # noqa: E402
-from synthfactory.plan import plan_run  # noqa: E402
+from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
 from synthfactory.seeds import load_seeds  # noqa: E402
 from synthfactory.store import DatasetStore  # noqa: E402

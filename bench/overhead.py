@@ -30,7 +30,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
-from synthfactory.plan import plan_run  # noqa: E402
+from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
 from synthfactory.seeds import load_seeds  # noqa: E402
 

@@ -1,5 +1,5 @@
 """The factory flow: engines → plan → the core's stage line per batch (generate → screen → grade →
-filter → measure → validate, `synthfactory.runner.STAGE_LINE`) → publish once.
+filter → measure → validate, `synthfactory.run.runner.STAGE_LINE`) → publish once.
 
 Batches are kept in flight, a few per engine replica, so no engine idles while work remains.
 Finished stages are cached per batch in the dataset's staging folder: a rerun after a crash
@@ -27,18 +27,18 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from synthfactory import progress
+from synthfactory.run import progress
 from synthfactory.errors import NothingToPublishError, UserError, ValidationGateError
-from synthfactory.batch import BatchState, synthetic
-from synthfactory.control import RunControl
-from synthfactory.cost import Prices, batch_spend
-from synthfactory.plan import engine_specs_for
-from synthfactory.progress import RunProgress
+from synthfactory.run.batch import BatchState, synthetic
+from synthfactory.run.control import RunControl
+from synthfactory.run.cost import Prices, batch_spend
+from synthfactory.run.plan import engine_specs_for
+from synthfactory.run.progress import RunProgress
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run
 from synthfactory.recipe import LoadedRecipe, load_recipe
-from synthfactory.results import run_summary
-from synthfactory.runner import STAGE_LINE, BatchRunner
+from synthfactory.run.results import run_summary
+from synthfactory.run.runner import STAGE_LINE, BatchRunner
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 from tasks.stages import (

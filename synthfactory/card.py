@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from synthfactory.cost import Prices
+from synthfactory.run.cost import Prices
 from synthfactory.report import cost_table, stop_sentence
 from synthfactory.store import DatasetStore, VersionInfo
 

@@ -19,7 +19,7 @@ from synthfactory.errors import SynthfactoryError, UserError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from synthfactory.plan import engine_specs_for
+    from synthfactory.run.plan import engine_specs_for
     from synthfactory.recipe import load_recipe
 
     loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size,
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
         thread.join()
     try:
         with _ProgressBar(enabled=not args.json and not args.debug and sys.stderr.isatty()) as listener:
-            from synthfactory import progress
+            from synthfactory.run import progress
 
             with progress.listening(listener):
                 summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
@@ -79,7 +79,7 @@ def _cost_line(cost: dict[str, Any]) -> str:
 
 
 class _ProgressBar:
-    """A rich progress bar fed by `synthfactory.progress`: accepted of target rows (with a target)
+    """A rich progress bar fed by `synthfactory.run.progress`: accepted of target rows (with a target)
     or batches done of planned, rows accepted per second, and the ETA rich estimates from them."""
 
     LABELS = {"engines": "starting engines", "batches": "generating", "publishing": "publishing", "done": "done"}
@@ -153,7 +153,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     """Grade labelled rows with the recipe's judges and write the report, scores and plots."""
     from synthfactory.grading.calibration import (calibration_folder, grade_labels, load_labels, report_for,
                                                   write_calibration)
-    from synthfactory.plan import judge_specs
+    from synthfactory.run.plan import judge_specs
     from synthfactory.recipe import load_recipe
     from synthfactory.store import DatasetStore
 
@@ -211,9 +211,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     """A few of the plan's rows through every stage on the real engines, then an estimate of the
     whole run; the store is read, never written."""
-    from synthfactory.cost import Prices
-    from synthfactory.plan import engine_specs_for
-    from synthfactory.preview import estimate, outcome_rows, plan_for_preview, preview_items, run_preview
+    from synthfactory.run.cost import Prices
+    from synthfactory.run.plan import engine_specs_for
+    from synthfactory.run.preview import estimate, outcome_rows, plan_for_preview, preview_items, run_preview
     from synthfactory.quality.guards import QualityGuards
     from synthfactory.recipe import load_recipe
     from synthfactory.store import DatasetStore

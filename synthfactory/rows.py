@@ -17,7 +17,7 @@ from synthfactory.lineage import ROW_SCHEMA, row_id_for
 
 if TYPE_CHECKING:
     from synthfactory.methods.base import Draft, Method
-    from synthfactory.plan import BatchPlan, RunPlan
+    from synthfactory.run.plan import BatchPlan, RunPlan
 
 
 def row_schema(method: "Method") -> pa.Schema:

@@ -1,4 +1,4 @@
-"""Per-stage Prefect tasks. Each calls the core (`synthfactory.runner`); none holds logic of its own.
+"""Per-stage Prefect tasks. Each calls the core (`synthfactory.run.runner`); none holds logic of its own.
 
 Batch stages are cached under `{batch_id}-{stage}` in the dataset's staging folder, so a rerun of
 an interrupted run loads finished stages instead of calling an engine again.
@@ -13,15 +13,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from synthfactory.batch import BatchState
+from synthfactory.run.batch import BatchState
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import SynthfactoryError
-from synthfactory.plan import BatchPlan, RunPlan, plan_run
+from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.report import rejection_table, run_report_markdown
-from synthfactory.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
+from synthfactory.run.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
 from synthfactory.seeds import SeedSet
 from synthfactory.store import DatasetStore
 

@@ -1,4 +1,4 @@
-"""How much a run does (`synthfactory.control`), driven the way the flow drives it, with batches
+"""How much a run does (`synthfactory.run.control`), driven the way the flow drives it, with batches
 that "finish" from a stub: target sizing, stop reasons, budgets and their bound, trimming to
 the target, and the cost block. Seconds, no engines; the end-to-end runs are in test_target.py."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from synthfactory.batch import BatchState
-from synthfactory.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
-from synthfactory.cost import Prices, Spend, run_cost
+from synthfactory.run.batch import BatchState
+from synthfactory.run.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
+from synthfactory.run.cost import Prices, Spend, run_cost
 from synthfactory.errors import RecipeError
 from synthfactory.recipe import load_recipe
 from tests.conftest import ROOT
@@ -164,7 +164,7 @@ def test_acceptance_interval_and_estimate():
 
 def test_progress_bar_shows_accepted_of_target_and_rows_per_second():
     from synthfactory.cli import _ProgressBar
-    from synthfactory.progress import RunProgress
+    from synthfactory.run.progress import RunProgress
 
     bar = _ProgressBar(enabled=False)
     aimed = bar.fields(RunProgress("batches", 1, 6, 4, target=10))

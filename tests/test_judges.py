@@ -16,8 +16,8 @@ from synthfactory.engines.base import ChatResult
 from synthfactory.grading import krippendorff_alpha
 from synthfactory.grading.calibration import (at_threshold, fingerprint, load_labels, roc_auc,
                                               threshold_for_precision)
-from synthfactory.pipeline import filter_batch, generate_batch, grade_batch
-from synthfactory.plan import engine_specs_for, plan_run
+from synthfactory.run.stages import filter_batch, generate_batch, grade_batch
+from synthfactory.run.plan import engine_specs_for, plan_run
 from synthfactory.recipe import load_recipe
 from synthfactory.seeds import load_seeds
 from tests.conftest import cli_command, make_recipe

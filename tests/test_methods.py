@@ -12,8 +12,8 @@ from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.errors import RecipeError
 from synthfactory.grading import JudgeScore
 from synthfactory.methods import METHODS, method_for
-from synthfactory.pipeline import generate_batch, grade_batch
-from synthfactory.plan import plan_run
+from synthfactory.run.stages import generate_batch, grade_batch
+from synthfactory.run.plan import plan_run
 from synthfactory.recipe import load_recipe
 from synthfactory.seeds import load_seeds
 from tests.conftest import cli_command, make_recipe

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from synthfactory.pipeline import BatchState, measure_batch, settle_validation
-from synthfactory.plan import plan_run
+from synthfactory.run.stages import BatchState, measure_batch, settle_validation
+from synthfactory.run.plan import plan_run
 from synthfactory.quality.dedup import write_version_index
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run

@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthfactory.plan import plan_run
+from synthfactory.run.plan import plan_run
 from synthfactory.recipe import SeedsConfig, load_recipe
 from synthfactory.seeds import load_seeds
 from tests.conftest import make_recipe
@@ -62,7 +62,7 @@ def test_seed_hygiene_on_what_the_model_would_see(tmp_path):
 
 
 def test_a_trailing_sliver_joins_the_batch_before_it():
-    from synthfactory.plan import batch_bounds
+    from synthfactory.run.plan import batch_bounds
 
     assert batch_bounds(9, 4) == [(0, 4), (4, 9)]        # 1 left over: joins
     assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]  # 2, half a batch, stays

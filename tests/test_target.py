@@ -71,7 +71,7 @@ def _tree(folder: Path) -> str:
 
 def test_token_budget_stops_early_publishes_what_passed_and_records_it(tmp_path, prefect_api_url, ray_cluster):
     from flows.factory import factory_flow
-    from synthfactory import progress
+    from synthfactory.run import progress
 
     budget = 1500
     recipe = make_recipe(tmp_path, name="budgeted", batches__count=6, batches__size=2,

@@ -28,7 +28,7 @@ from synthfactory.lineage import stable_hash
 
 if TYPE_CHECKING:
     from synthfactory.grading import JudgeScore
-    from synthfactory.plan import WorkItem
+    from synthfactory.run.plan import WorkItem
     from synthfactory.recipe import GenerationConfig
 
 # OpenAI chat format as Arrow: what `datasets` loads as a list of {"role", "content"} dicts

@@ -13,14 +13,14 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from synthfactory.batch import BatchState, synthetic
-from synthfactory.control import wilson_interval, wilson_midpoint
-from synthfactory.cost import Prices, batch_spend
-from synthfactory.pipeline import ChatFn
-from synthfactory.plan import BatchPlan, RunPlan, plan_run
+from synthfactory.run.batch import BatchState, synthetic
+from synthfactory.run.control import wilson_interval, wilson_midpoint
+from synthfactory.run.cost import Prices, batch_spend
+from synthfactory.run.stages import ChatFn
+from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
-from synthfactory.runner import BatchRunner, run_seeds
+from synthfactory.run.runner import BatchRunner, run_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from synthfactory.batch import BatchState, synthetic, synthetic_count
-from synthfactory.cost import Prices, run_cost
+from synthfactory.run.batch import BatchState, synthetic, synthetic_count
+from synthfactory.run.cost import Prices, run_cost
 from synthfactory.lineage import ROW_SCHEMA
-from synthfactory.plan import RunPlan
+from synthfactory.run.plan import RunPlan
 from synthfactory.seeds import QuarantinedRow
 
 

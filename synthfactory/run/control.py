@@ -1,6 +1,6 @@
 """How much a run does: which planned batch starts next, when to stop starting them, and why.
 
-The plan (`synthfactory.plan`) fixes every batch a run could run, with deterministic ids; the
+The plan (`synthfactory.run.plan`) fixes every batch a run could run, with deterministic ids; the
 flow asks `RunControl.next_batch` before starting each one and tells it every batch that
 finishes. It stops starting batches when
 
@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from synthfactory.batch import BatchState
-from synthfactory.cost import Prices, Spend
+from synthfactory.run.batch import BatchState
+from synthfactory.run.cost import Prices, Spend
 
 COMPLETE, TARGET, BUDGET, MAX_CANDIDATES, SEEDS_EXHAUSTED = (
     "complete", "target", "budget", "max_candidates", "seeds_exhausted")

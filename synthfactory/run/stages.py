@@ -11,14 +11,14 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from synthfactory.batch import BatchState, synthetic_count, with_reason
+from synthfactory.run.batch import BatchState, synthetic_count, with_reason
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
 from synthfactory.grading import JudgementError, Panel, krippendorff_alpha
 from synthfactory.grading.llm import p_first, pairwise_request
 from synthfactory.lineage import sampling_seed
 from synthfactory.methods import Method, method_for
 from synthfactory.methods.base import Fail, run_rounds
-from synthfactory.plan import BatchPlan, RunPlan
+from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.recipe import Recipe
 from synthfactory.rows import generated_row
 

@@ -14,18 +14,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from synthfactory import pipeline
-from synthfactory.batch import BatchState
+from synthfactory.run import stages
+from synthfactory.run.batch import BatchState
 from synthfactory.card import write_card
-from synthfactory.control import trim_to_target
-from synthfactory.cost import Prices
+from synthfactory.run.control import trim_to_target
+from synthfactory.run.cost import Prices
 from synthfactory.grading import Panel
 from synthfactory.methods import Method
-from synthfactory.plan import BatchPlan, RunPlan
+from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
-from synthfactory.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
+from synthfactory.run.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
 from synthfactory.rows import row_schema
 from synthfactory.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
@@ -43,7 +43,7 @@ class BatchRunner:
     recipe: Recipe
     guards: QualityGuards
     gate: SuiteGate
-    chat: pipeline.ChatFn
+    chat: stages.ChatFn
 
     @functools.cached_property
     def panel(self) -> Panel:
@@ -55,22 +55,22 @@ class BatchRunner:
         return self.guards.method  # one instance per run: the guards' (built from the same recipe)
 
     def generate(self, batch: BatchPlan) -> BatchState:
-        return pipeline.generate_batch(self.plan, batch, self.recipe, self.chat, self.method)
+        return stages.generate_batch(self.plan, batch, self.recipe, self.chat, self.method)
 
     def screen(self, state: BatchState) -> BatchState:
-        return pipeline.screen_batch(state, self.guards)
+        return stages.screen_batch(state, self.guards)
 
     def grade(self, state: BatchState) -> BatchState:
-        return pipeline.grade_batch(self.plan, state, self.recipe, self.chat, self.method, self.panel)
+        return stages.grade_batch(self.plan, state, self.recipe, self.chat, self.method, self.panel)
 
     def filter(self, state: BatchState) -> BatchState:
-        return pipeline.filter_batch(state, self.recipe.grading.pass_mark)
+        return stages.filter_batch(state, self.recipe.grading.pass_mark)
 
     def measure(self, state: BatchState) -> BatchState:
-        return pipeline.measure_batch(self.plan, state, self.guards)
+        return stages.measure_batch(self.plan, state, self.guards)
 
     def validate(self, state: BatchState) -> BatchState:
-        return pipeline.settle_validation(state, self.gate.validate(state.rows, state.batch_id))
+        return stages.settle_validation(state, self.gate.validate(state.rows, state.batch_id))
 
     def run(self, batch: BatchPlan) -> BatchState:
         """Every stage of the line, in order, for one batch."""

@@ -1,7 +1,7 @@
 """What a run spends, from measured numbers only: tokens the engines counted, engine-seconds they
 were busy, and money only where the recipe's card gives a price (otherwise null, never zero).
 
-One place computes it; the budget (`synthfactory.control`), the commit metadata, the summary
+One place computes it; the budget (`synthfactory.run.control`), the commit metadata, the summary
 JSON, `synthfactory versions`, the Prefect report and the dataset card all read it from here.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from synthfactory.batch import BatchState
+from synthfactory.run.batch import BatchState
 
 
 @dataclass(frozen=True)
