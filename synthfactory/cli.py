@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
             + (f" (first accepted batch at {first:.1f}s)" if first is not None else "")
         )
-        from synthfactory.report import stop_sentence
+        from synthfactory.publish.report import stop_sentence
 
         print(f"  {stop_sentence(summary).replace('`', '')}")
         print(f"  cost: {_cost_line(summary.get('cost') or {})}")
@@ -370,7 +370,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from synthfactory.publishing import export_version
+    from synthfactory.publish.hub import export_version
 
     folder = export_version(args.dataset, args.version, args.to, fmt=args.format)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
@@ -382,7 +382,7 @@ def _export(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     import tempfile
 
-    from synthfactory.publishing import plan_push, push
+    from synthfactory.publish.hub import plan_push, push
 
     with tempfile.TemporaryDirectory(prefix="synthfactory-push-") as tmp:
         plan = plan_push(args.dataset, args.version, args.repo, Path(tmp) / "export", private=args.private,
@@ -400,7 +400,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from synthfactory.publishing import diff_versions
+    from synthfactory.publish.hub import diff_versions
 
     result = diff_versions(args.dataset, args.a, args.b)
     if args.json:
@@ -459,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset", help="DIR/NAME")
     export.add_argument("--version", type=int, required=True)
     export.add_argument("--to", type=Path, required=True, help="output folder (card, plots, data/*.parquet)")
-    export.add_argument("--format", default="hub",  # checked by synthfactory.formats.convert (one-line error)
+    export.add_argument("--format", default="hub",  # checked by synthfactory.publish.formats.convert (one-line error)
                         help="hub (every column), jsonl, messages (SFT), sharegpt, dpo (preference pairs)")
     export.set_defaults(func=_export)
     push = sub.add_parser("push", parents=[common], help="upload a version to the Hub in one commit and tag it vN")

@@ -20,7 +20,7 @@ from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
-from synthfactory.report import rejection_table, run_report_markdown
+from synthfactory.publish.report import rejection_table, run_report_markdown
 from synthfactory.run.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
 from synthfactory.seeds import SeedSet
 from synthfactory.store import DatasetStore

@@ -13,7 +13,7 @@ import yaml
 
 from synthfactory import load_dataset_version
 from synthfactory.lineage import LINEAGE_COLUMNS
-from synthfactory.publishing import export_version
+from synthfactory.publish.hub import export_version
 from synthfactory.store import DatasetStore
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url", "ray_cluster")

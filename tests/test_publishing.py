@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from synthfactory import load_dataset_version
-from synthfactory.publishing import export_version, plan_push
+from synthfactory.publish.hub import export_version, plan_push
 from synthfactory.store import DatasetStore
 from tests.conftest import cli_command, cli_env, make_recipe
 

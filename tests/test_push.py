@@ -10,7 +10,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 from huggingface_hub.utils import HfHubHTTPError, hf_raise_for_status
 
 from synthfactory.errors import UserError
-from synthfactory.publishing import PushPlan, check_order, hub_error_line, stale_files
+from synthfactory.publish.hub import PushPlan, check_order, hub_error_line, stale_files
 
 # the HTTP client huggingface_hub itself uses (httpx2 from huggingface_hub 2.x, httpx before)
 http = importlib.import_module("httpx2") if importlib.util.find_spec("httpx2") else importlib.import_module("httpx")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from synthfactory.run import stages
 from synthfactory.run.batch import BatchState
-from synthfactory.card import write_card
+from synthfactory.publish.card import write_card
 from synthfactory.run.control import trim_to_target
 from synthfactory.run.cost import Prices
 from synthfactory.grading import Panel

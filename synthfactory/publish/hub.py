@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthfactory.card import write_card
+from synthfactory.publish.card import write_card
 from synthfactory.errors import UserError
-from synthfactory.formats import convert, write_rows
+from synthfactory.publish.formats import convert, write_rows
 from synthfactory.lineage import stable_hash
 from synthfactory.quality.embed import frechet_distance, read_version_embeddings
 from synthfactory.store import DatasetStore

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from synthfactory.run.cost import Prices
-from synthfactory.report import cost_table, stop_sentence
+from synthfactory.publish.report import cost_table, stop_sentence
 from synthfactory.store import DatasetStore, VersionInfo
 
 CARDS_DIR = "_cards"
