@@ -104,11 +104,11 @@ def main() -> None:
 
     from flows.factory import factory_flow
     from synthfactory import load_dataset_version
-    from synthfactory.corpus import corpus_file
+    from synthfactory.inputs.corpus import corpus_file
     from synthfactory.errors import NothingToPublishError
     from synthfactory.pool import ensure_ray
     from synthfactory.quality.embed import Embedder
-    from synthfactory.quality.sources import read_texts
+    from synthfactory.inputs.sources import read_texts
     from synthfactory.quality.tails import ReferenceTails
 
     ensure_ray()

@@ -66,7 +66,7 @@ def raw(recipe_path: str, batches: int, batch_size: int) -> None:
     from synthfactory.grading import make_judge
     from synthfactory.run.plan import plan_run
     from synthfactory.recipe import load_recipe
-    from synthfactory.seeds import load_seeds
+    from synthfactory.inputs.seeds import load_seeds
 
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size)
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)

@@ -37,7 +37,7 @@ from synthfactory.methods import method_for  # noqa: E402
 from synthfactory.methods.base import Row, run_rounds  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
-from synthfactory.seeds import load_seeds  # noqa: E402
+from synthfactory.inputs.seeds import load_seeds  # noqa: E402
 from synthfactory.store import DatasetStore  # noqa: E402
 
 _worker: dict = {}

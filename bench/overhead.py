@@ -32,7 +32,7 @@ from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
-from synthfactory.seeds import load_seeds  # noqa: E402
+from synthfactory.inputs.seeds import load_seeds  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "quickstart.yaml"
 

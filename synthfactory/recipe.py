@@ -413,9 +413,9 @@ def _format_validation_error(exc: ValidationError) -> str:
 
 def _resolve(base: Path, value: str, field: str) -> Path:
     """Paths in a recipe are relative to the recipe file, else to the working directory;
-    `corpus:NAME` is a corpus that installs with the project (synthfactory.corpus)."""
+    `corpus:NAME` is a corpus that installs with the project (synthfactory.inputs.corpus)."""
     if value.startswith("corpus:"):
-        from synthfactory.corpus import corpus_file
+        from synthfactory.inputs.corpus import corpus_file
 
         return corpus_file(value.removeprefix("corpus:"), field)
     candidate = Path(value).expanduser()

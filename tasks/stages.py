@@ -22,7 +22,7 @@ from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.publish.report import rejection_table, run_report_markdown
 from synthfactory.run.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
-from synthfactory.seeds import SeedSet
+from synthfactory.inputs.seeds import SeedSet
 from synthfactory.store import DatasetStore
 
 ENGINE_RETRIES = 2

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from synthfactory.corpus import CORPORA, corpus_file, paragraphs
-from synthfactory.quality.sources import read_texts
+from synthfactory.inputs.corpus import CORPORA, corpus_file, paragraphs
+from synthfactory.inputs.sources import read_texts
 from synthfactory.recipe import load_recipe
-from synthfactory.seeds import SeedRow, _interleave, load_seeds, versions_named
+from synthfactory.inputs.seeds import SeedRow, _interleave, load_seeds, versions_named
 from tests.conftest import TOPICS, make_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -149,7 +149,7 @@ def test_the_engine_side_imports_nothing_of_the_factory_environment():
                "sys.meta_path.insert(0, Block())\n"
                "import synthfactory.pool, synthfactory.engines, synthfactory.engines.vllm\n"
                "import synthfactory.engines.llamacpp, synthfactory.engines.openai\n"
-               "import synthfactory.grading, synthfactory.run.plan, synthfactory.recipe, synthfactory.seeds\n"
+               "import synthfactory.grading, synthfactory.run.plan, synthfactory.recipe, synthfactory.inputs.seeds\n"
                "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", blocker], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

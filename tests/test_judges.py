@@ -19,7 +19,7 @@ from synthfactory.grading.calibration import (at_threshold, fingerprint, load_la
 from synthfactory.run.stages import filter_batch, generate_batch, grade_batch
 from synthfactory.run.plan import engine_specs_for, plan_run
 from synthfactory.recipe import load_recipe
-from synthfactory.seeds import load_seeds
+from synthfactory.inputs.seeds import load_seeds
 from tests.conftest import cli_command, make_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

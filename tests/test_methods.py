@@ -15,7 +15,7 @@ from synthfactory.methods import METHODS, method_for
 from synthfactory.run.stages import generate_batch, grade_batch
 from synthfactory.run.plan import plan_run
 from synthfactory.recipe import load_recipe
-from synthfactory.seeds import load_seeds
+from synthfactory.inputs.seeds import load_seeds
 from tests.conftest import cli_command, make_recipe
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from synthfactory import load_dataset_version
 from synthfactory.recipe import load_recipe
-from synthfactory.seeds import load_seeds
+from synthfactory.inputs.seeds import load_seeds
 from tests.conftest import TOPICS, make_recipe
 from tests.test_quality import VARIED
 

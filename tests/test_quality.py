@@ -13,7 +13,7 @@ from synthfactory.quality.dedup import write_version_index
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run
 from synthfactory.recipe import load_recipe
-from synthfactory.seeds import load_seeds
+from synthfactory.inputs.seeds import load_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 from tests.conftest import make_recipe

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from synthfactory.run.plan import plan_run
 from synthfactory.recipe import SeedsConfig, load_recipe
-from synthfactory.seeds import load_seeds
+from synthfactory.inputs.seeds import load_seeds
 from tests.conftest import make_recipe
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthfactory.errors import RecipeError
-from synthfactory.quality.sources import read_texts
+from synthfactory.inputs.sources import read_texts
 from synthfactory.quality.text import words
 
 

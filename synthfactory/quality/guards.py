@@ -18,11 +18,11 @@ import numpy as np
 from synthfactory.methods import Method, method_for
 from synthfactory.quality import text as tq
 from synthfactory.quality.decontam import Decontaminator
-from synthfactory.quality.sources import read_texts
+from synthfactory.inputs.sources import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.rows import real_row
-from synthfactory.seeds import SeedSet
+from synthfactory.inputs.seeds import SeedSet
 
 ECHO_SPAN = 8  # words: an output repeating this many consecutive prompt words echoes its instruction
 

@@ -13,7 +13,7 @@ from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError
 from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
 from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, template_environment
-from synthfactory.seeds import QuarantinedRow, SeedRow, SeedSet
+from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from synthfactory.run.batch import BatchState, synthetic, synthetic_count
 from synthfactory.run.cost import Prices, run_cost
 from synthfactory.lineage import ROW_SCHEMA
 from synthfactory.run.plan import RunPlan
-from synthfactory.seeds import QuarantinedRow
+from synthfactory.inputs.seeds import QuarantinedRow
 
 
 @dataclass

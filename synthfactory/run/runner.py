@@ -27,7 +27,7 @@ from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.run.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
 from synthfactory.rows import row_schema
-from synthfactory.seeds import SeedSet, load_seeds
+from synthfactory.inputs.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.validation import SuiteGate
 
