@@ -106,7 +106,7 @@ def main() -> None:
     from synthfactory import load_dataset_version
     from synthfactory.inputs.corpus import corpus_file
     from synthfactory.errors import NothingToPublishError
-    from synthfactory.pool import ensure_ray
+    from synthfactory.engines.pool import ensure_ray
     from synthfactory.quality.embed import Embedder
     from synthfactory.inputs.sources import read_texts
     from synthfactory.quality.tails import ReferenceTails

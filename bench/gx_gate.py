@@ -17,7 +17,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synthfactory.validation import SuiteGate  # noqa: E402
+from synthfactory.quality.validation import SuiteGate  # noqa: E402
 
 
 def frame(rows: int) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def workload(n: int, max_tokens: int) -> list[ChatRequest]:
 
 def ray_replicas(replicas: int, requests: list[ChatRequest], batch: int = 4) -> tuple[float, int]:
     """The factory's pool: batches handed to the least-busy replica, a few in flight per replica."""
-    from synthfactory.pool import EnginePool
+    from synthfactory.engines.pool import EnginePool
 
     spec = EngineSpec("llamacpp", MODEL, replicas=replicas, threads=1)
     pool = EnginePool([spec])

@@ -40,7 +40,7 @@ from synthfactory.recipe import LoadedRecipe, load_recipe
 from synthfactory.run.results import run_summary
 from synthfactory.run.runner import STAGE_LINE, BatchRunner
 from synthfactory.store import DatasetStore
-from synthfactory.validation import SuiteGate
+from synthfactory.quality.validation import SuiteGate
 from tasks.stages import (
     STAGE_TASKS,
     load_seeds_task,

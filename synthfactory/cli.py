@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
                          target_rows=args.target_rows)  # fail fast, exit 2
     _check_models(engine_specs_for(loaded))
     from flows.factory import factory_flow
-    from synthfactory.pool import ensure_ray
+    from synthfactory.engines.pool import ensure_ray
 
     if not args.debug:
         _install_console_filter()  # Prefect's console handler exists once the flow module is imported
@@ -168,7 +168,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     pool = None
     try:
         if engines:
-            from synthfactory.pool import EnginePool, ensure_ray
+            from synthfactory.engines.pool import EnginePool, ensure_ray
 
             ensure_ray(quiet=not args.debug)
             pool = EnginePool(engines)
@@ -225,7 +225,7 @@ def _preview(args: argparse.Namespace) -> int:
     guards = QualityGuards.for_run(loaded, store.index_path, store.embeddings_path)
     plan = plan_for_preview(loaded, store, guards)
     batch = preview_items(plan, args.rows)
-    from synthfactory.pool import EnginePool, ensure_ray
+    from synthfactory.engines.pool import EnginePool, ensure_ray
 
     ensure_ray(quiet=not args.debug)
     pool = None

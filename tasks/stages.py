@@ -17,7 +17,7 @@ from synthfactory.run.batch import BatchState
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import SynthfactoryError
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
-from synthfactory.pool import EnginePool
+from synthfactory.engines.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.publish.report import rejection_table, run_report_markdown

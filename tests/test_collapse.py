@@ -119,7 +119,7 @@ def test_accumulated_seeds_from_every_version_with_real_rows_keep_depths_and_the
 @pytest.mark.usefixtures("ray_cluster")
 def test_a_batch_in_one_corner_of_the_reference_covers_less_and_the_suite_quarantines_it(tmp_path):
     from synthfactory.quality.guards import QualityGuards
-    from synthfactory.validation import SuiteGate
+    from synthfactory.quality.validation import SuiteGate
 
     suite = tmp_path / "coverage.json"
     suite.write_text(json.dumps({"name": "coverage", "expectations": [

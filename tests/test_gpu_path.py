@@ -17,7 +17,7 @@ import pytest
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, isolate_failures
 from synthfactory.engines.vllm import close_vllm, prompt_too_long
 from synthfactory.errors import EngineUnavailableError
-from synthfactory.pool import default_replicas, gpu_capacity
+from synthfactory.engines.pool import default_replicas, gpu_capacity
 from synthfactory.recipe import load_recipe
 from tests.conftest import make_recipe
 
@@ -147,7 +147,7 @@ def test_the_engine_side_imports_nothing_of_the_factory_environment():
                f"        if name.split('.')[0] in {FACTORY_ONLY!r}:\n"
                f"            raise ImportError('engine environment: no ' + name)\n"
                "sys.meta_path.insert(0, Block())\n"
-               "import synthfactory.pool, synthfactory.engines, synthfactory.engines.vllm\n"
+               "import synthfactory.engines.pool, synthfactory.engines, synthfactory.engines.vllm\n"
                "import synthfactory.engines.llamacpp, synthfactory.engines.openai\n"
                "import synthfactory.grading, synthfactory.run.plan, synthfactory.recipe, synthfactory.inputs.seeds\n"
                "print('ok')\n")
@@ -191,7 +191,7 @@ def test_vllm_actors_start_in_the_engine_environment(ray_cluster, tmp_path, monk
     (Ray's runtime_env py_executable); other engines keep the factory's."""
     import ray
 
-    from synthfactory.pool import VLLM_PYTHON, _actor_options
+    from synthfactory.engines.pool import VLLM_PYTHON, _actor_options
 
     python = tmp_path / "engine-python"
     python.write_text(f"#!/bin/sh\nSYNTHFACTORY_ENGINE_ENV=engine exec {sys.executable} \"$@\"\n")

@@ -15,7 +15,7 @@ from synthfactory.quality.versioning import dedup_across_run
 from synthfactory.recipe import load_recipe
 from synthfactory.inputs.seeds import load_seeds
 from synthfactory.store import DatasetStore
-from synthfactory.validation import SuiteGate
+from synthfactory.quality.validation import SuiteGate
 from tests.conftest import make_recipe
 
 VARIED = [

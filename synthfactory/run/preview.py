@@ -22,7 +22,7 @@ from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.run.runner import BatchRunner, run_seeds
 from synthfactory.store import DatasetStore
-from synthfactory.validation import SuiteGate
+from synthfactory.quality.validation import SuiteGate
 
 TEXT_SHOWN = 300  # characters of each output the preview shows
 

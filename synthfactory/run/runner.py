@@ -29,7 +29,7 @@ from synthfactory.run.results import commit_metadata, not_published_reason, publ
 from synthfactory.rows import row_schema
 from synthfactory.inputs.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
-from synthfactory.validation import SuiteGate
+from synthfactory.quality.validation import SuiteGate
 
 STAGE_LINE = ("generate", "screen", "grade", "filter", "measure", "validate")
 log = logging.getLogger(__name__)
