@@ -65,7 +65,7 @@ def test_start_check_needs_a_token_and_logprobs_when_the_judge_reads_them():
 
 
 def test_crash_cause_names_engine_model_signal_activity_and_logs(tmp_path):
-    from synthfactory.engines.pool import crash_cause
+    from synthfactory.engines.crash import crash_cause
 
     report = tmp_path / "r.faults"
     report.write_text(
@@ -175,7 +175,7 @@ def test_prefect_retries_transient_errors_but_not_our_failures():
 
 
 def test_crash_cause_after_a_restart_names_the_log_of_the_process_that_crashed(tmp_path):
-    from synthfactory.engines.pool import crash_cause
+    from synthfactory.engines.crash import crash_cause
 
     report = tmp_path / "r.faults"
     report.write_text("replica pid 7 on node n1, worker log /logs/w-7.err\n"

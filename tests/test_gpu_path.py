@@ -17,7 +17,7 @@ import pytest
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, isolate_failures
 from synthfactory.engines.vllm import close_vllm, prompt_too_long
 from synthfactory.errors import EngineUnavailableError
-from synthfactory.engines.pool import default_replicas, gpu_capacity
+from synthfactory.engines.placement import default_replicas, gpu_capacity
 from synthfactory.recipe import load_recipe
 from tests.conftest import make_recipe
 
@@ -191,15 +191,15 @@ def test_vllm_actors_start_in_the_engine_environment(ray_cluster, tmp_path, monk
     (Ray's runtime_env py_executable); other engines keep the factory's."""
     import ray
 
-    from synthfactory.engines.pool import VLLM_PYTHON, _actor_options
+    from synthfactory.engines.placement import VLLM_PYTHON, actor_options
 
     python = tmp_path / "engine-python"
     python.write_text(f"#!/bin/sh\nSYNTHFACTORY_ENGINE_ENV=engine exec {sys.executable} \"$@\"\n")
     python.chmod(0o755)
     monkeypatch.setenv(VLLM_PYTHON, str(python))
-    options, _ = _actor_options(_vllm("gen-model"), 1.0)
+    options, _ = actor_options(_vllm("gen-model"), 1.0)
     assert options["num_gpus"] == 1 and options["runtime_env"] == {"py_executable": str(python)}
-    assert "runtime_env" not in _actor_options(EngineSpec(engine="llamacpp", model="m"), 1.0)[0]
+    assert "runtime_env" not in actor_options(EngineSpec(engine="llamacpp", model="m"), 1.0)[0]
 
     @ray.remote(num_cpus=0)
     def where() -> str | None:

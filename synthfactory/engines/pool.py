@@ -12,17 +12,18 @@ import re
 import tempfile
 import threading
 import uuid
-from pathlib import Path
 import time
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
-from synthfactory.errors import EngineFailure, EngineUnavailableError, SynthfactoryError
+from synthfactory.engines.crash import crash_cause, report_faults, start_failure, worker_log
+from synthfactory.engines.placement import actor_options, default_replicas, gpu_capacity
+from synthfactory.errors import EngineFailure, SynthfactoryError
 
 log = logging.getLogger(__name__)
-VLLM_PYTHON = "SYNTHFACTORY_VLLM_PYTHON"  # the engine environment's Python (`make gpu-env`), for one-machine setups
 
 
 def ensure_ray(quiet: bool = False) -> None:
@@ -43,8 +44,6 @@ def ensure_ray(quiet: bool = False) -> None:
 
 
 MAX_RESTARTS = 2  # a replica that keeps dying is not restarted forever: then the run fails with the cause
-FAULT_SIGNALS = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Illegal instruction": "SIGILL",
-                 "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE", "Bus error": "SIGBUS"}
 
 
 @ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=0)  # a dead actor is restarted; the pool retries its batch
@@ -62,9 +61,9 @@ class EngineActor:
         self.busy_seconds = 0.0
         self._count = threading.Lock()  # the openai engine's actor serves many calls at once
         self._load = threading.Lock()
-        self._where = {"pid": os.getpid(), "node_id": self.node_id, "worker_log": _worker_log(),
+        self._where = {"pid": os.getpid(), "node_id": self.node_id, "worker_log": worker_log(),
                        "fault_report": fault_report}
-        _report_faults(fault_report, self._where)
+        report_faults(fault_report, self._where)
 
     def where(self) -> dict[str, Any]:
         return self._where
@@ -109,79 +108,6 @@ class EngineActor:
             engine.close()
 
 
-def _worker_log() -> str | None:
-    """The file Ray sends this worker's stderr to (where native libraries print their aborts)."""
-    try:
-        target = os.readlink("/proc/self/fd/2")
-    except OSError:
-        return None
-    return target if target.startswith("/") else None
-
-
-def _report_faults(path: str, where: dict[str, Any]) -> None:
-    """Send Python's fault handler (SIGSEGV, SIGABRT, SIGILL, SIGFPE, SIGBUS) to `path`."""
-    import faulthandler
-
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - must stay open for the process's life
-    except OSError:
-        return
-    handle.write(f"replica pid {where['pid']} on node {where['node_id']}, worker log {where['worker_log']}\n")
-    handle.flush()
-    faulthandler.enable(file=handle, all_threads=True)
-    _FAULT_FILES.append(handle)  # faulthandler writes to its descriptor: keep the file open
-
-
-_FAULT_FILES: list[Any] = []
-
-
-def _doing(fault: str) -> str:
-    """What the crashed thread was doing, from the Python stack of its fault report."""
-    current = fault.split("Current thread", 1)[-1]
-    for marker, doing in (("in start_check", " during its one-token start check"),
-                          ("in create_engine", " while loading the model"),
-                          ("in chat", " while generating")):
-        if marker in current:
-            return doing
-    return ""
-
-
-def crash_cause(spec: EngineSpec, where: dict[str, Any] | None, when: str) -> str:
-    """One line: which engine and model died, of which signal, on which node, and where its log is."""
-    where = where or {}
-    report = where.get("fault_report")
-    text = ""
-    if report:
-        try:
-            text = Path(report).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-    faults = re.findall(r"Fatal Python error: ([^\n]+)", text)
-    if faults:  # the header written by the process that crashed (Ray restarts a replica under a new pid)
-        headers = re.findall(r"replica pid \d+ on node (\S+), worker log (\S+)",
-                             text[:text.rindex("Fatal Python error")])
-        if headers:
-            where = {**where, "node_id": headers[-1][0], "worker_log": headers[-1][1]}
-    what = f"engine {spec.engine} (model {spec.model}) "
-    signal = None
-    if faults:
-        name = faults[-1].strip().rstrip(".")
-        signal = FAULT_SIGNALS.get(name)
-        what += f"crashed {when} with {signal} ({name})" if signal else f"crashed {when}: {name}"
-        what += _doing(text[text.rindex("Fatal Python error"):])
-    else:
-        what += f"died {when} with no fault report (killed: SIGKILL or the out-of-memory killer?)"
-    node = str(where.get("node_id") or "?")[:12]
-    log_at = where.get("worker_log") or "the Ray session's logs folder"
-    hint = ""
-    if signal == "SIGILL":
-        hint = "; this CPU lacks an instruction the llama.cpp build uses (it needs AVX2)"
-    elif spec.engine == "llamacpp":
-        hint = "; `synthfactory doctor` checks the llama.cpp build on this CPU"
-    return f"{what} on node {node}; worker log: {log_at}; fault report: {report}{hint}"
-
-
 def _normal_priority() -> None:
     """Undo Ray's worker niceness on clusters we joined but did not start (needs CAP_SYS_NICE)."""
     try:
@@ -189,63 +115,6 @@ def _normal_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, 0, 0)
     except PermissionError:
         log.warning("engine runs at Ray's lowered worker priority; start the cluster with RAY_worker_niceness=0")
-
-
-def default_replicas(spec: EngineSpec, cluster: dict[str, float], groups: int) -> int:
-    """llamacpp: fill the CPUs; vllm: as many replicas as the GPUs hold (`tensor_parallel_size`
-    GPUs, or a `gpus_per_replica` share of one, each); openai: one actor (it is I/O-bound and
-    serves many batches at once). `gpu_capacity` checks the total before any actor starts."""
-    if spec.replicas:
-        return spec.replicas
-    if spec.engine == "openai":
-        return 1
-    if spec.engine == "vllm":
-        return max(1, int(float(cluster.get("GPU", 0)) / gpus_of(spec) / groups + 1e-9))
-    return max(1, int(cluster.get("CPU", 1.0) / spec.threads / groups))
-
-
-def gpus_of(spec: EngineSpec) -> float:
-    """GPUs one replica of `spec` asks Ray for."""
-    return spec.tensor_parallel_size * spec.gpus_per_replica if spec.engine == "vllm" else 0.0
-
-
-def gpu_capacity(specs: list[EngineSpec], replicas: dict[str, int], cluster: dict[str, float]) -> None:
-    """Fail at once, in one line, when the recipe's vLLM replicas need more GPUs than the Ray
-    cluster has (otherwise the replicas that do not fit wait for GPUs until the start times out)."""
-    wanted = [(s, replicas[s.key]) for s in specs if s.engine == "vllm"]
-    need = sum(gpus_of(s) * n for s, n in wanted)
-    have = float(cluster.get("GPU", 0))
-    if need <= have + 1e-9:
-        return
-    parts = ", ".join(f"{s.model}: {n} x {gpus_of(s):g}" for s, n in wanted)
-    raise EngineUnavailableError(
-        f"engine vllm: the recipe needs {need:g} GPUs ({parts}) and the Ray cluster has {have:g} GPUs; "
-        + ("use engine llamacpp on CPU" if have == 0 else
-           "lower options.replicas or tensor_parallel_size, or share a GPU with options.gpus_per_replica: 0.5"))
-
-
-def _actor_options(spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
-    """Ray resources per replica: llama.cpp threads as CPUs, vLLM GPUs (a placement group for
-    tensor parallelism; returned too, so the pool removes it at shutdown), and a thread pool for
-    endpoint calls."""
-    if spec.engine == "openai":
-        return {"num_cpus": 0.1, "max_concurrency": 64}, None
-    if spec.engine == "vllm":
-        # vLLM cannot share the factory's environment (Prefect pins another fastapi): on a cluster
-        # the GPU nodes' Python is the engine environment; on one machine this points Ray at it
-        python = os.environ.get(VLLM_PYTHON)
-        env = {"runtime_env": {"py_executable": python}} if python else {}
-        if spec.tensor_parallel_size == 1:
-            return {"num_cpus": 1, "num_gpus": spec.gpus_per_replica, **env}, None
-        from ray.util.placement_group import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        # GPU only: vLLM's workers never use a bundle's CPU, and asking for one can leave GPUs idle
-        group = placement_group([{"GPU": 1}] * spec.tensor_parallel_size, strategy="STRICT_PACK")
-        # the actor itself takes no GPU: vLLM's Ray executor puts one worker per bundle
-        return {"num_cpus": 0, "num_gpus": 0, **env, "scheduling_strategy": PlacementGroupSchedulingStrategy(
-            placement_group=group, placement_group_capture_child_tasks=True)}, group
-    return {"num_cpus": round(spec.threads * cpu_share, 2)}, None
 
 
 class EnginePool:
@@ -280,7 +149,7 @@ class EnginePool:
                 continue
             self._actors[spec.key] = []
             for index in range(replicas[spec.key]):
-                options, group = _actor_options(spec, share)
+                options, group = actor_options(spec, share)
                 self._groups += [group] if group is not None else []
                 report = reports / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec.key)[-80:]}-{index}.faults"
                 actor = EngineActor.options(**options).remote(spec, str(report))
@@ -435,17 +304,3 @@ class EnginePool:
             shutil.rmtree(self._reports, ignore_errors=True)
 
 
-def start_failure(spec: EngineSpec, exc: BaseException, where: dict[str, Any] | None) -> SynthfactoryError:
-    """The one-line error for a replica that could not start: our own errors as they are, a
-    process that died with its signal and logs, anything else with its type and first line."""
-    if isinstance(exc, ray.exceptions.RayTaskError):
-        cause = exc.cause
-        if isinstance(cause, SynthfactoryError):
-            return cause
-        first = (str(cause).strip().splitlines() or [""])[0][:300]
-        return EngineFailure(f"engine {spec.engine} (model {spec.model}) failed to start: "
-                             f"{type(cause).__name__}: {first}")
-    if isinstance(exc, (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)):
-        return EngineFailure(crash_cause(spec, where, "at start"))
-    return EngineFailure(f"engine {spec.engine} (model {spec.model}) failed to start: {type(exc).__name__}: "
-                         f"{(str(exc).strip().splitlines() or [''])[0][:300]}")

@@ -1,23 +1,17 @@
-"""Recipe: the YAML a user writes, validated by pydantic with forbidden extras.
+"""The recipe's schema: the YAML a user writes, validated by pydantic with forbidden extras.
 
 A recipe says which seeds to read, how to generate from them, how to grade, which Great
-Expectations suite gates each batch, and how work is cut into batches. Its hash (recipe plus
-the content of every file it names) goes on every row.
+Expectations suite gates each batch, and how work is cut into batches.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
 import jinja2.sandbox
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthfactory.errors import RecipeError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -385,110 +379,5 @@ def template_environment() -> jinja2.sandbox.SandboxedEnvironment:
     return jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
-class LoadedRecipe(BaseModel):
-    """A validated recipe with its file paths resolved and its content hash computed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    recipe: Recipe
-    path: Path
-    seeds_path: Path | None
-    suite_path: Path
-    recipe_hash: str
-    files: dict[str, Path] = {}  # every other file the recipe names (benchmarks, reference, real data)
-
-
 def _message(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
-
-
-def _format_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        message = _message(err)
-        parts.append(message if not loc or message.startswith("generation.") else f"{loc}: {message}")
-    return "; ".join(parts)
-
-
-def _resolve(base: Path, value: str, field: str) -> Path:
-    """Paths in a recipe are relative to the recipe file, else to the working directory;
-    `corpus:NAME` is a corpus that installs with the project (synthfactory.inputs.corpus)."""
-    if value.startswith("corpus:"):
-        from synthfactory.inputs.corpus import corpus_file
-
-        return corpus_file(value.removeprefix("corpus:"), field)
-    candidate = Path(value).expanduser()
-    for option in ([candidate] if candidate.is_absolute() else [base / candidate, Path.cwd() / candidate]):
-        if option.exists():
-            return option.resolve()
-    raise RecipeError(f"{field}: no such file or folder: {value}")
-
-
-def file_fingerprint(path: Path) -> str:
-    """Content hash of a file or of every file under a folder, so edited inputs change the hash."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def recipe_identity(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as its hash sees it: everything that decides what a batch holds. How MUCH to run
-    (`batches.target_rows`, `budget`) is left out, so a run resumed with another target or budget
-    keeps its batch ids and finds its finished batches."""
-    batches: set[str] = {"target_rows"} | ({"max_candidates"} if recipe.batches.max_candidates is None else set())
-    return recipe.model_dump(mode="json", exclude={"budget": True, "batches": batches})
-
-
-def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int | None = None,
-                target_rows: int | None = None) -> LoadedRecipe:
-    """Read, validate and hash a recipe; every user mistake becomes one RecipeError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise RecipeError(f"{path}: not valid YAML: {first_line}") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: a recipe is a YAML mapping with name, seeds, generation, grading, validation")
-    overrides = {k: v for k, v in (("count", batches), ("size", batch_size), ("target_rows", target_rows))
-                 if v is not None}
-    if overrides:
-        raw = {**raw, "batches": {**(raw.get("batches") or {}), **overrides}}
-    try:
-        recipe = Recipe.model_validate(raw)
-    except ValidationError as exc:
-        raise RecipeError(f"{path}: {_format_validation_error(exc)}") from None
-    if recipe.grading.scale_max <= recipe.grading.scale_min:
-        raise RecipeError(f"{path}: grading.scale_max: must be greater than grading.scale_min")
-    if recipe.quality.dedup.num_perm % recipe.quality.dedup.bands:
-        raise RecipeError(f"{path}: quality.dedup.bands: must divide quality.dedup.num_perm")
-    base = path.resolve().parent
-    seeds_path = _resolve(base, recipe.seeds.path, "seeds.path") if recipe.seeds.path else None
-    suite_path = _resolve(base, recipe.validation.suite, "validation.suite")
-    files: dict[str, Path] = {}
-    for i, bench in enumerate(recipe.quality.decontamination.benchmarks):
-        files[f"benchmark:{bench.name}"] = _resolve(base, bench.path, f"quality.decontamination.benchmarks.{i}.path")
-    if recipe.quality.reference:
-        files["reference"] = _resolve(base, recipe.quality.reference, "quality.reference")
-    if recipe.seeds.real:
-        files["real"] = _resolve(base, recipe.seeds.real.path, "seeds.real.path")
-    digest = hashlib.sha256()
-    digest.update(json.dumps(recipe_identity(recipe), sort_keys=True).encode())
-    for named in [seeds_path, suite_path, *files.values()]:
-        if named is not None:
-            digest.update(file_fingerprint(named).encode())
-    for spec in (recipe.seeds.from_version, recipe.seeds.from_versions):
-        if spec:
-            digest.update(spec.encode())
-    return LoadedRecipe(
-        recipe=recipe, path=path.resolve(), seeds_path=seeds_path, suite_path=suite_path,
-        recipe_hash=digest.hexdigest()[:16], files=files,
-    )
