@@ -108,7 +108,7 @@ def main() -> None:
     from synthfactory.errors import NothingToPublishError
     from synthfactory.engines.pool import ensure_ray
     from synthfactory.quality.embed import Embedder
-    from synthfactory.inputs.sources import read_texts
+    from synthfactory.inputs.readers import read_texts
     from synthfactory.quality.tails import ReferenceTails
 
     ensure_ray()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from synthfactory.inputs.corpus import CORPORA, corpus_file, paragraphs
-from synthfactory.inputs.sources import read_texts
+from synthfactory.inputs.readers import read_texts
 from synthfactory.recipe import load_recipe
 from synthfactory.inputs.seeds import SeedRow, _interleave, load_seeds, versions_named
 from tests.conftest import TOPICS, make_recipe

@@ -1,7 +1,7 @@
 """Seed loading: text, JSONL, Parquet or a saved `datasets` folder.
 
-A broken row (bad JSON, invalid UTF-8, empty, over the length limit) never stops the run: it is
-quarantined with a reason and counted.
+Seeds are row data for the one reader (inputs/readers.py): a broken row (bad JSON, invalid UTF-8,
+empty, over the length limit) never stops the run: it is quarantined with a reason and counted.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from synthfactory.errors import RecipeError, UserError
+from synthfactory.inputs.readers import QuarantinedRow, read_rows
 from synthfactory.lineage import stable_hash
 from synthfactory.recipe import SeedsConfig
 
@@ -29,84 +30,11 @@ class SeedRow:
     location: str = ""  # file:line or file[index], for quarantine records
 
 
-@dataclass(frozen=True)
-class QuarantinedRow:
-    """A row we could not use, kept with why and where, so nothing is lost silently."""
-
-    stage: str
-    reason: str
-    payload: str
-    location: str
-
-
 @dataclass
 class SeedSet:
     rows: list[SeedRow] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)  # the published versions these seeds came from
-
-
-def _detect_format(path: Path, declared: str) -> str:
-    if declared != "auto":
-        return declared
-    if path.is_dir():
-        return "hf"
-    suffix = path.suffix.lower()
-    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}.get(suffix, "text")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline that ends the file is not an empty row
-    for number, line in enumerate(lines, start=1):
-        yield number, line.rstrip(b"\r")
-
-
-def _records(path: Path, fmt: str, text_field: str) -> Iterator[tuple[str, dict[str, Any] | None, str, str | None]]:
-    """Yield (location, fields or None, raw text, reason when the row is bad)."""
-    if fmt in ("text", "jsonl"):
-        for number, raw in _lines(path):
-            location = f"{path.name}:{number}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield location, None, raw.decode("utf-8", errors="replace"), f"invalid_utf8: byte {exc.start}"
-                continue
-            if not line.strip():
-                yield location, None, line, "empty"
-                continue
-            if fmt == "text":
-                yield location, {text_field: line.strip()}, line, None
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield location, None, line, f"bad_json: {exc.msg} at column {exc.colno}"
-                continue
-            if not isinstance(value, dict):
-                yield location, None, line, f"bad_json: expected an object, got {type(value).__name__}"
-                continue
-            yield location, value, line, None
-        return
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
-    else:
-        import datasets
-
-        try:
-            rows = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as exc:
-            raise RecipeError(f"seeds.path: {path} is not a dataset saved with datasets.save_to_disk ({exc})") from None
-        if isinstance(rows, datasets.DatasetDict):
-            raise RecipeError(f"seeds.path: {path} holds several splits; point at one split's folder")
-    for index, row in enumerate(rows):
-        raw = json.dumps(row, ensure_ascii=False, default=str)
-        bad = all(v is None or (isinstance(v, str) and not v.strip()) for v in row.values())
-        yield f"{path.name}[{index}]", (None if bad else row), raw, ("empty" if bad else None)
 
 
 def versions_named(spec: str, published: list[int]) -> list[int]:
@@ -195,14 +123,8 @@ def load_seeds(config: SeedsConfig, path: Path | None, own: str | Path | None = 
         accumulated = load_versions_seeds(config, own, real_texts, config.real.share if config.real else 0.0)
         if accumulated is not None:
             return accumulated
-    fmt = _detect_format(path, config.format)
-    result = SeedSet()
-    for location, fields, raw, reason in _records(path, fmt, config.field):
-        if reason is None and len(raw) > config.max_chars:
-            reason = f"too_long: {len(raw)} chars > seeds.max_chars {config.max_chars}"
-        if reason is not None or fields is None:
-            result.quarantined.append(QuarantinedRow("seeds", reason or "empty", raw[:10_000], location))
-            continue
-        # duplicates are found at planning, on the prompt they render (plan.render_seeds)
-        result.rows.append(SeedRow(seed_id="s" + stable_hash(fields), fields=fields, location=location))
+    good, bad = read_rows(path, "seeds", config.format, config.field, config.max_chars, "seeds.path", "seeds.max_chars")
+    # duplicates are found at planning, on the prompt they render (plan.render_seeds)
+    result = SeedSet(rows=[SeedRow(seed_id="s" + stable_hash(r.fields), fields=r.fields, location=r.location)
+                           for r in good], quarantined=bad)
     return _limit_depth(result, config.max_depth)

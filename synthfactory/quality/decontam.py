@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthfactory.errors import RecipeError
-from synthfactory.inputs.sources import read_texts
+from synthfactory.inputs.readers import read_texts
 from synthfactory.quality.text import words
 
 
@@ -25,7 +25,8 @@ class Decontaminator:
         for name, path in benchmarks:
             if not path.exists():
                 raise RecipeError(f"quality.decontamination.benchmarks: no such file: {path}")
-            grams = {hash(g) for text in read_texts(path) for g in _grams(words(text), n)}
+            texts = read_texts(path, None, f"quality.decontamination.benchmarks[{name}]")  # a bad line stops the run
+            grams = {hash(g) for text in texts for g in _grams(words(text), n)}
             self.benchmarks.append(Benchmark(name, grams))
 
     def check(self, text: str) -> str | None:

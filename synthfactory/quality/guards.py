@@ -18,7 +18,7 @@ import numpy as np
 from synthfactory.methods import Method, method_for
 from synthfactory.quality import text as tq
 from synthfactory.quality.decontam import Decontaminator
-from synthfactory.inputs.sources import read_texts
+from synthfactory.inputs.readers import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.rows import real_row
@@ -50,8 +50,9 @@ class QualityGuards:
         benches = [(b.name, loaded.files[f"benchmark:{b.name}"]) for b in q.decontamination.benchmarks]
         decon = Decontaminator(benches, q.decontamination.ngram) if benches and q.enabled else None
         real = loaded.recipe.seeds.real
-        real_texts = read_texts(loaded.files["real"], real.field) if real else []
-        reference = read_texts(loaded.files["reference"], "text") if "reference" in loaded.files else []
+        real_texts = read_texts(loaded.files["real"], real.field, "seeds.real.path") if real else []
+        reference = (read_texts(loaded.files["reference"], "text", "quality.reference")
+                     if "reference" in loaded.files else [])
         guards = cls(loaded=loaded, method=method_for(loaded.recipe), index=index, decontaminator=decon,
                      real_texts=real_texts, reference_texts=reference, embeddings_folder=embeddings_folder)
         if reference:
