@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(GRADINGS))
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    rows = load_labels(LABELS)
+    rows = load_labels(LABELS).rows
     engine = None
     for name in args.only.split(","):
         grading = grading_for(name)

@@ -161,7 +161,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise UserError("--target-precision must be in (0, 1]")
     loaded = load_recipe(args.recipe)
     grading = loaded.recipe.grading
-    rows = load_labels(args.labels)
+    labels = load_labels(args.labels)
+    rows = labels.rows
     _, specs = judge_specs(loaded)
     engines = list({s.key: s for s in specs if s is not None}.values())
     _check_models(engines)
@@ -180,7 +181,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         if pool is not None:
             pool.shutdown()
         _stop_ray()
-    report = report_for(graded, grading, args.target_precision, Path(args.labels), loaded.recipe.name)
+    report = report_for(graded, grading, args.target_precision, Path(args.labels), loaded.recipe.name,
+                        labels.quarantined)
     store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
     if not store.is_local:
         raise UserError(f"--store {args.store}: calibration reports are written to local stores only")
@@ -190,7 +192,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         return 0
     at, wanted = report["at_recipe_threshold"], report["threshold_for_target_precision"]
     print(f"judge {report['fingerprint']} on {report['labels']['rows']} labelled rows "
-          f"({report['labels']['good']} good, {report['labels']['bad']} bad; {report['unreadable']} unreadable)")
+          f"({report['labels']['good']} good, {report['labels']['bad']} bad; {report['unreadable']} unreadable; "
+          f"{report['labels']['quarantined']} lines quarantined)")
+    for bad in report["labels"]["quarantined_rows"][:5]:
+        print(f"  quarantined {bad['location']}: {bad['reason']}")
     print(f"  ROC-AUC {_num(report['auc'])}")
     print(f"  at the recipe's threshold {at['threshold']:.4g}: accuracy {_num(at['accuracy'])}, precision "
           f"{_num(at['precision'])}, recall {_num(at['recall'])}, F1 {_num(at['f1'])}, kappa {_num(at['kappa'])}")

@@ -192,15 +192,36 @@ def test_the_fingerprint_ignores_the_threshold_but_not_the_judges(tmp_path):
     assert fingerprint(a) == fingerprint(b) != fingerprint(c)
 
 
-def test_labels_load_and_bad_label_files_fail_naming_the_row(tmp_path):
+def test_bad_label_lines_are_quarantined_naming_the_line_and_a_file_with_none_usable_fails_in_one_line(tmp_path):
     good = tmp_path / "labels.jsonl"
     good.write_text('{"prompt": "p", "text": "t", "label": "good"}\n{"prompt": "p", "text": "u", "label": 0}\n')
-    assert [r["good"] for r in load_labels(good)] == [True, False]
+    assert [r["good"] for r in load_labels(good).rows] == [True, False] and load_labels(good).quarantined == []
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join([
+        b'{"prompt": "p", "text": "t", "label": "good"}',
+        b'{"prompt": "p", "label": "bad"}',
+        b'{"prompt": "p", "text": "broken',
+        b"\xff\xfe not utf-8",
+        b"",
+        b'{"prompt": "p", "text": "v", "label": "maybe"}',
+        b'{"prompt": "p", "text": 7, "label": "bad"}',
+        b'["p", "t", "bad"]',
+        b'{"prompt": "p", "text": "' + b"x" * 100_001 + b'", "label": "bad"}',
+        b'{"prompt": "p", "text": "u", "label": "bad"}',
+    ]) + b"\n")
+    labels = load_labels(mixed)
+    assert [r["text"] for r in labels.rows] == ["t", "u"]
+    assert [(q.location, q.reason.split(":")[0]) for q in labels.quarantined] == [
+        ("mixed.jsonl:2", "missing text"), ("mixed.jsonl:3", "bad_json"), ("mixed.jsonl:4", "invalid_utf8"),
+        ("mixed.jsonl:5", "empty"), ("mixed.jsonl:6", "bad_label"), ("mixed.jsonl:7", "wrong_type"),
+        ("mixed.jsonl:8", "bad_json"), ("mixed.jsonl:9", "too_long")]
+    assert all(q.stage == "labels" and q.payload for q in labels.quarantined if q.reason != "empty")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "p", "text": "t", "label": "good"}\n{"prompt": "p", "label": "bad"}\n')
+    bad.write_text('{"prompt": "p", "label": "bad"}\n{"prompt": "p", "text": "t"\n')
     done = subprocess.run(cli_command("calibrate", str(make_recipe(tmp_path)), "--labels", str(bad)),
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip() == f"synthfactory: error: {bad}:2: missing text"
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"synthfactory: error: {bad}: no usable labelled rows (2 quarantined; first: bad.jsonl:1: missing text)")
 
 
 def test_the_shipped_labelled_set_is_what_its_builder_makes():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from synthfactory.errors import UserError
+from synthfactory.inputs.readers import PAYLOAD_CHARS, QuarantinedRow, read_records
 from synthfactory.lineage import stable_hash
 from synthfactory.recipe import GradingConfig, file_fingerprint
 
@@ -46,45 +48,58 @@ def calibration_folder(dataset_uri: str, grading: GradingConfig) -> Path:
 
 
 # -- labelled rows ------------------------------------------------------------------------------
-def load_labels(path: str | Path) -> list[dict[str, Any]]:
+LABEL_MAX_CHARS = 100_000  # a labelled row longer than this is a corrupt line, not a response
+
+
+@dataclass
+class LabelSet:
+    """The labelled rows a judge is measured on, and the lines that could not be one (row data:
+    quarantined with reason and file:line, counted in the report, never dropped silently)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[QuarantinedRow] = field(default_factory=list)
+
+
+def _label_row(fields: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The row a labelled record makes, or why it cannot make one."""
+    missing = [k for k in ("prompt", "text", "label") if fields.get(k) in (None, "")]
+    if missing:
+        return None, f"missing {', '.join(missing)}"
+    wrong = [k for k in ("prompt", "text") if not isinstance(fields[k], str)]
+    if wrong:
+        return None, f"wrong_type: {', '.join(wrong)} must be text"
+    label = str(fields["label"]).strip().lower()
+    if label not in GOOD | BAD:
+        return None, f"bad_label: {fields['label']!r} is neither good nor bad"
+    return {"id": str(fields.get("id") or stable_hash(fields["prompt"], fields["text"])),
+            "prompt": fields["prompt"], "text": fields["text"], "good": label in GOOD,
+            "kind": str(fields.get("kind") or ("good" if label in GOOD else "bad"))}, None
+
+
+def load_labels(path: str | Path) -> LabelSet:
     """Rows with `prompt`, `text` and `label` (good/bad, 1/0, true/false), from JSONL or Parquet;
-    `kind` (what makes a bad row bad) and `id` are kept when present. One-line errors name the row."""
+    `kind` (what makes a bad row bad) and `id` are kept when present. A bad line (broken JSON,
+    invalid UTF-8, empty, too long, missing or wrong fields) is quarantined with its reason and
+    file:line; a file with no usable rows, or only one kind of label, is a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--labels: no such file: {path}")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        records = pq.read_table(path).to_pylist()
-    else:
-        records = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{number}: not a JSON object")
-            records.append(record)
-    rows = []
-    for number, record in enumerate(records, start=1):
-        where = f"{path}:{number}" if path.suffix != ".parquet" else f"{path} row {number}"
-        missing = [k for k in ("prompt", "text", "label") if record.get(k) in (None, "")]
-        if missing:
-            raise UserError(f"{where}: missing {', '.join(missing)}")
-        label = str(record["label"]).strip().lower()
-        if label not in GOOD | BAD:
-            raise UserError(f"{where}: label {record['label']!r} is neither good nor bad")
-        rows.append({"id": str(record.get("id") or stable_hash(record["prompt"], record["text"])),
-                     "prompt": str(record["prompt"]), "text": str(record["text"]), "good": label in GOOD,
-                     "kind": str(record.get("kind") or ("good" if label in GOOD else "bad"))})
+    fmt = "parquet" if path.suffix == ".parquet" else "jsonl"
+    rows: list[dict[str, Any]] = []
+    quarantined: list[QuarantinedRow] = []
+    for record in read_records(path, fmt, max_chars=LABEL_MAX_CHARS, what="--labels", limit="the labels limit"):
+        row, reason = _label_row(record.fields) if record.reason is None and record.fields else (None, record.reason)
+        if row is None:
+            quarantined.append(QuarantinedRow("labels", reason or "empty", record.raw[:PAYLOAD_CHARS],
+                                              record.location))
+        else:
+            rows.append(row)
     if not rows:
-        raise UserError(f"{path}: no labelled rows")
+        first = f"; first: {quarantined[0].location}: {quarantined[0].reason}" if quarantined else ""
+        raise UserError(f"{path}: no usable labelled rows ({len(quarantined)} quarantined{first})")
     if all(r["good"] for r in rows) or not any(r["good"] for r in rows):
         raise UserError(f"{path}: needs both good and bad rows to measure a judge")
-    return rows
+    return LabelSet(rows, quarantined)
 
 
 # -- the measures ------------------------------------------------------------------------------
@@ -203,8 +218,11 @@ def grade_labels(rows: list[dict[str, Any]], grading: GradingConfig, chats: list
 
 
 def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_precision: float,
-               labels_path: Path, recipe_name: str) -> dict[str, Any]:
-    """The numbers, computed from the per-row scores alone (the test recomputes them from the file)."""
+               labels_path: Path, recipe_name: str, quarantined: list[QuarantinedRow] | None = None
+               ) -> dict[str, Any]:
+    """The numbers, computed from the per-row scores alone (the test recomputes them from the file);
+    `quarantined`: the labelled lines that could not be read, counted and listed with their reasons."""
+    quarantined = quarantined or []
     scored = [r for r in graded if r["score"] is not None]
     good = [r["good"] for r in scored]
     scores = [r["score"] for r in scored]
@@ -218,7 +236,9 @@ def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_prec
         "recipe": recipe_name, "fingerprint": fingerprint(grading),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "labels": {"file": labels_path.name, "sha256": file_fingerprint(labels_path)[:16], "rows": len(graded),
-                   "good": sum(r["good"] for r in graded), "bad": sum(not r["good"] for r in graded)},
+                   "good": sum(r["good"] for r in graded), "bad": sum(not r["good"] for r in graded),
+                   "quarantined": len(quarantined),
+                   "quarantined_rows": [{"location": q.location, "reason": q.reason} for q in quarantined]},
         "judges": [{"name": c.name, "method": c.method, "model": c.model, "weight": c.weight} for c in grading.panel],
         "aggregate": grading.aggregate if grading.judges is not None else None,
         "unreadable": len(graded) - len(scored),
