@@ -77,7 +77,10 @@ class EngineSpec:
 
 class Engine(Protocol):
     """A loaded model. Created once per actor; `chat` is called for every batch; `close` frees
-    what the model holds (GPU memory, child processes, connections) before the actor is killed."""
+    what the model holds (GPU memory, child processes, connections) before the actor is killed.
+    An engine that runs a call's requests one after another sets `one_request_at_a_time = True`:
+    the pool then hands its requests to whichever replica is free, one by one; any other engine
+    (it batches, or serves many requests at once) gets every call whole."""
 
     model_name: str
 

@@ -98,6 +98,8 @@ def _model_params(use_extra_bufts: bool) -> Iterator[None]:
 class LlamaCppEngine:
     """One loaded GGUF model. Lives inside a Ray actor; loaded once, used for every batch."""
 
+    one_request_at_a_time = True  # a call's requests run one after another: the pool hands them out singly
+
     def __init__(self, spec: EngineSpec) -> None:
         from llama_cpp import Llama  # heavy: imported only where the model runs
 

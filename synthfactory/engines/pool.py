@@ -1,7 +1,10 @@
 """Engines in Ray actors: created once per run, reused by every batch, load-balanced.
 
-Prefect stays out of the actors: tasks call `EnginePool.chat`, which sends the batch to the
-least-busy replica of the right model and waits for it.
+Prefect stays out of the actors: tasks call `EnginePool.chat`, which waits for the answers. An
+engine that answers one request at a time (llama.cpp) gets its requests one by one from a work
+queue shared by every call (`dispatch.RequestQueue`), so no replica idles while requests wait;
+an engine that batches (vLLM) or serves many at once (endpoints) gets each call whole, on the
+least-busy replica.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import ray
 
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
 from synthfactory.engines.crash import crash_cause, report_faults, start_failure, worker_log
+from synthfactory.engines.dispatch import ReplicaDied, RequestQueue
 from synthfactory.engines.placement import actor_options, default_replicas, gpu_capacity
 from synthfactory.errors import EngineFailure, SynthfactoryError
 
@@ -71,7 +75,8 @@ class EngineActor:
     def ready(self) -> dict[str, Any]:
         self._ensure_engine()
         return {"model": self.spec.model, "node_id": self.node_id,
-                "load_seconds": getattr(self.engine, "load_seconds", 0.0)}
+                "load_seconds": getattr(self.engine, "load_seconds", 0.0),
+                "one_request_at_a_time": bool(getattr(self.engine, "one_request_at_a_time", False))}
 
     def _ensure_engine(self) -> None:
         """Load and check once (again after Ray restarted this replica)."""
@@ -120,8 +125,9 @@ def _normal_priority() -> None:
 class EnginePool:
     """Replicas per engine spec; equal specs (self-grading) share the same actors.
 
-    A replica that dies (process crash, its node lost) is left to Ray to restart; the batch it
-    was running is sent again to another live replica, so a run finishes on what is left.
+    A replica that dies (process crash, its node lost) is left to Ray to restart; the call (or,
+    for a one-request-at-a-time engine, the request) it was running is sent again to another
+    live replica, so a run finishes on what is left.
     """
 
     def __init__(self, specs: list[EngineSpec], ready_timeout_s: float = 600.0) -> None:
@@ -137,6 +143,7 @@ class EnginePool:
         self._inflight: dict[int, int] = {}
         self._dead: set[int] = set()
         self._probes: dict[int, tuple[Any, Any]] = {}  # dead replica -> its pending `ready` call
+        self._queues: dict[str, RequestQueue] = {}  # spec key -> its work queue (one-request-at-a-time engines)
         self._lock = threading.Lock()
         self.retried_batches = 0
         self._closed = False
@@ -158,8 +165,17 @@ class EnginePool:
                 self._where[id(actor)] = {"fault_report": str(report)}  # until the replica says where it runs
         handles = [a for group in self._actors.values() for a in group]
         self.replicas = self._start(handles, cluster, ready_timeout_s)
+        self.ready_at = time.perf_counter()  # every replica passed its start check: `busy_share` counts from here
         for handle in handles:
             self._inflight[id(handle)] = 0
+        answers = {id(a): answer for a, answer in zip(handles, self.replicas)}
+        for key, group in self._actors.items():
+            if all(answers[id(a)]["one_request_at_a_time"] for a in group):
+                spec = self._specs[id(group[0])]
+                self._queues[key] = RequestQueue(
+                    group, self._send, self._back, max_attempts=(MAX_RESTARTS + 1) * len(group),
+                    gave_up=lambda actor, how, spec=spec: self._gave_up(spec, actor, how),
+                    closed=lambda spec=spec: self._shut(spec))
 
     def _start(self, handles: list[Any], cluster: dict[str, float], timeout_s: float) -> list[dict[str, Any]]:
         """Wait for every replica to load and pass its start check; stop at the first that fails,
@@ -196,19 +212,25 @@ class EnginePool:
             return None
 
     def chat(self, spec: EngineSpec, requests: list[ChatRequest]) -> list[ChatResult]:
-        """Run `requests` on the least-busy live replica for `spec`; blocks until done.
+        """Answers to `requests`, in order; blocks until done. A one-request-at-a-time engine's
+        requests go through its work queue, each to the next free replica; otherwise the whole
+        call goes to the least-busy live replica.
 
-        If the replica dies mid-batch, the whole batch goes to another live replica (results of a
-        failed call are discarded, so nothing is duplicated); with none left, one that Ray has
-        restarted is tried again.
+        If the replica dies mid-call, the call (or the request) goes to another live replica
+        (results of a failed call are discarded, so nothing is duplicated); with none left, one
+        that Ray has restarted is tried again.
         """
         if not requests:
             return []
+        if self._closed:  # the run is stopping (another batch failed): don't wait on restarts
+            raise self._shut(spec)
+        if spec.key in self._queues:
+            return self._queues[spec.key].run(requests)
         group = self._actors.get(spec.key, [])
         attempts = 0
         while True:
-            if self._closed:  # the run is stopping (another batch failed): don't wait on restarts
-                raise EngineFailure(f"engine {spec.engine} (model {spec.model}): the run's engines were shut down")
+            if self._closed:
+                raise self._shut(spec)
             with self._lock:
                 self._revive()
                 live = [a for a in group if id(a) not in self._dead] or group  # all dead: try restarted ones
@@ -240,6 +262,53 @@ class EnginePool:
                 with self._lock:
                     self._inflight[id(actor)] -= 1
 
+    def _send(self, actor: Any, requests: list[ChatRequest]) -> list[ChatResult]:
+        """One call on one replica, for the work queue: the engine's own errors as they are, a
+        replica that died as `ReplicaDied` (counted, and the replica left out until it is back)."""
+        with self._lock:
+            self._inflight[id(actor)] += 1
+        try:
+            return ray.get(actor.chat.remote(requests))
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, SynthfactoryError):
+                raise exc.cause from None
+            raise
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            with self._lock:
+                self._dead.add(id(actor))
+                self.retried_batches += 1
+            if not self._closed:
+                log.warning("engine replica died (%s); its request goes to the next free replica", type(exc).__name__)
+            raise ReplicaDied() from None
+        finally:
+            with self._lock:
+                self._inflight[id(actor)] -= 1
+
+    def _back(self, actor: Any) -> bool:
+        """Block until Ray has restarted `actor` (its `ready` answers): True; False when it is gone
+        for good (out of restarts, or the pool shut down)."""
+        while not self._closed:
+            try:
+                ray.get(actor.ready.remote())
+            except ray.exceptions.ActorUnavailableError:
+                time.sleep(1.0)  # restarting: ask again
+                continue
+            except ray.exceptions.RayActorError:
+                return False
+            with self._lock:
+                self._dead.discard(id(actor))
+            log.info("engine replica is back after a restart")
+            return True
+        return False
+
+    def _gave_up(self, spec: EngineSpec, actor: Any, how: str) -> EngineFailure:
+        return EngineFailure(crash_cause(spec, self._where.get(id(actor)), f"{how} (every replica, "
+                                         f"after {MAX_RESTARTS} restarts each)"))
+
+    @staticmethod
+    def _shut(spec: EngineSpec) -> EngineFailure:
+        return EngineFailure(f"engine {spec.engine} (model {spec.model}): the run's engines were shut down")
+
     def _revive(self) -> None:
         """Replicas Ray has restarted (their `ready` call answered) take batches again."""
         if not self._probes:
@@ -258,7 +327,11 @@ class EnginePool:
             log.info("engine replica is back after a restart")
 
     def stats(self) -> dict[str, Any]:
-        """Requests served and busy seconds, summed over every replica still reachable."""
+        """Requests served and busy seconds, summed over every replica still reachable, and their
+        `busy_share`: busy engine-seconds / (seconds since every replica passed its start check x
+        those replicas). Called when the last batch is done, it is the share of the run's engine
+        time spent answering requests."""
+        up = time.perf_counter() - self.ready_at
         rows = []
         with self._lock:
             self._revive()
@@ -271,9 +344,10 @@ class EnginePool:
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError,
                         ray.exceptions.ActorUnavailableError):
                     continue  # a replica lost with its node: its counts went with it
-        return {"replicas": len(rows), "requests": sum(r["requests"] for r in rows),
-                "busy_seconds": sum(r["busy_seconds"] for r in rows), "retried_batches": self.retried_batches,
-                "nodes": sorted({r["node_id"] for r in rows})}
+        busy = sum(r["busy_seconds"] for r in rows)
+        return {"replicas": len(rows), "requests": sum(r["requests"] for r in rows), "busy_seconds": busy,
+                "busy_share": round(busy / (up * len(rows)), 4) if rows and up > 0 else None,
+                "retried_batches": self.retried_batches, "nodes": sorted({r["node_id"] for r in rows})}
 
     def shutdown(self, close_timeout_s: float = 60.0) -> None:
         """Ask every vLLM replica to close its engine (its engine core process holds GPU memory
@@ -281,6 +355,8 @@ class EnginePool:
         kill the actors and give placement groups back. CPU engines are killed at once: their
         memory goes with their process, and a failing run should not wait for batches in flight."""
         self._closed = True
+        for queue in self._queues.values():
+            queue.close()  # calls waiting for a replica fail now; those in flight when their actor is killed
         actors = [actor for group in self._actors.values() for actor in group]
         closing = [actor.close.remote() for actor in actors if self._specs[id(actor)].engine == "vllm"]
         if closing:

@@ -1,0 +1,177 @@
+"""A per-request work queue for engines that answer one request at a time (llama.cpp).
+
+A call's requests wait here, not in one replica's own queue: every replica takes the next
+request the moment it is free. So a call is never stuck behind a busy replica while another
+idles, and the rounds of different batches interleave request by request. Engines that batch
+(vLLM) or serve many requests at once (endpoints) keep their calls whole; the pool decides from
+what each engine says of itself (`Engine.one_request_at_a_time`).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthfactory.engines.base import ChatRequest, ChatResult
+
+log = logging.getLogger(__name__)
+
+# requests in flight per replica: the second waits in the replica's own queue, so the engine starts
+# it without a round trip to the driver (whose threads share the CPUs with the engines)
+PIPELINE_DEPTH = 2
+
+
+class ReplicaDied(Exception):
+    """The replica's process died (or its node was lost) while it held a request."""
+
+
+SendFn = Callable[[Any, list[ChatRequest]], list[ChatResult]]  # raises ReplicaDied, or the call's own error
+ReviveFn = Callable[[Any], bool]  # blocks until the replica is back (True) or gone for good (False)
+
+
+@dataclass
+class _Call:
+    """One caller's requests: results fill in request order; the first error ends the call."""
+
+    results: list[ChatResult | None]
+    left: int
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+@dataclass
+class _Job:
+    call: _Call
+    index: int
+    request: ChatRequest
+    attempts: int = 0
+
+
+class RequestQueue:
+    """The requests of every call for one engine spec, handed out one at a time to its replicas.
+
+    Each replica gets `depth` feeder threads; a feeder takes the oldest waiting request, sends it
+    and files the answer under its call. A replica that dies puts its request back at the head of
+    the queue (its result, if any, is discarded: nothing runs twice to completion) and waits until
+    Ray has restarted it; after `max_attempts` deaths of one request, or with every replica gone,
+    the calls waiting fail with the error `gave_up` builds.
+    """
+
+    def __init__(self, replicas: Sequence[Any], send: SendFn, revive: ReviveFn, *, max_attempts: int,
+                 gave_up: Callable[[Any, str], BaseException], closed: Callable[[], BaseException],
+                 depth: int = PIPELINE_DEPTH) -> None:
+        self._send, self._revive, self._gave_up, self._closed_error = send, revive, gave_up, closed
+        self._max_attempts = max_attempts
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._last_lost: Any = replicas[0] if replicas else None
+        self._feeders = [threading.Thread(target=self._feed, args=(replica,), daemon=True,
+                                          name=f"engine-feeder-{n}-{k}")
+                         for n, replica in enumerate(replicas) for k in range(depth)]
+        self._alive = len(self._feeders)
+        for feeder in self._feeders:
+            feeder.start()
+
+    def run(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        """Every request answered, in request order; blocks. Raises the first error of the call."""
+        if not requests:
+            return []
+        call = _Call(results=[None] * len(requests), left=len(requests))
+        with self._ready:
+            if self._closed:
+                raise self._closed_error()
+            if not self._alive:
+                raise self._gave_up(self._last_lost, "every replica is gone")
+            self._jobs.extend(_Job(call, i, request) for i, request in enumerate(requests))
+            self._ready.notify(len(requests))
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return list(call.results)  # type: ignore[arg-type]  # every slot is filled when done is set
+
+    def close(self) -> None:
+        """Stop handing out requests; calls still waiting fail (the run is stopping)."""
+        with self._ready:
+            self._closed = True
+            waiting, self._jobs = list(self._jobs), collections.deque()
+            self._ready.notify_all()
+        for job in waiting:
+            self._fail(job.call, self._closed_error())
+
+    # -- the feeders -------------------------------------------------------------------------------
+    def _next(self) -> _Job | None:
+        with self._ready:
+            while True:
+                while not self._jobs and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    return None
+                job = self._jobs.popleft()
+                if job.call.error is None:  # another request of a failed call: skip it
+                    return job
+
+    def _feed(self, replica: Any) -> None:
+        try:
+            while (job := self._next()) is not None:
+                try:
+                    result = self._send(replica, [job.request])[0]
+                except ReplicaDied:
+                    if self._lost(replica, job):
+                        return
+                    continue
+                except BaseException as exc:  # noqa: BLE001 - the call's own error (engine raised): its caller gets it
+                    self._fail(job.call, exc)
+                    continue
+                self._file(job, result)
+        finally:
+            self._feeder_exits(replica)
+
+    def _lost(self, replica: Any, job: _Job) -> bool:
+        """Requeue the dead replica's request (or give it up), then wait for the replica to come
+        back; True when it is gone for good or the queue closed (this feeder stops)."""
+        job.attempts += 1
+        with self._ready:
+            self._last_lost = replica
+            closed = self._closed
+            if not closed and job.attempts <= self._max_attempts:
+                self._jobs.appendleft(job)
+                self._ready.notify()
+        if closed:
+            self._fail(job.call, self._closed_error())
+            return True
+        if job.attempts > self._max_attempts:
+            self._fail(job.call, self._gave_up(replica, "repeatedly"))
+        return self._closed or not self._revive(replica)
+
+    def _file(self, job: _Job, result: ChatResult) -> None:
+        call = job.call
+        with self._ready:
+            if call.error is not None or call.results[job.index] is not None:
+                return
+            call.results[job.index] = result
+            call.left -= 1
+            finished = call.left == 0
+        if finished:
+            call.done.set()
+
+    def _fail(self, call: _Call, error: BaseException) -> None:
+        with self._ready:
+            if call.error is None and not call.done.is_set():
+                call.error = error
+        call.done.set()
+
+    def _feeder_exits(self, replica: Any) -> None:
+        """The last feeder to stop fails whatever still waits: no replica is left to run it."""
+        with self._ready:
+            self._alive -= 1
+            stranded = [] if self._alive else list(self._jobs)
+            if not self._alive:
+                self._jobs.clear()
+        for job in stranded:
+            self._fail(job.call, self._closed_error() if self._closed else
+                       self._gave_up(self._last_lost, "every replica is gone"))
