@@ -205,6 +205,7 @@ def _produce(loaded: LoadedRecipe, dataset: DatasetStore, started: float) -> dic
     extra = {
         "dataset_uri": dataset.uri, "prefect_flow_run_id": str(runtime.flow_run.id), "batches_resumed": resumed,
         "engine_requests": engine_stats["requests"], "engine_busy_seconds": round(engine_stats["busy_seconds"], 3),
+        "engine_busy_share": engine_stats["busy_share"],
         "engine_nodes": engine_stats["nodes"], "engine_replicas": engine_stats["replicas"],
         "engine_batches_retried": engine_stats["retried_batches"],
         "engines_ready_seconds": round(engines_ready - started, 3),

@@ -108,7 +108,7 @@ SUMMARY_FIELDS = (
     "version", "run_id", "method", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
     "seeds_recycled", "seed_versions", "seed_real_share", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
-    "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",
+    "engine_busy_share", "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",
     "engine_batches_retried", "stopped", "target_rows", "budget", "batches_planned", "cost",
 )
 
