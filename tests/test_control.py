@@ -1,14 +1,21 @@
-"""How much a run does (`synthfactory.run.control`), driven the way the flow drives it, with batches
-that "finish" from a stub: target sizing, stop reasons, budgets and their bound, trimming to
-the target, and the cost block. Seconds, no engines; the end-to-end runs are in test_target.py."""
+"""How much a run does (`synthfactory.run.control`), driven by the run driver's own loop
+(`synthfactory.run.driver.BatchLoop`) on the local executor, with a stage line whose batches
+"finish" from a stub: target sizing, the recount after dedup, stop reasons, budgets and their
+bound, trimming to the target, and the cost block. Seconds, no engines; the end-to-end runs are
+in test_target.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from synthfactory.run.batch import BatchState
+from synthfactory.run.batch import BatchState, synthetic
 from synthfactory.run.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
 from synthfactory.run.cost import Prices, Spend, run_cost
+from synthfactory.run.driver import BatchLoop
+from synthfactory.run.executor import LocalExecutor
+from synthfactory.run.plan import BatchPlan
 from synthfactory.errors import RecipeError
 from synthfactory.recipe import load_recipe
 from tests.conftest import ROOT
@@ -22,24 +29,50 @@ class FakeClock:
         return self.now
 
 
+class StubStages:
+    """The stage line with no engine: `generate` makes a batch's rows (`accept(index)` of them pass,
+    the rest are rejected; ids from `ids(index, k)`), `validate` finishes it (the clock advances by
+    one batch); every other stage hands the batch on."""
+
+    def __init__(self, accept, tokens_per_row: int = 100, seconds_per_batch: float = 1.0,
+                 clock: FakeClock | None = None, ids=lambda index, k: f"{index}-{k}") -> None:
+        self.accept, self.tokens, self.seconds, self.clock, self.ids = accept, tokens_per_row, seconds_per_batch, clock, ids
+
+    def generate(self, batch: BatchPlan) -> BatchState:
+        rows = [{"id": self.ids(batch.batch_index, k), "source": "synthetic", "prompt_tokens": self.tokens}
+                for k in range(len(batch.items))]
+        passed = self.accept(batch.batch_index)
+        return BatchState(batch.batch_id, batch.batch_index, "generated", rows=rows[:passed], rejected=rows[passed:],
+                          engine_seconds=self.seconds)
+
+    def validate(self, state: BatchState) -> BatchState:
+        if self.clock is not None:
+            self.clock.now += self.seconds
+        return replace(state, stage="validated", status="passed")
+
+    def __getattr__(self, stage: str):
+        return lambda state: state  # screen, grade, filter, measure
+
+
+def run_loop(control: RunControl, stages: StubStages, window: int = 6,
+             recount=lambda states: sum(synthetic(s.rows) for s in states)) -> BatchLoop:
+    """The driver's loop over `control`'s batches, on one local worker thread (batches finish in
+    the order they started, so the runs below are exactly repeatable)."""
+    batches = [BatchPlan(f"b{i}", i, tuple(range(size))) for i, size in enumerate(control.sizes)]
+    executor = LocalExecutor(workers=1)
+    try:
+        loop = BatchLoop(control, executor, stages, batches, window=window, recount=recount)
+        loop.run()
+    finally:
+        executor.close()
+    return loop
+
+
 def drive(control: RunControl, accept, tokens_per_row: int = 100, window: int = 6,
           seconds_per_batch: float = 1.0, clock: FakeClock | None = None) -> list[int]:
-    """Run the flow's loop: keep up to `window` batches in flight, finish the oldest first;
-    `accept(index)` says how many rows of batch `index` pass. Returns the batches started."""
-    started: list[int] = []
-    in_flight: list[int] = []
-    accepted = 0
-    while True:
-        while len(in_flight) < window and (index := control.next_batch()) is not None:
-            started.append(index)
-            in_flight.append(index)
-        if not in_flight:
-            return started
-        index = in_flight.pop(0)
-        if clock is not None:
-            clock.now += seconds_per_batch
-        accepted += accept(index)
-        control.finished(index, accepted, Spend(tokens_per_row * control.sizes[index], seconds_per_batch))
+    """Run the driver's loop with `accept(index)` rows of batch `index` passing. Returns the
+    batches started, in order."""
+    return run_loop(control, StubStages(accept, tokens_per_row, seconds_per_batch, clock), window).started
 
 
 def test_target_starts_only_the_batches_the_acceptance_rate_says_it_needs():
@@ -59,6 +92,35 @@ def test_target_starts_more_when_batches_fall_short():
     assert len(started) > 3, "a poor acceptance rate must plan more batches"
     assert control.stopped == "target"
     assert control.accepted >= 12
+
+
+def test_the_recount_after_dedup_starts_more_batches_when_duplicates_fall_away():
+    """Once the target seems reached, the loop counts again after dedup across the run (what
+    publish will count): rows that duplicate another batch's do not count toward the target."""
+    control = RunControl(sizes=[10] * 6, target=10, replicas=2)
+    every_batch_the_same = StubStages(accept=lambda i: 5, ids=lambda index, k: f"same-{k}")
+    loop = run_loop(control, every_batch_the_same,
+                    recount=lambda states: len({r["id"] for s in states for r in s.rows}))
+    assert loop.started == list(range(6)), "two batches of 5 'reached' 10 only before the recount"
+    assert loop.accepted == 5 and control.accepted == 5 and control.stopped == "seeds_exhausted"
+    assert len(loop.states) == 6 and loop.resumed == 0
+
+
+def test_a_failed_stage_ends_the_loop_with_its_own_error():
+    class EngineDown(RuntimeError):
+        pass
+
+    stages = StubStages(accept=lambda i: 10)
+    made = stages.generate
+
+    def generate(batch: BatchPlan) -> BatchState:
+        if batch.batch_index == 1:
+            raise EngineDown("replica lost")
+        return made(batch)
+
+    stages.generate = generate
+    with pytest.raises(EngineDown, match="replica lost"):
+        run_loop(RunControl(sizes=[4] * 4, replicas=1), stages)
 
 
 def test_target_not_reached_says_why():

@@ -1,0 +1,182 @@
+"""The run driver: one recipe, one new version, wherever it executes.
+
+    suite gate -> engines (loading while seeds are read and the run is planned) -> plan
+    -> batches admitted by `RunControl`, each through the stage line (`STAGE_LINE`) on an executor
+    -> recount after dedup when the target is reached -> `validation.on_failure` -> publish once
+
+The driver decides; the executor (`synthfactory.run.executor`) runs: the core's local executor
+(threads, no Prefect: `run_recipe`, `synthfactory run --no-prefect`) or Prefect's in `flows/`
+(the `synthfactory` flow). Both stage finished batches under the same keys, take the same
+dataset lock, and apply the same target and budgets, so either resumes a run the other began.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from synthfactory.errors import NothingToPublishError, ValidationGateError
+from synthfactory.run import progress
+from synthfactory.run.batch import BatchState, synthetic
+from synthfactory.run.control import RunControl
+from synthfactory.run.cost import Prices, batch_spend
+from synthfactory.run.executor import Executor, LocalExecutor
+from synthfactory.run.plan import BatchPlan, engine_specs_for
+from synthfactory.run.progress import RunProgress
+from synthfactory.run.results import run_summary
+from synthfactory.run.runner import STAGE_LINE, BatchRunner
+from synthfactory.recipe import LoadedRecipe, load_recipe
+from synthfactory.store import DatasetStore
+
+
+def run_recipe(recipe_path: str | Path, store: str | Path = "store", *, batches: int | None = None,
+               batch_size: int | None = None, target_rows: int | None = None,
+               executor: Executor | None = None, quiet: bool = True) -> dict[str, Any]:
+    """Run a recipe end to end and publish one new version, with no Prefect server: what
+    `synthfactory run --no-prefect` does, for notebooks and tests. Returns the run's summary (the
+    `--json` line). Ray is joined (RAY_ADDRESS) or started, and stopped after if started here."""
+    from synthfactory.engines.session import ray_session
+
+    started = time.perf_counter()
+    loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size, target_rows=target_rows)
+    dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
+    local = executor or LocalExecutor(dataset.staging_path)
+    try:
+        with ray_session(quiet=quiet), local.lock(dataset):
+            return drive_run(loaded, dataset, local, started)
+    finally:
+        if executor is None:
+            local.close()
+
+
+def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, started: float) -> dict[str, Any]:
+    """Start engines, plan, run every admitted batch, publish: the whole run, under the dataset's
+    lock (the caller holds it). `started` is when the run began (`time.perf_counter`)."""
+    from synthfactory.quality.guards import QualityGuards
+    from synthfactory.quality.validation import SuiteGate
+
+    log = executor.log
+    recipe = loaded.recipe
+    # the suite first: a suite GX cannot build stops the run before any engine starts
+    gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path if dataset.is_local else None)
+    progress.report(RunProgress("engines"))
+    # models load and pass their start check while seeds are read and the run is planned: an
+    # engine that cannot run stops the run before any batch is sent to it
+    engines = executor.start_engines(engine_specs_for(loaded))
+    try:
+        guards = QualityGuards.for_run(loaded, dataset.index_path, dataset.embeddings_path)
+        seeds = executor.load_seeds(loaded, guards, dataset.uri)
+        plan = executor.plan(loaded, seeds, dataset.next_version(), guards)
+    except BaseException:
+        _shut_down_once_started(engines)
+        raise
+    log.info("run %s: %d batches of up to %d for %s version %d", plan.run_id, len(plan.batches),
+             recipe.batches.size, dataset.uri, plan.version)
+    executor.planned(plan, loaded)
+
+    pool = engines.result()
+    engines_ready = time.perf_counter()
+    try:
+        from synthfactory.quality.versioning import dedup_across_run
+
+        control = RunControl(sizes=[len(b.items) for b in plan.batches], target=recipe.batches.target_rows,
+                             limits=recipe.budget.limits(), prices=Prices.from_card(recipe.card),
+                             replicas=len(pool.replicas), capped=plan.capped, clock=time.perf_counter,
+                             started_at=started)
+        loop = BatchLoop(control, executor, BatchRunner(plan, recipe, guards, gate, pool.chat), plan.batches,
+                         window=2 * len(pool.replicas) + 2,
+                         recount=lambda states: sum(synthetic(s.rows) for s in dedup_across_run(states, guards)))
+        states = loop.run()
+        engine_stats = pool.stats()
+    finally:
+        pool.shutdown()
+    outcome = control.outcome()
+    log.info("stopped starting batches: %s%s after %d of %d planned batches", outcome["stopped"],
+             f" ({control.stopped_by})" if control.stopped_by else "", len(states), len(plan.batches))
+
+    failed = [s.batch_id for s in states if s.status == "quarantined"]
+    if failed and recipe.validation.on_failure == "fail":
+        raise ValidationGateError(f"validation.on_failure is 'fail' and batches {failed} failed their suite")
+    extra = {
+        "dataset_uri": dataset.uri, **executor.run_ids, "batches_resumed": loop.resumed,
+        "engine_requests": engine_stats["requests"], "engine_busy_seconds": round(engine_stats["busy_seconds"], 3),
+        "engine_nodes": engine_stats["nodes"], "engine_replicas": engine_stats["replicas"],
+        "engine_batches_retried": engine_stats["retried_batches"],
+        "engine_busy_share": engine_stats["busy_share"],
+        "engines_ready_seconds": round(engines_ready - started, 3),
+        "first_batch_seconds": round(loop.first_accepted_s, 3) if loop.first_accepted_s is not None else None,
+        "suite": gate.suite.name, **outcome,
+        "recipe": recipe.model_dump(mode="json"),  # for the dataset card; holds no secrets (key env NAMES only)
+    }
+    target = recipe.batches.target_rows
+    progress.report(RunProgress("publishing", len(states), len(plan.batches), loop.accepted, target))
+    metadata = executor.publish(plan, states, dataset, guards, extra, recipe.publish.min_rows)
+    executor.report(metadata)
+    if not metadata["published"]:
+        raise NothingToPublishError(metadata["not_published_because"])
+    executor.progressed(1.0)
+    progress.report(RunProgress("done", len(states), len(plan.batches), metadata["accepted"], target))
+    return run_summary(metadata, time.perf_counter() - started)
+
+
+@dataclass
+class BatchLoop:
+    """Admission and collection: keep up to `window` batches in flight through the stage line,
+    as `control` admits them; count the run's accepted rows as batches finish (recounted after
+    dedup across the run once the target is reached: what publish will count)."""
+
+    control: RunControl
+    executor: Executor
+    runner: Any  # a BatchRunner, or anything with one method per stage of STAGE_LINE
+    batches: Sequence[BatchPlan]
+    window: int
+    recount: Callable[[list[BatchState]], int]
+    states: list[BatchState] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)  # batch indexes, in the order they started
+    resumed: int = 0  # batches whose every stage finished in an earlier run
+    accepted: int = 0
+    first_accepted_s: float | None = None  # run time when the first batch with accepted rows finished
+
+    def run(self) -> list[BatchState]:
+        control, executor, log = self.control, self.executor, self.executor.log
+        target, total = control.target, len(self.batches)
+        progress.report(RunProgress("batches", 0, total, 0, target))
+        chains: dict[Any, list[Any]] = {}  # a batch's last future -> every stage future of that batch
+        while True:
+            while len(chains) < self.window and (index := control.next_batch()) is not None:
+                self.started.append(index)
+                chain: list[Any] = []
+                holder: Any = self.batches[index]  # the batch plan, then each stage's future
+                for stage in STAGE_LINE:
+                    holder = executor.submit_stage(stage, self.runner, holder)
+                    chain.append(holder)
+                chains[holder] = chain
+            if not chains:
+                return self.states
+            done = executor.wait_any(list(chains))
+            state = executor.batch_result(chains.pop(done))
+            self.states.append(state)
+            self.resumed += executor.resumed(done)
+            mine = synthetic(state.rows)
+            self.accepted += mine
+            if target is not None and self.accepted >= target:
+                self.accepted = self.recount(self.states)
+            control.finished(state.batch_index, self.accepted, batch_spend(state))
+            executor.progressed(control.fraction(len(self.states)))
+            if self.first_accepted_s is None and state.status == "passed" and mine:
+                self.first_accepted_s = control.elapsed()
+            progress.report(RunProgress("batches", len(self.states), total, self.accepted, target))
+            log.info("batch %d/%d %s %s: %d accepted (+%d real), %d rejected, %d quarantined "
+                     "(run total: %d accepted%s)", len(self.states), total, state.batch_id, state.status, mine,
+                     len(state.rows) - mine, len(state.rejected), len(state.quarantined), self.accepted,
+                     f" of {target}" if target else "")
+
+
+def _shut_down_once_started(engines: Any) -> None:
+    """The run failed before it took its engines: stop them once up, so none outlives the run."""
+    try:
+        engines.result().shutdown()
+    except Exception:  # noqa: BLE001 - the run's own failure is the one to report
+        pass
