@@ -1,6 +1,7 @@
 """`synthfactory` command line: run a recipe; calibrate its judge; list, show, diff, export and push versions.
 
-The only place the core touches Prefect: `run` starts the flow in `flows/`.
+The only place the core touches Prefect: `run` starts the flow in `flows/` (with `--no-prefect`,
+the core's run driver runs the recipe itself, and Prefect is never imported).
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ from synthfactory.errors import SynthfactoryError, UserError
 
 
 def _run(args: argparse.Namespace) -> int:
+    from synthfactory.engines.session import ray_session
     from synthfactory.run.plan import engine_specs_for
     from synthfactory.recipe import load_recipe
 
     loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size,
                          target_rows=args.target_rows)  # fail fast, exit 2
     _check_models(engine_specs_for(loaded))
-    from flows.factory import factory_flow
-    from synthfactory.engines.pool import ensure_ray
+    if args.no_prefect:  # the core's driver on the local executor: Prefect is never imported
+        logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        run = _run_locally
+    else:
+        from flows.factory import factory_flow
 
+        def run(**parameters: Any) -> dict[str, Any]:
+            return factory_flow(**parameters)
     if not args.debug:
         _install_console_filter()  # Prefect's console handler exists once the flow module is imported
 
@@ -35,23 +43,21 @@ def _run(args: argparse.Namespace) -> int:
     # start while Ray starts, each in its own thread (the server and Ray are mostly other processes);
     # Ray from the main thread: started in a task thread, its shutdown blocks ~15 s.
     quality = loaded.recipe.quality
-    warm_ups = [threading.Thread(target=_connect_prefect, daemon=True),
-                threading.Thread(target=_import_flow_libraries, args=(quality.enabled and quality.embeddings,),
+    warm_ups = [threading.Thread(target=_import_flow_libraries, args=(quality.enabled and quality.embeddings,),
                                  daemon=True)]
+    if not args.no_prefect:
+        warm_ups.append(threading.Thread(target=_connect_prefect, daemon=True))
     for thread in warm_ups:
         thread.start()
-    ensure_ray(quiet=not args.debug)
-    for thread in warm_ups:
-        thread.join()
-    try:
+    with ray_session(quiet=not args.debug):
+        for thread in warm_ups:
+            thread.join()
         with _ProgressBar(enabled=not args.json and not args.debug and sys.stderr.isatty()) as listener:
             from synthfactory.run import progress
 
             with progress.listening(listener):
-                summary = factory_flow(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
-                                       batch_size=args.batch_size, target_rows=args.target_rows)
-    finally:
-        _stop_ray()
+                summary = run(recipe_path=str(loaded.path), store=args.store, batches=args.batches,
+                              batch_size=args.batch_size, target_rows=args.target_rows)
     if args.json:
         print(json.dumps(summary, default=str))
     else:
@@ -140,13 +146,11 @@ def _import_flow_libraries(embeddings: bool) -> None:
         import sentence_transformers  # noqa: F401
 
 
-def _stop_ray() -> None:
-    """Stop the local Ray processes this command started (or leave the cluster it joined) now:
-    left to exit hooks, Ray's agents outlive the command and hold its output pipes open."""
-    import ray
+def _run_locally(recipe_path: str, **parameters: Any) -> dict[str, Any]:
+    """`run --no-prefect`: the core's run driver on its local executor (threads, no Prefect)."""
+    from synthfactory.run.driver import run_recipe
 
-    if ray.is_initialized():
-        ray.shutdown()
+    return run_recipe(recipe_path, **parameters)
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -166,21 +170,15 @@ def _calibrate(args: argparse.Namespace) -> int:
     _, specs = judge_specs(loaded)
     engines = list({s.key: s for s in specs if s is not None}.values())
     _check_models(engines)
-    pool = None
-    try:
-        if engines:
-            from synthfactory.engines.pool import EnginePool, ensure_ray
+    from contextlib import nullcontext
 
-            ensure_ray(quiet=not args.debug)
-            pool = EnginePool(engines)
+    from synthfactory.engines.session import engine_session
+
+    with (engine_session(engines, quiet=not args.debug) if engines else nullcontext()) as pool:
         chats = [(lambda requests, spec=spec: pool.chat(spec, requests)) if spec is not None else None
                  for spec in specs]
         graded = grade_labels(rows, grading, chats, workers=len(pool.replicas) if pool else 1,
                               seed=loaded.recipe.generation.sampling.seed)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        _stop_ray()
     report = report_for(graded, grading, args.target_precision, Path(args.labels), loaded.recipe.name,
                         labels.quarantined)
     store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
@@ -230,18 +228,11 @@ def _preview(args: argparse.Namespace) -> int:
     guards = QualityGuards.for_run(loaded, store.index_path, store.embeddings_path)
     plan = plan_for_preview(loaded, store, guards)
     batch = preview_items(plan, args.rows)
-    from synthfactory.engines.pool import EnginePool, ensure_ray
+    from synthfactory.engines.session import engine_session
 
-    ensure_ray(quiet=not args.debug)
-    pool = None
-    try:
-        pool = EnginePool(specs)
+    with engine_session(specs, quiet=not args.debug) as pool:
         state = run_preview(loaded, plan, batch, guards, pool.chat)
         replicas = len(pool.replicas)
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        _stop_ray()
     rows = outcome_rows(batch, state)
     validation = state.validation or {}
     suite = {"outcome": state.status, "failed_expectations": validation.get("failed_expectations", [])}
@@ -441,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target-rows", type=int, default=None,
                      help="run until N rows passed and publish exactly N (overrides batches.target_rows)")
     run.add_argument("--json", action="store_true", help="print one JSON summary object last")
+    run.add_argument("--no-prefect", action="store_true",
+                     help="run in this process on the core's local executor, with no Prefect server or UI "
+                          "(same rows, resume, locks, target and budgets)")
     run.set_defaults(func=_run)
     preview = sub.add_parser("preview", parents=[common],
                              help="a few rows through every stage, and an estimate of the run; writes nothing")
@@ -504,43 +498,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _doctor(args: argparse.Namespace) -> int:
     """What the llama.cpp build is, how the engine loads models with it, and whether one token
-    can be generated on this CPU (in a child process, so a crash is reported, not suffered)."""
-    import subprocess
+    can be generated on this CPU (`synthfactory.engines.doctor`)."""
+    from synthfactory.engines.doctor import check_failure, llamacpp_report
 
-    from synthfactory.engines.llamacpp import build_info, resolve_model_path
-    from synthfactory.errors import EngineFailure
-
-    info = build_info()
-    model = resolve_model_path(args.model)
-    check = None
-    if not args.no_generate:
-        code = ("import sys; from synthfactory.engines.base import EngineSpec, start_check; "
-                "from synthfactory.engines.llamacpp import LlamaCppEngine; "
-                "spec = EngineSpec('llamacpp', sys.argv[1], logprobs=True); start_check(LlamaCppEngine(spec), spec)")
-        done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, args.model],
-                              capture_output=True, text=True, timeout=300)
-        lines = done.stderr.strip().splitlines()
-        telling = [ln for ln in lines if "GGML_ASSERT" in ln or "Fatal Python error" in ln or "Error" in ln]
-        check = {"returncode": done.returncode, "ok": done.returncode == 0,
-                 "detail": (telling or lines or [""])[0][-300:]}
-    report = {**info, "model": str(model), "start_check": check}
+    report = llamacpp_report(args.model, generate=not args.no_generate)
+    check = report["start_check"]
     if args.json:
         print(json.dumps(report))
     elif args.quiet:
-        print(f"llama.cpp {info['llama_cpp_python']}: {' '.join(info['features'])}; extra buffer types "
-              f"{'on' if info['use_extra_bufts'] else 'off'}" + ("" if check is None else
+        print(f"llama.cpp {report['llama_cpp_python']}: {' '.join(report['features'])}; extra buffer types "
+              f"{'on' if report['use_extra_bufts'] else 'off'}" + ("" if check is None else
                                                                   f"; one-token check {'ok' if check['ok'] else 'FAILED'}"))
     else:
-        print(f"llama-cpp-python {info['llama_cpp_python']}\n  build: {info['system_info']}")
-        print(f"  CPU features beyond AVX2 compiled in: {', '.join(info['non_portable']) or 'none (portable)'}")
-        print(f"  AMX in the build: {'yes: models load with extra buffer types off' if info['amx'] else 'no'}")
-        print(f"  model params the engine passes: use_extra_bufts={info['use_extra_bufts']}")
+        print(f"llama-cpp-python {report['llama_cpp_python']}\n  build: {report['system_info']}")
+        print(f"  CPU features beyond AVX2 compiled in: {', '.join(report['non_portable']) or 'none (portable)'}")
+        print(f"  AMX in the build: {'yes: models load with extra buffer types off' if report['amx'] else 'no'}")
+        print(f"  model params the engine passes: use_extra_bufts={report['use_extra_bufts']}")
         if check is not None:
             print(f"  one-token generation on {args.model}: {'ok' if check['ok'] else 'FAILED: ' + check['detail']}")
-    if check is not None and not check["ok"]:
-        signal = -check["returncode"] if check["returncode"] < 0 else None
-        raise EngineFailure(f"llama.cpp cannot generate on this CPU with {args.model}"
-                             + (f" (killed by signal {signal})" if signal else f": {check['detail']}"))
+    failure = check_failure(report, args.model)
+    if failure is not None:
+        raise failure
     return 0
 
 

@@ -31,7 +31,7 @@ def _reconciles(summary):
     return summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"]
 
 
-def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url):
+def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url, ray_cluster):
     seeds = ("\n".join(TOPICS[:8]) + "\n\n" + "x" * 300 + "\n").encode() + b"bad \xff byte\n"
     recipe = make_recipe(tmp_path, seeds_text=seeds, batches__count=2, batches__size=8,
                          grading__threshold=0.3, **JUDGE)
@@ -64,6 +64,22 @@ def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url):
                          env=cli_env(prefect_api_url), check=True).stdout
     listed = json.loads(out)
     assert [(v["version"], v["rows"], v["run_id"]) for v in listed] == [(1, ds.num_rows, summary["run_id"])]
+
+    # the same recipe with no Prefect (the core's run driver on its local executor) publishes the
+    # same rows; a `prefect` that cannot be imported proves the path never touches it
+    blocked = tmp_path / "no-prefect"
+    (blocked / "prefect").mkdir(parents=True)
+    (blocked / "prefect" / "__init__.py").write_text("raise ImportError('prefect imported by run --no-prefect')\n")
+    local = subprocess.run(cli_command("run", str(recipe), "--store", str(tmp_path / "local"), "--no-prefect", "--json"),
+                           capture_output=True, text=True, timeout=600,
+                           env=cli_env(prefect_api_url, ray_cluster, PYTHONPATH=str(blocked)))
+    assert local.returncode == 0, local.stderr[-3000:]
+    alone = json.loads(local.stdout.strip().splitlines()[-1])
+    assert alone["prefect_flow_run_id"] is None and alone["run_id"] == summary["run_id"]
+    assert {k: alone[k] for k in ("generated", "accepted", "rejected", "quarantined", "seeds_quarantined")} == \
+        {k: summary[k] for k in ("generated", "accepted", "rejected", "quarantined", "seeds_quarantined")}
+    same = load_dataset_version(tmp_path / "local" / "tiny")
+    assert sorted(zip(same["id"], same["text"])) == sorted(zip(ds["id"], ds["text"]))
 
 
 def test_second_run_is_version_2_and_version_1_is_unchanged(tmp_path):
@@ -113,7 +129,7 @@ def test_remote_store_runs_queue_on_a_prefect_global_concurrency_limit(prefect_a
     import httpx
     from prefect import flow
 
-    from flows.factory import dataset_lock, lock_name
+    from flows.executor import dataset_lock, lock_name
 
     dataset = DatasetStore("s3://bucket/tiny")
     spans: list[tuple[float, float]] = []

@@ -1,0 +1,219 @@
+"""The run driver on the core's local executor, with a stub engine pool (a chat function that
+answers at once): plan, the stage line, staging and resume, the failure rule and publish on the
+real GX suite and Delta table, in seconds. No Prefect anywhere on this path. The driver on the
+bundled model, and the same rows through the Prefect flow, are in test_factory.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from synthfactory import load_dataset_version
+from synthfactory.engines.base import ChatResult
+from synthfactory.errors import EngineFailure, RecipeError, ValidationGateError
+from synthfactory.recipe import load_recipe
+from synthfactory.run.batch import BatchState
+from synthfactory.run.driver import drive_run
+from synthfactory.run.executor import LocalExecutor, read_staged, stage_key, write_staged
+from synthfactory.store import DatasetStore
+from tests.conftest import ROOT, make_recipe
+
+FAST = {"grading__method": "logprobs", "quality__embeddings": False}  # no embedding model to load
+
+
+def _suite() -> dict:
+    """The quickstart suite without what needs real generations or embeddings."""
+    suite = json.loads((ROOT / "expectations" / "quickstart.json").read_text())
+    suite["expectations"] = [e for e in suite["expectations"] if e["type"] != "expect_column_mean_to_be_between"
+                             and e["kwargs"].get("column") != "batch_embedding_diversity"]
+    return suite
+
+WORDS = ("light water energy moves through small parts of every system and changes how each layer works "
+         "because heat pressure and time shape the result while people measure patterns in nature over "
+         "many years using simple tools careful notes clear models strong evidence new questions old "
+         "ideas cells plants animals stars rocks rivers clouds wind sound signals numbers steps rules "
+         "growth balance force motion speed distance surface depth color shape size weight").split()
+
+
+class StubPool:
+    """An engine pool that answers every request at once: a fixed explanation, and P(yes) = 0.9 to
+    every judge question. `fail_on_call` makes that call (1-based) raise, as a lost engine does."""
+
+    replicas = [{"model": "stub", "node_id": "stub-node-00000000", "load_seconds": 0.0}]
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls = self.requests = self.generation_requests = 0
+        self.fail_on_call = fail_on_call
+        self.shut_down = False
+        self._lock = threading.Lock()
+
+    def chat(self, spec, requests):
+        with self._lock:
+            self.calls += 1
+            self.requests += len(requests)
+            self.generation_requests += sum(r.logprobs is None for r in requests)
+            if self.calls == self.fail_on_call:
+                raise EngineFailure("engine llamacpp (model stub): replica lost")
+        return [self._yes() if r.logprobs else ChatResult(
+            text=self.explain(r.messages[-1]["content"]), finish_reason="stop", prompt_tokens=12,
+            completion_tokens=20, latency_s=0.01) for r in requests]
+
+    @staticmethod
+    def explain(prompt: str) -> str:
+        """Two plain English sentences of their own per prompt (distinct enough that no screen
+        calls two of them near duplicates), the same every time for the same prompt."""
+        rng = random.Random(prompt)
+        first, second = (" ".join(rng.sample(WORDS, 9)) for _ in range(2))
+        return f"The {first} matters here. Then {second} follows from it."
+
+    @staticmethod
+    def _yes() -> ChatResult:
+        top = [{"token": "Yes", "logprob": math.log(0.9)}, {"token": "No", "logprob": math.log(0.1)}]
+        return ChatResult(text="Yes", finish_reason="length", prompt_tokens=10, completion_tokens=1,
+                          latency_s=0.01, logprobs=[{"token": "Yes", "logprob": top[0]["logprob"], "top": top}])
+
+    def stats(self):
+        return {"replicas": 1, "requests": self.requests, "busy_seconds": 0.5, "retried_batches": 0,
+                "nodes": ["stub-node"]}
+
+    def shutdown(self):
+        self.shut_down = True
+
+
+class StubEngineExecutor(LocalExecutor):
+    """The local executor with the stub pool for engines; one worker thread, so stages run in the
+    order they became ready and a failure lands at the same point every time."""
+
+    def __init__(self, staging: Path, pool: StubPool) -> None:
+        super().__init__(staging, workers=1)
+        self.pool = pool
+
+    def start_engines(self, specs):
+        started: Future = Future()
+        started.set_result(self.pool)
+        return started
+
+
+def _drive(recipe: Path, store: Path, pool: StubPool) -> dict:
+    loaded = load_recipe(recipe)
+    dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
+    executor = StubEngineExecutor(dataset.staging_path, pool)
+    try:
+        with executor.lock(dataset):
+            return drive_run(loaded, dataset, executor, time.perf_counter())
+    finally:
+        executor.close(wait=True)  # stages still running finish before the test looks at the staging
+
+
+def test_local_driver_runs_the_stage_line_and_publishes_one_version(tmp_path):
+    recipe = make_recipe(tmp_path, suite=_suite(), batches__count=3, batches__size=4, **FAST)
+    pool = StubPool()
+    summary = _drive(recipe, tmp_path / "store", pool)
+
+    assert summary["version"] == 1 and summary["batches"] == 3 and summary["generated"] == 12
+    assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"]
+    assert summary["batches_resumed"] == 0 and pool.shut_down
+    ds = load_dataset_version(tmp_path / "store" / "tiny")
+    assert ds.num_rows == summary["accepted"] > 0 and len(set(ds["id"])) == ds.num_rows
+    meta = DatasetStore(tmp_path / "store" / "tiny").versions()[-1].metadata
+    meta = meta if isinstance(meta, dict) else meta.as_commit()  # the commit's JSON keys
+    assert meta["prefect_flow_run_id"] is None and meta["engine_requests"] == pool.requests
+    assert meta["suite"] and meta["stopped"] == "complete"
+    assert not (tmp_path / "store" / "tiny" / "_staging").exists(), "staged stages are cleared once published"
+
+
+def test_a_failed_local_run_resumes_from_its_staged_stages_and_publishes_the_same_rows(tmp_path):
+    recipe = make_recipe(tmp_path, suite=_suite(), batches__count=3, batches__size=4, **FAST)
+    clean = _drive(recipe, tmp_path / "clean", StubPool())
+    clean_rows = load_dataset_version(tmp_path / "clean" / "tiny")
+
+    # generation calls come first (one per batch, in plan order on one worker): the third one fails
+    with pytest.raises(EngineFailure, match="replica lost"):
+        _drive(recipe, tmp_path / "store", StubPool(fail_on_call=3))
+    staged = [p.name for p in (tmp_path / "store" / "tiny" / "_staging").iterdir()]
+    finished = {stage: {k.rsplit("-", 1)[0] for k in staged if k.endswith(f"-{stage}")}
+                for stage in ("generate", "validate")}
+    assert len(finished["generate"]) == 2, staged
+    assert not DatasetStore(tmp_path / "store" / "tiny").versions()
+
+    again = StubPool()
+    summary = _drive(recipe, tmp_path / "store", again)
+    assert summary["batches_resumed"] == len(finished["validate"])
+    assert again.generation_requests == 4, "only the batch whose generation failed is generated again"
+    rows = load_dataset_version(tmp_path / "store" / "tiny")
+    assert rows.num_rows == clean["accepted"] > 0
+    assert sorted(zip(rows["id"], rows["text"])) == sorted(zip(clean_rows["id"], clean_rows["text"]))
+
+
+def test_on_failure_fail_stops_the_local_run_unpublished(tmp_path):
+    suite = json.loads((ROOT / "expectations" / "quickstart.json").read_text())
+    suite["expectations"] = [{"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 0}}]
+    recipe = make_recipe(tmp_path, suite=suite, batches__count=1, validation__on_failure="fail", **FAST)
+    pool = StubPool()
+    with pytest.raises(ValidationGateError, match="failed their suite"):
+        _drive(recipe, tmp_path / "store", pool)
+    assert pool.shut_down and DatasetStore(tmp_path / "store" / "tiny").versions() == []
+
+
+def test_a_suite_gx_cannot_build_stops_the_run_before_any_engine_starts(tmp_path):
+    suite = {"name": "bad", "expectations": [{"type": "expect_column_values_to_be_ocean_blue",
+                                              "kwargs": {"column": "text"}}]}
+    recipe = make_recipe(tmp_path, suite=suite, **FAST)
+    started: list = []
+
+    class Watching(StubEngineExecutor):
+        def start_engines(self, specs):
+            started.append(specs)
+            return super().start_engines(specs)
+
+    loaded = load_recipe(recipe)
+    dataset = DatasetStore.for_recipe(tmp_path / "store", loaded.recipe.name)
+    executor = Watching(dataset.staging_path, StubPool())
+    try:
+        with pytest.raises(RecipeError, match="validation.suite"):
+            drive_run(loaded, dataset, executor, time.perf_counter())
+    finally:
+        executor.close(wait=True)
+    assert started == []
+
+
+def test_staged_stages_are_prefect_result_records_both_ways(tmp_path):
+    """A run begun by either executor resumes under the other: the local executor writes and
+    reads the record Prefect's result storage does, under the same key."""
+    from prefect.filesystems import LocalFileSystem
+    from prefect.results import ResultStore
+
+    state = BatchState("abc123", 0, "generated", rows=[{"id": "r1", "source": "synthetic"}], engine_seconds=1.5)
+    prefect_store = ResultStore(result_storage=LocalFileSystem(basepath=str(tmp_path)))
+    write_staged(tmp_path, stage_key("abc123", "generate"), state)
+    assert prefect_store.exists("abc123-generate")
+    assert prefect_store.read("abc123-generate").result == state
+    prefect_store.write(obj=state, key="abc123-grade")
+    assert read_staged(tmp_path, "abc123-grade") == state
+    (tmp_path / "abc123-screen").write_text("{torn")
+    assert read_staged(tmp_path, "abc123-screen") is None and read_staged(tmp_path, "missing") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["abc123-generate", "abc123-grade", "abc123-screen"]
+
+
+def test_the_local_path_imports_no_prefect(tmp_path):
+    """`run --no-prefect` and `run_recipe` must work where Prefect is not installed: a `prefect`
+    that cannot be imported stands in for it."""
+    blocker = tmp_path / "blocked" / "prefect"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('prefect imported on the local path')\n")
+    code = ("import synthfactory.cli, synthfactory.run.driver, synthfactory.run.executor, "
+            "synthfactory.engines.session, synthfactory.engines.doctor, synthfactory.quality.validation, "
+            "synthfactory.quality.guards, synthfactory.run.runner; "
+            "from synthfactory import run_recipe; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": f"{blocker.parent}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
