@@ -82,8 +82,8 @@ class StubPool:
                           latency_s=0.01, logprobs=[{"token": "Yes", "logprob": top[0]["logprob"], "top": top}])
 
     def stats(self):
-        return {"replicas": 1, "requests": self.requests, "busy_seconds": 0.5, "retried_batches": 0,
-                "nodes": ["stub-node"]}
+        return {"replicas": 1, "requests": self.requests, "busy_seconds": 0.5, "busy_share": 0.5,
+                "retried_batches": 0, "nodes": ["stub-node"]}
 
     def shutdown(self):
         self.shut_down = True

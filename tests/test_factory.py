@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -72,7 +73,8 @@ def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url, 
     (blocked / "prefect" / "__init__.py").write_text("raise ImportError('prefect imported by run --no-prefect')\n")
     local = subprocess.run(cli_command("run", str(recipe), "--store", str(tmp_path / "local"), "--no-prefect", "--json"),
                            capture_output=True, text=True, timeout=600,
-                           env=cli_env(prefect_api_url, ray_cluster, PYTHONPATH=str(blocked)))
+                           env=cli_env(prefect_api_url, ray_cluster,
+                                       PYTHONPATH=os.pathsep.join(filter(None, [str(blocked), os.environ.get("PYTHONPATH")]))))
     assert local.returncode == 0, local.stderr[-3000:]
     alone = json.loads(local.stdout.strip().splitlines()[-1])
     assert alone["prefect_flow_run_id"] is None and alone["run_id"] == summary["run_id"]

@@ -1,5 +1,7 @@
 """Exactly once: SIGKILL a run midway, run it again; finished batches are not regenerated,
-no row is duplicated, and one version is published."""
+no row is duplicated, and one version is published. The killed run is a `--no-prefect` one and
+the rerun goes through the Prefect flow: both executors stage a batch's stages alike, so either
+resumes the other's run (a Prefect run killed and rerun: test_target.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def test_sigkill_midway_then_rerun_resumes_exactly_once(tmp_path, prefect_api_ur
     env = cli_env(prefect_api_url, ray_cluster)
     command = cli_command("run", str(recipe), "--store", str(store), "--json")
 
-    finished, killed_at = sigkill_after_first_batch(command, env, staging)
+    finished, killed_at = sigkill_after_first_batch([*command, "--no-prefect"], env, staging)
     assert not DatasetStore(store / "tiny").versions(), "the killed run must not have published"
     assert len(finished) < BATCHES
 
