@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import threading
@@ -24,6 +25,43 @@ def load_suite_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
         raise RecipeError(f"validation.suite: {path} needs a list under 'expectations'")
     return data
+
+
+def _why_invalid(exc: Exception) -> str:
+    """GX's complaint about one expectation, in one line: pydantic's field errors, else the message."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first: dict[str, str] = {}  # one message per field (a union field fails once per alternative)
+        for error in errors():
+            first.setdefault(".".join(str(part) for part in error["loc"]).replace("__root__", "kwargs"), error["msg"])
+        return "; ".join(f"{field}: {msg}" for field, msg in first.items())
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def build_expectations(path: Path, specs: list[Any]) -> list[Any]:
+    """Every expectation of a suite, built by GX, strictly. `gx.ExpectationSuite` given a dict it
+    cannot build logs an ERROR and drops that expectation, so the check silently never gates a
+    batch; here any expectation GX cannot build is a RecipeError naming the suite and it."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from great_expectations.expectations.registry import list_registered_expectation_implementations
+
+    built = []
+    for number, spec in enumerate(specs, start=1):
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        where = f"validation.suite: {path}: expectation {number}"
+        if not isinstance(kind, str):
+            raise RecipeError(f"{where} needs a 'type' (and 'kwargs'): {json.dumps(spec, default=str)[:200]}")
+        known = list_registered_expectation_implementations()
+        if kind not in known:
+            close = difflib.get_close_matches(kind.lower(), known, n=1, cutoff=0.8)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see https://greatexpectations.io/expectations/"
+            raise RecipeError(f"{where} {kind!r}: Great Expectations {gx.__version__} has no such expectation{hint}")
+        try:
+            built.append(ExpectationConfiguration(**{"kwargs": {}, **spec}).to_domain_obj())
+        except Exception as exc:  # pydantic, TypeError or GX's own: all mean the suite file is wrong
+            raise RecipeError(f"{where} {kind!r}: {_why_invalid(exc)}") from None
+    return built
 
 
 DOCS_SITE = "synthfactory"
@@ -51,12 +89,16 @@ class SuiteGate:
         self.suite_path = suite_path
         self._context = gx.get_context(mode="ephemeral")
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        expectations = build_expectations(suite_path, data["expectations"])
         try:
             self.suite = gx.ExpectationSuite(
-                name=data.get("name") or suite_path.stem, expectations=data["expectations"], meta=data.get("meta"),
+                name=data.get("name") or suite_path.stem, expectations=expectations, meta=data.get("meta"),
             )
-        except Exception as exc:  # GX raises several types for a bad expectation; all are user errors
+        except Exception as exc:  # GX raises several types for a bad suite; all are user errors
             raise RecipeError(f"validation.suite: {suite_path}: {str(exc).splitlines()[0]}") from None
+        if len(self.suite.expectations) != len(expectations):  # GX drops what it cannot add, with a log line
+            raise RecipeError(f"validation.suite: {suite_path}: Great Expectations kept "
+                              f"{len(self.suite.expectations)} of its {len(expectations)} expectations")
         source = self._context.data_sources.add_pandas("synthfactory")
         self._batch_definition = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
         self._lock = threading.Lock()
