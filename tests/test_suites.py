@@ -82,11 +82,11 @@ def test_the_preference_pair_expectation_gates_the_rows_the_method_makes(tmp_pat
     assert passing["success"] and not passing["exception_info"]["raised_exception"]
     assert (passing["result"]["element_count"], passing["result"]["missing_count"],
             passing["result"]["unexpected_count"]) == (3, 1, 0)  # the two pairs checked, the real row skipped
-    tied = pair("tied", 0.4, 0.4)
-    assert (tied["score_chosen"], tied["score_rejected"]) == (0.4, 0.4)
-    failing = pair_result([*rows, tied])
+    assert pair("tied", 0.4, 0.4) == "low_margin: a tie (chosen and rejected score the same)"  # never a row
+    flipped = {**pair("flipped", 0.6, 0.3), "score_chosen": 0.3, "score_rejected": 0.6}
+    failing = pair_result([*rows, flipped])
     assert not failing["success"] and failing["result"]["unexpected_count"] == 1
-    assert f"{PAIR}()" in gate.validate([*rows, tied])["failed_expectations"]
+    assert f"{PAIR}()" in gate.validate([*rows, flipped])["failed_expectations"]
 
 
 class _Recording(BaseHTTPRequestHandler):

@@ -73,6 +73,8 @@ class PreferenceMethod(Method):
         margin = values[best] - values[worst]
         if best == worst or margin < self.options.min_margin:
             return f"low_margin: {margin:.3f} < {self.options.min_margin:.3f}"
+        if margin <= 0:  # a tie is no preference; the suite's chosen > rejected would fail the batch
+            return "low_margin: a tie (chosen and rejected score the same)"
         prompt = [dict(m) for m in row["prompt_messages"]]
         chosen, rejected = row["candidates"][best], row["candidates"][worst]
         return {
