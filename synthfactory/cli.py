@@ -365,9 +365,22 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version_or_latest(dataset: str, version: int | None) -> int:
+    """--version, or the newest published version when it is omitted (as load_dataset_version does)."""
+    if version is not None:
+        return version
+    from synthfactory.store import DatasetStore
+
+    published = DatasetStore(dataset).versions()
+    if not published:
+        raise UserError(f"{dataset}: no published dataset here (run a recipe first)")
+    return published[-1].version
+
+
 def _export(args: argparse.Namespace) -> int:
     from synthfactory.publish.hub import export_version
 
+    args.version = _version_or_latest(args.dataset, args.version)
     folder = export_version(args.dataset, args.version, args.to, fmt=args.format)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     print(f"exported {args.dataset} version {args.version} to {folder}: {', '.join(files)}")
@@ -380,6 +393,7 @@ def _push(args: argparse.Namespace) -> int:
 
     from synthfactory.publish.hub import plan_push, push
 
+    args.version = _version_or_latest(args.dataset, args.version)
     with tempfile.TemporaryDirectory(prefix="synthfactory-push-") as tmp:
         plan = plan_push(args.dataset, args.version, args.repo, Path(tmp) / "export", private=args.private,
                          fmt=args.format)
@@ -456,14 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show)
     export = sub.add_parser("export", parents=[common], help="write a version as a Hugging Face Hub dataset folder")
     export.add_argument("dataset", help="DIR/NAME")
-    export.add_argument("--version", type=int, required=True)
+    export.add_argument("--version", type=int, default=None, help="default: the latest version")
     export.add_argument("--to", type=Path, required=True, help="output folder (card, plots, data/*.parquet)")
     export.add_argument("--format", default="hub",  # checked by synthfactory.publish.formats.convert (one-line error)
                         help="hub (every column), jsonl, messages (SFT), sharegpt, dpo (preference pairs)")
     export.set_defaults(func=_export)
     push = sub.add_parser("push", parents=[common], help="upload a version to the Hub in one commit and tag it vN")
     push.add_argument("dataset", help="DIR/NAME")
-    push.add_argument("--version", type=int, required=True)
+    push.add_argument("--version", type=int, default=None, help="default: the latest version")
     push.add_argument("--repo", required=True, help="ORG/NAME of the Hub dataset repo")
     push.add_argument("--format", default="hub", help="the layout, as for export")
     push.add_argument("--private", action="store_true", help="create the repo private")

@@ -85,6 +85,20 @@ def test_export_loads_with_datasets_as_the_same_rows(two_versions, tmp_path, ver
     assert (out / "score_histogram.png").read_bytes().startswith(PNG)
 
 
+def test_export_and_push_default_to_the_latest_version(two_versions, tmp_path, capsys):
+    from synthfactory.cli import main
+
+    out = tmp_path / "latest"
+    assert main(["export", str(two_versions), "--to", str(out)]) == 0
+    assert f"exported {two_versions} version 2 to {out}" in capsys.readouterr().out
+    assert datasets.load_dataset(str(out), split="train").num_rows == load_dataset_version(two_versions).num_rows
+    assert "(version 2)" in _card(out / "README.md")[1]
+    assert main(["push", str(two_versions), "--repo", "my-org/tiny", "--dry-run"]) == 0
+    assert f"would push {two_versions} version 2 to datasets/my-org/tiny" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "nothing"), "--to", str(tmp_path / "out")]) == 2
+    assert "no published dataset here" in capsys.readouterr().err
+
+
 def test_reexport_to_the_same_folder_loads_the_new_rows(two_versions, tmp_path):
     # datasets caches a local folder by its name and config: the data file's name must change
     out = tmp_path / "quickstart"
