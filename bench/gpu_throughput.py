@@ -72,7 +72,7 @@ def raw(recipe_path: str, batches: int, batch_size: int) -> None:
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
     recipe = loaded.recipe
     sampling, judge = recipe.generation.sampling, make_judge(recipe.grading)
-    engine = VLLMEngine(EngineSpec.from_options("vllm", recipe.generation.model, recipe.generation.options))
+    engine = VLLMEngine(EngineSpec("vllm", recipe.generation.model, recipe.generation.options))
     items = [item for batch in plan.batches for item in batch.items]
     warm = engine.chat([ChatRequest(messages=items[0].messages, max_tokens=8)])  # compile, allocate
     del warm

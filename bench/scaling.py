@@ -43,7 +43,7 @@ def ray_replicas(replicas: int, requests: list[ChatRequest], batch: int = 4) -> 
     """The factory's pool: batches handed to the least-busy replica, a few in flight per replica."""
     from synthfactory.engines.pool import EnginePool
 
-    spec = EngineSpec("llamacpp", MODEL, replicas=replicas, threads=1)
+    spec = EngineSpec("llamacpp", MODEL, {"replicas": replicas, "threads": 1})
     pool = EnginePool([spec])
     try:
         pool.chat(spec, requests[:1])  # warm
@@ -80,8 +80,8 @@ def endpoints(count: int, requests: list[ChatRequest]) -> tuple[float, int]:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.5)
-        spec = EngineSpec("openai", MODEL, base_urls=tuple(f"http://127.0.0.1:{p}/v1" for p in ports),
-                          max_concurrency=1, timeout_s=300)
+        spec = EngineSpec("openai", MODEL, {"base_urls": [f"http://127.0.0.1:{p}/v1" for p in ports],
+                                            "max_concurrency": 1, "timeout_s": 300})
         engine = OpenAIEngine(spec)
         engine.chat(requests[:count])  # warm every server
         started = time.perf_counter()

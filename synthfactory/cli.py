@@ -301,11 +301,8 @@ def _estimate_text(e: dict[str, Any]) -> str:
 
 def _check_models(specs: list[Any]) -> None:
     """A bundled-model name or .gguf path that does not resolve is the user's to fix (exit 2)."""
-    from synthfactory.engines.llamacpp import resolve_model_path
-
     for spec in specs:
-        if spec.engine == "llamacpp":
-            resolve_model_path(spec.model)
+        spec.backend.check_model(spec.model)
 
 
 def _version_row(info: Any) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def test_start_check_needs_a_token_and_logprobs_when_the_judge_reads_them():
         start_check(_Stub([ChatResult("", "error", 0, 0, 0.0, error="engine_error: boom")]), SPEC)
     bare = ChatResult("ok", "length", 5, 1, 0.01)
     with pytest.raises(EngineFailure, match="no log-probabilities"):
-        start_check(_Stub([bare, bare]), EngineSpec("openai", "m", logprobs=True))
+        start_check(_Stub([bare, bare]), EngineSpec("openai", "m", {"base_urls": ["http://127.0.0.1:1/v1"]}, logprobs=True))
 
 
 def test_crash_cause_names_engine_model_signal_activity_and_logs(tmp_path):
@@ -118,15 +118,15 @@ def test_openai_endpoints_down_are_infrastructure_and_a_refused_request_is_a_row
 
     opts = dict(max_retries=1, timeout_s=5.0)
     with pytest.raises(EngineFailure, match=r"no endpoint answers GET /models after 1 retries .*ConnectError"):
-        OpenAIEngine(EngineSpec("openai", "m", base_urls=(f"http://127.0.0.1:{free_port()}/v1",), **opts))
+        OpenAIEngine(EngineSpec("openai", "m", {"base_urls": [f"http://127.0.0.1:{free_port()}/v1"], **opts}))
     failing, refusing = _server(500), _server(400)
     try:
-        engine = OpenAIEngine(EngineSpec("openai", "m", base_urls=(f"http://127.0.0.1:{failing.server_port}/v1",),
-                                         **opts))
+        engine = OpenAIEngine(EngineSpec("openai", "m", {"base_urls": [f"http://127.0.0.1:{failing.server_port}/v1"],
+                                                            **opts}))
         with pytest.raises(EngineFailure, match="failed on every try .*HTTP 500"):
             engine.chat(start_check_requests(False))
-        engine = OpenAIEngine(EngineSpec("openai", "m", base_urls=(f"http://127.0.0.1:{refusing.server_port}/v1",),
-                                         **opts))
+        engine = OpenAIEngine(EngineSpec("openai", "m", {"base_urls": [f"http://127.0.0.1:{refusing.server_port}/v1"],
+                                                            **opts}))
         [result] = engine.chat(start_check_requests(False))
         assert result.error == f"engine_error: HTTP 400 from http://127.0.0.1:{refusing.server_port}/v1: " \
                                "prompt is too long"

@@ -103,7 +103,7 @@ def test_close_uses_the_shutdown_vllm_has_and_gives_up_after_the_timeout():
 
 
 def _vllm(model: str, **options) -> EngineSpec:
-    return EngineSpec(engine="vllm", model=model, **options)
+    return EngineSpec(engine="vllm", model=model, options=options)
 
 
 def test_generator_and_judge_on_one_gpu_fail_at_once_unless_they_share_it():

@@ -157,7 +157,7 @@ def test_engines_a_panel_starts(tmp_path):
 @pytest.mark.parametrize("judges, message", [
     ([{"name": "a", "method": "relevance", "model": "x"}], "grading.judges.0: Value error, model: only LLM judges"),
     ([{"name": "a", "method": "form"}, {"name": "a", "method": "relevance"}], "judges: names must be unique"),
-    ([{"name": "a", "method": "psychic"}], "grading.judges.0.method: Input should be"),
+    ([{"name": "a", "method": "psychic"}], "grading.judges.0.method: unknown judge 'psychic'; known: form, json"),
     ([{"name": "a", "method": "form", "weight": 0}], "judges: every weight is 0"),
 ])
 def test_bad_panels_fail_in_one_line_naming_the_field(tmp_path, judges, message):

@@ -275,7 +275,8 @@ def test_engine_error_in_a_later_round_quarantines_with_the_cause(tmp_path):
 @pytest.mark.parametrize("method,options,expected", [
     ("nonsense", {}, "generation.method: unknown method 'nonsense'; known: conversation, evol, instruct, "),
     ("conversation", {"turns": 40}, "generation.method_options.turns: Input should be less than or equal to 10"),
-    ("conversation", {"turnz": 2}, "generation.method_options.turnz: Extra inputs are not permitted"),
+    ("conversation", {"turnz": 2}, "generation.method_options.turnz: the conversation method takes no such option "
+                                   "(its options: turns, user_system)"),
     ("structured", {"schema": {"type": "object", "properties": {"a": {"type": "strng"}}}},
      "generation.method_options: schema: not a valid JSON Schema at properties/a/type"),
     ("structured", {"schema": {"type": "object", "properties": {"id": {"type": "string"}}}},

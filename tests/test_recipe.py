@@ -31,7 +31,29 @@ def _break(path: Path, mutate) -> Path:
     (lambda d: d["grading"].update(scale_min=5, scale_max=5), "grading.scale_max: must be greater than grading.scale_min"),
     (lambda d: d["generation"].update(engine="openai", options={"base_urls": ["http://u:secret@host:8000/v1"]}),
      "generation.options.base_urls: credentials do not belong in base_urls"),
-    (lambda d: d["generation"].update(engine="cuda"), "generation.engine: Input should be 'llamacpp', 'vllm' or 'openai'"),
+    (lambda d: d["generation"].update(engine="cuda"), "generation.engine: unknown engine 'cuda'; known: llamacpp, openai, vllm"),
+    # each engine takes its own options: another engine's key is an error naming the field
+    (lambda d: d["generation"].update(options={"base_urls": ["http://host:8000/v1"]}),
+     "generation.options.base_urls: the llamacpp engine takes no such option (its options: replicas, threads, "
+     "context_length)"),
+    (lambda d: d["generation"].update(engine="openai", options={"base_urls": ["http://h/v1"], "threads": 2}),
+     "generation.options.threads: the openai engine takes no such option"),
+    (lambda d: d["generation"].update(engine="openai"),
+     "generation.options.base_urls: the openai engine needs at least one endpoint URL"),
+    (lambda d: d["grading"].update(engine="openai"),
+     "grading.options.base_urls: the openai engine needs at least one endpoint URL"),
+    (lambda d: d["grading"].update(judges=[{"name": "a", "method": "json", "engine": "vllm",
+                                            "options": {"threads": 2}}]),
+     "grading.judges.0.options.threads: the vllm engine takes no such option"),
+    (lambda d: d["grading"].update(judges=[{"name": "a", "method": "telepathy"}]),
+     "grading.judges.0.method: unknown judge 'telepathy'; known: form, json, logprobs, relevance"),
+    (lambda d: d["grading"].update(judges=[{"name": "a", "method": "form", "model": "m"}]),
+     "grading.judges.0: model: only LLM judges (json, logprobs) take these; form is not an LLM"),
+    (lambda d: d["grading"].update(method="form"), "grading.method: form is not an LLM judge"),
+    (lambda d: d.update(quality={"filters": {"min_char": 5}}),
+     "quality.filters.min_char: no screen takes this option"),
+    (lambda d: d.update(quality={"filters": {"min_chars": -1}}),
+     "quality.filters.min_chars: Input should be greater than or equal to 0"),
 ])
 def test_bad_recipe_exits_2_naming_the_field(tmp_path, capsys, mutate, expected):
     recipe = _break(make_recipe(tmp_path), mutate)

@@ -1,25 +1,18 @@
-"""Engine registry: one backend per module, chosen by name, imported lazily."""
+"""Inference back ends: one per module, registered by name in `synthfactory.registry.ENGINES`."""
 
 from __future__ import annotations
 
-from synthfactory.engines.base import ChatRequest, ChatResult, Engine, EngineSpec
+from synthfactory.engines.base import ChatRequest, ChatResult, Engine, EngineBackend, EngineOptions, EngineSpec
 from synthfactory.errors import EngineUnavailableError
-
-BACKENDS = {
-    "llamacpp": "synthfactory.engines.llamacpp:LlamaCppEngine",
-    "vllm": "synthfactory.engines.vllm:VLLMEngine",  # the engine environment: deploy/gpu/requirements.txt
-    "openai": "synthfactory.engines.openai:OpenAIEngine",
-}
 
 
 def create_engine(spec: EngineSpec) -> Engine:
     """Load the model named by `spec`; heavy imports happen here, inside the actor."""
-    import importlib
+    from synthfactory.registry import ENGINES
 
-    if spec.engine not in BACKENDS:
-        raise EngineUnavailableError(f"engine: unknown engine {spec.engine!r}; choose one of {sorted(BACKENDS)}")
-    module_name, class_name = BACKENDS[spec.engine].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(spec)
+    if spec.engine not in ENGINES:
+        raise EngineUnavailableError(f"engine: unknown engine {spec.engine!r}; choose one of {sorted(ENGINES)}")
+    return ENGINES.load(spec.engine)(spec)
 
 
-__all__ = ["ChatRequest", "ChatResult", "Engine", "EngineSpec", "create_engine"]
+__all__ = ["ChatRequest", "ChatResult", "Engine", "EngineBackend", "EngineOptions", "EngineSpec", "create_engine"]

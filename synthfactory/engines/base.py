@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True)
@@ -34,45 +36,81 @@ class ChatResult:
     node_id: str | None = None  # the Ray node that served it (set by the engine actor)
 
 
+class EngineOptions(BaseModel):
+    """What every back end's `options` may say; each back end extends it with its own fields.
+    Strict: a key another back end takes is an error here, naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replicas: int | None = Field(None, ge=1, le=256, description="default: the back end's (fill the CPUs or GPUs)")
+
+
 @dataclass(frozen=True)
 class EngineSpec:
-    """Which backend and model an actor group runs; equal specs share the same actors."""
+    """Which back end and model an actor group runs, with the back end's own options; equal specs
+    share the same actors. `options` may be given as a dict (or left out): it is validated by the
+    back end's `Options` model (pydantic ValidationError if wrong)."""
 
     engine: str
     model: str
-    replicas: int | None = None  # None: llamacpp fills the cluster's CPUs, vllm its GPUs, openai 1
-    threads: int = 1
-    context_length: int = 2048
+    options: Any = None  # the back end's `Options`; a dict or None becomes one
     logprobs: bool = False  # llama.cpp must keep every token's logits to return log-probabilities
-    # vllm
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.85
-    gpus_per_replica: float = 1.0
-    dtype: str = "auto"
-    # openai: endpoints and how to talk to them; the key itself is read from `api_key_env` where it is used
-    base_urls: tuple[str, ...] = ()
-    api_key_env: str | None = None
-    max_concurrency: int = 4
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    response_format: str = "json_schema"
 
-    @classmethod
-    def from_options(cls, engine: str, model: str, options: Any, logprobs: bool = False) -> "EngineSpec":
-        """From a recipe's `EngineOptions`."""
-        fields = {f.name for f in dataclasses.fields(cls)} - {"engine", "model", "logprobs"}
-        values = {name: getattr(options, name) for name in fields}
-        return cls(engine=engine, model=model, logprobs=logprobs, **{**values, "base_urls": tuple(values["base_urls"])})
+    def __post_init__(self) -> None:
+        options_model = self.backend.Options
+        if not isinstance(self.options, options_model):
+            object.__setattr__(self, "options", options_model.model_validate(
+                self.options.model_dump() if isinstance(self.options, BaseModel) else self.options or {}))
+
+    @property
+    def backend(self) -> type["EngineBackend"]:
+        """The back end's class (its module is light: the heavy library loads in the actor)."""
+        from synthfactory.registry import ENGINES
+
+        return ENGINES.load(self.engine)
 
     @property
     def key(self) -> str:
         """Equal keys share actors: everything that changes what is loaded or where requests go."""
-        if self.engine == "openai":
-            return f"openai:{self.model}:{','.join(self.base_urls)}:{self.response_format}"
-        if self.engine == "vllm":
-            return (f"vllm:{self.model}:{self.tensor_parallel_size}:{self.context_length}:{self.dtype}:"
-                    f"{self.gpus_per_replica}:{self.gpu_memory_utilization}")
-        return f"{self.engine}:{self.model}:{self.threads}:{self.context_length}:{self.logprobs}"
+        return self.backend.key(self)
+
+
+class EngineBackend:
+    """What a back end declares beside serving requests: its options model and how the pool
+    places its replicas. Engines subclass it; the pool, placement and CLI ask it instead of
+    branching on engine names."""
+
+    Options: ClassVar[type[EngineOptions]] = EngineOptions
+    close_before_kill: ClassVar[bool] = False  # its memory outlives a killed actor (vLLM's engine core)
+    crash_hint: ClassVar[str] = ""  # what to try when a replica crashes, for the one-line error
+
+    @classmethod
+    def key(cls, spec: EngineSpec) -> str:
+        return f"{spec.engine}:{spec.model}:{spec.options.model_dump_json()}:{spec.logprobs}"
+
+    @classmethod
+    def cpu_threads(cls, spec: EngineSpec) -> int:
+        """CPUs one replica keeps busy computing (0: not CPU-bound); the pool scales these to fit."""
+        return 0
+
+    @classmethod
+    def gpus(cls, spec: EngineSpec) -> float:
+        """GPUs one replica asks Ray for."""
+        return 0.0
+
+    @classmethod
+    def default_replicas(cls, spec: EngineSpec, cluster: dict[str, float], groups: int) -> int:
+        """Replicas when the recipe gives none; `groups` distinct specs share the cluster."""
+        return 1
+
+    @classmethod
+    def actor_options(cls, spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
+        """Ray actor options for one replica, and a placement group to remove at shutdown (or None)."""
+        return {"num_cpus": 1}, None
+
+    @classmethod
+    def check_model(cls, model: str) -> None:
+        """Raise a one-line UserError if `model` cannot be found here, before any actor starts."""
 
 
 class Engine(Protocol):

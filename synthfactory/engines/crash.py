@@ -85,8 +85,8 @@ def crash_cause(spec: EngineSpec, where: dict[str, Any] | None, when: str) -> st
     hint = ""
     if signal == "SIGILL":
         hint = "; this CPU lacks an instruction the llama.cpp build uses (it needs AVX2)"
-    elif spec.engine == "llamacpp":
-        hint = "; `synthfactory doctor` checks the llama.cpp build on this CPU"
+    elif spec.backend.crash_hint:
+        hint = f"; {spec.backend.crash_hint}"
     return f"{what} on node {node}; worker log: {log_at}; fault report: {report}{hint}"
 
 

@@ -20,7 +20,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, openai_logprobs
+from pydantic import Field
+
+from synthfactory.engines.base import (ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec,
+                                       openai_logprobs)
 from synthfactory.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -95,10 +98,43 @@ def _model_params(use_extra_bufts: bool) -> Iterator[None]:
         lib.llama_model_default_params = original
 
 
-class LlamaCppEngine:
+class LlamaCppOptions(EngineOptions):
+    """One thread per replica is the default: llama.cpp threads sync at every layer, so on a busy
+    machine two 1-thread replicas beat one 2-thread replica (measured: 1.3x throughput). Without
+    `replicas`, replicas fill the cluster's CPUs."""
+
+    threads: int = Field(1, ge=1, le=256, description="CPU threads per replica")
+    context_length: int = Field(2048, ge=256, le=131072)
+
+
+class LlamaCppEngine(EngineBackend):
     """One loaded GGUF model. Lives inside a Ray actor; loaded once, used for every batch."""
 
     one_request_at_a_time = True  # a call's requests run one after another: the pool hands them out singly
+    Options = LlamaCppOptions
+    crash_hint = "`synthfactory doctor` checks the llama.cpp build on this CPU"
+
+    @classmethod
+    def key(cls, spec: EngineSpec) -> str:
+        return f"{spec.engine}:{spec.model}:{spec.options.threads}:{spec.options.context_length}:{spec.logprobs}"
+
+    @classmethod
+    def cpu_threads(cls, spec: EngineSpec) -> int:
+        return spec.options.threads
+
+    @classmethod
+    def default_replicas(cls, spec: EngineSpec, cluster: dict[str, float], groups: int) -> int:
+        """Fill the CPUs: llama.cpp replicas are CPU-bound."""
+        return max(1, int(cluster.get("CPU", 1.0) / spec.options.threads / groups))
+
+    @classmethod
+    def actor_options(cls, spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
+        """Its threads as Ray CPUs (scaled down by `cpu_share` when the cluster is oversubscribed)."""
+        return {"num_cpus": round(spec.options.threads * cpu_share, 2)}, None
+
+    @classmethod
+    def check_model(cls, model: str) -> None:
+        resolve_model_path(model)
 
     def __init__(self, spec: EngineSpec) -> None:
         from llama_cpp import Llama  # heavy: imported only where the model runs
@@ -112,9 +148,9 @@ class LlamaCppEngine:
             with _model_params(self.build["use_extra_bufts"]):
                 self._llm = Llama(
                     model_path=str(self.model_path),
-                    n_ctx=spec.context_length,
-                    n_threads=spec.threads,
-                    n_threads_batch=spec.threads,
+                    n_ctx=spec.options.context_length,
+                    n_threads=spec.options.threads,
+                    n_threads_batch=spec.options.threads,
                     logits_all=spec.logprobs,
                     verbose=False,
                 )

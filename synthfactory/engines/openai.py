@@ -20,11 +20,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field, field_validator
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, openai_logprobs
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec, openai_logprobs
 from synthfactory.errors import EngineFailure, EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -72,45 +73,83 @@ def result_from_response(payload: dict[str, Any], latency_s: float) -> ChatResul
     )
 
 
-class OpenAIEngine:
+class OpenAIOptions(EngineOptions):
+    """Any OpenAI-compatible endpoint (vllm serve, llama.cpp server, ...). One replica by default:
+    it is I/O-bound and serves many batches at once."""
+
+    base_urls: tuple[str, ...] = Field((), validate_default=True, description="endpoints, e.g. http://host:8000/v1")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                    description="NAME of the environment variable holding the API key")
+    max_concurrency: int = Field(4, ge=1, le=1024, description="requests in flight per endpoint")
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="per request")
+    max_retries: int = Field(4, ge=0, le=20, description="retries on 429/5xx/connection errors")
+    response_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="how the judge's JSON schema is sent (llama.cpp server: json_object)")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("the openai engine needs at least one endpoint URL")
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+            if "@" in url.split("://", 1)[1].split("/", 1)[0]:  # user:password@host would end up in metadata
+                raise ValueError("credentials do not belong in base_urls: put the key in an environment "
+                                 "variable and name it in api_key_env")
+        return tuple(url.rstrip("/") for url in value)
+
+
+class OpenAIEngine(EngineBackend):
     """Every endpoint of one model; lives in one Ray actor that serves many batches at once."""
 
+    Options = OpenAIOptions
+
+    @classmethod
+    def key(cls, spec: EngineSpec) -> str:
+        return f"openai:{spec.model}:{','.join(spec.options.base_urls)}:{spec.options.response_format}"
+
+    @classmethod
+    def actor_options(cls, spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
+        """A sliver of a CPU and a thread pool for endpoint calls: the work is on the servers."""
+        return {"num_cpus": 0.1, "max_concurrency": 64}, None
+
     def __init__(self, spec: EngineSpec) -> None:
-        if not spec.base_urls:
-            raise EngineUnavailableError("generation.options.base_urls: the openai engine needs at least one endpoint")
         self.model_name = spec.model
         self.spec = spec
+        options = self.options = spec.options
         headers = {}
-        if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
+        if options.api_key_env:
+            key = os.environ.get(options.api_key_env)
             if not key:
                 raise EngineUnavailableError(
-                    f"options.api_key_env: environment variable {spec.api_key_env} is not set on the Ray workers")
+                    f"options.api_key_env: environment variable {options.api_key_env} is not set on the Ray workers")
             headers["Authorization"] = f"Bearer {key}"
-        self._client = httpx.Client(timeout=spec.timeout_s, headers=headers,
-                                    limits=httpx.Limits(max_connections=spec.max_concurrency * len(spec.base_urls)))
-        self.endpoints = [Endpoint(url, threading.Semaphore(spec.max_concurrency)) for url in spec.base_urls]
+        connections = options.max_concurrency * len(options.base_urls)
+        self._client = httpx.Client(timeout=options.timeout_s, headers=headers,
+                                    limits=httpx.Limits(max_connections=connections))
+        self.endpoints = [Endpoint(url, threading.Semaphore(options.max_concurrency)) for url in options.base_urls]
         self._pick_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency * len(self.endpoints),
+        self._pool = ThreadPoolExecutor(max_workers=options.max_concurrency * len(self.endpoints),
                                         thread_name_prefix="openai")
         started = time.perf_counter()
         problems: dict[str, str] = {}
-        for attempt in range(spec.max_retries + 1):  # endpoints may still be starting: the retry budget
+        for attempt in range(options.max_retries + 1):  # endpoints may still be starting: the retry budget
             problems = {e.url: p for e in self.endpoints if (p := self._problem(e)) is not None}
-            if len(problems) < len(self.endpoints) or attempt == spec.max_retries:
+            if len(problems) < len(self.endpoints) or attempt == options.max_retries:
                 break
             time.sleep(_backoff(attempt))
         if len(problems) == len(self.endpoints):
             detail = "; ".join(f"{url}: {problem}" for url, problem in problems.items())
             raise EngineFailure(f"engine openai (model {spec.model}): no endpoint answers GET /models after "
-                                f"{spec.max_retries} retries ({detail})")
+                                f"{options.max_retries} retries ({detail})")
         self.load_seconds = time.perf_counter() - started
         log.info("openai engine: %d of %d endpoints up", len(self.endpoints) - len(problems), len(self.endpoints))
 
     def _problem(self, endpoint: Endpoint) -> str | None:
         """None when the endpoint answers GET /models below 500, else what went wrong."""
         try:
-            response = self._client.get(f"{endpoint.url}/models", timeout=min(10.0, self.spec.timeout_s))
+            response = self._client.get(f"{endpoint.url}/models", timeout=min(10.0, self.options.timeout_s))
         except httpx.HTTPError as exc:
             endpoint.down_until = time.monotonic() + REST_SECONDS
             return type(exc).__name__
@@ -133,10 +172,10 @@ class OpenAIEngine:
             return chosen
 
     def _one(self, request: ChatRequest) -> ChatResult:
-        body = request_body(self.spec.model, request, self.spec.response_format)
+        body = request_body(self.spec.model, request, self.options.response_format)
         started = time.perf_counter()
         last_error, endpoint, infrastructure = "", None, True
-        for attempt in range(self.spec.max_retries + 1):
+        for attempt in range(self.options.max_retries + 1):
             endpoint = self._pick(avoid=endpoint)
             retry_after = None
             try:
@@ -156,11 +195,11 @@ class OpenAIEngine:
                 with self._pick_lock:
                     endpoint.inflight -= 1
             endpoint.down_until = time.monotonic() + REST_SECONDS
-            if attempt < self.spec.max_retries:
+            if attempt < self.options.max_retries:
                 time.sleep(retry_after if retry_after is not None else _backoff(attempt))
         if infrastructure:  # no server could answer it: stop the run, these rows are not data
             raise EngineFailure(f"engine openai (model {self.spec.model}): a request failed on every try "
-                                f"({self.spec.max_retries} retries over {len(self.endpoints)} endpoints); "
+                                f"({self.options.max_retries} retries over {len(self.endpoints)} endpoints); "
                                 f"last: {last_error}")
         log.warning("request refused: %s", last_error)
         return ChatResult("", "error", 0, 0, time.perf_counter() - started, error=f"engine_error: {last_error}")

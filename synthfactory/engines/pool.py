@@ -136,8 +136,7 @@ class EnginePool:
         unique = list({s.key: s for s in specs}.values())
         replicas = {s.key: default_replicas(s, cluster, len(unique)) for s in unique}
         gpu_capacity(unique, replicas, cluster)
-        cpu_bound = [s for s in unique if s.engine == "llamacpp"]
-        wanted = sum(s.threads * replicas[s.key] for s in cpu_bound)
+        wanted = sum(s.backend.cpu_threads(s) * replicas[s.key] for s in unique)  # CPU-bound engines' threads
         share = min(1.0, float(cluster.get("CPU", 1.0)) / wanted) if wanted else 1.0  # oversubscribed: scale down
         self._actors: dict[str, list[Any]] = {}
         self._inflight: dict[int, int] = {}
@@ -358,7 +357,7 @@ class EnginePool:
         for queue in self._queues.values():
             queue.close()  # calls waiting for a replica fail now; those in flight when their actor is killed
         actors = [actor for group in self._actors.values() for actor in group]
-        closing = [actor.close.remote() for actor in actors if self._specs[id(actor)].engine == "vllm"]
+        closing = [actor.close.remote() for actor in actors if self._specs[id(actor)].backend.close_before_kill]
         if closing:
             ray.wait(closing, num_returns=len(closing), timeout=close_timeout_s)
         for actor in actors:

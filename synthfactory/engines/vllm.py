@@ -14,13 +14,41 @@ shared with every engine's tests.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, error_result, isolate_failures
+from pydantic import Field, model_validator
+
+from synthfactory.engines.base import (ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec,
+                                       error_result, isolate_failures)
 from synthfactory.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
+
+VLLM_PYTHON = "SYNTHFACTORY_VLLM_PYTHON"  # the engine environment's Python (`make gpu-env`), for one-machine setups
+
+
+class VLLMOptions(EngineOptions):
+    """Replicas on GPUs: `tensor_parallel_size` GPUs each, or a `gpus_per_replica` share of one.
+    Without `replicas`, as many as the cluster's GPUs hold."""
+
+    context_length: int = Field(2048, ge=256, le=131072)
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per replica (a Ray placement group)")
+    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0, description="share of each GPU's memory")
+    gpus_per_replica: float = Field(1.0, gt=0.0, le=1.0, description=(
+        "the share of one GPU a replica asks Ray for; 0.5 lets a generator and a judge share a GPU "
+        "(split gpu_memory_utilization to match, e.g. 0.4 each); needs tensor_parallel_size 1 below 1"))
+    dtype: str = Field("auto", description="model dtype")
+
+    @model_validator(mode="after")
+    def _fraction_of_one_gpu(self) -> "VLLMOptions":
+        if self.gpus_per_replica < 1.0 and self.tensor_parallel_size > 1:
+            raise ValueError("gpus_per_replica: a share of a GPU needs tensor_parallel_size 1")
+        if self.gpus_per_replica < 1.0 and self.gpu_memory_utilization > self.gpus_per_replica:
+            raise ValueError(f"gpu_memory_utilization: {self.gpu_memory_utilization} of the GPU's memory is more "
+                             f"than this replica's share of it (gpus_per_replica {self.gpus_per_replica})")
+        return self
 
 
 def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:
@@ -68,8 +96,44 @@ def _structured(schema: dict[str, Any]) -> dict[str, Any]:
         return {"guided_decoding": GuidedDecodingParams(json=schema)}
 
 
-class VLLMEngine:
+class VLLMEngine(EngineBackend):
     """One vLLM engine on this actor's GPU(s); loaded once, used for every batch."""
+
+    Options = VLLMOptions
+    close_before_kill = True  # its engine core process holds GPU memory and can outlive a killed actor
+
+    @classmethod
+    def key(cls, spec: EngineSpec) -> str:
+        o = spec.options
+        return (f"vllm:{spec.model}:{o.tensor_parallel_size}:{o.context_length}:{o.dtype}:"
+                f"{o.gpus_per_replica}:{o.gpu_memory_utilization}")
+
+    @classmethod
+    def gpus(cls, spec: EngineSpec) -> float:
+        return spec.options.tensor_parallel_size * spec.options.gpus_per_replica
+
+    @classmethod
+    def default_replicas(cls, spec: EngineSpec, cluster: dict[str, float], groups: int) -> int:
+        """As many replicas as the GPUs hold (`gpu_capacity` checks the total before any actor starts)."""
+        return max(1, int(float(cluster.get("GPU", 0)) / cls.gpus(spec) / groups + 1e-9))
+
+    @classmethod
+    def actor_options(cls, spec: EngineSpec, cpu_share: float) -> tuple[dict[str, Any], Any]:
+        """Its GPUs; for tensor parallelism a placement group (returned, so the pool removes it at shutdown)."""
+        # vLLM cannot share the factory's environment (Prefect pins another fastapi): on a cluster
+        # the GPU nodes' Python is the engine environment; on one machine this points Ray at it
+        python = os.environ.get(VLLM_PYTHON)
+        env = {"runtime_env": {"py_executable": python}} if python else {}
+        if spec.options.tensor_parallel_size == 1:
+            return {"num_cpus": 1, "num_gpus": spec.options.gpus_per_replica, **env}, None
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        # GPU only: vLLM's workers never use a bundle's CPU, and asking for one can leave GPUs idle
+        group = placement_group([{"GPU": 1}] * spec.options.tensor_parallel_size, strategy="STRICT_PACK")
+        # the actor itself takes no GPU: vLLM's Ray executor puts one worker per bundle
+        return {"num_cpus": 0, "num_gpus": 0, **env, "scheduling_strategy": PlacementGroupSchedulingStrategy(
+            placement_group=group, placement_group_capture_child_tasks=True)}, group
 
     def __init__(self, spec: EngineSpec) -> None:
         try:
@@ -82,19 +146,20 @@ class VLLMEngine:
         if not torch.cuda.is_available():
             raise EngineUnavailableError("engine: vllm needs a CUDA GPU on the Ray worker; use engine llamacpp on CPU")
         self.model_name = spec.model
+        options = spec.options
         started = time.perf_counter()
         self._llm = vllm.LLM(
             model=spec.model,
-            tensor_parallel_size=spec.tensor_parallel_size,
-            distributed_executor_backend="ray" if spec.tensor_parallel_size > 1 else None,
-            gpu_memory_utilization=spec.gpu_memory_utilization,
-            max_model_len=spec.context_length,
-            dtype=spec.dtype,
+            tensor_parallel_size=options.tensor_parallel_size,
+            distributed_executor_backend="ray" if options.tensor_parallel_size > 1 else None,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            max_model_len=options.context_length,
+            dtype=options.dtype,
             seed=0,
         )
         self._SamplingParams = vllm.SamplingParams
         self._tokenizer = self._llm.get_tokenizer()
-        self._max_model_len = spec.context_length
+        self._max_model_len = options.context_length
         self.load_seconds = time.perf_counter() - started
         log.info("vllm loaded %s in %.1fs", spec.model, self.load_seconds)
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.recipe import GradingConfig
+from synthfactory.registry import JUDGES
 
 JUDGE_SYSTEM = (
     "You are a strict grader of training data. Judge the response to the instruction on each "
@@ -48,7 +50,24 @@ def judge_schema(grading: GradingConfig) -> dict:
     }
 
 
-class JsonJudge:
+class LLMJudge:
+    """Base of the judges that ask an engine: built from the grading the panel's judge sees
+    (its method, model and rubric; `GradingConfig.for_judge`)."""
+
+    @classmethod
+    def for_panel(cls, grading: GradingConfig, embedder: Callable[[], Any]) -> "LLMJudge":
+        return cls(grading)
+
+    @staticmethod
+    def model_of(judge: Any, recipe: Any) -> str | None:
+        """The model it asks: its own, else the generator's (named in the version's metadata and card)."""
+        return judge.model or recipe.generation.model
+
+    def __init__(self, grading: GradingConfig) -> None:
+        self.grading = grading
+
+
+class JsonJudge(LLMJudge):
     """All criteria in one constrained JSON answer."""
 
     def __init__(self, grading: GradingConfig) -> None:
@@ -74,12 +93,9 @@ class JsonJudge:
         return parse_judgement(results[0].text, self.grading)
 
 
-class LogprobJudge:
+class LogprobJudge(LLMJudge):
     """One yes/no question per criterion; the instruction and response come first so the
     engine's prefix cache serves every criterion of a row."""
-
-    def __init__(self, grading: GradingConfig) -> None:
-        self.grading = grading
 
     def requests(self, instruction: str, response: str, seed: int) -> list[ChatRequest]:
         head = f"Instruction:\n{instruction}\n\nResponse:\n{response}\n\n"
@@ -120,8 +136,9 @@ def _first_token_share(result: ChatResult, one: str, other: str, hint: str = "")
     return mass[one] / total
 
 
-def make_judge(grading: GradingConfig) -> JsonJudge | LogprobJudge:
-    return LogprobJudge(grading) if grading.method == "logprobs" else JsonJudge(grading)
+def make_judge(grading: GradingConfig) -> LLMJudge:
+    """The LLM judge `grading.method` names (synthfactory.registry.JUDGES)."""
+    return JUDGES.load(grading.method)(grading)
 
 
 def parse_judgement(text: str, grading: GradingConfig) -> JudgeScore:

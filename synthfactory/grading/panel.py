@@ -18,9 +18,9 @@ from typing import Any, Callable
 import numpy as np
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.grading.llm import JudgementError, JudgeScore, make_judge
-from synthfactory.grading.signals import FormJudge, RelevanceJudge
+from synthfactory.grading.llm import JudgementError, JudgeScore
 from synthfactory.recipe import LLM_JUDGES, GradingConfig, JudgeConfig
+from synthfactory.registry import JUDGES
 
 Chat = Callable[[list[ChatRequest]], list[ChatResult]]
 
@@ -51,14 +51,9 @@ class Panel:
         self.grading = grading
         self.configs: list[JudgeConfig] = grading.panel
         self.single = grading.judges is None
-        self.judges: list[Any] = []
-        for config in self.configs:
-            if config.method in LLM_JUDGES:
-                self.judges.append(make_judge(grading.for_judge(config)))
-            elif config.method == "relevance":
-                self.judges.append(RelevanceJudge(embedder or _default_embedder))
-            else:
-                self.judges.append(FormJudge())
+        self.judges: list[Any] = [  # each from the registry, seeing grading as its own (method, model, rubric)
+            JUDGES.load(config.method).for_panel(grading.for_judge(config), embedder or _default_embedder)
+            for config in self.configs]
 
     @property
     def names(self) -> list[str]:
@@ -142,12 +137,8 @@ class Panel:
 
 def describe_judges(recipe: Any) -> list[dict[str, Any]]:
     """Each judge of a recipe as a version's metadata and card name it: name, method, model."""
-    from synthfactory.quality.embed import MODEL_NAME
-
-    models = {"relevance": MODEL_NAME, "form": None}
     return [{"name": j.name, "method": j.method, "weight": j.weight,
-             "model": (j.model or recipe.generation.model) if j.method in LLM_JUDGES else models[j.method]}
-            for j in recipe.grading.panel]
+             "model": JUDGES.load(j.method).model_of(j, recipe)} for j in recipe.grading.panel]
 
 
 def krippendorff_alpha(ratings: list[list[float | None]]) -> float | None:

@@ -25,6 +25,17 @@ _ENDS_SENTENCE = re.compile(r"[.!?][\"')\]\u201d\u2019]*\s*$")
 class RelevanceJudge:
     criteria = ("relevance",)
 
+    @classmethod
+    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "RelevanceJudge":
+        return cls(embedder)
+
+    @staticmethod
+    def model_of(judge: Any, recipe: Any) -> str | None:
+        """The embedding model it reads (named in the version's metadata and card)."""
+        from synthfactory.quality.embed import MODEL_NAME
+
+        return MODEL_NAME
+
     def __init__(self, embedder: Callable[[], Any]) -> None:
         self._embedder = embedder
 
@@ -44,6 +55,14 @@ class RelevanceJudge:
 
 class FormJudge:
     criteria = ("complete", "no_repetition", "no_refusal")
+
+    @classmethod
+    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "FormJudge":
+        return cls()
+
+    @staticmethod
+    def model_of(judge: Any, recipe: Any) -> str | None:
+        return None  # text signals, no model
 
     def grade(self, pairs: list[tuple[str, str]]) -> list[JudgeScore]:
         return [self.one(response) for _, response in pairs]

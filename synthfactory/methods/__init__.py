@@ -1,35 +1,23 @@
 """Generation methods by name: `generation.method` in a recipe picks one.
 
-Adding a method is one module here (a `Method` subclass) and one line in `METHODS`; see
-README "Add a generation method". Modules are imported when a recipe names them.
+Adding a method is one module here (a `Method` subclass) and one line in
+`synthfactory.registry.METHODS`; see README "Add a ...". Modules are imported when a recipe names them.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from synthfactory.methods.base import Method, MethodOptions
+from synthfactory.registry import METHODS
 
 if TYPE_CHECKING:
     from synthfactory.recipe import GenerationConfig, Recipe
 
-METHODS: dict[str, str] = {
-    "text": "synthfactory.methods.text:TextMethod",
-    "instruct": "synthfactory.methods.instruct:InstructMethod",
-    "conversation": "synthfactory.methods.conversation:ConversationMethod",
-    "preference": "synthfactory.methods.preference:PreferenceMethod",
-    "structured": "synthfactory.methods.structured:StructuredMethod",
-    "evol": "synthfactory.methods.evol:EvolMethod",
-}
-
 
 def method_class(name: str) -> type[Method]:
     """The class registered under `name`; ValueError naming the known ones otherwise."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
-    module, attribute = METHODS[name].split(":")
-    return getattr(importlib.import_module(module), attribute)
+    return METHODS.load(name)
 
 
 def validate_options(name: str, options: dict[str, Any]) -> MethodOptions:

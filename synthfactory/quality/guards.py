@@ -20,11 +20,11 @@ from synthfactory.quality import text as tq
 from synthfactory.quality.decontam import Decontaminator
 from synthfactory.inputs.readers import read_texts
 from synthfactory.quality.dedup import NearDupIndex
+from synthfactory.quality.screens import Screen
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.rows import real_row
 from synthfactory.inputs.seeds import SeedSet
-
-ECHO_SPAN = 8  # words: an output repeating this many consecutive prompt words echoes its instruction
+from synthfactory.registry import SCREENS
 
 
 @dataclass
@@ -35,6 +35,7 @@ class QualityGuards:
     method: Method
     index: NearDupIndex
     decontaminator: Decontaminator | None
+    screens: list[Screen] = field(default_factory=list)  # the registered screens, in order
     real_texts: list[str] = field(default_factory=list)
     reference_texts: list[str] = field(default_factory=list)
     embeddings_folder: Path | None = None
@@ -53,7 +54,9 @@ class QualityGuards:
         real_texts = read_texts(loaded.files["real"], real.field, "seeds.real.path") if real else []
         reference = (read_texts(loaded.files["reference"], "text", "quality.reference")
                      if "reference" in loaded.files else [])
-        guards = cls(loaded=loaded, method=method_for(loaded.recipe), index=index, decontaminator=decon,
+        method = method_for(loaded.recipe)
+        guards = cls(loaded=loaded, method=method, index=index, decontaminator=decon,
+                     screens=build_screens(q.filters, method),
                      real_texts=real_texts, reference_texts=reference, embeddings_folder=embeddings_folder)
         if reference:
             from synthfactory.quality.tails import ReferenceTails
@@ -113,12 +116,12 @@ class QualityGuards:
         kept, dropped = [], []
         for row in rows:
             tokens = tq.words(row["text"])
-            row = {**row, "repeated_ngram_ratio": round(tq.repeated_ngram_ratio(tokens), 4),
-                   "duplicate_line_ratio": round(tq.duplicate_line_ratio(row["text"]), 4),
-                   "language": tq.language(row["text"]) if q.enabled and q.filters.language else None}
+            row = dict(row)
+            for check in self.screens:
+                row.update(check.measure(row, tokens, q.enabled))
             reason = self.method.screen(row)  # the method's own (role order, early end, ...), always on
-            if reason is None and q.enabled:
-                reason = self._heuristic_reason(row, tokens)
+            if reason is None and q.enabled:  # the first registered screen the row fails names the reason
+                reason = next((r for check in self.screens if (r := check.reason(row, tokens))), None)
             if reason is None and self.decontaminator is not None:
                 bench = self.decontaminator.check(self.content(row))
                 reason = f"contaminated:{bench}" if bench else None
@@ -130,25 +133,6 @@ class QualityGuards:
             dropped += [(r, f"{h[0]}: of {h[1]}") for r, h in zip(kept, hits) if h]
             kept = [r for r, h in zip(kept, hits) if not h]
         return kept, dropped
-
-    def _heuristic_reason(self, row: dict[str, Any], tokens: list[str]) -> str | None:
-        f = self.loaded.recipe.quality.filters
-        chars = len(row["text"])
-        if chars < f.min_chars:
-            return f"too_short: {chars} < {f.min_chars} chars"
-        if chars > f.max_chars:
-            return f"too_long: {chars} > {f.max_chars} chars"
-        if row["repeated_ngram_ratio"] > f.max_repeated_ngram_ratio:
-            return f"repetitive: repeated 3-gram ratio {row['repeated_ngram_ratio']:.2f}"
-        if row["duplicate_line_ratio"] > f.max_duplicate_line_ratio:
-            return f"repetitive: duplicate line ratio {row['duplicate_line_ratio']:.2f}"
-        if f.refusals and tq.is_refusal(row["text"]):
-            return "refusal"
-        if f.language and row["language"] != f.language:
-            return f"wrong_language: {row['language']} != {f.language}"
-        if f.instruction_echo and _echoes(tq.words(self.method.instruction(row)), tokens):
-            return "instruction_echo"
-        return None
 
     # -- after the judge and the threshold ---------------------------------------------------
     def real_rows(self, template: dict[str, Any], count: int, start: int) -> list[dict[str, Any]]:
@@ -192,8 +176,11 @@ class QualityGuards:
         return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
 
 
-def _echoes(prompt_tokens: list[str], output_tokens: list[str]) -> bool:
-    if len(prompt_tokens) < ECHO_SPAN:
-        return False
-    spans = {tuple(prompt_tokens[i:i + ECHO_SPAN]) for i in range(len(prompt_tokens) - ECHO_SPAN + 1)}
-    return any(tuple(output_tokens[i:i + ECHO_SPAN]) in spans for i in range(len(output_tokens) - ECHO_SPAN + 1))
+def build_screens(filters: dict[str, Any], method: Method) -> list[Screen]:
+    """Every registered screen, in registry order, with its own keys of `quality.filters`."""
+    screens = []
+    for name in SCREENS:
+        cls = SCREENS.load(name)
+        mine = {k: v for k, v in filters.items() if k in cls.Options.model_fields}
+        screens.append(cls(cls.Options.model_validate(mine), method))
+    return screens

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synthfactory.errors import RecipeError
+from synthfactory.recipe.options import settle_options
 from synthfactory.recipe.schema import Recipe, _message
 
 
@@ -94,6 +95,10 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise RecipeError(f"{path}: {_format_validation_error(exc)}") from None
+    try:
+        recipe = settle_options(recipe)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
     if recipe.grading.scale_max <= recipe.grading.scale_min:
         raise RecipeError(f"{path}: grading.scale_max: must be greater than grading.scale_min")
     if recipe.quality.dedup.num_perm % recipe.quality.dedup.bands:

@@ -6,16 +6,22 @@ Expectations suite gates each batch, and how work is cut into batches.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jinja2
 import jinja2.sandbox
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from synthfactory.registry import ENGINES, JUDGES, METHODS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
-EngineName = Literal["llamacpp", "vllm", "openai"]
+# the names below come from the registries (synthfactory/registry.py); what each name takes as
+# options (`generation.method_options`, an engine's `options`, `quality.filters`) is checked
+# against its implementation's own model when the recipe is loaded (recipe/load.py)
+MethodName = Annotated[str, AfterValidator(METHODS.check)]
+EngineName = Annotated[str, AfterValidator(ENGINES.check)]
+JudgeName = Annotated[str, AfterValidator(JUDGES.check)]
 
 
 class StrictModel(BaseModel):
@@ -66,62 +72,14 @@ class SamplingConfig(StrictModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
-class EngineOptions(StrictModel):
-    """Where and how many replicas of a model run. Each replica is one Ray actor.
-
-    One thread per replica is the default: llama.cpp threads sync at every layer, so on a busy
-    machine two 1-thread replicas beat one 2-thread replica (measured: 1.3x throughput).
-    """
-
-    replicas: int | None = Field(
-        None, ge=1, le=256, description="default: llamacpp fills the cluster's CPUs, vllm its GPUs, openai 1")
-    threads: int = Field(1, ge=1, le=256, description="CPU threads per llama.cpp replica")
-    context_length: int = Field(2048, ge=256, le=131072)
-    # vllm
-    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs per replica (a Ray placement group)")
-    gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0, description="vllm: share of each GPU's memory")
-    gpus_per_replica: float = Field(1.0, gt=0.0, le=1.0, description=(
-        "vllm: the share of one GPU a replica asks Ray for; 0.5 lets a generator and a judge share a GPU "
-        "(split gpu_memory_utilization to match, e.g. 0.4 each); needs tensor_parallel_size 1 below 1"))
-    dtype: str = Field("auto", description="vllm: model dtype")
-    # openai (any OpenAI-compatible endpoint: vllm serve, llama.cpp server, ...)
-    base_urls: list[str] = Field(default_factory=list, description="openai: endpoints, e.g. http://host:8000/v1")
-    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                    description="openai: NAME of the environment variable holding the API key")
-    max_concurrency: int = Field(4, ge=1, le=1024, description="openai: requests in flight per endpoint")
-    timeout_s: float = Field(120.0, gt=0.0, le=3600.0, description="openai: per request")
-    max_retries: int = Field(4, ge=0, le=20, description="openai: retries on 429/5xx/connection errors")
-    response_format: Literal["json_schema", "json_object"] = Field(
-        "json_schema", description="openai: how the judge's JSON schema is sent (llama.cpp server: json_object)")
-
-    @model_validator(mode="after")
-    def _fraction_of_one_gpu(self) -> "EngineOptions":
-        if self.gpus_per_replica < 1.0 and self.tensor_parallel_size > 1:
-            raise ValueError("gpus_per_replica: a share of a GPU needs tensor_parallel_size 1")
-        if self.gpus_per_replica < 1.0 and self.gpu_memory_utilization > self.gpus_per_replica:
-            raise ValueError(f"gpu_memory_utilization: {self.gpu_memory_utilization} of the GPU's memory is more "
-                             f"than this replica's share of it (gpus_per_replica {self.gpus_per_replica})")
-        return self
-
-    @field_validator("base_urls")
-    @classmethod
-    def _urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http(s) URL")
-            if "@" in url.split("://", 1)[1].split("/", 1)[0]:  # user:password@host would end up in metadata
-                raise ValueError("credentials do not belong in base_urls: put the key in an environment "
-                                 "variable and name it in api_key_env")
-        return [url.rstrip("/") for url in value]
-
-
 class GenerationConfig(StrictModel):
-    method: str = Field("text", description="how rows are made: text, instruct, conversation, preference, "
-                                            "structured, evol (synthfactory/methods/)")
+    method: MethodName = Field("text", description="how rows are made: text, instruct, conversation, preference, "
+                                                 "structured, evol (synthfactory/methods/)")
     method_options: dict[str, Any] = Field(default_factory=dict, description="the method's own options")
-    engine: EngineName = "llamacpp"
+    engine: EngineName = Field("llamacpp", description="llamacpp, vllm, openai (synthfactory/engines/)")
     model: str = Field("smollm2-135m-instruct", min_length=1)
-    options: EngineOptions = EngineOptions()
+    options: dict[str, Any] = Field(default_factory=dict, description=(
+        "the engine's own options (its `Options` model): replicas, threads, base_urls, ..."))
     system_prompt: str | None = None
     prompt_template: str = Field(min_length=1, description="Jinja2; seed fields are its variables")
     samples_per_seed: int = Field(1, ge=1, le=10_000)
@@ -136,38 +94,25 @@ class GenerationConfig(StrictModel):
             raise ValueError(f"Jinja2 syntax error at line {exc.lineno}: {exc.message}") from None
         return value
 
-    @model_validator(mode="after")
-    def _method_and_options(self) -> "GenerationConfig":
-        from synthfactory.methods import method_class
-
-        try:
-            method_class(self.method).Options.model_validate(self.method_options)
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            if isinstance(exc, ValidationError):
-                raise ValueError("; ".join(
-                    f"generation.method_options{''.join('.' + str(p) for p in e['loc'])}: "
-                    f"{_message(e)}" for e in exc.errors())) from None
-            raise ValueError(f"generation.method: {exc}") from None
-        return self
-
 
 class Criterion(StrictModel):
     name: str = Field(pattern=CRITERION_PATTERN)
     description: str = Field(min_length=1, description="a yes/no statement, e.g. 'The facts are correct.'")
 
 
-LLM_JUDGES = ("json", "logprobs")
-JudgeMethod = Literal["json", "logprobs", "relevance", "form"]
+LLM_JUDGES = JUDGES.where(llm=True)  # judges that ask an engine: they take engine, model, options, rubric
 
 
 class JudgeConfig(StrictModel):
-    """One judge of a panel: an LLM (`json`, `logprobs`) or a signal that is not an LLM."""
+    """One judge of a panel: an LLM (`json`, `logprobs`) or a signal that is not an LLM (`relevance`,
+    `form`); `synthfactory.registry.JUDGES` lists them."""
 
     name: str = Field(pattern=CRITERION_PATTERN)
-    method: JudgeMethod = "logprobs"
+    method: JudgeName = "logprobs"
     engine: EngineName | None = Field(None, description="LLM judges; default: grading.engine, else the generator's")
     model: str | None = Field(None, description="LLM judges; default: grading.model, else the generator's")
-    options: EngineOptions | None = None
+    options: dict[str, Any] | None = Field(None, description=(
+        "LLM judges: the engine's options; default: grading.options, else the generator's (same engine only)"))
     rubric: list[Criterion] | None = Field(None, min_length=1, max_length=20,
                                            description="LLM judges; default: grading.rubric")
     weight: float = Field(1.0, ge=0.0, le=100.0, description=(
@@ -176,10 +121,10 @@ class JudgeConfig(StrictModel):
 
     @model_validator(mode="after")
     def _llm_fields_for_llms(self) -> "JudgeConfig":
-        if self.method not in LLM_JUDGES:
+        if not JUDGES.fact(self.method, "llm"):
             given = [f for f in ("engine", "model", "options", "rubric") if getattr(self, f) is not None]
             if given:
-                raise ValueError(f"{', '.join(given)}: only LLM judges (json, logprobs) take these; "
+                raise ValueError(f"{', '.join(given)}: only LLM judges ({', '.join(LLM_JUDGES)}) take these; "
                                  f"{self.method} is not an LLM")
         return self
 
@@ -187,9 +132,10 @@ class JudgeConfig(StrictModel):
 class GradingConfig(StrictModel):
     engine: EngineName | None = Field(None, description="default: the generator's engine")
     model: str | None = Field(None, description="default: the generator's model (self-grading)")
-    options: EngineOptions | None = None
-    method: Literal["json", "logprobs"] = Field(
-        "json", description="json: constrained grades per criterion; logprobs: P(yes) per criterion")
+    options: dict[str, Any] | None = Field(None, description="the engine's options; default: the generator's "
+                                                             "(same engine only)")
+    method: str = Field(
+        "json", description="an LLM judge: json, constrained grades per criterion; logprobs, P(yes) per criterion")
     rubric: list[Criterion] | None = Field(None, min_length=1, max_length=20)
     judges: list[JudgeConfig] | None = Field(
         None, min_length=1, max_length=10, description="a panel; without it, one LLM judge from the fields above")
@@ -200,6 +146,14 @@ class GradingConfig(StrictModel):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     max_attempts: int = Field(2, ge=1, le=10, description="judge tries before a row is rejected")
     max_tokens: int = Field(96, ge=8, le=4096)
+
+    @field_validator("method")
+    @classmethod
+    def _llm_method(cls, value: str) -> str:
+        if not JUDGES.fact(JUDGES.check(value), "llm"):
+            raise ValueError(f"{value} is not an LLM judge; grading.method is one of {', '.join(LLM_JUDGES)} "
+                             "(list other judges under grading.judges)")
+        return value
 
     @field_validator("rubric")
     @classmethod
@@ -235,7 +189,9 @@ class GradingConfig(StrictModel):
             return [JudgeConfig(name="judge", method=self.method, engine=self.engine, model=self.model,
                                 options=self.options, rubric=self.rubric)]
         return [j.model_copy(update={"engine": j.engine or self.engine, "model": j.model or self.model,
-                                     "options": j.options or self.options, "rubric": j.rubric or self.rubric})
+                                     "options": j.options if j.options is not None else
+                                     self.options if j.engine in (None, self.engine) else None,
+                                     "rubric": j.rubric or self.rubric})
                 if j.method in LLM_JUDGES else j for j in self.judges]
 
     @property
@@ -274,21 +230,13 @@ class DecontaminationConfig(StrictModel):
     ngram: int = Field(13, ge=3, le=50)
 
 
-class FiltersConfig(StrictModel):
-    min_chars: int = Field(20, ge=0)
-    max_chars: int = Field(20000, ge=1)
-    max_repeated_ngram_ratio: float = Field(0.35, ge=0.0, le=1.0, description="share of repeated word 3-grams")
-    max_duplicate_line_ratio: float = Field(0.5, ge=0.0, le=1.0)
-    refusals: bool = True
-    language: str | None = Field("en", description="ISO 639-1 code the text must be in; null: any")
-    instruction_echo: bool = Field(True, description="reject rows that repeat the prompt or leak the canary")
-
-
 class QualityConfig(StrictModel):
     """Guards against known failure modes of synthetic data; `enabled: false` turns them all off."""
 
     enabled: bool = True
-    filters: FiltersConfig = FiltersConfig()
+    filters: dict[str, Any] = Field(default_factory=dict, description=(
+        "the screens' thresholds (min_chars, max_chars, max_repeated_ngram_ratio, max_duplicate_line_ratio, "
+        "refusals, language, instruction_echo); each screen in synthfactory/quality/screens.py declares its own"))
     dedup: DedupConfig = DedupConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig()
     embeddings: bool = Field(True, description="embedding diversity and drift with all-MiniLM-L6-v2")
@@ -357,20 +305,6 @@ class Recipe(StrictModel):
                 and self.card.price_per_million_tokens is None:
             raise ValueError("budget.max_cost needs a price: set card.price_per_gpu_hour or "
                              "card.price_per_million_tokens")
-        return self
-
-    @model_validator(mode="after")
-    def _endpoints_for_openai(self) -> "Recipe":
-        if self.generation.engine == "openai" and not self.generation.options.base_urls:
-            raise ValueError("generation.options.base_urls: the openai engine needs at least one endpoint URL")
-        for judge in self.grading.panel:
-            if judge.method not in LLM_JUDGES:
-                continue
-            judge_engine = judge.engine or self.generation.engine
-            judge_options = judge.options or self.generation.options
-            if judge_engine == "openai" and not judge_options.base_urls:
-                where = "grading" if self.grading.judges is None else f"grading.judges ({judge.name})"
-                raise ValueError(f"{where}.options.base_urls: the openai engine needs at least one endpoint URL")
         return self
 
 

@@ -13,6 +13,8 @@ from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError
 from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
 from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, template_environment
+from synthfactory.recipe.options import judge_engine
+from synthfactory.registry import JUDGES
 from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet
 
 
@@ -70,10 +72,9 @@ def judge_specs(loaded: LoadedRecipe) -> tuple[EngineSpec, tuple[EngineSpec | No
     differ only in log-probabilities become one with them on, so a self-grading recipe (or a panel
     of json and logprobs judges on one model) shares the same actors."""
     gen, grading = loaded.recipe.generation, loaded.recipe.grading
-    generator = EngineSpec.from_options(gen.engine, gen.model, gen.options)
-    judges = [EngineSpec.from_options(j.engine or gen.engine, j.model or gen.model, j.options or gen.options,
-                                      logprobs=j.method == "logprobs") if j.method in LLM_JUDGES else None
-              for j in grading.panel]
+    generator = EngineSpec(gen.engine, gen.model, gen.options)
+    judges = [EngineSpec(*judge_engine(j, gen), logprobs=JUDGES.fact(j.method, "logprobs", False))
+              if j.method in LLM_JUDGES else None for j in grading.panel]
     specs = [generator, *(j for j in judges if j is not None)]
     wants = {replace(s, logprobs=False) for s in specs if s.logprobs}
 

@@ -21,6 +21,7 @@ from synthfactory.methods.base import Fail, run_rounds
 from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.recipe import Recipe
 from synthfactory.rows import generated_row
+from synthfactory.registry import JUDGES
 
 if TYPE_CHECKING:
     from synthfactory.quality.guards import QualityGuards
@@ -110,7 +111,7 @@ def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judge
     """Position bias: the panel's first log-probability judge compares each row's pair with the
     preferred answer first, then second. A check, not a verdict: it never rejects a row, and an
     unreadable answer leaves the row's check empty."""
-    spec = next((s for c, s in zip(panel.configs, judges) if c.method == "logprobs"), None)
+    spec = next((s for c, s in zip(panel.configs, judges) if JUDGES.fact(c.method, "logprobs")), None)
     wanted = [(i, pair) for i, row in enumerate(rows) for pair in method.pairs(row)[:1]]
     if spec is None or not wanted:
         return rows, 0, 0.0

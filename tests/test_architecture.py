@@ -1,0 +1,231 @@
+"""The core's shape, checked from its source: no import circle, flows -> tasks -> core only, and
+every registry entry resolves to what the recipe schema accepts.
+
+The import graph is read with `ast` (no module is imported to build it): every `import` and
+`from ... import` anywhere in a module, at module level or inside a function, absolute or
+relative, is an edge. An import under `if TYPE_CHECKING:` is an edge too: a circle that only
+type hints close is still a circle a reader has to untangle.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = "synthfactory"
+
+
+def module_names(package: str = CORE) -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name, for its __init__)."""
+    names = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        names[".".join(parts)] = path
+    return names
+
+
+def imported_names(path: Path, module: str) -> set[str]:
+    """Dotted names `path` imports anywhere in its body; `from a import b` yields `a.b` and `a`."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names)
+    return names
+
+
+def import_graph(package: str = CORE) -> dict[str, set[str]]:
+    """module -> the modules of `package` it imports (a name resolves to the longest module it names)."""
+    modules = module_names(package)
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        edges = set()
+        for name in imported_names(path, module):
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name and name != module and name != package:  # the root package only exports lazily
+                edges.add(name)
+        graph[module] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_graph_reader_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """A checker that misses function-level or relative imports would pass on a circle."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from . import b\n")
+    (pkg / "a.py").write_text("def f():\n    from pkg.sub.b import thing\n")
+    (pkg / "sub" / "b.py").write_text("from ..a import f\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import sub\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        graph = import_graph("pkg")
+    finally:
+        ROOT = saved
+    assert graph["pkg.a"] == {"pkg.sub.b"}
+    assert graph["pkg.sub.b"] == {"pkg.a"}
+    assert graph["pkg.sub"] == {"pkg.sub.b"}
+    assert graph["pkg.c"] == {"pkg.sub"}
+    assert cycles(graph) == [["pkg.a", "pkg.sub.b"]]
+
+
+def test_no_import_circle_in_the_core() -> None:
+    found = cycles(import_graph())
+    assert not found, "import circles in synthfactory/: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+# The command line is the one place the core reaches Prefect: `synthfactory run` starts the flow
+# (DESIGN: the core "knows nothing of Prefect except where the CLI starts a flow"). It is an entry
+# point: no core module may import it, so that one edge cannot carry the flows into the core.
+ENTRY_POINT = "synthfactory.cli"
+ENTRY_POINT_MAY_IMPORT = {"flows.factory", "flows.factory.factory_flow"}
+
+
+def test_the_core_never_imports_tasks_or_flows() -> None:
+    wrong = {}
+    for module, path in module_names().items():
+        names = {n for n in imported_names(path, module) if n.split(".")[0] in ("tasks", "flows")}
+        if module == ENTRY_POINT:
+            names -= ENTRY_POINT_MAY_IMPORT
+        if names:
+            wrong[module] = sorted(names)
+    assert not wrong, f"the core imports the orchestration layer (flows -> tasks -> core only): {wrong}"
+    graph = import_graph()
+    importers = sorted(m for m, edges in graph.items() if ENTRY_POINT in edges)
+    assert not importers, f"core modules import the command line (and through it the flows): {importers}"
+
+
+def test_tasks_never_import_flows() -> None:
+    wrong = {}
+    for module, path in module_names("tasks").items():
+        names = {n for n in imported_names(path, module) if n.split(".")[0] == "flows"}
+        if names:
+            wrong[module] = sorted(names)
+    assert not wrong, f"tasks import flows (flows -> tasks -> core only): {wrong}"
+
+
+# --- registries -------------------------------------------------------------------------------
+
+def test_every_registry_entry_resolves_to_what_its_kind_needs() -> None:
+    from pydantic import BaseModel
+
+    from synthfactory.engines.base import EngineBackend, EngineOptions
+    from synthfactory.grading.llm import LLMJudge
+    from synthfactory.methods.base import Method
+    from synthfactory.quality.screens import Screen, ScreenOptions
+    from synthfactory.registry import ENGINES, JUDGES, METHODS, REGISTRIES, SCREENS, VERIFIERS
+
+    assert set(REGISTRIES) == {"method", "judge", "screen", "engine", "verifier"}
+    for name in METHODS:
+        cls = METHODS.load(name)
+        assert issubclass(cls, Method) and cls.name == name and issubclass(cls.Options, BaseModel)
+    for name in ENGINES:
+        cls = ENGINES.load(name)
+        assert issubclass(cls, EngineBackend) and issubclass(cls.Options, EngineOptions), name
+        assert cls.Options.model_config.get("extra") == "forbid", name
+    for name in JUDGES:
+        cls = JUDGES.load(name)
+        assert callable(cls.for_panel) and callable(cls.model_of), name
+        assert JUDGES.fact(name, "llm") == issubclass(cls, LLMJudge), f"{name}: the llm fact disagrees with its class"
+    for name in SCREENS:
+        cls = SCREENS.load(name)
+        assert issubclass(cls, Screen) and issubclass(cls.Options, ScreenOptions), name
+    assert VERIFIERS.names == ()  # declared for the next issue; the mechanism is the same
+    for registry in REGISTRIES.values():
+        with pytest.raises(ValueError, match=f"unknown {registry.kind} 'nope'; known: "):
+            registry.load("nope")
+
+
+def test_the_schema_accepts_exactly_the_registered_names() -> None:
+    from pydantic import ValidationError
+
+    from synthfactory.recipe.options import screen_options
+    from synthfactory.recipe.schema import LLM_JUDGES, GenerationConfig, GradingConfig, JudgeConfig
+    from synthfactory.registry import ENGINES, JUDGES, METHODS, SCREENS
+
+    for name in METHODS:
+        assert GenerationConfig(method=name, prompt_template="x").method == name
+    for name in ENGINES:
+        assert GenerationConfig(engine=name, prompt_template="x").engine == name
+    for name in JUDGES:
+        assert JudgeConfig(name="a", method=name).method == name
+    assert LLM_JUDGES == JUDGES.where(llm=True) == ("json", "logprobs")
+    for name in LLM_JUDGES:
+        assert GradingConfig(method=name, rubric=[{"name": "ok", "description": "Fine."}]).method == name
+    for field, value in (("method", "nope"), ("engine", "nope")):
+        with pytest.raises(ValidationError, match=f"unknown {field} 'nope'"):
+            GenerationConfig(prompt_template="x", **{field: value})
+    with pytest.raises(ValidationError, match="unknown judge 'nope'"):
+        JudgeConfig(name="a", method="nope")
+    # quality.filters: every key belongs to exactly one registered screen
+    owners: dict[str, str] = {}
+    for name in SCREENS:
+        for key in SCREENS.load(name).Options.model_fields:
+            assert key not in owners, f"quality.filters.{key}: both {owners[key]} and {name} declare it"
+            owners[key] = name
+    assert set(screen_options({})) == set(owners)
+
+
+def test_the_schema_imports_no_implementation() -> None:
+    """Loading the recipe schema must not import a method, judge, screen or engine module."""
+    import subprocess
+    import sys
+
+    code = ("import sys, synthfactory.recipe.schema\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('synthfactory.methods', 'synthfactory.engines', "
+            "'synthfactory.grading', 'synthfactory.quality'))))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
