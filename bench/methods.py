@@ -6,7 +6,9 @@ side then sends the same requests to the same number of llama.cpp processes: eve
 method for every work item (one call per round per batch, as the factory does; seeds are fixed,
 so the model writes the same texts and the later rounds ask the same things), and the judge's
 requests for exactly the rows the factory graded (the rows its screens passed). Prints factory
-wall / raw engine per method (target ≤ 1.10, as for `text` in bench/overhead.py).
+wall / raw engine per method (target ≤ 1.15) and each side's engine busy share: the factory's
+from its pool (busy engine-seconds / (seconds from engines ready to the last batch x replicas)),
+the raw side's over its whole wall time (engine loads included).
 
     .venv/bin/python bench/methods.py [--seeds 64] [--batch-size 8] [--methods instruct conversation]
 """
@@ -51,10 +53,20 @@ def _load(recipe_path: str, batches: int, batch_size: int) -> None:
                    judge=make_judge(loaded.recipe.grading))  # self-graded: one engine per replica
 
 
-def _run_batch(items: list, graded: set[str]) -> int:
-    """One batch as the factory's engines see it: each round in one call, then one judge call."""
-    engine, method, judge = _worker["engine"], _worker["method"], _worker["judge"]
-    drafts, sent = run_rounds(method, items, engine.chat)
+def _timed_chat(requests: list) -> list:
+    started = time.perf_counter()
+    try:
+        return _worker["engine"].chat(requests)
+    finally:
+        _worker["busy"] = _worker.get("busy", 0.0) + time.perf_counter() - started
+
+
+def _run_batch(items: list, graded: set[str]) -> tuple[int, float]:
+    """One batch as the factory's engines see it: each round in one call, then one judge call.
+    Returns the requests sent and the engine's busy seconds for them."""
+    method, judge = _worker["method"], _worker["judge"]
+    _worker["busy"] = 0.0
+    drafts, sent = run_rounds(method, items, _timed_chat)
     asked = []
     for draft in drafts:
         if not isinstance(draft.outcome, Row):
@@ -65,8 +77,8 @@ def _run_batch(items: list, graded: set[str]) -> int:
         row = {"prompt": draft.item.prompt, **fields}
         asked += [r for pair in method.judge_items(row) for r in judge.requests(*pair, 0)]
     if asked:
-        engine.chat(asked)
-    return sent + len(asked)
+        _timed_chat(asked)
+    return sent + len(asked), _worker["busy"]
 
 
 def graded_ids(store: Path) -> set[str]:
@@ -91,15 +103,29 @@ def factory(recipe: Path, store: Path, batches: int, batch_size: int) -> tuple[f
     return seconds, json.loads(lines[-1]) if lines else {"accepted": 0, "engine_requests": None}
 
 
-def raw_engine(recipe: Path, batches: int, batch_size: int, replicas: int, graded: set[str]) -> tuple[float, int]:
+def raw_engine(recipe: Path, batches: int, batch_size: int, replicas: int, graded: set[str]
+               ) -> tuple[float, int, float]:
+    """(wall seconds, requests, engine busy seconds) of the same requests on `replicas` processes."""
     loaded = load_recipe(recipe, batches=batches, batch_size=batch_size)
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
     started = time.perf_counter()  # engine loads included, as the factory's wall includes its own
     with ProcessPoolExecutor(replicas, mp_context=get_context("spawn"), initializer=_load,
                              initargs=(str(recipe), batches, batch_size)) as pool:
         futures = [pool.submit(_run_batch, list(b.items), graded) for b in plan.batches]
-        requests = sum(f.result() for f in futures)
-    return time.perf_counter() - started, requests
+        done = [f.result() for f in futures]
+    return time.perf_counter() - started, sum(n for n, _ in done), sum(s for _, s in done)
+
+
+def busy_share(summary: dict) -> str:
+    """The factory's engine busy share as its pool measured it; for a factory that predates
+    `engine_busy_share`, the same ratio from its summary (flow end instead of the last batch)."""
+    if summary.get("engine_busy_share") is not None:
+        return f"{summary['engine_busy_share']:.3f}"
+    up = (summary.get("seconds") or 0) - (summary.get("engines_ready_seconds") or 0)
+    replicas = summary.get("engine_replicas") or os.cpu_count()  # the factory's default: one per CPU
+    if not (up > 0 and summary.get("engine_busy_seconds") is not None):
+        return "n/a"
+    return f"~{summary['engine_busy_seconds'] / (up * replicas):.3f} (from the summary)"
 
 
 def main() -> None:
@@ -117,11 +143,13 @@ def main() -> None:
             store = Path(tmp) / "store"
             fac_s, summary = factory(recipe, store, batches, args.batch_size)
             graded = graded_ids(store / load_recipe(recipe).recipe.name)
-            raw_s, raw_requests = raw_engine(recipe, batches, args.batch_size, args.replicas, graded)
-            print(f"{name:<13} {batches * args.batch_size} items: raw engine {raw_requests} requests in {raw_s:.1f}s; "
+            raw_s, raw_requests, raw_busy = raw_engine(recipe, batches, args.batch_size, args.replicas, graded)
+            print(f"{name:<13} {batches * args.batch_size} items: raw engine {raw_requests} requests in {raw_s:.1f}s "
+                  f"(engines busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} of the raw wall); "
                   f"factory {summary.get('engine_requests')} requests in {fac_s:.1f}s wall (flow {summary.get('seconds')}s, "
-                  f"engines ready after {summary.get('engines_ready_seconds')}s, accepted {summary.get('accepted')}); "
-                  f"ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.10)",
+                  f"engines ready after {summary.get('engines_ready_seconds')}s, engines busy "
+                  f"{summary.get('engine_busy_seconds')}s, busy share {busy_share(summary)}, "
+                  f"accepted {summary.get('accepted')}); ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.15)",
                   flush=True)
 
 

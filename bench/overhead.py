@@ -1,8 +1,10 @@
 """Factory overhead: the same generation and judge requests sent straight to the engine vs
 through the whole factory (CLI → Prefect flow → Ray actor → GX gate → Delta commit).
 
-Prints factory wall time / raw engine time (target ≤ 1.10 at 256 samples), then the
-quickstart's wall time and time to its first accepted batch. Both sides run in this one
+Prints factory wall time / raw engine time (target ≤ 1.10 at 256 samples) and each side's
+engine busy share (the factory's from its pool: busy engine-seconds / (seconds from engines
+ready to the last batch x replicas); the raw side's over its whole wall, engine loads included),
+then the quickstart's wall time and time to its first accepted batch. Both sides run in this one
 invocation, on the same machine, one after the other.
 
     .venv/bin/python bench/overhead.py [--samples 256] [--batch-size 16] [--replicas N] [--skip-quickstart]
@@ -30,6 +32,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
+from bench.methods import busy_share  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
 from synthfactory.inputs.seeds import load_seeds  # noqa: E402
@@ -38,6 +41,7 @@ RECIPE = ROOT / "recipes" / "quickstart.yaml"
 
 
 _engine = None
+_busy = 0.0
 
 
 def _load(spec) -> None:
@@ -45,24 +49,37 @@ def _load(spec) -> None:
     _engine = create_engine(spec)
 
 
-def _run_batch(items, sampling, grading) -> int:
+def _timed_chat(requests: list) -> list:
+    global _busy
+    started = time.perf_counter()
+    try:
+        return _engine.chat(requests)
+    finally:
+        _busy += time.perf_counter() - started
+
+
+def _run_batch(items, sampling, grading) -> tuple[int, float]:
     """One batch as the factory runs it: one generation call, then the recipe's judge panel
-    (one call per LLM judge; judges that are not LLMs compute here, as they do in the flow)."""
+    (one call per LLM judge; judges that are not LLMs compute here, as they do in the flow).
+    Returns the requests sent and the engine's busy seconds for them."""
+    global _busy
+    _busy = 0.0
     panel = Panel(grading)
-    generated = _engine.chat([
+    generated = _timed_chat([
         ChatRequest(messages=i.messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
                     top_p=sampling.top_p, seed=i.sampling_seed)
         for i in items
     ])
     judged = panel.grade([(item.prompt, g.text.strip()) for item, g in zip(items, generated)],
-                         [_engine.chat if c.method in ("json", "logprobs") else None for c in panel.configs],
+                         [_timed_chat if c.method in ("json", "logprobs") else None for c in panel.configs],
                          lambda k, attempt: attempt)
-    return len(generated) + judged.requests
+    return len(generated) + judged.requests, _busy
 
 
-def raw_engine(batches: int, batch_size: int, replicas: int) -> tuple[float, int]:
+def raw_engine(batches: int, batch_size: int, replicas: int) -> tuple[float, int, float]:
     """The factory's exact requests straight to `replicas` engine processes (the factory's own
-    replica count and threads), batches handed out as engines free up; returns (seconds, requests)."""
+    replica count and threads), batches handed out as engines free up; returns (seconds,
+    requests, engine busy seconds)."""
     loaded = load_recipe(RECIPE, batches=batches, batch_size=batch_size)
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
     recipe = loaded.recipe
@@ -70,8 +87,8 @@ def raw_engine(batches: int, batch_size: int, replicas: int) -> tuple[float, int
     with ProcessPoolExecutor(replicas, mp_context=get_context("spawn"), initializer=_load,
                              initargs=(plan.judge,)) as pool:  # self-graded: one engine per replica
         futures = [pool.submit(_run_batch, b.items, recipe.generation.sampling, recipe.grading) for b in plan.batches]
-        requests = sum(f.result() for f in futures)
-    return time.perf_counter() - started, requests
+        done = [f.result() for f in futures]
+    return time.perf_counter() - started, sum(n for n, _ in done), sum(s for _, s in done)
 
 
 def factory(store: Path, *args: str) -> tuple[float, dict]:
@@ -96,12 +113,14 @@ def main() -> None:
     samples = batches * args.batch_size
 
     with tempfile.TemporaryDirectory() as tmp:
-        raw_s, raw_requests = raw_engine(batches, args.batch_size, args.replicas)
+        raw_s, raw_requests, raw_busy = raw_engine(batches, args.batch_size, args.replicas)
         print(f"raw engine : {samples} samples, {raw_requests} requests in {raw_s:.1f}s "
-              f"({args.replicas} engine processes)", flush=True)
+              f"({args.replicas} engine processes, busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} "
+              "of the raw wall)", flush=True)
         fac_s, summary = factory(Path(tmp) / "overhead", "--batches", str(batches), "--batch-size", str(args.batch_size))
         print(f"factory    : {summary['generated']} samples, {summary['engine_requests']} requests in {fac_s:.1f}s "
-              f"(flow {summary['seconds']:.1f}s, engines busy {summary['engine_busy_seconds']:.1f}s, "
+              f"(flow {summary['seconds']:.1f}s, engines ready after {summary['engines_ready_seconds']:.1f}s, "
+              f"engines busy {summary['engine_busy_seconds']:.1f}s, busy share {busy_share(summary)}, "
               f"accepted {summary['accepted']}, version {summary['version']})")
         print(f"overhead ratio (factory wall / raw engine) at {samples} samples: {fac_s / raw_s:.3f}  (target <= 1.10)")
         if not args.skip_quickstart:
