@@ -82,6 +82,7 @@ class EngineBackend:
 
     Options: ClassVar[type[EngineOptions]] = EngineOptions
     close_before_kill: ClassVar[bool] = False  # its memory outlives a killed actor (vLLM's engine core)
+    one_request_at_a_time: ClassVar[bool] = False  # True: the pool hands out its requests singly (see `Engine`)
     crash_hint: ClassVar[str] = ""  # what to try when a replica crashes, for the one-line error
 
     @classmethod
