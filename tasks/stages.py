@@ -15,28 +15,25 @@ from prefect.context import TaskRunContext
 
 from synthfactory.run.batch import BatchState
 from synthfactory.engines.base import EngineSpec
-from synthfactory.errors import SynthfactoryError
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.engines.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.publish.report import rejection_table, run_report_markdown
+from synthfactory.run.executor import (ENGINE_RETRIES, ENGINE_RETRY_DELAY_S, ENGINE_STAGES, PUBLISH_RETRIES,
+                                       PUBLISH_RETRY_DELAY_S, worth_retrying)
 from synthfactory.run.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
 from synthfactory.inputs.seeds import SeedSet
 from synthfactory.store import DatasetStore
 
-ENGINE_RETRIES = 2
-
 
 def _not_ours(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a stage for transient errors only: an engine failure (crash, endpoints down), a bad
-    recipe or a failed gate has a cause that a retry would only repeat, minutes later."""
+    """Retry a stage for transient errors only (the core's `worth_retrying`, as the local executor
+    does): an engine failure, a bad recipe or a failed gate has a cause a retry would only repeat."""
     try:
         state.result()
-    except SynthfactoryError:
-        return False
-    except Exception:  # noqa: BLE001 - anything else may be transient
-        return True
+    except Exception as exc:  # noqa: BLE001 - anything not ours may be transient
+        return worth_retrying(exc)
     return True
 
 
@@ -76,7 +73,8 @@ def start_engines_task(specs: list[EngineSpec]) -> EnginePool:
     return pool
 
 
-_ENGINE = {"retries": ENGINE_RETRIES, "retry_delay_seconds": 2, "retry_condition_fn": _not_ours}
+_ENGINE = {"retries": ENGINE_RETRIES, "retry_delay_seconds": ENGINE_RETRY_DELAY_S, "retry_condition_fn": _not_ours}
+assert set(ENGINE_STAGES) == {"generate", "grade"}  # the tasks below that take `**_ENGINE`
 
 
 @task(name="generate", task_run_name="generate-{batch.batch_index}", cache_key_fn=_stage_key("generate"),
@@ -121,8 +119,8 @@ STAGE_TASKS = {"generate": generate_batch_task, "screen": screen_batch_task, "gr
 assert tuple(STAGE_TASKS) == STAGE_LINE
 
 
-@task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1,
-      retry_condition_fn=_not_ours)
+@task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=PUBLISH_RETRIES,
+      retry_delay_seconds=PUBLISH_RETRY_DELAY_S, retry_condition_fn=_not_ours)
 def publish_task(plan: RunPlan, states: list[BatchState], store_uri: str, guards: QualityGuards,
                  extra: dict[str, Any], min_rows: int = 1) -> dict[str, Any]:
     """The core's publish sequence (`runner.publish_run`), logged to the run."""

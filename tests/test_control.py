@@ -16,7 +16,7 @@ from synthfactory.run.cost import Prices, Spend, run_cost
 from synthfactory.run.driver import BatchLoop
 from synthfactory.run.executor import LocalExecutor
 from synthfactory.run.plan import BatchPlan
-from synthfactory.errors import RecipeError
+from synthfactory.errors import EngineFailure, RecipeError
 from synthfactory.recipe import load_recipe
 from tests.conftest import ROOT
 
@@ -106,21 +106,41 @@ def test_the_recount_after_dedup_starts_more_batches_when_duplicates_fall_away()
     assert len(loop.states) == 6 and loop.resumed == 0
 
 
-def test_a_failed_stage_ends_the_loop_with_its_own_error():
-    class EngineDown(RuntimeError):
-        pass
-
-    stages = StubStages(accept=lambda i: 10)
-    made = stages.generate
+def _failing(stages: StubStages, error: Exception, batch_index: int, times: int) -> list[int]:
+    """Make `generate` of batch `batch_index` raise `error` the first `times` times; returns the calls."""
+    made, calls = stages.generate, []
 
     def generate(batch: BatchPlan) -> BatchState:
-        if batch.batch_index == 1:
-            raise EngineDown("replica lost")
+        calls.append(batch.batch_index)
+        if batch.batch_index == batch_index and calls.count(batch_index) <= times:
+            raise error
         return made(batch)
 
     stages.generate = generate
-    with pytest.raises(EngineDown, match="replica lost"):
+    return calls
+
+
+def test_a_failed_stage_ends_the_loop_with_its_own_error_unretried():
+    stages = StubStages(accept=lambda i: 10)
+    calls = _failing(stages, EngineFailure("engine llamacpp: replica lost"), batch_index=1, times=1)
+    with pytest.raises(EngineFailure, match="replica lost"):
         run_loop(RunControl(sizes=[4] * 4, replicas=1), stages)
+    assert calls.count(1) == 1, "an engine failure is ours: a retry would only repeat it"
+
+
+def test_a_transient_failure_of_an_engine_stage_is_retried(monkeypatch):
+    import synthfactory.run.executor as executor
+
+    monkeypatch.setattr(executor, "ENGINE_RETRY_DELAY_S", 0.0)
+    stages = StubStages(accept=lambda i: 4)
+    calls = _failing(stages, ConnectionError("endpoint blip"), batch_index=1, times=executor.ENGINE_RETRIES)
+    loop = run_loop(RunControl(sizes=[4] * 3, replicas=1), stages)
+    assert calls.count(1) == 1 + executor.ENGINE_RETRIES and loop.accepted == 12
+    stages = StubStages(accept=lambda i: 4)
+    calls = _failing(stages, ConnectionError("endpoint down"), batch_index=1, times=99)
+    with pytest.raises(ConnectionError, match="endpoint down"):
+        run_loop(RunControl(sizes=[4] * 3, replicas=1), stages)
+    assert calls.count(1) == 1 + executor.ENGINE_RETRIES
 
 
 def test_target_not_reached_says_why():

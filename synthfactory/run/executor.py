@@ -14,16 +14,44 @@ import json
 import logging
 import os
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
+from synthfactory.errors import SynthfactoryError
 from synthfactory.run.batch import BatchState
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.store import DatasetStore
 
 log = logging.getLogger("synthfactory.run")
+T = TypeVar("T")
+
+# what either executor retries, and when (Prefect: the tasks' `retries` and `retry_condition_fn`)
+ENGINE_STAGES = ("generate", "grade")  # the stages that call engines
+ENGINE_RETRIES, ENGINE_RETRY_DELAY_S = 2, 2.0
+PUBLISH_RETRIES, PUBLISH_RETRY_DELAY_S = 2, 1.0
+
+
+def worth_retrying(error: BaseException) -> bool:
+    """Whether a retry may cure a failed step: not one of ours (an engine failure, endpoints down,
+    a bad recipe, a failed gate), whose cause a retry would only repeat, minutes later."""
+    return isinstance(error, Exception) and not isinstance(error, SynthfactoryError)
+
+
+def retrying(step: Callable[[], T], retries: int, delay_s: float, what: str) -> T:
+    """`step()`, again up to `retries` times after a failure `worth_retrying`, `delay_s` apart."""
+    for attempt in range(retries + 1):
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - retried or raised as it is
+            if attempt == retries or not worth_retrying(exc):
+                raise
+            log.warning("%s failed (%s: %s); retrying in %gs (attempt %d of %d)", what, type(exc).__name__, exc,
+                        delay_s, attempt + 2, retries + 1)
+            time.sleep(delay_s)
+    raise AssertionError("unreachable")
 
 
 class StageFuture(Protocol):
@@ -198,7 +226,9 @@ class LocalExecutor:
             state = read_staged(self.staging, key) if self.staging is not None else None
             out.loaded = state is not None
             if state is None:
-                state = getattr(runner, stage)(value)
+                retries = ENGINE_RETRIES if stage in ENGINE_STAGES else 0
+                state = retrying(lambda: getattr(runner, stage)(value), retries, ENGINE_RETRY_DELAY_S,
+                                 f"{stage} of batch {value.batch_index}")
                 if self.staging is not None:
                     write_staged(self.staging, key, state)
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the batch
@@ -223,8 +253,8 @@ class LocalExecutor:
                 extra: dict[str, Any], min_rows: int) -> dict[str, Any]:
         from synthfactory.run.runner import publish_run
 
-        return publish_run(plan, states, dataset, guards, extra, min_rows, info=self.log.info,
-                           warn=self.log.warning)
+        return retrying(lambda: publish_run(plan, states, dataset, guards, extra, min_rows, info=self.log.info,
+                                            warn=self.log.warning), PUBLISH_RETRIES, PUBLISH_RETRY_DELAY_S, "publish")
 
     def report(self, metadata: dict[str, Any]) -> None:
         pass
