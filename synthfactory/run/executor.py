@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, TypeVar
@@ -211,7 +211,10 @@ class LocalExecutor:
         out.set_running_or_notify_cancel()
 
         def start(value: Any) -> None:
-            self._pool.submit(self._run_stage, stage, runner, value, out)
+            try:
+                self._pool.submit(self._run_stage, stage, runner, value, out)
+            except RuntimeError:  # the executor was closed: the run is over, this stage never starts
+                out.set_exception(CancelledError(f"{stage} of batch {value.batch_index}: the run stopped"))
 
         if isinstance(holder, Future):
             holder.add_done_callback(lambda done: out.set_exception(done.exception()) if done.exception()
