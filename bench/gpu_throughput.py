@@ -124,9 +124,9 @@ def main() -> None:
 
         meta = DatasetStore(summary["dataset"]).versions()[-1].metadata
         working = summary["seconds"] - (summary["engines_ready_seconds"] or 0.0)
-        tokens = meta["cost"]["completion_tokens"]
+        tokens = meta.cost.completion_tokens
         rate = tokens / working
-        replicas = meta.get("engine_replicas") or 1
+        replicas = meta.engines.replicas or 1
         busy = summary["engine_busy_seconds"] / (working * replicas)
         print(f"factory      : {summary['generated']} samples, {tokens} output tokens in {working:.1f}s after "
               f"engines were up ({summary['seconds']:.1f}s flow) = {rate:,.0f} tok/s; engine busy {busy:.0%}")

@@ -68,20 +68,12 @@ def _run(args: argparse.Namespace) -> int:
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
             + (f" (first accepted batch at {first:.1f}s)" if first is not None else "")
         )
-        from synthfactory.publish.report import stop_sentence
+        from synthfactory.run.cost import Cost
+        from synthfactory.run.metadata import StopRecord
 
-        print(f"  {stop_sentence(summary).replace('`', '')}")
-        print(f"  cost: {_cost_line(summary.get('cost') or {})}")
+        print(f"  {StopRecord.model_validate(summary).sentence(summary['batches']).replace('`', '')}")
+        print(f"  cost: {Cost.model_validate(summary.get('cost') or {}).line()}")
     return 0
-
-
-def _cost_line(cost: dict[str, Any]) -> str:
-    per = cost.get("per_accepted_row") or {}
-    money = (f", {cost['money']:.4f} {cost.get('currency')}" if cost.get("money") is not None
-             else ", no prices in the recipe's card")
-    return (f"{cost.get('tokens', 0):,} tokens, {_num(cost.get('engine_seconds'))} engine-seconds{money}; "
-            f"per accepted row {_num(per.get('tokens'))} tokens, {_num(per.get('engine_seconds'))} engine-seconds"
-            + (f", {per['money']:.6f} {cost.get('currency')}" if per.get("money") is not None else ""))
 
 
 class _ProgressBar:
@@ -279,6 +271,8 @@ def _scores_line(scores: dict[str, Any]) -> str:
 
 
 def _estimate_text(e: dict[str, Any]) -> str:
+    from synthfactory.run.cost import NO_PRICE, money_text
+
     low, high = e["acceptance_interval"]
     lines = [f"\nestimate from {e['accepted']} of {e['previewed']} rows passing screen, judge and filter "
              f"(acceptance estimate {e['acceptance_rate']:.2f}, 95% interval {low:.2f}-{high:.2f}):"]
@@ -291,8 +285,7 @@ def _estimate_text(e: dict[str, Any]) -> str:
         r_low, r_high = e["rows_interval"]
         lines.append(f"  the full recipe generates {e['candidates']} candidates: about {e['rows']} rows pass "
                      f"(interval {r_low}-{r_high})")
-    money = (f", {e['money']:.4f} {e['currency']}" if e.get("money") is not None else
-             ", money n/a (no price in the recipe's card)")
+    money = ", " + money_text(e.get("money"), e["currency"], missing="money " + NO_PRICE)
     lines.append(f"  about {_num(e['tokens'])} tokens, {_num(e['engine_seconds'])} engine-seconds{money}, "
                  f"{_num(e['wall_seconds'])} s of wall time on {e['replicas']} replicas (after the engines load)")
     lines.append(f"  per accepted row: {_num(e['engine_seconds_per_accepted_row'])} engine-seconds")
@@ -306,46 +299,47 @@ def _check_models(specs: list[Any]) -> None:
 
 
 def _version_row(info: Any) -> dict[str, Any]:
-    meta = info.metadata
-    cost = meta.get("cost") or {}
-    per_accepted, per_rejected = cost.get("per_accepted_row") or {}, cost.get("per_rejected_row") or {}
+    """One version as `versions --json` lists it."""
+    from synthfactory.run.cost import PerRow
+
+    meta, cost = info.metadata, info.metadata.cost
+    per_accepted, per_rejected = cost.per_accepted_row or PerRow(), cost.per_rejected_row or PerRow()
     return {
         "version": info.version, "rows": info.rows, "created": info.created.isoformat(timespec="seconds"),
-        "run_id": meta.get("run_id"), "accepted": meta.get("accepted"), "rejected": meta.get("rejected"),
-        "quarantined": meta.get("quarantined"), "stopped": meta.get("stopped"),
-        "prompt_tokens": cost.get("prompt_tokens"), "completion_tokens": cost.get("completion_tokens"),
-        "engine_seconds": cost.get("engine_seconds"), "money": cost.get("money"), "currency": cost.get("currency"),
-        "tokens_per_accepted_row": per_accepted.get("tokens"),
-        "engine_seconds_per_accepted_row": per_accepted.get("engine_seconds"),
-        "money_per_accepted_row": per_accepted.get("money"),
-        "tokens_per_rejected_row": per_rejected.get("tokens"),
-        "engine_seconds_per_rejected_row": per_rejected.get("engine_seconds"),
-        "money_per_rejected_row": per_rejected.get("money"),
+        "run_id": meta.run_id, "accepted": meta.totals.accepted, "rejected": meta.totals.rejected,
+        "quarantined": meta.totals.quarantined, "stopped": meta.stop.stopped,
+        "prompt_tokens": cost.prompt_tokens, "completion_tokens": cost.completion_tokens,
+        "engine_seconds": cost.engine_seconds, "money": cost.money, "currency": cost.currency,
+        "tokens_per_accepted_row": per_accepted.tokens,
+        "engine_seconds_per_accepted_row": per_accepted.engine_seconds,
+        "money_per_accepted_row": per_accepted.money,
+        "tokens_per_rejected_row": per_rejected.tokens,
+        "engine_seconds_per_rejected_row": per_rejected.engine_seconds,
+        "money_per_rejected_row": per_rejected.money,
     }
 
 
 def _versions(args: argparse.Namespace) -> int:
+    from synthfactory.run.cost import PerRow, money_text
     from synthfactory.store import DatasetStore
 
-    store = DatasetStore(args.dataset)
-    rows = [_version_row(v) for v in store.versions()]
-    if not rows:
+    infos = DatasetStore(args.dataset).versions()
+    if not infos:
         raise UserError(f"{args.dataset}: no published dataset here (run a recipe first)")
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([_version_row(v) for v in infos]))
         return 0
     header = (f"{'version':>7} {'rows':>6} {'created':<25} {'run id':<32} {'accepted':>8} {'quarant.':>8} "
               f"{'stopped':<15} {'tokens':>8} {'engine s':>9} {'money':>10} {'tok/row':>8} {'eng s/row':>9} "
               f"{'money/row':>10}")
     print(header)
-    for r in rows:
-        tokens = (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0)
-        money = "-" if r["money"] is None else f"{r['money']:.4f}"
-        money_row = "-" if r["money_per_accepted_row"] is None else f"{r['money_per_accepted_row']:.6f}"
-        print(f"{r['version']:>7} {r['rows']:>6} {r['created']:<25} {r['run_id']:<32} {r['accepted']:>8} "
-              f"{r['quarantined']:>8} {r['stopped'] or '-':<15} {tokens:>8} {_num(r['engine_seconds']):>9} "
-              f"{money:>10} {_num(r['tokens_per_accepted_row']):>8} "
-              f"{_num(r['engine_seconds_per_accepted_row']):>9} {money_row:>10}")
+    for info in infos:
+        meta, cost = info.metadata, info.metadata.cost
+        per = cost.per_accepted_row or PerRow()
+        print(f"{info.version:>7} {info.rows:>6} {info.created.isoformat(timespec='seconds'):<25} {meta.run_id:<32} "
+              f"{meta.totals.accepted:>8} {meta.totals.quarantined:>8} {meta.stop.stopped or '-':<15} "
+              f"{cost.tokens:>8} {_num(cost.engine_seconds):>9} {money_text(cost.money, None, 4, '-'):>10} "
+              f"{_num(per.tokens):>8} {_num(per.engine_seconds):>9} {money_text(per.money, None, 6, '-'):>10}")
     print("(per row: the run's whole spend over the rows it published; money only where the recipe's card "
           "gives a price)")
     return 0

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from pydantic import ValidationError
 
 from synthfactory.errors import UserError
 from synthfactory.lineage import ROW_SCHEMA
+from synthfactory.run.metadata import VersionMetadata
 
 METADATA_KEY = "synthfactory"
 QUARANTINE_DIR = "_quarantine"
@@ -49,7 +51,7 @@ class VersionInfo:
     delta_version: int
     rows: int
     created: datetime
-    metadata: dict[str, Any]
+    metadata: VersionMetadata
 
 
 def _table_exists(uri: str) -> bool:
@@ -124,13 +126,24 @@ class DatasetStore:
             raw = entry.get(METADATA_KEY)
             if raw is None:
                 continue
-            meta = json.loads(raw) if isinstance(raw, str) else raw
+            meta = self._parse_metadata(raw, entry["version"])
             found.append(VersionInfo(
-                version=int(meta["version"]), delta_version=int(entry["version"]),
-                rows=int(entry.get("operationMetrics", {}).get("num_added_rows", meta.get("accepted", 0))),
+                version=meta.version, delta_version=int(entry["version"]),
+                rows=int(entry.get("operationMetrics", {}).get("num_added_rows", meta.totals.accepted)),
                 created=datetime.fromtimestamp(entry["timestamp"] / 1000, tz=timezone.utc), metadata=meta,
             ))
         return sorted(found, key=lambda v: v.version)
+
+    def _parse_metadata(self, raw: str | dict[str, Any], delta_version: int) -> VersionMetadata:
+        """A commit's metadata as the typed record (any version's: what older code wrote parses too)."""
+        try:
+            return VersionMetadata.model_validate(json.loads(raw) if isinstance(raw, str) else raw)
+        except (ValueError, ValidationError) as exc:
+            first = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+            loc = first["loc"][1:] if first["loc"][:1] and first["loc"][0] in VersionMetadata.GROUPS else first["loc"]
+            where = ".".join(map(str, loc)) or "the JSON"  # the key as the JSON holds it (groups are flat there)
+            raise UserError(f"{self.uri}: the metadata of Delta version {delta_version} does not parse "
+                            f"({where}: {first['msg']})") from None
 
     def next_version(self) -> int:
         versions = self.versions()
@@ -167,7 +180,7 @@ class DatasetStore:
         table = DeltaTable(self.uri, version=self.delta_version_of(max(versions)))
         return table.to_pyarrow_table(filters=[("version", "in", sorted(versions))])
 
-    def publish(self, rows: list[dict[str, Any]], metadata: dict[str, Any], schema: pa.Schema = ROW_SCHEMA) -> int:
+    def publish(self, rows: list[dict[str, Any]], metadata: VersionMetadata, schema: pa.Schema = ROW_SCHEMA) -> int:
         """Append a run's accepted rows in ONE commit that carries the run's metadata.
 
         Readers see the old version or the new one, never part of it. `schema`: the base row
@@ -175,13 +188,13 @@ class DatasetStore:
         """
         from deltalake import CommitProperties, write_deltalake
 
-        version = int(metadata["version"])
+        version = metadata.version
         if any(v.version == version for v in self.versions()):
             raise UserError(f"{self.uri}: version {version} was published meanwhile; run again for the next one")
         table = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
         write_deltalake(
             self.uri, table, mode="append", schema_mode="merge",
-            commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata, default=str)}),
+            commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata.as_commit())}),
         )
         return version
 

@@ -19,6 +19,7 @@ from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.engines.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
+from synthfactory.run.metadata import VersionMetadata
 from synthfactory.publish.report import rejection_table, run_report_markdown
 from synthfactory.run.executor import (ENGINE_RETRIES, ENGINE_RETRY_DELAY_S, ENGINE_STAGES, PUBLISH_RETRIES,
                                        PUBLISH_RETRY_DELAY_S, worth_retrying)
@@ -122,7 +123,7 @@ assert tuple(STAGE_TASKS) == STAGE_LINE
 @task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=PUBLISH_RETRIES,
       retry_delay_seconds=PUBLISH_RETRY_DELAY_S, retry_condition_fn=_not_ours)
 def publish_task(plan: RunPlan, states: list[BatchState], store_uri: str, guards: QualityGuards,
-                 extra: dict[str, Any], min_rows: int = 1) -> dict[str, Any]:
+                 extra: dict[str, Any], min_rows: int = 1) -> VersionMetadata:
     """The core's publish sequence (`runner.publish_run`), logged to the run."""
     logger = get_run_logger()
     return publish_run(plan, states, DatasetStore(store_uri), guards, extra, min_rows,
@@ -130,9 +131,9 @@ def publish_task(plan: RunPlan, states: list[BatchState], store_uri: str, guards
 
 
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)
-def report_task(metadata: dict[str, Any], key: str) -> None:
+def report_task(metadata: VersionMetadata, key: str) -> None:
     """The run report and the rejection table as Prefect artifacts (shown on the flow run page)."""
     create_markdown_artifact(run_report_markdown(metadata), key=f"{key}-report",
-                             description=f"{metadata['dataset']} version {metadata['version']}")
+                             description=f"{metadata.dataset} version {metadata.version}")
     create_table_artifact(rejection_table(metadata), key=f"{key}-rejections",
                           description="quarantined batches and rejected-row reasons")

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from synthfactory.run.cost import Prices
-from synthfactory.publish.report import cost_table, stop_sentence
+from synthfactory.run.metadata import JudgeBias, VersionMetadata
 from synthfactory.store import DatasetStore, VersionInfo
 
 CARDS_DIR = "_cards"
@@ -38,16 +37,6 @@ def _public_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
 
 
-def money(meta: dict[str, Any], card: dict[str, Any]) -> float | None:
-    """Cost in the recipe's currency when it gives a price per engine-hour or per million tokens
-    (versions published before runs recorded their money are priced from their counts)."""
-    cost = meta.get("cost", {})
-    if "money" in cost:
-        return cost["money"]
-    return Prices.from_card(card).money(cost.get("prompt_tokens", 0) + cost.get("completion_tokens", 0),
-                                        cost.get("engine_seconds", 0.0))
-
-
 Layout = tuple[str, str, list[str]]  # (format, data file, columns) of an export
 LAYOUT_NOTES = {
     "hub": "every column of the table, lineage included",
@@ -59,17 +48,16 @@ LAYOUT_NOTES = {
 }
 
 
-def card_metadata(meta: dict[str, Any], rows: int, data_glob: str = "data/*.parquet") -> dict[str, Any]:
+def card_metadata(meta: VersionMetadata, rows: int, data_glob: str = "data/*.parquet") -> dict[str, Any]:
     """The YAML header: license, language, task categories, size, configs, tags (incl. synthetic)."""
-    recipe = meta.get("recipe") or {}
-    card = recipe.get("card") or {}
+    card = meta.card
     header: dict[str, Any] = {
         "license": card.get("license", "other"),
         "language": card.get("language", ["en"]),
         "task_categories": card.get("task_categories", ["text-generation"]),
         "size_categories": [size_category(rows)],
         "tags": sorted({"synthetic", "synthfactory", *card.get("tags", [])}),
-        "pretty_name": card.get("pretty_name") or meta["dataset"],
+        "pretty_name": card.get("pretty_name") or meta.dataset,
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_glob}]}],
     }
     return header
@@ -90,12 +78,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _method_section(meta: dict[str, Any], example: dict[str, Any] | None, layout: Layout | None) -> list[str]:
+def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layout: Layout | None) -> list[str]:
     """Which method made the rows, its options, the layout of this copy, and one example row."""
     from synthfactory.methods import METHODS, method_class
 
-    generation = (meta.get("recipe") or {}).get("generation") or {}
-    name = meta.get("method") or generation.get("method") or "text"
+    generation = meta.recipe.get("generation") or {}
+    name = meta.method
     about = method_class(name).description if name in METHODS else ""
     lines = ["## Method", "", f"`{name}`: {about}." if about else f"`{name}`.", ""]
     if generation.get("method_options"):
@@ -110,75 +98,68 @@ def _method_section(meta: dict[str, Any], example: dict[str, Any] | None, layout
     return lines
 
 
-def _grading_section(meta: dict[str, Any], grading: dict[str, Any]) -> list[str]:
+def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str]:
     """Who graded, how the threshold was chosen, how good the judge measured, and its biases."""
-    judges = meta.get("judges") or []
-    calibration = meta.get("judge_calibration")
-    bias = meta.get("judge_bias") or {}
+    judges = meta.judging.judges
+    calibration = meta.judging.calibration
+    bias = meta.judging.bias or JudgeBias()
     lines = ["## How it was graded", ""]
     if grading.get("judges"):
         lines += [f"A panel of {len(judges)} judges; the row score is their {grading.get('aggregate', 'mean')}"
                   + (" (weighted)" if grading.get("aggregate", "mean") == "mean" else "")
                   + f", and rows scoring below {grading.get('threshold')} were rejected"
                   + (" (a majority of votes needed)" if grading.get("aggregate") == "majority" else "") + ":", ""]
-        lines += [f"- **{j['name']}**: `{j['method']}`" + (f" with `{j['model']}`" if j.get("model") else "")
-                  + (", weight 0: an observer, graded and measured, without a vote" if j.get("weight") == 0
-                     else f", weight {j['weight']:g}" if grading.get("aggregate", "mean") == "mean" else "")
+        lines += [f"- **{j.name}**: `{j.method}`" + (f" with `{j.model}`" if j.model else "")
+                  + (", weight 0: an observer, graded and measured, without a vote" if j.weight == 0
+                     else f", weight {j.weight:g}" if grading.get("aggregate", "mean") == "mean" else "")
                   for j in judges]
         lines += ["", f"Inter-judge agreement (Krippendorff's alpha, mean over batches): "
-                      f"{_fmt(meta.get('judge_agreement'))}.", ""]
+                      f"{_fmt(meta.judging.agreement)}.", ""]
     else:
-        lines += [f"Judge `{meta['judge_model']}` ({grading.get('method', 'json')}); rows scoring below "
+        lines += [f"Judge `{meta.judge_model}` ({grading.get('method', 'json')}); rows scoring below "
                   f"{grading.get('threshold')} were rejected.", ""]
     if grading.get("rubric"):
         lines += ["Rubric of the LLM judges:", "", *[f"- **{c['name']}**: {c['description']}" for c in grading["rubric"]], ""]
     if calibration:
-        labels = calibration.get("labels") or {}
-        lines += [f"Judge calibration `{calibration['fingerprint']}` ({calibration['created']}), on "
-                  f"{labels.get('rows')} labelled rows of `{labels.get('file')}` ({labels.get('good')} good, "
-                  f"{labels.get('bad')} bad):", ""]
-        lines += _table([("judge ROC-AUC", _fmt(calibration.get("auc"))),
-                         ("threshold", f"{calibration['threshold']:g} ({calibration['threshold_provenance']})"),
-                         ("precision at the threshold", _fmt(calibration.get("precision"))),
-                         ("recall at the threshold", _fmt(calibration.get("recall"))),
-                         ("Cohen's kappa at the threshold", _fmt(calibration.get("kappa")))])
+        labels = calibration.labels
+        lines += [f"Judge calibration `{calibration.fingerprint}` ({calibration.created}), on "
+                  f"{labels.rows} labelled rows of `{labels.file}` ({labels.good} good, {labels.bad} bad):", ""]
+        lines += _table([("judge ROC-AUC", _fmt(calibration.auc)),
+                         ("threshold", f"{calibration.threshold:g} ({calibration.threshold_provenance})"),
+                         ("precision at the threshold", _fmt(calibration.precision)),
+                         ("recall at the threshold", _fmt(calibration.recall)),
+                         ("Cohen's kappa at the threshold", _fmt(calibration.kappa))])
         lines += [""]
     else:
         lines += ["No calibration of these judges was on record when this version was published "
                   "(`synthfactory calibrate RECIPE --labels FILE`): the threshold was not measured against labels.", ""]
     lines += ["Bias checks on this run's graded rows:", ""]
-    lines += _table([("graded rows", bias.get("graded_rows")),
-                     ("score vs response length (Spearman; verbosity bias)", _fmt(bias.get("verbosity_spearman"))),
+    lines += _table([("graded rows", bias.graded_rows if meta.judging.bias else None),
+                     ("score vs response length (Spearman; verbosity bias)", _fmt(bias.verbosity_spearman)),
                      ("self-preference (generator's model as judge minus the other judges)",
-                      _fmt(bias.get("self_preference")) if bias.get("self_judges") and bias.get("other_judges")
+                      _fmt(bias.self_preference) if bias.self_judges and bias.other_judges
                       else "n/a (needs a panel with the generator's model and another judge)"),
                      *([("position bias (mean P(first slot wins) - 0.5, pairs in both orders)",
-                         _fmt(bias.get("position_bias"))),
+                         _fmt(bias.position_bias)),
                         ("order consistency (verdict followed the answers, not the order)",
-                         _fmt(bias.get("order_consistency"))),
-                        ("pairs checked", bias.get("pairs_checked"))] if bias.get("pairs_checked") else [])])
+                         _fmt(bias.order_consistency)),
+                        ("pairs checked", bias.pairs_checked)] if bias.pairs_checked else [])])
     return lines + [""]
 
 
-def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], repo_id: str | None = None,
+def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], repo_id: str | None = None,
                  example: dict[str, Any] | None = None, layout: Layout | None = None) -> str:
     """README.md for one version: YAML header, then how it was made, measured and validated."""
-    recipe = meta.get("recipe") or {}
-    card = recipe.get("card") or {}
+    recipe, card, totals, cost = meta.recipe, meta.card, meta.totals, meta.cost
     gen, grading = recipe.get("generation", {}), recipe.get("grading", {})
     seeds = recipe.get("seeds", {})
-    quality = meta.get("quality") or {}
-    cost = meta.get("cost") or {}
-    version, accepted = meta["version"], meta["accepted"]
-    real = meta.get("real_published", 0)
+    quality = meta.quality.measured() if meta.quality else {}
+    version, accepted, real = meta.version, totals.accepted, totals.real_published
     endpoints = [_public_url(u) for u in (gen.get("options") or {}).get("base_urls", [])]
-    price = money(meta, card)
-    parents = [f"{meta['dataset']} v{v.version}" for v in previous]
-    if meta.get("seed_versions"):
-        parents.insert(0, "seeds from versions " + ", ".join(map(str, meta["seed_versions"]))
-                       + (f" ({meta.get('seed_real_share', 0):.0%} of them real)" if meta.get("seed_real_share") else ""))
-    validation = meta.get("validation", {})
-    passed = sum(1 for status in validation.values() if status == "passed")
+    parents = [f"{meta.dataset} v{v.version}" for v in previous]
+    if totals.seed_versions:
+        parents.insert(0, "seeds from versions " + ", ".join(map(str, totals.seed_versions))
+                       + (f" ({totals.seed_real_share:.0%} of them real)" if totals.seed_real_share else ""))
     load = f'datasets.load_dataset("{repo_id}", revision="v{version}")' if repo_id else \
         'datasets.load_dataset("PATH/TO/THIS/FOLDER")'
     lines = [
@@ -186,9 +167,9 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         yaml.safe_dump(card_metadata(meta, rows, layout[1] if layout else "data/*.parquet"), sort_keys=False).rstrip(),
         "---",
         "",
-        f"# {card.get('pretty_name') or meta['dataset']} (version {version})",
+        f"# {card.get('pretty_name') or meta.dataset} (version {version})",
         "",
-        (recipe.get("description") or f"Synthetic data generated by synthfactory recipe `{meta['dataset']}`.").strip(),
+        (recipe.get("description") or f"Synthetic data generated by synthfactory recipe `{meta.dataset}`.").strip(),
         "",
         f"This version holds **{rows}** rows: {accepted} synthetic rows this run accepted and {real} real rows "
         f"mixed in" + (f", on top of the {rows - accepted - real} rows of versions 1-{version - 1}" if previous else "")
@@ -202,12 +183,12 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         *_method_section(meta, example, layout),
         "## How it was generated",
         "",
-        *_table([("generator", f"`{meta['generator_model']}` ({gen.get('engine', 'llamacpp')})"),
+        *_table([("generator", f"`{meta.generator_model}` ({gen.get('engine', 'llamacpp')})"),
                  *([("endpoints", ", ".join(endpoints))] if endpoints else []),
                  ("sampling", json.dumps(gen.get("sampling", {}), sort_keys=True)),
                  ("samples per seed", gen.get("samples_per_seed", 1)),
                  ("seeds", seeds.get("from_versions") or seeds.get("from_version") or seeds.get("path")),
-                 ("prompt template hash", meta.get("prompt_template_hash"))]),
+                 ("prompt template hash", meta.prompt_template_hash)]),
         "",
         "Prompt template:",
         "",
@@ -219,9 +200,9 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         *_grading_section(meta, grading),
         "## Counts",
         "",
-        *_table([("generated", meta["generated"]), ("accepted", accepted), ("rejected", meta["rejected"]),
-                 ("quarantined", meta["quarantined"]), ("acceptance rate", meta.get("acceptance_rate")),
-                 ("mean judge score", meta.get("mean_score")),
+        *_table([("generated", totals.generated), ("accepted", accepted), ("rejected", totals.rejected),
+                 ("quarantined", totals.quarantined), ("acceptance rate", meta.acceptance_rate),
+                 ("mean judge score", meta.mean_score),
                  ("real rows added", real),
                  ("real share of rows added", real / (real + accepted) if real + accepted else 0.0)]),
         "",
@@ -235,31 +216,31 @@ def dataset_card(meta: dict[str, Any], rows: int, previous: list[VersionInfo], r
         "",
         "## Validation",
         "",
-        f"Great Expectations suite `{meta.get('suite')}`: {passed} of {len(validation)} batches passed; "
+        f"Great Expectations suite `{meta.gate.suite}`: {meta.gate.passed} of {len(meta.gate.outcomes)} batches passed; "
         "failing batches were quarantined whole, not published.",
         "",
         "## Cost",
         "",
-        *_table([("prompt tokens", cost.get("prompt_tokens")), ("completion tokens", cost.get("completion_tokens")),
-                 ("engine-seconds", cost.get("engine_seconds")),
-                 *([("cost", f"{price:.4f} {card.get('currency', 'USD')}")] if price is not None else [])]),
+        *_table([("prompt tokens", cost.prompt_tokens), ("completion tokens", cost.completion_tokens),
+                 ("engine-seconds", cost.engine_seconds),
+                 *([("cost", cost.money_text(cost.money))] if cost.money is not None else [])]),
         "",
-        *(["Per run and per row:", "", *cost_table(cost), ""] if "per_accepted_row" in cost else []),
+        *(["Per run and per row:", "", *cost.table(), ""] if cost.per_accepted_row is not None else []),
         "## Why the run stopped",
         "",
-        stop_sentence(meta),
+        meta.stop.sentence(totals.batches),
         "",
         "## Lineage",
         "",
-        *_table([("recipe hash", meta.get("recipe_hash")), ("run id", meta.get("run_id")),
+        *_table([("recipe hash", meta.recipe_hash), ("run id", meta.run_id),
                  ("parent versions", ", ".join(parents) or "none"),
-                 ("Prefect flow run", meta.get("prefect_flow_run_id"))]),
+                 ("Prefect flow run", meta.prefect_flow_run_id)]),
         "",
     ]
     return "\n".join(lines)
 
 
-def write_plots(history: list[VersionInfo], meta: dict[str, Any], folder: Path) -> list[Path]:
+def write_plots(history: list[VersionInfo], meta: VersionMetadata, folder: Path) -> list[Path]:
     """The score histogram of this version and its metrics next to every earlier version's."""
     import matplotlib
 
@@ -267,10 +248,10 @@ def write_plots(history: list[VersionInfo], meta: dict[str, Any], folder: Path) 
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    histogram = meta.get("score_histogram") or {}
+    histogram = meta.score_histogram
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.bar(list(histogram), list(histogram.values()), color="#4c72b0")
-    ax.set(title=f"{meta['dataset']} v{meta['version']}: judge scores of accepted rows", xlabel="score",
+    ax.set(title=f"{meta.dataset} v{meta.version}: judge scores of accepted rows", xlabel="score",
            ylabel="rows")
     fig.tight_layout()
     fig.savefig(folder / SCORE_PLOT)
@@ -278,8 +259,8 @@ def write_plots(history: list[VersionInfo], meta: dict[str, Any], folder: Path) 
 
     series: dict[str, list[tuple[int, float]]] = {}
     for info in history:
-        values = {"acceptance_rate": info.metadata.get("acceptance_rate"), "mean_score": info.metadata.get("mean_score"),
-                  **(info.metadata.get("quality") or {})}
+        values = {"acceptance_rate": info.metadata.acceptance_rate, "mean_score": info.metadata.mean_score,
+                  **(info.metadata.quality.measured() if info.metadata.quality else {})}
         for key, value in values.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 series.setdefault(key, []).append((info.version, float(value)))
@@ -293,7 +274,7 @@ def write_plots(history: list[VersionInfo], meta: dict[str, Any], folder: Path) 
         for i, (key, points) in enumerate(sorted(group.items())):
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key,
                     color=colors[i % len(colors)])
-        ax.set(title=f"{meta['dataset']}: {title}", xlabel="version")
+        ax.set(title=f"{meta.dataset}: {title}", xlabel="version")
         ax.set_xticks([v.version for v in history])
         if group:
             ax.legend(fontsize=7, loc="best")
@@ -330,7 +311,7 @@ def write_card(store: DatasetStore, version: int, folder: Path | None = None, re
     folder = folder or Path(store.uri) / CARDS_DIR / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     rows = sum(v.rows for v in history)
-    example = _example(store, version, info.metadata.get("method") or "text")
+    example = _example(store, version, info.metadata.method)
     (folder / "README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id, example, layout),
                                       encoding="utf-8")
     write_plots(history, info.metadata, folder)

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from synthfactory.errors import UserError
 from synthfactory.methods.base import MESSAGES
+from synthfactory.run.metadata import VersionMetadata
 
 FORMATS = ("hub", "jsonl", "messages", "sharegpt", "dpo")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
@@ -36,13 +37,13 @@ def _messages_of(row: dict[str, Any], system: str | None) -> list[dict[str, str]
     return [*head, {"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["text"]}]
 
 
-def convert(table: pa.Table, fmt: str, meta: dict[str, Any]) -> pa.Table:
+def convert(table: pa.Table, fmt: str, meta: VersionMetadata) -> pa.Table:
     """`table` (a version's rows) in the layout `fmt`; a layout the rows cannot take is a UserError."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt in ("hub", "jsonl"):
         return table
-    method = meta.get("method") or "text"
+    method = meta.method
     pairs = "chosen" in table.column_names
     if fmt == "dpo":
         if not pairs:
@@ -58,7 +59,7 @@ def convert(table: pa.Table, fmt: str, meta: dict[str, Any]) -> pa.Table:
         })
     if pairs:
         raise UserError(f"--format {fmt}: a preference dataset is pairs, not chats; use --format dpo")
-    system = ((meta.get("recipe") or {}).get("generation") or {}).get("system_prompt")
+    system = (meta.recipe.get("generation") or {}).get("system_prompt")
     chats = [c for c in (_messages_of(r, system) for r in table.to_pylist()) if c]
     if fmt == "messages":
         return pa.table({"messages": pa.array(chats, MESSAGES)})

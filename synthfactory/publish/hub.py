@@ -18,6 +18,7 @@ from synthfactory.errors import UserError
 from synthfactory.publish.formats import convert, write_rows
 from synthfactory.lineage import stable_hash
 from synthfactory.quality.embed import frechet_distance, read_version_embeddings
+from synthfactory.run.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
 
 def _store(uri: str | Path) -> DatasetStore:
@@ -42,7 +43,7 @@ def export_version(uri: str | Path, version: int, out_dir: Path, repo_id: str | 
             raise UserError(f"--to {out_dir}: folder exists and is not an export; choose an empty or new folder")
         shutil.rmtree(out_dir)
     (out_dir / "data").mkdir(parents=True)
-    data_file = write_rows(table, fmt, out_dir, stable_hash(meta["run_id"], version, fmt, length=12))
+    data_file = write_rows(table, fmt, out_dir, stable_hash(meta.run_id, version, fmt, length=12))
     write_card(store, version, out_dir, repo_id=repo_id, layout=(fmt, data_file, table.column_names))
     return out_dir
 
@@ -105,7 +106,7 @@ def plan_push(uri: str | Path, version: int, repo_id: str, work_dir: Path, priva
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     meta = next(v.metadata for v in _store(uri).versions() if v.version == version)
     return PushPlan(repo_id=repo_id, version=version, tag=f"v{version}", folder=folder, files=files,
-                    commit_message=f"synthfactory: {meta['dataset']} version {version} (run {meta['run_id']})",
+                    commit_message=f"synthfactory: {meta.dataset} version {version} (run {meta.run_id})",
                     private=private)
 
 
@@ -148,18 +149,24 @@ def diff_versions(uri: str | Path, a: int, b: int) -> dict[str, Any]:
     ids_a = set(store.read(a, columns=["id"]).column("id").to_pylist())
     ids_b = set(store.read(b, columns=["id"]).column("id").to_pylist())
     meta_a, meta_b = infos[a].metadata, infos[b].metadata
-    keys = ["accepted", "acceptance_rate", "mean_score", "generated", "rejected", "quarantined"]
-    metrics = {}
-    for key in keys:
-        metrics[key] = _delta(meta_a.get(key), meta_b.get(key))
-    for key in sorted({*(meta_a.get("quality") or {}), *(meta_b.get("quality") or {})}):
-        metrics[f"quality.{key}"] = _delta((meta_a.get("quality") or {}).get(key), (meta_b.get("quality") or {}).get(key))
+    head_a, head_b = _headline(meta_a), _headline(meta_b)
+    metrics = {key: _delta(head_a[key], head_b[key]) for key in head_a}
+    quality_a, quality_b = (m.quality.measured() if m.quality else {} for m in (meta_a, meta_b))
+    for key in sorted({*quality_a, *quality_b}):
+        metrics[f"quality.{key}"] = _delta(quality_a.get(key), quality_b.get(key))
     emb_a = read_version_embeddings(store.embeddings_path, a)
     emb_b = read_version_embeddings(store.embeddings_path, b)
     drift = frechet_distance(emb_a, emb_b) if emb_a is not None and emb_b is not None else None
     return {"dataset": store.uri, "a": a, "b": b, "rows_a": len(ids_a), "rows_b": len(ids_b),
             "rows_added": len(ids_b - ids_a), "rows_removed": len(ids_a - ids_b), "metrics": metrics,
             "drift_frechet": drift}
+
+
+def _headline(meta: VersionMetadata) -> dict[str, Any]:
+    """The counts and scores `diff` compares before the quality metrics, by the name it prints."""
+    return {"accepted": meta.totals.accepted, "acceptance_rate": meta.acceptance_rate, "mean_score": meta.mean_score,
+            "generated": meta.totals.generated, "rejected": meta.totals.rejected,
+            "quarantined": meta.totals.quarantined}
 
 
 def _delta(x: Any, y: Any) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from synthfactory.run.metadata import VersionMetadata
+
 
 def _pct(part: float, whole: float) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
@@ -14,32 +16,32 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
 
-def _docs_link(meta: dict[str, Any], batch: str) -> str:
-    url = meta.get("data_docs", {}).get(batch)
+def _docs_link(meta: VersionMetadata, batch: str) -> str:
+    url = meta.gate.data_docs.get(batch)
     return f"[validation result]({url})" if url else "-"
 
 
-def run_report_markdown(meta: dict[str, Any]) -> str:
+def run_report_markdown(meta: VersionMetadata) -> str:
     """Counts, acceptance, scores, quality, validation per batch, cost, and where the data is."""
-    cost, quality = meta.get("cost", {}), meta.get("quality", {})
-    if meta.get("published", True):
-        head = [f"# {meta['dataset']} version {meta['version']}", "",
-                f"Published to `{meta.get('dataset_uri')}` as version **{meta['version']}** by run `{meta['run_id']}` "
-                f"(method `{meta.get('method', 'text')}`, recipe hash `{meta['recipe_hash']}`). Load it with "
-                f"`synthfactory.load_dataset_version(\"{meta.get('dataset_uri')}\", version={meta['version']})`."]
+    totals, quality = meta.totals, meta.quality.measured() if meta.quality else {}
+    if meta.published:
+        head = [f"# {meta.dataset} version {meta.version}", "",
+                f"Published to `{meta.dataset_uri}` as version **{meta.version}** by run `{meta.run_id}` "
+                f"(method `{meta.method}`, recipe hash `{meta.recipe_hash}`). Load it with "
+                f"`synthfactory.load_dataset_version(\"{meta.dataset_uri}\", version={meta.version})`."]
     else:
-        head = [f"# {meta['dataset']}: run `{meta['run_id']}` published nothing", "",
-                f"**{meta.get('not_published_because')}** (recipe hash `{meta['recipe_hash']}`)."]
+        head = [f"# {meta.dataset}: run `{meta.run_id}` published nothing", "",
+                f"**{meta.not_published_because}** (recipe hash `{meta.recipe_hash}`)."]
     lines = [
         *head,
         "",
         "| generated | accepted | rejected | quarantined | acceptance rate | real rows added | seed rows quarantined |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| {meta['generated']} | {meta['accepted']} | {meta['rejected']} | {meta['quarantined']} | "
-        f"{_pct(meta['accepted'], meta['generated'])} | {meta.get('real_published', 0)} | {meta['seeds_quarantined']} |",
+        f"| {totals.generated} | {totals.accepted} | {totals.rejected} | {totals.quarantined} | "
+        f"{_pct(totals.accepted, totals.generated)} | {totals.real_published} | {totals.seeds_quarantined} |",
         "",
-        f"Generator `{meta['generator_model']}`, judge `{meta['judge_model']}`; mean judge score of published rows: "
-        f"{_num(meta.get('mean_score'))}.",
+        f"Generator `{meta.generator_model}`, judge `{meta.judge_model}`; mean judge score of published rows: "
+        f"{_num(meta.mean_score)}.",
         "",
         _judging_line(meta),
         "",
@@ -47,7 +49,7 @@ def run_report_markdown(meta: dict[str, Any]) -> str:
         "",
         "| score | rows |",
         "| --- | --- |",
-        *[f"| {bucket} | {count} |" for bucket, count in meta.get("score_histogram", {}).items()],
+        *[f"| {bucket} | {count} |" for bucket, count in meta.score_histogram.items()],
         "",
         "## Quality",
         "",
@@ -59,89 +61,45 @@ def run_report_markdown(meta: dict[str, Any]) -> str:
         "",
         "| batch | outcome | failed expectations | Data Docs |",
         "| --- | --- | --- | --- |",
-        *[f"| `{batch}` | {status} | {', '.join(meta.get('validation_failures', {}).get(batch, [])) or '-'} | "
-          f"{_docs_link(meta, batch)} |" for batch, status in meta.get("validation", {}).items()],
+        *[f"| `{batch}` | {status} | {', '.join(meta.gate.failures.get(batch, [])) or '-'} | "
+          f"{_docs_link(meta, batch)} |" for batch, status in meta.gate.outcomes.items()],
         "",
         "## Why the run stopped",
         "",
-        stop_sentence(meta),
+        meta.stop.sentence(totals.batches),
         "",
         "## Cost",
         "",
-        *cost_table(cost),
+        *meta.cost.table(),
     ]
     return "\n".join(lines) + "\n"
 
 
-def stop_sentence(meta: dict[str, Any]) -> str:
-    """`stopped: REASON` and what it means, as the report and the card say it."""
-    stopped, target = meta.get("stopped"), meta.get("target_rows")
-    budget = meta.get("budget") or {}
-    planned, ran = meta.get("batches_planned"), meta.get("batches")
-    limit = budget.get("stopped_by")
-    why = {
-        "complete": "every planned batch ran",
-        "target": f"the target of {target} accepted rows was reached; surplus rows of batches in flight are "
-                  "in the quarantine as `over_target`",
-        "budget": f"starting another batch would have crossed `budget.{limit}` = "
-                  f"{(budget.get('limits') or {}).get(limit)}; the batches in flight finished "
-                  f"({budget.get('batches_in_flight_at_stop')} of them)",
-        "max_candidates": "`batches.max_candidates` was reached" + (f" before {target} rows" if target else ""),
-        "seeds_exhausted": f"the seeds ran out (every seed times `samples_per_seed`) before {target} rows",
-    }.get(stopped)
-    if why is None:
-        return "Not recorded (a version published before runs recorded why they stopped)."
-    return f"`stopped: {stopped}`" + (f" (`{limit}`)" if limit else "") + f": {why}; {ran} of {planned} planned batches ran."
-
-
-def cost_table(cost: dict[str, Any]) -> list[str]:
-    """Tokens, engine-seconds and money for the run, per accepted and per rejected row (money:
-    only where the recipe's card gives a price)."""
-    per_accepted, per_rejected = cost.get("per_accepted_row") or {}, cost.get("per_rejected_row") or {}
-    currency = cost.get("currency") or ""
-
-    def money(value: Any) -> str:
-        return "n/a (no price in the recipe's card)" if value is None else f"{value:.6f} {currency}"
-
-    return [
-        "| | tokens | engine-seconds | money |",
-        "| --- | --- | --- | --- |",
-        f"| run | {cost.get('tokens', cost.get('prompt_tokens', 0) + cost.get('completion_tokens', 0)):,} "
-        f"({cost.get('prompt_tokens', 0):,} prompt + {cost.get('completion_tokens', 0):,} completion) | "
-        f"{_num(cost.get('engine_seconds'), 1)} | {money(cost.get('money'))} |",
-        f"| per accepted row (the run's spend over the rows it published) | {_num(per_accepted.get('tokens'), 1)} | "
-        f"{_num(per_accepted.get('engine_seconds'))} | {money(per_accepted.get('money'))} |",
-        f"| per rejected row (mean spend on a row not published) | {_num(per_rejected.get('tokens'), 1)} | "
-        f"{_num(per_rejected.get('engine_seconds'))} | {money(per_rejected.get('money'))} |",
-    ]
-
-
-def rejection_table(meta: dict[str, Any]) -> list[dict[str, Any]]:
+def rejection_table(meta: VersionMetadata) -> list[dict[str, Any]]:
     """One row per quarantined batch and per rejection reason, for a table artifact."""
     rows: list[dict[str, Any]] = [
         {"kind": "quarantined batch", "what": batch, "rows": None,
-         "detail": ", ".join(meta.get("validation_failures", {}).get(batch, [])),
-         "data_docs": meta.get("data_docs", {}).get(batch, "")}
-        for batch, status in meta.get("validation", {}).items() if status == "quarantined"
+         "detail": ", ".join(meta.gate.failures.get(batch, [])), "data_docs": meta.gate.data_docs.get(batch, "")}
+        for batch in meta.gate.quarantined
     ]
     rows += [{"kind": "reason", "what": reason, "rows": count, "detail": "", "data_docs": ""}
-             for reason, count in sorted(meta.get("reasons", {}).items(), key=lambda kv: -kv[1])]
+             for reason, count in sorted(meta.totals.reasons.items(), key=lambda kv: -kv[1])]
     return rows
 
 
-def _judging_line(meta: dict[str, Any]) -> str:
+def _judging_line(meta: VersionMetadata) -> str:
     """The judges in one sentence: panel, agreement, calibration (or its absence), bias checks."""
-    judges = meta.get("judges") or []
-    calibration = meta.get("judge_calibration")
-    bias = meta.get("judge_bias") or {}
-    parts = [f"Judges: {', '.join(j['name'] + ' (' + j['method'] + ')' for j in judges)}" if judges else "Judges: -"]
-    if meta.get("judge_agreement") is not None:
-        parts.append(f"agreement (Krippendorff's alpha) {_num(meta['judge_agreement'])}")
-    parts.append(f"calibrated ROC-AUC {_num(calibration['auc'])}, threshold {calibration['threshold_provenance']}"
+    judging = meta.judging
+    calibration, bias = judging.calibration, judging.bias
+    parts = [f"Judges: {', '.join(f'{j.name} ({j.method})' for j in judging.judges)}" if judging.judges
+             else "Judges: -"]
+    if judging.agreement is not None:
+        parts.append(f"agreement (Krippendorff's alpha) {_num(judging.agreement)}")
+    parts.append(f"calibrated ROC-AUC {_num(calibration.auc)}, threshold {calibration.threshold_provenance}"
                  if calibration else "no calibration on record")
-    parts.append(f"score vs length (Spearman) {_num(bias.get('verbosity_spearman'))}")
-    if bias.get("self_preference") is not None:
-        parts.append(f"self-preference {_num(bias['self_preference'])}")
-    if bias.get("pairs_checked"):
-        parts.append(f"position bias {_num(bias.get('position_bias'))}")
+    parts.append(f"score vs length (Spearman) {_num(bias.verbosity_spearman if bias else None)}")
+    if bias and bias.self_preference is not None:
+        parts.append(f"self-preference {_num(bias.self_preference)}")
+    if bias and bias.pairs_checked:
+        parts.append(f"position bias {_num(bias.position_bias)}")
     return "; ".join(parts) + "."

@@ -1,8 +1,9 @@
 """What a run spends, from measured numbers only: tokens the engines counted, engine-seconds they
 were busy, and money only where the recipe's card gives a price (otherwise null, never zero).
 
-One place computes it; the budget (`synthfactory.run.control`), the commit metadata, the summary
-JSON, `synthfactory versions`, the Prefect report and the dataset card all read it from here.
+One place computes it (`run_cost`) and one formats it (`Cost`, `money_text`); the budget
+(`synthfactory.run.control`), the commit metadata, the summary JSON, `synthfactory versions`, the
+Prefect report and the dataset card all read it from here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
 from synthfactory.run.batch import BatchState
+
+NO_PRICE = "n/a (no price in the recipe's card)"
 
 
 @dataclass(frozen=True)
@@ -94,3 +99,77 @@ def run_cost(states: Iterable[BatchState], prices: Prices, accepted: int) -> dic
         "per_accepted_row": _per(prompt + completion, seconds, accepted, prices),
         "per_rejected_row": _per(sum(token_counts(dropped)), dropped_seconds, len(dropped), prices),
     }
+
+
+def money_text(value: float | None, currency: str | None, digits: int = 4, missing: str = NO_PRICE) -> str:
+    """Money as every report, card and CLI line prints it: `0.0123 USD`, or `missing` unpriced."""
+    return missing if value is None else f"{value:.{digits}f} {currency or ''}".rstrip()
+
+
+def _fixed(value: Any, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
+class PerRow(BaseModel):
+    """Spend per row: tokens, engine-seconds and money (money null without prices; all null without rows)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tokens: float | None = None
+    engine_seconds: float | None = None
+    money: float | None = None
+
+
+class Cost(BaseModel):
+    """The run's cost block as the commit records it (`run_cost`), and the one way it is printed.
+
+    Versions published before runs recorded money or the per-row split parse with those unset:
+    `tokens` is then prompt + completion, and `VersionMetadata` prices `money` from the card."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens: int | None = None
+    engine_seconds: float = 0.0
+    money: float | None = None
+    currency: str | None = None
+    per_accepted_row: PerRow | None = None
+    per_rejected_row: PerRow | None = None
+
+    @model_validator(mode="after")
+    def _total_tokens(self) -> "Cost":
+        if self.tokens is None:
+            self.tokens = self.prompt_tokens + self.completion_tokens
+        return self
+
+    def money_text(self, value: float | None, digits: int = 4, missing: str = NO_PRICE) -> str:
+        """`value` (the run's money or a per-row figure) in this cost's currency."""
+        return money_text(value, self.currency, digits, missing)
+
+    def line(self) -> str:
+        """One line for the CLI: the run's tokens, engine-seconds and money, then per accepted row."""
+        per = self.per_accepted_row or PerRow()
+        money = f", {self.money_text(self.money)}" if self.money is not None else ", no prices in the recipe's card"
+        return (f"{self.tokens:,} tokens, {_short(self.engine_seconds)} engine-seconds{money}; per accepted row "
+                f"{_short(per.tokens)} tokens, {_short(per.engine_seconds)} engine-seconds"
+                + (f", {self.money_text(per.money, 6)}" if per.money is not None else ""))
+
+    def table(self) -> list[str]:
+        """Markdown: tokens, engine-seconds and money for the run, per accepted and per rejected row
+        (money only where the recipe's card gives a price). The report and the card print this."""
+        accepted, rejected = self.per_accepted_row or PerRow(), self.per_rejected_row or PerRow()
+        return [
+            "| | tokens | engine-seconds | money |",
+            "| --- | --- | --- | --- |",
+            f"| run | {self.tokens:,} ({self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion) | "
+            f"{_fixed(self.engine_seconds, 1)} | {self.money_text(self.money, 6)} |",
+            f"| per accepted row (the run's spend over the rows it published) | {_fixed(accepted.tokens, 1)} | "
+            f"{_fixed(accepted.engine_seconds, 3)} | {self.money_text(accepted.money, 6)} |",
+            f"| per rejected row (mean spend on a row not published) | {_fixed(rejected.tokens, 1)} | "
+            f"{_fixed(rejected.engine_seconds, 3)} | {self.money_text(rejected.money, 6)} |",
+        ]
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("n/a" if value is None else str(value))

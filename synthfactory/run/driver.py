@@ -114,10 +114,10 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
     progress.report(RunProgress("publishing", len(states), len(plan.batches), loop.accepted, target))
     metadata = executor.publish(plan, states, dataset, guards, extra, recipe.publish.min_rows)
     executor.report(metadata)
-    if not metadata["published"]:
-        raise NothingToPublishError(metadata["not_published_because"])
+    if not metadata.published:
+        raise NothingToPublishError(metadata.not_published_because)
     executor.progressed(1.0)
-    progress.report(RunProgress("done", len(states), len(plan.batches), metadata["accepted"], target))
+    progress.report(RunProgress("done", len(states), len(plan.batches), metadata.totals.accepted, target))
     return run_summary(metadata, time.perf_counter() - started)
 
 

@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
 from synthfactory.run.batch import BatchState, synthetic, synthetic_count
-from synthfactory.run.cost import Prices, run_cost
+from synthfactory.run.cost import Cost, Prices, run_cost
 from synthfactory.lineage import ROW_SCHEMA
+from synthfactory.run.metadata import GateRecord, RunTotals, VersionMetadata
 from synthfactory.run.plan import RunPlan
 from synthfactory.inputs.seeds import QuarantinedRow
-
-
-@dataclass
-class RunTotals:
-    """Counts that always reconcile: generated = accepted + rejected + quarantined."""
-
-    generated: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    quarantined: int = 0
-    real_published: int = 0
-    seeds_quarantined: int = 0
-    seeds_recycled: int = 0
-    seed_versions: list[int] = field(default_factory=list)  # published versions the seeds came from
-    seed_real_share: float = 0.0  # of the planned work items, the share whose seed is real (depth 0, source real)
-    batches: int = 0
-    batches_passed: int = 0
-    batches_quarantined: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _reason_code(reason: str) -> str:
@@ -113,9 +91,11 @@ SUMMARY_FIELDS = (
 )
 
 
-def run_summary(metadata: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """What `synthfactory run --json` prints: the commit metadata's headline numbers."""
-    return {"dataset": metadata["dataset_uri"], **{key: metadata.get(key) for key in SUMMARY_FIELDS},
+def run_summary(metadata: VersionMetadata, seconds: float) -> dict[str, Any]:
+    """What `synthfactory run --json` prints: the commit metadata's headline numbers, under the
+    keys the commit holds them."""
+    commit = metadata.as_commit()
+    return {"dataset": metadata.dataset_uri, **{key: commit.get(key) for key in SUMMARY_FIELDS},
             "seconds": round(seconds, 3)}
 
 
@@ -128,22 +108,26 @@ def _histogram(scores: list[float], bins: int = 5) -> dict[str, int]:
 
 
 def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any],
-                    prices: Prices = Prices()) -> dict[str, Any]:
-    """What the Delta commit records about the run that produced a version."""
+                    prices: Prices = Prices()) -> VersionMetadata:
+    """What the Delta commit records about the run that produced a version: the one place the
+    record is written. `extra`: what the run driver measured (engines, stop, flow run; flat keys
+    as the commit holds them) and what publishing adds (method, judging, quality, published)."""
     scores = [r["score"] for s in states if s.status == "passed" for r in s.rows if r["source"] != "real"]
-    return {
+    ordered = sorted(states, key=lambda s: s.batch_index)
+    gate = GateRecord(
+        outcomes={s.batch_id: s.status for s in ordered},
+        failures={s.batch_id: s.validation["failed_expectations"] for s in ordered
+                  if s.status == "quarantined" and s.validation},
+        data_docs={s.batch_id: s.validation["data_docs_url"] for s in ordered
+                   if s.status == "quarantined" and s.validation and s.validation.get("data_docs_url")},
+    )
+    return VersionMetadata.model_validate({
         "version": plan.version, "run_id": plan.run_id, "recipe_hash": plan.recipe_hash,
         "dataset": plan.dataset, "generator_model": plan.generator.model, "judge_model": plan.judge_model,
-        "prompt_template_hash": plan.template_hash,
-        **totals.as_dict(),
+        "prompt_template_hash": plan.template_hash, "totals": totals, "gate": gate,
         "acceptance_rate": totals.accepted / totals.generated if totals.generated else 0.0,
         "mean_score": sum(scores) / len(scores) if scores else None,
-        "validation": {s.batch_id: s.status for s in sorted(states, key=lambda s: s.batch_index)},
-        "validation_failures": {s.batch_id: s.validation["failed_expectations"] for s in states
-                                if s.status == "quarantined" and s.validation},
-        "data_docs": {s.batch_id: s.validation["data_docs_url"] for s in states
-                      if s.status == "quarantined" and s.validation and s.validation.get("data_docs_url")},
         "score_histogram": _histogram(scores),
-        "cost": run_cost(states, prices, totals.accepted),
+        "cost": Cost.model_validate(run_cost(states, prices, totals.accepted)),
         **extra,
-    }
+    })

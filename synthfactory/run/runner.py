@@ -25,6 +25,7 @@ from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
+from synthfactory.run.metadata import Judging, VersionMetadata
 from synthfactory.run.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
 from synthfactory.rows import row_schema
 from synthfactory.inputs.seeds import SeedSet, load_seeds
@@ -91,7 +92,7 @@ def run_seeds(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> 
 
 def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, guards: QualityGuards,
                 extra: dict[str, Any], min_rows: int = 1, info: Callable[..., None] | None = None,
-                warn: Callable[..., None] | None = None) -> dict[str, Any]:
+                warn: Callable[..., None] | None = None) -> VersionMetadata:
     """Dedup across the run and trim to `batches.target_rows` (surplus quarantined as
     `over_target`), then the quarantine (idempotent per run), the version's index and
     embeddings, and last the one commit that makes the version visible. Fewer than `min_rows`
@@ -109,13 +110,13 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
         metadata = commit_metadata(plan, states, totals, {**extra, **method, "published": False, "not_published_because": (
             not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))}, prices)
         store.clear_staged([b.batch_id for b in plan.batches])  # finished: a rerun of this recipe would repeat it
-        info("%s", metadata["not_published_because"])  # the CLI prints it as its error
+        info("%s", metadata.not_published_because)  # the CLI prints it as its error
         return metadata
     judging = judging_metadata(recipe, states, store)
     dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
     quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
                               dups / totals.generated if totals.generated else 0.0)
-    metadata = commit_metadata(plan, states, totals, {**extra, **method, **judging, "quality": quality,
+    metadata = commit_metadata(plan, states, totals, {**extra, **method, "judging": judging, "quality": quality,
                                                       "published": True}, prices)
     store.publish(rows, metadata, schema)
     store.clear_staged([b.batch_id for b in plan.batches])  # also batches a resumed run with a target never needed
@@ -128,7 +129,7 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
     return metadata
 
 
-def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetStore) -> dict[str, Any]:
+def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetStore) -> Judging:
     """What a version says about its judges: the calibration of exactly these judges (if one was
     run for this dataset), the bias checks on this run's graded rows, and the panel's agreement."""
     from synthfactory.grading.bias import graded_rows, judge_bias
@@ -136,9 +137,9 @@ def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetSto
     from synthfactory.grading.panel import describe_judges
 
     agreements = [s.judge_agreement for s in states if s.judge_agreement is not None]
-    return {
-        "judge_calibration": latest_calibration(store.uri, recipe.grading) if store.is_local else None,
-        "judge_bias": judge_bias(recipe, graded_rows(states)),
-        "judge_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
-        "judges": describe_judges(recipe),
-    }
+    return Judging(
+        calibration=latest_calibration(store.uri, recipe.grading) if store.is_local else None,
+        bias=judge_bias(recipe, graded_rows(states)),
+        agreement=round(sum(agreements) / len(agreements), 4) if agreements else None,
+        judges=describe_judges(recipe),
+    )
