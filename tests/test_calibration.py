@@ -80,14 +80,14 @@ def test_calibrate_writes_a_report_the_per_row_scores_reproduce_and_the_next_car
 
     factory_flow(recipe_path=str(recipe), store=str(store))
     [version] = DatasetStore(store / "quickstart").versions()
-    cited = version.metadata["judge_calibration"]
-    assert cited["auc"] == report["auc"] and cited["fingerprint"] == report["fingerprint"]
-    assert cited["threshold_provenance"] == (f"set in the recipe; calibrate suggests {wanted['threshold']:.4g} "
-                                             "for precision >= 0.8")
-    assert cited["recall"] == 1.0  # at threshold 0 every good labelled row is accepted
+    cited = version.metadata.judging.calibration
+    assert cited.auc == report["auc"] and cited.fingerprint == report["fingerprint"]
+    assert cited.threshold_provenance == (f"set in the recipe; calibrate suggests {wanted['threshold']:.4g} "
+                                          "for precision >= 0.8")
+    assert cited.recall == 1.0  # at threshold 0 every good labelled row is accepted
     card = (store / "quickstart" / "_cards" / "v1" / "README.md").read_text()
     assert f"| judge ROC-AUC | {report['auc']:.4g} |" in card
-    assert version.metadata["judge_bias"]["self_judges"] == ["smollm2"]
+    assert version.metadata.judging.bias.self_judges == ["smollm2"]
 
 
 def test_a_panel_of_two_judges_scores_every_row_and_a_suite_gates_on_their_agreement(tmp_path):

@@ -165,8 +165,8 @@ def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(serve
         _stop_worker(env, worker)
     versions = DatasetStore(store / "quickstart").versions()
     assert [v.version for v in versions] == [1]
-    assert versions[0].metadata["generated"] == 4
-    assert load_dataset_version(store / "quickstart").num_rows == versions[0].metadata["accepted"]
+    assert versions[0].metadata.totals.generated == 4
+    assert load_dataset_version(store / "quickstart").num_rows == versions[0].metadata.totals.accepted
     runs = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}})
     assert [r["name"] for r in runs] == ["quickstart-v1"] and runs[0]["state_type"] == "COMPLETED"
     nightly = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
@@ -226,7 +226,7 @@ def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(post
     versions = DatasetStore(store / "quickstart").versions()
     # one version per completed slot, none twice, none missing
     assert [v.version for v in versions] == list(range(1, len(runs) + 1))
-    assert sorted(v.metadata["prefect_flow_run_id"] for v in versions) == sorted(r["id"] for r in runs)
+    assert sorted(v.metadata.prefect_flow_run_id for v in versions) == sorted(r["id"] for r in runs)
     assert sorted(r["name"] for r in runs) == [f"quickstart-v{v.version}" for v in versions]
     # and the server kept them in PostgreSQL
     psql = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1]
@@ -280,8 +280,8 @@ def test_worker_killed_mid_run_ends_crashed_and_a_retry_resumes(server, tmp_path
     finally:
         _stop_worker(env, worker)
     [version] = DatasetStore(store / "quickstart").versions()
-    assert version.version == 1 and version.metadata["generated"] == 6
-    assert version.metadata["batches_resumed"] >= 1  # finished batches came from the cache, not the model
+    assert version.version == 1 and version.metadata.totals.generated == 6
+    assert version.metadata.totals.batches_resumed >= 1  # finished batches came from the cache, not the model
 
 
 SECRET = "admin:s3cret-Auth-9f2c"

@@ -174,8 +174,8 @@ def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
 
     # the failed batch's Great Expectations Data Docs page, linked from the version's metadata
     meta = DatasetStore(store / "tiny").versions()[-1].metadata
-    [(batch, url)] = meta["data_docs"].items()
-    assert meta["validation"][batch] == "quarantined" and result["data_docs_url"] == url
+    [(batch, url)] = meta.gate.data_docs.items()
+    assert meta.gate.outcomes[batch] == "quarantined" and result["data_docs_url"] == url
     page = Path(url.removeprefix("file://"))
     assert page.is_file() and page.is_relative_to(store / "tiny" / "_data_docs")
     html = page.read_text()

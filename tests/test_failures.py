@@ -189,7 +189,7 @@ def test_bad_seeds_are_quarantined_before_any_engine_time_and_the_last_batch_pub
     seeds = sorted(r["reason"].split(" ")[0] for r in dataset.read_quarantine().to_pylist() if r["stage"] == "seeds")
     assert seeds == ["contaminated:trains", "duplicate_seed:", "duplicate_seed:", "empty_field:"]
     [version] = dataset.versions()
-    assert list(version.metadata["validation"].values()) == ["passed", "passed"]
+    assert list(version.metadata.gate.outcomes.values()) == ["passed", "passed"]
     assert {r["batch_index"] for r in dataset.read().to_pylist()} == {0, 1}  # the last batch published
     prompts = " ".join(r["prompt"] for r in dataset.read().to_pylist())
     assert "train leaves the station" not in prompts

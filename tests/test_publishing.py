@@ -54,10 +54,10 @@ def test_every_published_version_has_a_card_with_plots(two_versions):
         assert f"This version holds **{rows}** rows" in body
         assert header["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
         # its numbers are the commit metadata's
-        assert f"| generated | {meta['generated']} |" in body and f"| accepted | {meta['accepted']} |" in body
-        assert f"| run id | {meta['run_id']} |" in body and f"| recipe hash | {meta['recipe_hash']} |" in body
-        assert f"| engine-seconds | {meta['cost']['engine_seconds']:.4g} |" in body
-        money = 2.5 * meta["cost"]["engine_seconds"] / 3600
+        assert f"| generated | {meta.totals.generated} |" in body and f"| accepted | {meta.totals.accepted} |" in body
+        assert f"| run id | {meta.run_id} |" in body and f"| recipe hash | {meta.recipe_hash} |" in body
+        assert f"| engine-seconds | {meta.cost.engine_seconds:.4g} |" in body
+        money = 2.5 * meta.cost.engine_seconds / 3600
         assert f"| cost | {money:.4f} USD |" in body
         assert "Explain {{ topic }} in two sentences." in body and "**accuracy**: Facts are correct." in body
         for plot in ("score_histogram.png", "metrics_across_versions.png"):
@@ -81,7 +81,7 @@ def test_export_loads_with_datasets_as_the_same_rows(two_versions, tmp_path, ver
     assert re.fullmatch(r"data/train-[0-9a-f]{12}\.parquet", header["configs"][0]["data_files"][0]["path"])
     meta = DatasetStore(two_versions).versions()[version - 1].metadata
     assert header["pretty_name"] == "Tiny explanations" and f"(version {version})" in body
-    assert f"| generated | {meta['generated']} |" in body
+    assert f"| generated | {meta.totals.generated} |" in body
     assert (out / "score_histogram.png").read_bytes().startswith(PNG)
 
 
@@ -153,12 +153,12 @@ def test_diff_reports_rows_added_metric_deltas_and_drift(two_versions, prefect_a
     rows_v1 = load_dataset_version(two_versions, version=1).num_rows
     rows_v2 = load_dataset_version(two_versions, version=2).num_rows
     assert (diff["rows_a"], diff["rows_b"]) == (rows_v1, rows_v2)
-    assert diff["rows_added"] == rows_v2 - rows_v1 == v2["accepted"] + v2.get("real_published", 0)
+    assert diff["rows_added"] == rows_v2 - rows_v1 == v2.totals.accepted + v2.totals.real_published
     assert diff["rows_removed"] == 0
-    assert diff["metrics"]["accepted"] == {"a": v1["accepted"], "b": v2["accepted"],
-                                           "delta": v2["accepted"] - v1["accepted"]}
+    assert diff["metrics"]["accepted"] == {"a": v1.totals.accepted, "b": v2.totals.accepted,
+                                           "delta": v2.totals.accepted - v1.totals.accepted}
     assert diff["drift_frechet"] is None or diff["drift_frechet"] >= 0.0
-    if v1["accepted"] >= 2 and v2["accepted"] >= 2:
+    if v1.totals.accepted >= 2 and v2.totals.accepted >= 2:
         assert diff["drift_frechet"] is not None
     text = subprocess.run(cli_command("diff", str(two_versions), "1", "2"), env=cli_env(prefect_api_url),
                           capture_output=True, text=True, timeout=300).stdout

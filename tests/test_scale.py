@@ -98,7 +98,7 @@ def test_openai_engine_balances_two_servers_and_finishes_when_one_dies(tmp_path,
     published = DatasetStore(store / "tiny").read().to_pylist()
     assert all(json.loads(r["scores"]) for r in published)  # the judge's logprobs came through the endpoint
     # the API key is in no log, output or metadata
-    metadata = json.dumps(DatasetStore(store / "tiny").versions()[-1].metadata)
+    metadata = json.dumps(DatasetStore(store / "tiny").versions()[-1].metadata.as_commit())
     assert SECRET not in out + log + metadata + (tmp_path / "server1.log").read_text()
     assert "SF_ENDPOINT_KEY" in recipe.read_text()  # the recipe names the variable, never the key
 

@@ -93,7 +93,7 @@ def test_token_budget_stops_early_publishes_what_passed_and_records_it(tmp_path,
 
     store = DatasetStore(tmp_path / "store" / "budgeted")
     meta = store.versions()[-1].metadata
-    assert meta["stopped"] == "budget" and meta["budget"]["limits"] == {"max_tokens": budget}
+    assert meta.stop.stopped == "budget" and meta.stop.budget.limits == {"max_tokens": budget}
     card = (Path(store.uri) / "_cards" / "v1" / "README.md").read_text()
     assert "`stopped: budget` (`max_tokens`)" in card and "per accepted row" in card
     response = httpx.post(f"{prefect_api_url}/artifacts/filter", json={
