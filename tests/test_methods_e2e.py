@@ -115,9 +115,9 @@ def test_preference_publishes_dpo_pairs_that_trl_reads(tmp_path):
         # position bias: the logprob judge compared the pair chosen-first and rejected-first
         assert 0.0 <= row["judge_first_slot_p"] <= 1.0 and row["judge_order_consistent"] in (True, False)
     [version] = DatasetStore(dataset).versions()
-    bias = version.metadata["judge_bias"]
-    assert bias["pairs_checked"] >= ds.num_rows and -0.5 <= bias["position_bias"] <= 0.5  # every graded pair
-    assert 0.0 <= bias["order_consistency"] <= 1.0
+    bias = version.metadata.judging.bias
+    assert bias.pairs_checked >= ds.num_rows and -0.5 <= bias.position_bias <= 0.5  # every graded pair
+    assert 0.0 <= bias.order_consistency <= 1.0
     assert "position bias (mean P(first slot wins) - 0.5" in (dataset / "_cards" / "v1" / "README.md").read_text()
     dpo = _export(dataset, tmp_path, "dpo")
     assert dpo.column_names == ["prompt", "chosen", "rejected", "score_chosen", "score_rejected"]
