@@ -184,3 +184,13 @@ def test_cost_is_formatted_by_one_function():
     assert priced.table()[2].endswith("| 210.0 | 0.210000 EUR |")
     assert money_text(None, "USD") == "n/a (no price in the recipe's card)" and money_text(1.5, "USD") == "1.5000 USD"
     assert money_text(None, None, missing="-") == "-"
+
+
+def test_a_prefect_task_takes_the_record_as_a_parameter_unchanged():
+    """Prefect walks a task's parameters (`visit_collection`, `dict(model)` on every nested model)
+    before `report_task` runs: the record and its groups must come through that walk as they are."""
+    from prefect.utilities.collections import visit_collection
+
+    meta = VersionMetadata.model_validate(C6C96D3)
+    assert visit_collection(meta, visit_fn=lambda x: x, return_data=True) is meta
+    assert dict(meta.totals)["accepted"] == 52 and dict(meta.engines)["requests"] == 287

@@ -35,7 +35,7 @@ class _FlatGroup(BaseModel):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
 
     @classmethod
-    def keys(cls) -> list[str]:
+    def json_keys(cls) -> list[str]:
         """The JSON keys of this group."""
         return [field.alias or name for name, field in cls.model_fields.items()]
 
@@ -253,7 +253,7 @@ class VersionMetadata(BaseModel):
             given = data.get(name)
             if isinstance(given, BaseModel):
                 given = given.model_dump()
-            found = {key: data.pop(key) for key in group.keys() if key in data}
+            found = {key: data.pop(key) for key in group.json_keys() if key in data}
             data[name] = {**(given or {}), **found}
         return data
 
