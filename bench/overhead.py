@@ -1,6 +1,9 @@
 """Factory overhead: the same generation and judge requests sent straight to the engine vs
 through the whole factory (CLI → Prefect flow → Ray actor → GX gate → Delta commit).
 
+The factory runs first; the raw side then sends the same generation requests and the judge's
+requests for exactly the rows the factory graded (its screens keep some rows from the judge).
+
 Prints factory wall time / raw engine time (target ≤ 1.10 at 256 samples) and each side's
 engine busy share (the factory's from its pool: busy engine-seconds / (seconds from engines
 ready to the last batch x replicas); the raw side's over its whole wall, engine loads included),
@@ -32,7 +35,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
-from bench.methods import busy_share  # noqa: E402
+from bench.methods import busy_share, graded_ids  # noqa: E402
+from synthfactory.lineage import row_id_for  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
 from synthfactory.inputs.seeds import load_seeds  # noqa: E402
@@ -58,10 +62,10 @@ def _timed_chat(requests: list) -> list:
         _busy += time.perf_counter() - started
 
 
-def _run_batch(items, sampling, grading) -> tuple[int, float]:
-    """One batch as the factory runs it: one generation call, then the recipe's judge panel
-    (one call per LLM judge; judges that are not LLMs compute here, as they do in the flow).
-    Returns the requests sent and the engine's busy seconds for them."""
+def _run_batch(items, sampling, grading, graded: set[str]) -> tuple[int, float]:
+    """One batch as the factory runs it: one generation call, then the recipe's judge panel on
+    the rows the factory graded (one call per LLM judge; judges that are not LLMs compute here,
+    as they do in the flow). Returns the requests sent and the engine's busy seconds for them."""
     global _busy
     _busy = 0.0
     panel = Panel(grading)
@@ -70,13 +74,14 @@ def _run_batch(items, sampling, grading) -> tuple[int, float]:
                     top_p=sampling.top_p, seed=i.sampling_seed)
         for i in items
     ])
-    judged = panel.grade([(item.prompt, g.text.strip()) for item, g in zip(items, generated)],
+    pairs = [(item.prompt, g.text.strip()) for item, g in zip(items, generated)]
+    judged = panel.grade([pair for pair in pairs if row_id_for(*pair) in graded],
                          [_timed_chat if c.method in ("json", "logprobs") else None for c in panel.configs],
                          lambda k, attempt: attempt)
     return len(generated) + judged.requests, _busy
 
 
-def raw_engine(batches: int, batch_size: int, replicas: int) -> tuple[float, int, float]:
+def raw_engine(batches: int, batch_size: int, replicas: int, graded: set[str]) -> tuple[float, int, float]:
     """The factory's exact requests straight to `replicas` engine processes (the factory's own
     replica count and threads), batches handed out as engines free up; returns (seconds,
     requests, engine busy seconds)."""
@@ -86,7 +91,8 @@ def raw_engine(batches: int, batch_size: int, replicas: int) -> tuple[float, int
     started = time.perf_counter()
     with ProcessPoolExecutor(replicas, mp_context=get_context("spawn"), initializer=_load,
                              initargs=(plan.judge,)) as pool:  # self-graded: one engine per replica
-        futures = [pool.submit(_run_batch, b.items, recipe.generation.sampling, recipe.grading) for b in plan.batches]
+        futures = [pool.submit(_run_batch, b.items, recipe.generation.sampling, recipe.grading, graded)
+                   for b in plan.batches]
         done = [f.result() for f in futures]
     return time.perf_counter() - started, sum(n for n, _ in done), sum(s for _, s in done)
 
@@ -113,15 +119,17 @@ def main() -> None:
     samples = batches * args.batch_size
 
     with tempfile.TemporaryDirectory() as tmp:
-        raw_s, raw_requests, raw_busy = raw_engine(batches, args.batch_size, args.replicas)
-        print(f"raw engine : {samples} samples, {raw_requests} requests in {raw_s:.1f}s "
-              f"({args.replicas} engine processes, busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} "
-              "of the raw wall)", flush=True)
-        fac_s, summary = factory(Path(tmp) / "overhead", "--batches", str(batches), "--batch-size", str(args.batch_size))
+        store = Path(tmp) / "overhead"
+        fac_s, summary = factory(store, "--batches", str(batches), "--batch-size", str(args.batch_size))
         print(f"factory    : {summary['generated']} samples, {summary['engine_requests']} requests in {fac_s:.1f}s "
               f"(flow {summary['seconds']:.1f}s, engines ready after {summary['engines_ready_seconds']:.1f}s, "
               f"engines busy {summary['engine_busy_seconds']:.1f}s, busy share {busy_share(summary)}, "
-              f"accepted {summary['accepted']}, version {summary['version']})")
+              f"accepted {summary['accepted']}, version {summary['version']})", flush=True)
+        graded = graded_ids(store / load_recipe(RECIPE).recipe.name)
+        raw_s, raw_requests, raw_busy = raw_engine(batches, args.batch_size, args.replicas, graded)
+        print(f"raw engine : {samples} samples, {raw_requests} requests in {raw_s:.1f}s "
+              f"({args.replicas} engine processes, busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} "
+              "of the raw wall)", flush=True)
         print(f"overhead ratio (factory wall / raw engine) at {samples} samples: {fac_s / raw_s:.3f}  (target <= 1.10)")
         if not args.skip_quickstart:
             q_s, q = factory(Path(tmp) / "quickstart")
