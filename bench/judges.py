@@ -58,7 +58,8 @@ def main() -> None:
         if llm and engine is None:
             from synthfactory.engines.llamacpp import LlamaCppEngine
 
-            engine = LlamaCppEngine(EngineSpec("llamacpp", "smollm2-135m-instruct", {"threads": args.threads}, logprobs=True))
+            engine = LlamaCppEngine(EngineSpec("llamacpp", "smollm2-135m-instruct", {"threads": args.threads},
+                                               logprobs=True))
         started = time.perf_counter()
         graded = grade_labels(rows, grading, [engine.chat if c.method in ("json", "logprobs") else None
                                               for c in grading.panel], chunk=len(rows))

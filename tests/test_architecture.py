@@ -10,7 +10,6 @@ type hints close is still a circle a reader has to untangle.
 from __future__ import annotations
 
 import ast
-import importlib
 from pathlib import Path
 
 import pytest
