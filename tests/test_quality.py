@@ -94,6 +94,19 @@ def test_heuristic_filters_reject_with_a_reason_code(tmp_path, text, reason):
     assert dropped[0][1].split(":")[0] == reason
 
 
+def test_the_recipes_filter_keys_reach_the_registered_screens(tmp_path):
+    """`quality.filters` keys are split among the screens in synthfactory.registry.SCREENS: a
+    lowered `min_chars` lets a short row through, `language: null` turns detection off."""
+    guards = _guards(tmp_path, quality__filters={"min_chars": 5, "language": None})
+    short, spanish = _row("Tides rise.", 1), _row(
+        "Las mareas son causadas por la atracción gravitacional de la luna sobre los océanos.", 2)
+    kept, dropped = guards.screen([short, spanish])
+    assert [r["id"] for r in kept] == [short["id"], spanish["id"]] and not dropped
+    assert all(r["language"] is None and "repeated_ngram_ratio" in r for r in kept)
+    assert [type(s).__name__ for s in guards.screens] == ["LengthScreen", "RepetitionScreen", "RefusalScreen",
+                                                          "LanguageScreen", "InstructionEchoScreen"]
+
+
 def test_degenerate_batch_fails_the_diversity_expectation_and_a_varied_batch_passes(tmp_path):
     suite = {"name": "diverse", "expectations": [
         {"type": "expect_column_min_to_be_between", "kwargs": {"column": "batch_embedding_diversity", "min_value": 0.3}},
