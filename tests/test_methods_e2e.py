@@ -48,6 +48,7 @@ def _run(tmp_path: Path, name: str, **changes):
     assert summary["version"] == 1 and summary["accepted"] > 0
     size = changes.get("batches", {}).get("size", 4)
     assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"] == size
+    assert 0.0 < summary["engine_busy_share"] <= 1.0  # the engines' share of the run's engine time, measured
     kept = DatasetStore(store / name).read_quarantine().to_pylist()
     assert len(kept) == summary["rejected"] + summary["quarantined"]  # nothing lost
     ds = load_dataset_version(store / name)
@@ -159,3 +160,37 @@ def test_evol_publishes_evolved_pairs_with_their_lineage(tmp_path):
         assert row["instruction"] == steps[0]["instruction"] != row["prompt"]
         assert row["messages"][-1] == {"role": "assistant", "content": row["response"]}
     assert _export(dataset, tmp_path, "messages").num_rows == ds.num_rows
+
+
+def test_the_pool_hands_a_calls_requests_to_whichever_llama_cpp_replica_is_free():
+    """What the rounds of several batches meet in the pool: llama.cpp says it answers one request
+    at a time, so one call's requests spread over both replicas instead of queueing on one; every
+    call gets its answers in request order (here: 1..n tokens, each cut at its own max_tokens)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ray
+
+    from synthfactory.engines.base import ChatRequest, EngineSpec
+    from synthfactory.engines.pool import EnginePool
+
+    spec = EngineSpec("llamacpp", "smollm2-135m-instruct")
+    pool = EnginePool([spec])
+    try:  # one replica per CPU of the module's 2-CPU cluster
+        assert [r["one_request_at_a_time"] for r in pool.replicas] == [True, True]
+        story = ({"role": "user", "content": "Write a long story about the sea."},)
+        calls = [[ChatRequest(messages=story, max_tokens=n, temperature=0.0, seed=c) for n in range(1, 7)]
+                 for c in range(3)]
+        with ThreadPoolExecutor(3) as threads:
+            answers = list(threads.map(lambda call: pool.chat(spec, call), calls))
+        for answer in answers:
+            assert [a.completion_tokens for a in answer] == list(range(1, 7)) and not any(a.error for a in answer)
+        actors = [actor for group in pool._actors.values() for actor in group]
+        before = [ray.get(actor.stats.remote())["requests"] for actor in actors]
+        alone = pool.chat(spec, [ChatRequest(messages=story, max_tokens=1, temperature=0.0) for _ in range(8)])
+        assert len(alone) == 8
+        after = [ray.get(actor.stats.remote())["requests"] for actor in actors]
+        assert sum(after) == 3 * 6 + 8 and min(a - b for a, b in zip(after, before)) > 0, (before, after)
+        stats = pool.stats()
+        assert stats["requests"] == 26 and 0.0 < stats["busy_share"] <= 1.0
+    finally:
+        pool.shutdown()
