@@ -22,6 +22,7 @@ from prefect.futures import PrefectFuture, as_completed
 
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.run.batch import BatchState
+from synthfactory.run.metadata import VersionMetadata
 from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.run.runner import STAGE_LINE
 from synthfactory.store import DatasetStore
@@ -145,10 +146,10 @@ class PrefectExecutor:
             update_progress_artifact(self._bar, 100.0 * fraction)
 
     def publish(self, plan: RunPlan, states: list[BatchState], dataset: DatasetStore, guards: Any,
-                extra: dict[str, Any], min_rows: int) -> dict[str, Any]:
+                extra: dict[str, Any], min_rows: int) -> VersionMetadata:
         return publish_task(plan, states, dataset.uri, guards, extra, min_rows)
 
-    def report(self, metadata: dict[str, Any]) -> None:
+    def report(self, metadata: VersionMetadata) -> None:
         report_task(metadata, self._key)
 
     def close(self) -> None:

@@ -18,12 +18,15 @@ import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 
 from synthfactory.errors import SynthfactoryError
 from synthfactory.run.batch import BatchState
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.store import DatasetStore
+
+if TYPE_CHECKING:
+    from synthfactory.run.metadata import VersionMetadata
 
 log = logging.getLogger("synthfactory.run")
 T = TypeVar("T")
@@ -94,9 +97,9 @@ class Executor(Protocol):
     def progressed(self, fraction: float) -> None: ...
 
     def publish(self, plan: RunPlan, states: list[BatchState], dataset: DatasetStore, guards: Any,
-                extra: dict[str, Any], min_rows: int) -> dict[str, Any]: ...
+                extra: dict[str, Any], min_rows: int) -> VersionMetadata: ...
 
-    def report(self, metadata: dict[str, Any]) -> None:
+    def report(self, metadata: VersionMetadata) -> None:
         """The run report for whoever watches (Prefect: markdown and table artifacts)."""
 
 
@@ -253,13 +256,13 @@ class LocalExecutor:
         pass
 
     def publish(self, plan: RunPlan, states: list[BatchState], dataset: DatasetStore, guards: Any,
-                extra: dict[str, Any], min_rows: int) -> dict[str, Any]:
+                extra: dict[str, Any], min_rows: int) -> VersionMetadata:
         from synthfactory.run.runner import publish_run
 
         return retrying(lambda: publish_run(plan, states, dataset, guards, extra, min_rows, info=self.log.info,
                                             warn=self.log.warning), PUBLISH_RETRIES, PUBLISH_RETRY_DELAY_S, "publish")
 
-    def report(self, metadata: dict[str, Any]) -> None:
+    def report(self, metadata: VersionMetadata) -> None:
         pass
 
     def close(self, wait: bool = False) -> None:
