@@ -35,7 +35,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
-from bench.methods import busy_share, graded_ids  # noqa: E402
+from bench.methods import busy_share, equal_speed, graded_ids  # noqa: E402
 from synthfactory.lineage import row_id_for  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
@@ -130,7 +130,8 @@ def main() -> None:
         print(f"raw engine : {samples} samples, {raw_requests} requests in {raw_s:.1f}s "
               f"({args.replicas} engine processes, busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} "
               "of the raw wall)", flush=True)
-        print(f"overhead ratio (factory wall / raw engine) at {samples} samples: {fac_s / raw_s:.3f}  (target <= 1.10)")
+        print(f"overhead ratio (factory wall / raw engine) at {samples} samples: {fac_s / raw_s:.3f}  (target <= 1.10); "
+              f"at equal engine speed {equal_speed(fac_s, summary, raw_s, raw_busy)}")
         if not args.skip_quickstart:
             q_s, q = factory(Path(tmp) / "quickstart")
             print(f"quickstart : {q_s:.1f}s wall ({q['seconds']:.1f}s in the flow), first accepted batch after "
