@@ -86,10 +86,13 @@ class SuiteGate:
         pandas_execution_engine.HASH_THRESHOLD = 0
 
         data = load_suite_json(suite_path)
+        expectations = build_expectations(suite_path, data["expectations"])  # a bad suite fails first, fast
         self.suite_path = suite_path
+        # GX pins this module's logger at INFO, so every run would print a line about the temporary
+        # folder of its ephemeral docs site on the user's console
+        logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
         self._context = gx.get_context(mode="ephemeral")
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        expectations = build_expectations(suite_path, data["expectations"])
         try:
             self.suite = gx.ExpectationSuite(
                 name=data.get("name") or suite_path.stem, expectations=expectations, meta=data.get("meta"),
