@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.engines.dispatch import ReplicaDied, RequestQueue
+from synthfactory.engines.dispatch import ReplicaDied, RequestQueue, runs_of
 from synthfactory.errors import EngineFailure
 
 
@@ -32,7 +32,7 @@ class StubReplica:
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         with self.busy:  # one request at a time, as the engine runs them
-            results = []
+            results, ran = [], []
             for request in requests:
                 text = request.messages[0]["content"]
                 time.sleep(request.max_tokens / 1000)
@@ -41,8 +41,9 @@ class StubReplica:
                     raise ReplicaDied()
                 if text == "boom":
                     raise EngineFailure("engine stub: boom")
-                self.ran.append(text)
+                ran.append(text)
                 results.append(ChatResult(text, "stop", 1, 1, request.max_tokens / 1000, node_id=self.name))
+            self.ran += ran  # a call that died mid-way returned nothing: its work does not count
             return results
 
 
@@ -136,11 +137,30 @@ def test_an_engine_error_reaches_its_caller_and_the_rest_of_that_call_is_skipped
 def test_close_fails_the_calls_still_waiting_and_refuses_new_ones():
     a = StubReplica("a")
     queue = make_queue([a])
-    with ThreadPoolExecutor(1) as threads:
-        waiting = threads.submit(queue.run, [ask("slow", 0.3), ask("queued")])
-        time.sleep(0.1)
+    with ThreadPoolExecutor(2) as threads:
+        running = threads.submit(queue.run, [ask("slow", 0.3)])
+        time.sleep(0.05)
+        waiting = threads.submit(queue.run, [ask("queued")])
+        time.sleep(0.05)
         queue.close()
+        assert texts(running.result(timeout=5)) == ["slow"]  # what was running finishes
         with pytest.raises(EngineFailure, match="shut down"):
             waiting.result(timeout=5)
     with pytest.raises(EngineFailure, match="shut down"):
         queue.run([ask("late")])
+
+
+def test_requests_that_share_a_prompt_prefix_stay_together_on_one_replica():
+    """A judge's criteria of one row share the row's text first: they go to one replica in one
+    run, so llama.cpp's prompt cache serves them; rows are spread over the replicas."""
+    rows = [ask(f"row {i}: " + "the instruction and the response " * 3 + f"criterion {j}") for i in range(4)
+            for j in range(3)]
+    assert [start for start, _ in runs_of(rows, 2)] == [0, 6]
+    assert [start for start, _ in runs_of(rows, 4)] == [0, 3, 6, 9]
+    assert [start for start, _ in runs_of([ask(f"{i} unrelated") for i in range(5)], 2)] == [0, 3]
+    a, b = StubReplica("a"), StubReplica("b")
+    answer = make_queue([a, b]).run(rows)
+    assert texts(answer) == [r.messages[0]["content"] for r in rows]
+    for replica in (a, b):
+        served_rows = {text.split(":")[0] for text in replica.ran}
+        assert len(replica.ran) == 3 * len(served_rows)  # every criterion of a row it served

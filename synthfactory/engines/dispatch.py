@@ -1,8 +1,9 @@
-"""A per-request work queue for engines that answer one request at a time (llama.cpp).
+"""A work queue for engines that answer one request at a time (llama.cpp).
 
-A call's requests wait here, not in one replica's own queue: every replica takes the next
-request the moment it is free. So a call is never stuck behind a busy replica while another
-idles, and the rounds of different batches interleave request by request. Engines that batch
+A call's requests wait here, not in one replica's own queue, cut into a few runs of consecutive
+requests (never between requests that share a prompt prefix, which llama.cpp's prompt cache
+serves together): every replica takes the next run the moment it is free. So a call is never
+stuck behind a busy replica while another idles, and the rounds of different batches interleave. Engines that batch
 (vLLM) or serve many requests at once (endpoints) keep their calls whole; the pool decides from
 what each engine says of itself (`Engine.one_request_at_a_time`).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,17 +47,44 @@ class _Call:
 
 @dataclass
 class _Job:
+    """A run of a call's requests, from `index` on, that goes to one replica in one piece."""
+
     call: _Call
     index: int
-    request: ChatRequest
+    requests: list[ChatRequest]
     attempts: int = 0
+
+
+def share_a_prefix(a: ChatRequest, b: ChatRequest) -> bool:
+    """Requests llama.cpp's prompt cache serves together when they run one after the other: the
+    same messages but the last, which share most of their beginning (a judge's criteria of one
+    row: instruction and response first, the question last)."""
+    if a.messages[:-1] != b.messages[:-1]:
+        return False
+    first, second = a.messages[-1].get("content", ""), b.messages[-1].get("content", "")
+    return len(os.path.commonprefix([first, second])) >= 0.5 * min(len(first), len(second))
+
+
+def runs_of(requests: list[ChatRequest], pieces: int) -> list[tuple[int, list[ChatRequest]]]:
+    """A call cut into up to about `pieces` runs of consecutive requests (start index, requests),
+    never between two that share a prompt prefix: each free replica takes a run, and the prefix
+    cache still serves the requests of one run."""
+    size = max(1, -(-len(requests) // max(1, pieces)))
+    runs, start = [], 0
+    while start < len(requests):
+        end = min(len(requests), start + size)
+        while end < len(requests) and share_a_prefix(requests[end - 1], requests[end]):
+            end += 1
+        runs.append((start, requests[start:end]))
+        start = end
+    return runs
 
 
 class RequestQueue:
     """The requests of every call for one engine spec, handed out one at a time to its replicas.
 
-    Each replica gets `depth` feeder threads; a feeder takes the oldest waiting request, sends it
-    and files the answer under its call. A replica that dies puts its request back at the head of
+    Each replica gets `depth` feeder threads; a feeder takes the oldest waiting run of requests,
+    sends it and files the answers under its call. A replica that dies puts its run back at the head of
     the queue (its result, if any, is discarded: nothing runs twice to completion) and waits until
     Ray has restarted it; after `max_attempts` deaths of one request, or with every replica gone,
     the calls waiting fail with the error `gave_up` builds.
@@ -87,8 +116,9 @@ class RequestQueue:
                 raise self._closed_error()
             if not self._alive:
                 raise self._gave_up(self._last_lost, "every replica is gone")
-            self._jobs.extend(_Job(call, i, request) for i, request in enumerate(requests))
-            self._ready.notify(len(requests))
+            jobs = [_Job(call, start, run) for start, run in runs_of(requests, len(self._feeders))]
+            self._jobs.extend(jobs)
+            self._ready.notify(len(jobs))
         call.done.wait()
         if call.error is not None:
             raise call.error
@@ -119,7 +149,7 @@ class RequestQueue:
         try:
             while (job := self._next()) is not None:
                 try:
-                    result = self._send(replica, [job.request])[0]
+                    results = self._send(replica, job.requests)
                 except ReplicaDied:
                     if self._lost(replica, job):
                         return
@@ -127,7 +157,7 @@ class RequestQueue:
                 except BaseException as exc:  # noqa: BLE001 - the call's own error (engine raised): its caller gets it
                     self._fail(job.call, exc)
                     continue
-                self._file(job, result)
+                self._file(job, results)
         finally:
             self._feeder_exits(replica)
 
@@ -148,13 +178,13 @@ class RequestQueue:
             self._fail(job.call, self._gave_up(replica, "repeatedly"))
         return self._closed or not self._revive(replica)
 
-    def _file(self, job: _Job, result: ChatResult) -> None:
+    def _file(self, job: _Job, results: list[ChatResult]) -> None:
         call = job.call
         with self._ready:
             if call.error is not None or call.results[job.index] is not None:
                 return
-            call.results[job.index] = result
-            call.left -= 1
+            call.results[job.index:job.index + len(job.requests)] = results
+            call.left -= len(job.requests)
             finished = call.left == 0
         if finished:
             call.done.set()

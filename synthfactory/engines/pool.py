@@ -1,7 +1,7 @@
 """Engines in Ray actors: created once per run, reused by every batch, load-balanced.
 
 Prefect stays out of the actors: tasks call `EnginePool.chat`, which waits for the answers. An
-engine that answers one request at a time (llama.cpp) gets its requests one by one from a work
+engine that answers one request at a time (llama.cpp) gets its requests in short runs from a work
 queue shared by every call (`dispatch.RequestQueue`), so no replica idles while requests wait;
 an engine that batches (vLLM) or serves many at once (endpoints) gets each call whole, on the
 least-busy replica.
