@@ -109,8 +109,13 @@ ENGINES = Registry("engine", {
     "openai": "synthfactory.engines.openai:OpenAIEngine",
 })
 
-# checks that cannot be fooled (math answers, code tests, grounding), `verification: [{name, method,
-# options}]` in a recipe; the next issue registers the first ones here
-VERIFIERS = Registry("verifier", {})
+# checks that cannot be fooled, `verification: [{name, method, options}]` in a recipe (verify/base.py);
+# needs: the seed fields each reads (a recipe whose seeds lack one exits 2)
+VERIFIERS = Registry("verifier", {
+    "math_answer": ("synthfactory.verify.math_answer:MathAnswerVerifier", {"needs": ("answer",)}),
+    "python_tests": ("synthfactory.verify.python_tests:PythonTestsVerifier", {"needs": ("tests",)}),
+    "grounded": ("synthfactory.verify.grounded:GroundedVerifier", {"needs": ("source",)}),
+    "json_schema": ("synthfactory.verify.json_schema:JsonSchemaVerifier", {"needs": ()}),
+})
 
 REGISTRIES = {r.kind: r for r in (METHODS, JUDGES, SCREENS, ENGINES, VERIFIERS)}
