@@ -69,9 +69,11 @@ def file_fingerprint(path: Path) -> str:
 def recipe_identity(recipe: Recipe) -> dict[str, Any]:
     """The recipe as its hash sees it: everything that decides what a batch holds. How MUCH to run
     (`batches.target_rows`, `budget`) is left out, so a run resumed with another target or budget
-    keeps its batch ids and finds its finished batches."""
+    keeps its batch ids and finds its finished batches. A recipe without `verification` (or without
+    `grading`) hashes as it did before those sections could be left out or added."""
     batches: set[str] = {"target_rows"} | ({"max_candidates"} if recipe.batches.max_candidates is None else set())
-    return recipe.model_dump(mode="json", exclude={"budget": True, "batches": batches})
+    absent = {k: True for k in ("verification", "grading") if not getattr(recipe, k)}
+    return recipe.model_dump(mode="json", exclude={"budget": True, "batches": batches, **absent})
 
 
 def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int | None = None,
@@ -99,7 +101,7 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         recipe = settle_options(recipe)
     except RecipeError as exc:
         raise RecipeError(f"{path}: {exc}") from None
-    if recipe.grading.scale_max <= recipe.grading.scale_min:
+    if recipe.grading is not None and recipe.grading.scale_max <= recipe.grading.scale_min:
         raise RecipeError(f"{path}: grading.scale_max: must be greater than grading.scale_min")
     if recipe.quality.dedup.num_perm % recipe.quality.dedup.bands:
         raise RecipeError(f"{path}: quality.dedup.bands: must divide quality.dedup.num_perm")

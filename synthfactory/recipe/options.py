@@ -1,5 +1,6 @@
 """Options checked against the implementation a recipe names: a method's `method_options`, an
-engine's `options` (the generator's, grading's, each judge's) and the screens' `quality.filters`.
+engine's `options` (the generator's, grading's, each judge's), the screens' `quality.filters` and
+each verifier's `verification[i].options`.
 
 The schema only checks names (against synthfactory.registry); each implementation declares its
 own strict options model, and this module, run when a recipe is loaded, validates the recipe's
@@ -15,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from synthfactory.errors import RecipeError
-from synthfactory.recipe.schema import LLM_JUDGES, GenerationConfig, JudgeConfig, Recipe, _message
-from synthfactory.registry import ENGINES, METHODS, SCREENS
+from synthfactory.recipe.schema import LLM_JUDGES, GenerationConfig, JudgeConfig, Recipe, VerifierConfig, _message
+from synthfactory.registry import ENGINES, METHODS, SCREENS, VERIFIERS
 
 
 def checked(model: type[BaseModel], values: dict[str, Any], where: str, owner: str) -> BaseModel:
@@ -69,12 +70,24 @@ def screen_options(filters: dict[str, Any]) -> dict[str, Any]:
     return settled
 
 
+def verifier_options(recipe: Recipe) -> list[VerifierConfig]:
+    """Each verifier's options, validated by its `Options` model and complete; a bad one is one
+    line naming `verification[i].options.key`."""
+    return [v.model_copy(update={"options": checked(
+        VERIFIERS.load(v.method).Options, v.options, f"verification[{i}].options",
+        f"the {v.method} verifier").model_dump(mode="json")}) for i, v in enumerate(recipe.verification)]
+
+
 def settle_options(recipe: Recipe) -> Recipe:
     """The recipe with every options dict checked by the implementation it is for, and complete."""
     gen, grading = recipe.generation, recipe.grading
     checked(METHODS.load(gen.method).Options, gen.method_options, "generation.method_options",
             f"the {gen.method} method")
     gen = gen.model_copy(update={"options": engine_options(gen.engine, gen.options, "generation.options")})
+    quality = recipe.quality.model_copy(update={"filters": screen_options(recipe.quality.filters)})
+    settled = {"generation": gen, "quality": quality, "verification": verifier_options(recipe)}
+    if grading is None:  # a verified recipe without judges
+        return recipe.model_copy(update=settled)
     update: dict[str, Any] = {}
     if grading.options is not None:
         update["options"] = engine_options(grading.engine or gen.engine, grading.options, "grading.options")
@@ -89,5 +102,4 @@ def settle_options(recipe: Recipe) -> Recipe:
             engine, _, options = judge_engine(judge, gen)
             engine_options(engine, options, "grading.options" if grading.judges is None else
                            f"grading.judges.{i}.options")
-    quality = recipe.quality.model_copy(update={"filters": screen_options(recipe.quality.filters)})
-    return recipe.model_copy(update={"generation": gen, "grading": grading, "quality": quality})
+    return recipe.model_copy(update={**settled, "grading": grading})

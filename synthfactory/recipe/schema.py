@@ -12,7 +12,7 @@ import jinja2
 import jinja2.sandbox
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from synthfactory.registry import ENGINES, JUDGES, METHODS
+from synthfactory.registry import ENGINES, JUDGES, METHODS, VERIFIERS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -22,6 +22,7 @@ CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 MethodName = Annotated[str, AfterValidator(METHODS.check)]
 EngineName = Annotated[str, AfterValidator(ENGINES.check)]
 JudgeName = Annotated[str, AfterValidator(JUDGES.check)]
+VerifierName = Annotated[str, AfterValidator(VERIFIERS.check)]
 
 
 class StrictModel(BaseModel):
@@ -208,6 +209,15 @@ class GradingConfig(StrictModel):
                                        "options": judge.options, "rubric": judge.rubric, "judges": None})
 
 
+class VerifierConfig(StrictModel):
+    """One check of the `verify` stage (synthfactory/verify/): a row that fails it is quarantined
+    as `verify_failed: <name>: <reason>` before any judge sees it. Verifiers run in list order."""
+
+    name: str = Field(pattern=CRITERION_PATTERN, description="names the check in reasons, columns and metrics")
+    method: VerifierName = Field(description="math_answer, python_tests, grounded, json_schema (synthfactory.registry)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the verifier's own options (its `Options` model)")
+
+
 class ValidationConfig(StrictModel):
     suite: str = Field(min_length=1, description="Great Expectations suite JSON")
     on_failure: Literal["quarantine", "fail"] = "quarantine"
@@ -292,12 +302,27 @@ class Recipe(StrictModel):
     card: CardConfig = CardConfig()
     seeds: SeedsConfig
     generation: GenerationConfig
-    grading: GradingConfig
+    grading: GradingConfig | None = Field(None, description=(
+        "the judges; required unless `verification` is given (rows then pass with no judge, score null)"))
+    verification: list[VerifierConfig] = Field(default_factory=list, max_length=10, description=(
+        "checks a row cannot fool, run after the screens and before grading"))
     validation: ValidationConfig
     quality: QualityConfig = QualityConfig()
     batches: BatchesConfig = BatchesConfig()
     budget: BudgetConfig = BudgetConfig()
     publish: PublishConfig = PublishConfig()
+
+    @model_validator(mode="after")
+    def _judged_or_verified(self) -> "Recipe":
+        names = [v.name for v in self.verification]
+        if len(set(names)) != len(names):
+            raise ValueError(f"verification: names must be unique, got {names}")
+        if self.grading is None and not self.verification:
+            raise ValueError("grading: Field required (a recipe without `verification` needs a judge)")
+        if self.grading is not None and self.verification and self.generation.method == "preference":
+            raise ValueError("grading: a preference recipe with `verification` takes no grading: its verifiers "
+                             "choose each pair (chosen verified right, rejected verified wrong)")
+        return self
 
     @model_validator(mode="after")
     def _prices_for_max_cost(self) -> "Recipe":
