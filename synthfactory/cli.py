@@ -21,12 +21,13 @@ from synthfactory.errors import SynthfactoryError, UserError
 
 def _run(args: argparse.Namespace) -> int:
     from synthfactory.engines.session import ray_session
-    from synthfactory.run.plan import engine_specs_for
+    from synthfactory.run.plan import check_seed_file, engine_specs_for
     from synthfactory.recipe import load_recipe
 
     loaded = load_recipe(args.recipe, batches=args.batches, batch_size=args.batch_size,
                          target_rows=args.target_rows)  # fail fast, exit 2
     _check_models(engine_specs_for(loaded))
+    check_seed_file(loaded)  # a verifier's seed field the seeds lack: exit 2 before Ray starts
     if args.no_prefect:  # the core's driver on the local executor: Prefect is never imported
         logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -157,6 +158,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise UserError("--target-precision must be in (0, 1]")
     loaded = load_recipe(args.recipe)
     grading = loaded.recipe.grading
+    if grading is None:
+        raise UserError(f"{args.recipe}: no grading section (verification alone keeps its rows): no judge to calibrate")
     labels = load_labels(args.labels)
     rows = labels.rows
     _, specs = judge_specs(loaded)
@@ -316,6 +319,7 @@ def _version_row(info: Any) -> dict[str, Any]:
         "tokens_per_rejected_row": per_rejected.tokens,
         "engine_seconds_per_rejected_row": per_rejected.engine_seconds,
         "money_per_rejected_row": per_rejected.money,
+        "verify_pass_rates": {name: v.rate for name, v in meta.verification.items()},
     }
 
 
@@ -521,6 +525,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"  model params the engine passes: use_extra_bufts={report['use_extra_bufts']}")
         if check is not None:
             print(f"  one-token generation on {args.model}: {'ok' if check['ok'] else 'FAILED: ' + check['detail']}")
+        print(f"  sandbox for generated code: {report['sandbox']}")
     failure = check_failure(report, args.model)
     if failure is not None:
         raise failure

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 LINEAGE_COLUMNS = (
     "id", "seed_id", "source", "generation_depth", "generator_model", "prompt_template_hash",
-    "sampling", "judge_model", "scores", "score", "run_id", "batch_id", "created_at",
+    "sampling", "judge_model", "scores", "score", "run_id", "batch_id", "created_at", "verification",
 )
 
 # The published table's schema: lineage first, then content, cost and quality columns.
@@ -22,6 +22,8 @@ ROW_SCHEMA = pa.schema([
     ("created_at", pa.timestamp("us", tz="UTC")),
     ("recipe_hash", pa.string()), ("version", pa.int32()), ("batch_index", pa.int32()),
     ("node_id", pa.string()),  # the Ray node whose engine generated the row
+    # the verify stage's verdicts, JSON {name: {passed, reason, details}} (null: real rows, no verification)
+    ("verification", pa.string()),
     ("seed", pa.string()), ("prompt", pa.string()), ("text", pa.string()), ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
     ("judge_prompt_tokens", pa.int32()), ("judge_completion_tokens", pa.int32()),

@@ -20,10 +20,17 @@ if TYPE_CHECKING:
     from synthfactory.run.plan import BatchPlan, RunPlan
 
 
-def row_schema(method: "Method") -> pa.Schema:
-    """The published table's schema for rows of `method`."""
+def row_schema(method: "Method", verifiers: "list[str] | tuple[str, ...]" = ()) -> pa.Schema:
+    """The published table's schema for rows of `method`, with each verifier's batch pass rate."""
     extra = [f for f in method.columns if f.name not in ROW_SCHEMA.names]
-    return pa.schema([*ROW_SCHEMA, *extra])
+    rates = [pa.field(verify_rate_column(name), pa.float64()) for name in verifiers]
+    return pa.schema([*ROW_SCHEMA, *extra, *rates])
+
+
+def verify_rate_column(name: str) -> str:
+    """The batch column holding verifier `name`'s pass rate (passed / checked in the batch), which
+    a GX suite gates like any batch metric (expect_column_min_to_be_between)."""
+    return f"batch_verify_pass_rate_{name}"
 
 
 def generated_row(plan: "RunPlan", batch: "BatchPlan", method: "Method", draft: "Draft",
@@ -38,7 +45,7 @@ def generated_row(plan: "RunPlan", batch: "BatchPlan", method: "Method", draft: 
         "source": "synthetic", "generation_depth": item.seed.generation_depth + 1,
         "generator_model": plan.generator.model, "prompt_template_hash": plan.template_hash,
         "sampling": json.dumps({**json.loads(sampling_json), "seed": item.sampling_seed}, sort_keys=True),
-        "judge_model": plan.judge_model, "scores": None, "score": None, "run_id": plan.run_id,
+        "judge_model": plan.judge_model, "scores": None, "score": None, "verification": None, "run_id": plan.run_id,
         "batch_id": batch.batch_id, "created_at": datetime.now(timezone.utc),
         "recipe_hash": plan.recipe_hash, "version": plan.version, "batch_index": batch.batch_index,
         "node_id": draft.node_id,

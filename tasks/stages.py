@@ -90,6 +90,12 @@ def screen_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
     return runner.screen(state)
 
 
+@task(name="verify", task_run_name="verify-{state.batch_index}", cache_key_fn=_stage_key("verify"),
+      persist_result=True)
+def verify_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
+    return runner.verify(state)
+
+
 @task(name="grade", task_run_name="grade-{state.batch_index}", cache_key_fn=_stage_key("grade"),
       persist_result=True, **_ENGINE)
 def grade_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
@@ -115,7 +121,8 @@ def validate_batch_task(runner: BatchRunner, state: BatchState) -> BatchState:
 
 
 # the core's stage line, one task per stage (the flow chains them in `STAGE_LINE` order)
-STAGE_TASKS = {"generate": generate_batch_task, "screen": screen_batch_task, "grade": grade_batch_task,
+STAGE_TASKS = {"generate": generate_batch_task, "screen": screen_batch_task, "verify": verify_batch_task,
+               "grade": grade_batch_task,
                "filter": filter_batch_task, "measure": measure_batch_task, "validate": validate_batch_task}
 assert tuple(STAGE_TASKS) == STAGE_LINE
 

@@ -10,7 +10,9 @@ in `synthfactory/methods/__init__.py`. The core drives every method the same way
   or `Fail(reason)`: quarantined (could not be made) or rejected (made, but fails a screen);
 - `columns`: the Arrow fields the method adds to the published table (its row contract);
 - `instruction(row)`, `judge_items(row)`, `settle(row, scores)`: what the judge grades and how
-  its scores become the row's; `content(row)` and `screen(row)`: what the screens read.
+  its scores become the row's; `content(row)` and `screen(row)`: what the screens read;
+- `verify_claims(row)`, `settle_verified(row, checks)`: what the verifiers check and how their
+  verdicts settle the row.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.lineage import stable_hash
+from synthfactory.verify.base import Claim, Verdict
 
 if TYPE_CHECKING:
     from synthfactory.grading import JudgeScore
@@ -130,6 +133,22 @@ class Method:
         """The graded row, or the reason it is rejected."""
         verdict = scores[0]
         return {**row, "scores": json.dumps(verdict.raw, sort_keys=True), "score": verdict.score}
+
+    def verify_claims(self, row: dict[str, Any]) -> list[Claim]:
+        """What the verify stage checks: the answer the row ships (its last assistant turn, else
+        `text`), with the seed's fields as the seeds gave them."""
+        turns = [m["content"] for m in row.get("messages") or [] if m["role"] == "assistant"]
+        seed = json.loads(row["seed"]) if row.get("seed") else {}
+        return [Claim(response=turns[-1] if turns else row["text"], seed=seed, prompt=self.instruction(row))]
+
+    def settle_verified(self, row: dict[str, Any], checks: list[dict[str, Verdict]]) -> dict[str, Any] | str:
+        """The verified row, or `<name>: <reason>` of its first failure. `checks`: per claim, the
+        verdicts of the verifiers that checked it, in recipe order (a failure ends a claim's checks)."""
+        for verdicts in checks:
+            for name, verdict in verdicts.items():
+                if not verdict.passed:
+                    return f"{name}: {verdict.reason}"
+        return row
 
     def pairs(self, row: dict[str, Any]) -> list[tuple[str, str, str]]:
         """(instruction, preferred, other) the judge compares in both orders (position bias); none

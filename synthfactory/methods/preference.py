@@ -5,6 +5,12 @@ Rows hold `chosen` and `rejected` as whole conversations (prompt messages + the 
 DPOTrainer reads them as is and takes the shared prefix as the prompt), `score_chosen`,
 `score_rejected`, `margin`, and every `candidate` with its score in `scores`. `synthfactory export
 --format dpo` writes the explicit layout (`prompt`/`chosen`/`rejected` as messages).
+
+Pairs from a verifier (math, code): a recipe with `verification` and no `grading` has its
+verifiers as the judge. Every candidate is verified; chosen is the first candidate verified
+right, rejected the first verified wrong (`score_chosen` 1.0, `score_rejected` 0.0, `margin` 1.0,
+`score` null: no judge ran). A prompt with no right or no wrong candidate is quarantined as
+`verify_failed: <name>: no_verified_pair: <k> of <n> candidates right`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pydantic import Field, model_validator
 
 from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.methods.base import MESSAGES, Draft, Fail, Method, MethodOptions, Next, Row
+from synthfactory.verify.base import Claim, Verdict
 
 
 class PreferenceOptions(MethodOptions):
@@ -84,6 +91,29 @@ class PreferenceMethod(Method):
             "rejected": [*prompt, {"role": "assistant", "content": rejected}],
             "scores": json.dumps({"chosen": scores[best].raw, "rejected": scores[worst].raw,
                                   "candidates": [round(v, 6) for v in values]}, sort_keys=True),
+        }
+
+    def verify_claims(self, row: dict[str, Any]) -> list[Claim]:
+        """Every candidate, each checked against the prompt's seed."""
+        seed = json.loads(row["seed"]) if row.get("seed") else {}
+        return [Claim(response=c, seed=seed, prompt=row["prompt"]) for c in row["candidates"]]
+
+    def settle_verified(self, row: dict[str, Any], checks: list[dict[str, Verdict]]) -> dict[str, Any] | str:
+        """A verified pair: the first candidate every verifier passed against the first one a
+        verifier failed; without both, the reason (named by the first verifier that failed one)."""
+        right = [k for k, verdicts in enumerate(checks) if all(v.passed for v in verdicts.values())]
+        wrong = [k for k in range(len(checks)) if k not in right]
+        if not right or not wrong:
+            failing = [n for verdicts in checks for n, v in verdicts.items() if not v.passed]
+            name = failing[0] if failing else next(iter(checks[0]), "verification")
+            return f"{name}: no_verified_pair: {len(right)} of {len(checks)} candidates right"
+        prompt = [dict(m) for m in row["prompt_messages"]]
+        chosen, rejected = row["candidates"][right[0]], row["candidates"][wrong[0]]
+        return {
+            **row, "score": None, "score_chosen": 1.0, "score_rejected": 0.0, "margin": 1.0,
+            "text": chosen, "text_chars": len(chosen),
+            "chosen": [*prompt, {"role": "assistant", "content": chosen}],
+            "rejected": [*prompt, {"role": "assistant", "content": rejected}],
         }
 
     def pairs(self, row: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -98,8 +98,24 @@ def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layou
     return lines
 
 
+def _verification_section(meta: VersionMetadata) -> list[str]:
+    """Each verifier's pass rate over the claims it checked; rows that failed one were quarantined
+    before any judge saw them."""
+    if not meta.verification:
+        return []
+    lines = ["## How it was verified", "",
+             "Rows that failed a verifier were quarantined (`verify_failed: <name>: <reason>`) before grading; "
+             "each published row carries the verdicts in its `verification` column.", ""]
+    lines += _table([(f"{name} (`{v.method}`) pass rate", f"{v.passed} of {v.checked} ({_fmt(v.rate)})")
+                     for name, v in meta.verification.items()])
+    return lines + [""]
+
+
 def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str]:
     """Who graded, how the threshold was chosen, how good the judge measured, and its biases."""
+    if not grading:  # a verified recipe without grading
+        return ["## How it was graded", "", "No judge ran: rows were kept by verification alone "
+                "(their `score` is null).", ""]
     judges = meta.judging.judges
     calibration = meta.judging.calibration
     bias = meta.judging.bias or JudgeBias()
@@ -151,7 +167,7 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
                  example: dict[str, Any] | None = None, layout: Layout | None = None) -> str:
     """README.md for one version: YAML header, then how it was made, measured and validated."""
     recipe, card, totals, cost = meta.recipe, meta.card, meta.totals, meta.cost
-    gen, grading = recipe.get("generation", {}), recipe.get("grading", {})
+    gen, grading = recipe.get("generation", {}), recipe.get("grading") or {}
     seeds = recipe.get("seeds", {})
     quality = meta.quality.measured() if meta.quality else {}
     version, accepted, real = meta.version, totals.accepted, totals.real_published
@@ -197,6 +213,7 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
         "```",
         *(["", "System prompt:", "", "```", str(gen["system_prompt"]).strip(), "```"] if gen.get("system_prompt") else []),
         "",
+        *_verification_section(meta),
         *_grading_section(meta, grading),
         "## Counts",
         "",

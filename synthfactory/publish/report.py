@@ -45,6 +45,9 @@ def run_report_markdown(meta: VersionMetadata) -> str:
         "",
         _judging_line(meta),
         "",
+        *[f"Verifier `{name}` (`{v.method}`): {v.passed} of {v.checked} checked passed ({_num(v.rate)}); "
+          "the rest were quarantined as `verify_failed`." for name, v in meta.verification.items()],
+        *([""] if meta.verification else []),
         "## Score distribution (published synthetic rows)",
         "",
         "| score | rows |",

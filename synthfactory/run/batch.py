@@ -25,6 +25,9 @@ class BatchState:
     engine_requests: int = 0
     engine_seconds: float = 0.0
     judge_agreement: float | None = None  # Krippendorff's alpha of a panel's judges over this batch
+    # the verify stage: per verifier, in recipe order, [checked, passed] (claims: a row's response,
+    # or each candidate of a preference row); None before the stage or without verification
+    verified: dict[str, list[int]] | None = None
 
 
 def with_reason(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:

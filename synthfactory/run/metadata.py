@@ -182,6 +182,16 @@ class Judging(_FlatGroup):
     agreement: float | None = Field(None, alias="judge_agreement")  # Krippendorff's alpha, mean over batches
 
 
+class VerifierRecord(_Block):
+    """One verifier of the run (`verification: [{name, method}]`): the claims it checked over every
+    batch (a row's answer, or each candidate of a preference row), how many passed, and the rate."""
+
+    method: str | None = None
+    checked: int = 0
+    passed: int = 0
+    rate: float | None = None  # passed / checked; None when it checked nothing
+
+
 class Quality(_Block):
     """Metrics of the rows a version adds (`quality.versioning.version_quality`). A metric the run
     did not measure is absent from the JSON, not null; metrics this model does not name are kept."""
@@ -240,6 +250,7 @@ class VersionMetadata(BaseModel):
     judging: Judging = Field(default_factory=Judging)
     cost: Cost = Field(default_factory=Cost)
     quality: Quality | None = None  # None: the run published nothing
+    verification: dict[str, VerifierRecord] = Field(default_factory=dict)  # by verifier name; {}: none ran
     recipe: dict[str, Any] = Field(default_factory=dict)  # the recipe's own dump (its schema versions it)
 
     @model_validator(mode="before")

@@ -14,7 +14,7 @@ from synthfactory.errors import RecipeError
 from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
 from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, template_environment
 from synthfactory.recipe.options import judge_engine
-from synthfactory.registry import JUDGES
+from synthfactory.registry import JUDGES, VERIFIERS
 from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet
 
 
@@ -55,6 +55,7 @@ class RunPlan:
     judges: tuple[EngineSpec | None, ...] = ()  # per judge of the panel: its engine, None for non-LLM judges
     panel_label: str | None = None  # a panel's judges as rows name them in `judge_model`
     capped: bool = False  # batches.max_candidates cut the work short of every seed's samples
+    judged: bool = True  # False: a verified recipe without grading (rows' judge_model is null)
 
     @property
     def candidates(self) -> int:
@@ -62,8 +63,11 @@ class RunPlan:
         return sum(len(b.items) for b in self.batches)
 
     @property
-    def judge_model(self) -> str:
-        """What a row's `judge_model` says: the judge's model, or every judge of a panel."""
+    def judge_model(self) -> str | None:
+        """What a row's `judge_model` says: the judge's model, every judge of a panel, or None
+        when no judge runs (a verified recipe without grading)."""
+        if not self.judged:
+            return None
         return self.panel_label or self.judge.model
 
 
@@ -74,7 +78,7 @@ def judge_specs(loaded: LoadedRecipe) -> tuple[EngineSpec, tuple[EngineSpec | No
     gen, grading = loaded.recipe.generation, loaded.recipe.grading
     generator = EngineSpec(gen.engine, gen.model, gen.options)
     judges = [EngineSpec(*judge_engine(j, gen), logprobs=JUDGES.fact(j.method, "logprobs", False))
-              if j.method in LLM_JUDGES else None for j in grading.panel]
+              if j.method in LLM_JUDGES else None for j in (grading.panel if grading is not None else [])]
     specs = [generator, *(j for j in judges if j is not None)]
     wants = {replace(s, logprobs=False) for s in specs if s.logprobs}
 
@@ -192,8 +196,9 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
         batches.append(BatchPlan(batch_id_for(loaded.recipe_hash, version, batch_index), batch_index, tuple(items)))
     generator, judges = judge_specs(loaded)
     judge = next((j for j in judges if j is not None), generator)
-    panel = recipe.grading.panel
-    label = None if recipe.grading.judges is None else "panel: " + ", ".join(
+    check_seed_fields(loaded, [seed for seed, _ in rendered])
+    panel = recipe.grading.panel if recipe.grading is not None else []
+    label = None if recipe.grading is None or recipe.grading.judges is None else "panel: " + ", ".join(
         f"{c.name} ({c.method}{', ' + s.model if s is not None else ''}{', observer' if c.weight == 0 else ''})"
         for c, s in zip(panel, judges))
     return RunPlan(
@@ -201,5 +206,30 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
         recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
         generator=generator, judge=judge, batches=tuple(batches), seeds_quarantined=tuple(quarantined),
         seeds_recycled=sum(s.recycled for s in seeds.rows), seed_versions=tuple(seeds.versions),
-        judges=judges, panel_label=label, capped=total < space,
+        judges=judges, panel_label=label, capped=total < space, judged=recipe.grading is not None,
     )
+
+
+def check_seed_file(loaded: LoadedRecipe) -> None:
+    """The seed contract checked on the seeds file itself, before Ray, Prefect or any engine start
+    (the CLI calls it); seeds from published versions are checked when the run is planned."""
+    from synthfactory.inputs.seeds import load_seeds
+
+    recipe = loaded.recipe
+    if loaded.seeds_path is None or recipe.seeds.from_versions or \
+            not any(VERIFIERS.fact(v.method, "needs", ()) for v in recipe.verification):
+        return
+    check_seed_fields(loaded, load_seeds(recipe.seeds, loaded.seeds_path).rows)
+
+
+def check_seed_fields(loaded: LoadedRecipe, seeds: list[SeedRow]) -> None:
+    """The seed contract: a verifier's `needs` (the registry's fact) must be fields of the seeds.
+    No seed has one: a RecipeError before any batch (exit 2). Some seeds lack it: their rows are
+    quarantined at verify (`missing_seed_field`), not here."""
+    have = sorted({k for seed in seeds for k, v in seed.fields.items() if v not in (None, "")})
+    for i, config in enumerate(loaded.recipe.verification):
+        for need in VERIFIERS.fact(config.method, "needs", ()):
+            if need not in have:
+                source = loaded.seeds_path or loaded.recipe.seeds.from_version or loaded.recipe.seeds.from_versions
+                raise RecipeError(f"verification[{i}] ({config.method}) needs seed field '{need}'; "
+                                  f"{source} has: {', '.join(have) or 'no fields'}")

@@ -10,7 +10,7 @@ import pyarrow as pa
 from synthfactory.run.batch import BatchState, synthetic, synthetic_count
 from synthfactory.run.cost import Cost, Prices, run_cost
 from synthfactory.lineage import ROW_SCHEMA
-from synthfactory.run.metadata import GateRecord, RunTotals, VersionMetadata
+from synthfactory.run.metadata import GateRecord, RunTotals, VerifierRecord, VersionMetadata
 from synthfactory.run.plan import RunPlan
 from synthfactory.inputs.seeds import QuarantinedRow
 
@@ -40,6 +40,18 @@ def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
         code = "seed_" + _reason_code(seed.reason)
         totals.reasons[code] = totals.reasons.get(code, 0) + 1
     return totals
+
+
+def verification_totals(states: list[BatchState], methods: dict[str, str]) -> dict[str, VerifierRecord]:
+    """Each verifier's claims checked and passed over the run's batches (`methods`: name -> method,
+    in recipe order), with its pass rate: the version metric."""
+    out = {}
+    for name, method in methods.items():
+        checked = sum((s.verified or {}).get(name, [0, 0])[0] for s in states)
+        passed = sum((s.verified or {}).get(name, [0, 0])[1] for s in states)
+        out[name] = VerifierRecord(method=method, checked=checked, passed=passed,
+                                   rate=round(passed / checked, 6) if checked else None)
+    return out
 
 
 def published_rows(states: list[BatchState], schema: pa.Schema = ROW_SCHEMA) -> list[dict[str, Any]]:
@@ -112,7 +124,8 @@ def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, 
     """What the Delta commit records about the run that produced a version: the one place the
     record is written. `extra`: what the run driver measured (engines, stop, flow run; flat keys
     as the commit holds them) and what publishing adds (method, judging, quality, published)."""
-    scores = [r["score"] for s in states if s.status == "passed" for r in s.rows if r["source"] != "real"]
+    scores = [r["score"] for s in states if s.status == "passed" for r in s.rows
+              if r["source"] != "real" and r["score"] is not None]  # null: no judge ran (verified recipes)
     ordered = sorted(states, key=lambda s: s.batch_index)
     gate = GateRecord(
         outcomes={s.batch_id: s.status for s in ordered},

@@ -1,6 +1,6 @@
 """The run driver: the stage line every batch goes through, and the publish sequence.
 
-    generate -> screen -> grade -> filter -> measure -> validate      (per batch, `STAGE_LINE`)
+    generate -> screen -> verify -> grade -> filter -> measure -> validate   (per batch, `STAGE_LINE`)
     dedup across the run -> quarantine -> index + embeddings -> ONE commit -> card   (`publish_run`)
 
 Prefect tasks in `tasks/` wrap one stage each and the flow chains them in this order; without
@@ -26,13 +26,16 @@ from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.run.metadata import Judging, VersionMetadata
-from synthfactory.run.results import commit_metadata, not_published_reason, published_rows, quarantine_records, totals_for
+from synthfactory.run.results import (commit_metadata, not_published_reason, published_rows, quarantine_records,
+                                      totals_for, verification_totals)
 from synthfactory.rows import row_schema
+from synthfactory.registry import VERIFIERS
+from synthfactory.verify.base import Verifier
 from synthfactory.inputs.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.quality.validation import SuiteGate
 
-STAGE_LINE = ("generate", "screen", "grade", "filter", "measure", "validate")
+STAGE_LINE = ("generate", "screen", "verify", "grade", "filter", "measure", "validate")
 log = logging.getLogger(__name__)
 
 
@@ -47,9 +50,16 @@ class BatchRunner:
     chat: stages.ChatFn
 
     @functools.cached_property
-    def panel(self) -> Panel:
-        """The recipe's judges, built once per run (their embedder is the guards')."""
+    def panel(self) -> Panel | None:
+        """The recipe's judges, built once per run (their embedder is the guards'); None: no grading."""
+        if self.recipe.grading is None:
+            return None
         return Panel(self.recipe.grading, embedder=lambda: self.guards.embedder)
+
+    @functools.cached_property
+    def verifiers(self) -> list[tuple[str, Verifier]]:
+        """The recipe's verifiers, in its order, built once per run."""
+        return build_verifiers(self.recipe)
 
     @property
     def method(self) -> Method:
@@ -61,11 +71,15 @@ class BatchRunner:
     def screen(self, state: BatchState) -> BatchState:
         return stages.screen_batch(state, self.guards)
 
+    def verify(self, state: BatchState) -> BatchState:
+        return stages.verify_batch(state, self.method, self.verifiers)
+
     def grade(self, state: BatchState) -> BatchState:
         return stages.grade_batch(self.plan, state, self.recipe, self.chat, self.method, self.panel)
 
     def filter(self, state: BatchState) -> BatchState:
-        return stages.filter_batch(state, self.recipe.grading.pass_mark)
+        grading = self.recipe.grading
+        return stages.filter_batch(state, grading.pass_mark if grading is not None else None)
 
     def measure(self, state: BatchState) -> BatchState:
         return stages.measure_batch(self.plan, state, self.guards)
@@ -79,6 +93,15 @@ class BatchRunner:
         for stage in STAGE_LINE:
             state = getattr(self, stage)(state)
         return state
+
+
+def build_verifiers(recipe: Recipe) -> list[tuple[str, Verifier]]:
+    """(name, verifier) for each of `recipe.verification`, from the registry, with its options."""
+    built = []
+    for config in recipe.verification:
+        cls = VERIFIERS.load(config.method)
+        built.append((config.name, cls(cls.Options(**config.options))))
+    return built
 
 
 def run_seeds(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> SeedSet:
@@ -103,16 +126,17 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
     totals = totals_for(plan, states)
     prices = Prices.from_card(recipe.card)
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
-    schema = row_schema(guards.method)
+    schema = row_schema(guards.method, [v.name for v in recipe.verification])
     rows = published_rows(states, schema)
-    method = {"method": guards.method.name}
+    method = {"method": guards.method.name,
+              "verification": verification_totals(states, {v.name: v.method for v in recipe.verification})}
     if totals.accepted < min_rows:
         metadata = commit_metadata(plan, states, totals, {**extra, **method, "published": False, "not_published_because": (
             not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))}, prices)
         store.clear_staged([b.batch_id for b in plan.batches])  # finished: a rerun of this recipe would repeat it
         info("%s", metadata.not_published_because)  # the CLI prints it as its error
         return metadata
-    judging = judging_metadata(recipe, states, store)
+    judging = judging_metadata(recipe, states, store) if recipe.grading is not None else Judging()
     dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
     quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
                               dups / totals.generated if totals.generated else 0.0)

@@ -1,4 +1,4 @@
-"""The work on one batch: generate, screen, grade, filter, measure, settle validation.
+"""The work on one batch: generate, screen, verify, grade, filter, measure, settle validation.
 
 Pure functions over a `BatchState`; engines come in as a chat callable, the recipe's generation
 method decides how rows are made and what the judge grades. Every row leaves a batch in exactly
@@ -22,13 +22,16 @@ from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.recipe import Recipe
 from synthfactory.rows import generated_row
 from synthfactory.registry import JUDGES
+from synthfactory.rows import verify_rate_column
+from synthfactory.verify.base import Claim, Verdict
 
 if TYPE_CHECKING:
     from synthfactory.quality.guards import QualityGuards
+    from synthfactory.verify.base import Verifier
 
 ChatFn = Callable[[EngineSpec, list[ChatRequest]], list[ChatResult]]
-__all__ = ["BatchState", "generate_batch", "screen_batch", "grade_batch", "filter_batch", "measure_batch",
-           "settle_validation", "synthetic_count"]
+__all__ = ["BatchState", "generate_batch", "screen_batch", "verify_batch", "grade_batch", "filter_batch",
+           "measure_batch", "settle_validation", "synthetic_count"]
 
 
 def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn,
@@ -55,12 +58,87 @@ def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn
     )
 
 
+def verify_batch(state: BatchState, method: Method, verifiers: list[tuple[str, "Verifier"]]) -> BatchState:
+    """Every verifier, in recipe order, over the claims of the batch's rows (one call per verifier,
+    so a verifier runs them in parallel); a claim a verifier fails is checked no further. The
+    method settles each row from its verdicts: a failure quarantines it as
+    `verify_failed: <name>: <reason>` before any judge sees it; a seed lacking a field the
+    verifier needs quarantines its rows as `<name>: missing_seed_field: <field>`. Every row that
+    went through keeps its verdicts as `verification`; `verified` counts [checked, passed] claims
+    per verifier (the batch's pass rates)."""
+    if not verifiers:
+        return replace(state, stage="verified")
+    current = list(state.rows)  # never mutate the input: it may be a cached result
+    claims = [method.verify_claims(row) for row in current]
+    checks: list[list[dict[str, Verdict]]] = [[{} for _ in row_claims] for row_claims in claims]
+    lacking: dict[int, str] = {}
+    counts: dict[str, list[int]] = {}
+    for name, verifier in verifiers:
+        for i, row_claims in enumerate(claims):
+            missing = verifier.missing(row_claims[0].seed) if row_claims and i not in lacking else []
+            if missing:
+                lacking[i] = f"{name}: missing_seed_field: {', '.join(missing)}"
+        todo = [(i, k) for i, row_claims in enumerate(claims) if i not in lacking
+                for k in range(len(row_claims)) if all(v.passed for v in checks[i][k].values())]
+        verdicts = _verdicts(verifier, [claims[i][k] for i, k in todo])
+        for (i, k), verdict in zip(todo, verdicts):
+            checks[i][k][name] = verdict
+        counts[name] = [len(todo), sum(v.passed for v in verdicts)]
+    rows, quarantined = [], list(state.quarantined)
+    for i, row in enumerate(current):
+        row = {**row, "verification": _verification_json(checks[i], lacking.get(i))}
+        settled = lacking[i] if i in lacking else method.settle_verified(row, checks[i])
+        if isinstance(settled, str):
+            quarantined.append(with_reason(row, "verify", f"verify_failed: {settled}"))
+        else:
+            rows.append(settled)
+    return replace(state, stage="verified", rows=rows, quarantined=quarantined, verified=counts)
+
+
+def _verdicts(verifier: "Verifier", claims: list[Claim]) -> list[Verdict]:
+    """The verifier's verdicts; one that raises on some claim (generated text is hostile input)
+    fails that claim with the error as its reason instead of failing the batch."""
+    if not claims:
+        return []
+    try:
+        return list(verifier.verify_many(claims))
+    except Exception:  # noqa: BLE001 - find the claim that breaks it, one at a time
+        out = []
+        for claim in claims:
+            try:
+                out.append(verifier.verify(claim))
+            except Exception as exc:  # noqa: BLE001 - a reason on the row, not a crashed run
+                out.append(Verdict(False, f"verifier_error: {type(exc).__name__}: {str(exc)[:200]}"))
+        return out
+
+
+def _verification_json(checks: list[dict[str, Verdict]], lacking: str | None) -> str:
+    """The `verification` column: {name: {passed, reason, details}} for a row's one claim; for
+    several (candidates), each verifier's verdict on each candidate under `details.candidates`."""
+    if lacking is not None:
+        name, _, reason = lacking.partition(": ")
+        return json.dumps({name: Verdict(False, reason).as_json()}, sort_keys=True)
+    if len(checks) == 1:
+        return json.dumps({n: v.as_json() for n, v in checks[0].items()}, sort_keys=True, default=str)
+    names = list(dict.fromkeys(n for verdicts in checks for n in verdicts))
+    column = {}
+    for name in names:
+        mine = [verdicts.get(name) for verdicts in checks]
+        failed = next((v for v in mine if v is not None and not v.passed), None)
+        column[name] = {"passed": failed is None, "reason": failed.reason if failed else "ok",
+                        "details": {"candidates": [v.as_json() if v is not None else None for v in mine]}}
+    return json.dumps(column, sort_keys=True, default=str)
+
+
 def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
                 method: Method | None = None, panel: Panel | None = None) -> BatchState:
     """Ask every judge of the panel about every item the method has it grade (one per row, or
     each candidate), one engine call per LLM judge and attempt; retry unreadable answers, then
     reject the row. The method settles each row from its scores (e.g. a preference pair whose
-    margin is too small is rejected). A panel's agreement over the batch is kept for the suite."""
+    margin is too small is rejected). A panel's agreement over the batch is kept for the suite.
+    A verified recipe without `grading` has no judge: its rows pass with score null."""
+    if recipe.grading is None:
+        return replace(state, stage="graded")
     method = method or method_for(recipe)
     panel = panel or Panel(recipe.grading)
     current = list(state.rows)  # never mutate the input: it may be a cached result
@@ -134,9 +212,11 @@ def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judge
     return out, len(answers), sum(a.latency_s for a in answers)
 
 
-def filter_batch(state: BatchState, threshold: float) -> BatchState:
+def filter_batch(state: BatchState, threshold: float | None) -> BatchState:
     """Keep rows whose judge score reaches the pass mark (`grading.pass_mark`: the threshold, or
-    a majority of a panel's votes); reject the rest with the score."""
+    a majority of a panel's votes); reject the rest with the score. None: no judge, keep all."""
+    if threshold is None:
+        return replace(state, stage="filtered")
     keep = [r for r in state.rows if r["score"] >= threshold]
     below = [with_reason(r, "filter", f"below_threshold: {r['score']:.3f} < {threshold:.3f}")
              for r in state.rows if r["score"] < threshold]
@@ -158,7 +238,9 @@ def measure_batch(plan: RunPlan, state: BatchState, guards: "QualityGuards") -> 
         rows += guards.real_rows(rows[0], count, start=((plan.version - 1) * len(plan.batches) + state.batch_index) * count)
     near_dups = sum(r["reason"].startswith(("exact_duplicate", "near_duplicate")) for r in state.rejected)
     metrics = {**guards.batch_metrics(rows, synthetic_count(state), near_dups, plan.version),
-               "batch_judge_agreement": state.judge_agreement}
+               "batch_judge_agreement": state.judge_agreement,
+               **{verify_rate_column(name): round(passed / checked, 6) if checked else None
+                  for name, (checked, passed) in (state.verified or {}).items()}}
     return replace(state, stage="measured", rows=[{**r, **metrics} for r in rows])
 
 
