@@ -16,7 +16,8 @@ from synthfactory.errors import EngineFailure
 
 def llamacpp_report(model: str, generate: bool = True, timeout_s: float = 300) -> dict[str, Any]:
     """The build (`build_info`), the model file, and `start_check`: the one-token check's exit code,
-    whether it passed, and the telling line of its error output (None when not generating)."""
+    whether it passed, and the telling line of its error output (None when not generating); and
+    `sandbox`: which sandbox runs generated code (python_tests)."""
     from synthfactory.engines.llamacpp import build_info, resolve_model_path
 
     info = build_info()
@@ -29,7 +30,9 @@ def llamacpp_report(model: str, generate: bool = True, timeout_s: float = 300) -
         telling = [ln for ln in lines if "GGML_ASSERT" in ln or "Fatal Python error" in ln or "Error" in ln]
         check = {"returncode": done.returncode, "ok": done.returncode == 0,
                  "detail": (telling or lines or [""])[0][-300:]}
-    return {**info, "model": str(path), "start_check": check}
+    from synthfactory.verify.sandbox import sandbox_in_force
+
+    return {**info, "model": str(path), "start_check": check, "sandbox": sandbox_in_force()}
 
 
 def check_failure(report: dict[str, Any], model: str) -> EngineFailure | None:
