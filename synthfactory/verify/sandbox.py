@@ -50,12 +50,14 @@ TAIL_BYTES = 4096
 
 # The trusted prelude, run as `python -I -S -c PRELUDE`: reads its limits (one line) and the
 # program (length-prefixed) from stdin, sets the limits, drops root, then runs the program; the
-# rest of stdin is the program's input. Limits are hard (soft == hard) so the program cannot raise them.
+# rest of stdin is the program's input. Hard limits equal the soft ones (CPU: one second more) so
+# the program cannot raise them.
 PRELUDE = r"""
 import os, resource, sys
 _c = [int(x) for x in sys.stdin.buffer.readline().split()]
-for _k, _v in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_CPU, _c[0]), (resource.RLIMIT_AS, _c[1]),
-               (resource.RLIMIT_FSIZE, _c[2]), (resource.RLIMIT_NOFILE, _c[3]), (resource.RLIMIT_NPROC, _c[4])):
+resource.setrlimit(resource.RLIMIT_CPU, (_c[0], _c[0] + 1))  # SIGXCPU first, SIGKILL a second later
+for _k, _v in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_AS, _c[1]), (resource.RLIMIT_FSIZE, _c[2]),
+               (resource.RLIMIT_NOFILE, _c[3]), (resource.RLIMIT_NPROC, _c[4])):
     resource.setrlimit(_k, (_v, _v))
 if _c[5] and os.getuid() == 0:
     os.setgroups([]); os.setresgid(_c[5], _c[5], _c[5]); os.setresuid(_c[5], _c[5], _c[5])
