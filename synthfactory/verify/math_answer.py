@@ -1,0 +1,220 @@
+"""`math_answer`: the response's final answer is equivalent to the seed's `answer`, judged by
+Hugging Face's math-verify (LaTeX/plain parsing into sympy, then numeric and symbolic equivalence),
+not by string equality.
+
+The final answer is the LAST closed `\\boxed{...}` (nested braces fine; an unclosed last one is
+`unparseable_answer`, a cut-off response does not fall back to an earlier box), else the last line
+that begins with `Answer:` or `Final answer:` (case-insensitive, markdown such as `**Answer:**`
+tolerated; "The answer is ..." is not a final answer line), else the row fails `no_final_answer`.
+
+What counts as equal (math-verify's rules plus one of ours):
+- `0.5`, `1/2`, `\\frac{1}{2}` and `\\dfrac12` are equal; `1,000` equals `1000`; `50%` equals both 50
+  and 0.5 (math-verify's percent rule); `x = 3` equals 3; `12.0` equals 12, `12.000001` does not.
+- ours: a plain number with a currency sign and/or trailing unit words (`$12`, `\\$12`, `12 apples`,
+  `12 dollars`) is that number. Anything else is parsed as LaTeX, so a hedge (`11 or 12`, `11, 12`)
+  is a set or a product and fails.
+- an equation counts as its right side (math-verify's rule: `7 + 5 = 12` equals 12), and one of
+  numbers only must also hold (ours: `11 = 12` fails as a false equation).
+
+Threads and hostile text: math-verify's own timeouts use `signal.alarm`, which works only in the
+main thread, and this verifier runs in worker threads (the local executor, Prefect's thread task
+runner). So it calls `parse(..., parsing_timeout=None)` and `verify(..., timeout_seconds=None)`, the
+documented way to run without signals, and bounds the work itself instead: only the extracted
+answer (at most `MAX_ANSWER_CHARS`) is ever parsed, and the parsed sympy tree is inspected (never
+evaluated) before any comparison; a tower of powers, a large exponent, a factorial of a large
+number, or a sum/product/integral/limit is `unparseable_answer: too costly ...`. Measured here: without
+that guard `verify(12, 9^{9^{9^9}})` ran past a 20 s limit and `verify(12, 1000000!)` took 5 s. Nothing here
+evals or sympifies model text; only math-verify's parser reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from synthfactory.verify.base import Claim, Verdict, Verifier, VerifierOptions
+
+MAX_ANSWER_CHARS = 200  # an extracted final answer longer than this is not an answer, and costly to parse
+MAX_EXPONENT = 1000  # |numeric exponent| above this, or a power inside an exponent, is refused
+MAX_FACTORIAL = 1000
+SNIPPET = 60
+
+BOXED = re.compile(r"\\boxed\s*\{")
+ANSWER_LINE = re.compile(r"^[\s>#*_\-]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*(.*)$", re.IGNORECASE)
+TEXT_WRAPPER = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}$")
+# a plain number with an optional sign, currency and unit words, and no other digit
+PLAIN_NUMBER = re.compile(
+    r"^(?P<sign>[-−]?)\s*(?:\\?\$|€|£|¥)?\s*(?P<sign2>[-−]?)\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"\s*(?P<pct>\\?%)?\s*(?:[A-Za-z][A-Za-z .'/\-]*)?$")
+
+
+class _DropTimeoutWarning(logging.Filter):
+    """math-verify warns once that its timeout is off; here that is by design (see the module doc)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_DropTimeoutWarning())
+
+
+class MathAnswerOptions(VerifierOptions):
+    pass
+
+
+def short(text: Any, limit: int = SNIPPET) -> str:
+    """One line, at most `limit` characters (for reasons)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def last_boxed(text: str) -> tuple[str | None, bool]:
+    """The contents of the last `\\boxed{...}` and whether a box was there at all (an unclosed last
+    box gives (None, True))."""
+    starts = [m.end() for m in BOXED.finditer(text)]
+    if not starts:
+        return None, False
+    start, depth = starts[-1], 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i], True
+    return None, True
+
+
+def answer_line(text: str) -> str | None:
+    """What follows `Answer:` on the last line that begins with it (the next non-empty line when
+    the answer sits on its own line)."""
+    lines = text.splitlines()
+    for k in range(len(lines) - 1, -1, -1):
+        match = ANSWER_LINE.match(lines[k])
+        if match:
+            rest = match.group(1).strip()
+            if not rest.strip("*_ "):
+                rest = next((line.strip() for line in lines[k + 1:] if line.strip()), "")
+            return rest
+    return None
+
+
+def final_answer(response: str) -> tuple[str | None, str]:
+    """(the final answer's text, where it came from: boxed | answer_line | none)."""
+    boxed, had_box = last_boxed(response)
+    if had_box:
+        return boxed, "boxed"
+    line = answer_line(response)
+    return (line, "answer_line") if line is not None else (None, "none")
+
+
+def clean(text: str) -> str:
+    """Markdown emphasis, a whole-answer `\\text{...}`, a trailing full stop and outer whitespace off."""
+    text = text.strip().strip("*_`").strip()
+    wrapped = TEXT_WRAPPER.match(text)
+    text = wrapped.group(1).strip() if wrapped else text
+    return text[:-1].rstrip() if text.endswith(".") else text
+
+
+def to_parse(text: str) -> str:
+    """The string handed to math-verify: a plain number (units and currency dropped, thousands
+    separators removed), else the text as LaTeX math (`$...$`)."""
+    match = PLAIN_NUMBER.match(text)
+    if match:
+        sign = "-" if match.group("sign") or match.group("sign2") else ""
+        percent = r"\%" if match.group("pct") else ""
+        return f"${sign}{match.group('num').replace(',', '')}{percent}$"
+    return text if text.startswith("$") else f"${text}$"
+
+
+def too_costly(expr: Any) -> str | None:
+    """Why comparing this parsed answer could run away (inspected, never evaluated), or None."""
+    import sympy
+    from sympy.concrete.products import Product
+    from sympy.concrete.summations import Sum
+
+    if isinstance(expr, sympy.MatrixBase):
+        return next((why for why in map(too_costly, list(expr)) if why), None)
+    if not isinstance(expr, sympy.Basic):
+        return None
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (Sum, Product, sympy.Integral, sympy.Limit, sympy.Derivative)):
+            return f"{type(node).__name__.lower()}"
+        if isinstance(node, sympy.Pow):
+            exponent = node.exp
+            if exponent.has(sympy.Pow) and not exponent.free_symbols:
+                return "a tower of powers"
+            if exponent.is_Number and abs(exponent) > MAX_EXPONENT:
+                return f"exponent above {MAX_EXPONENT}"
+        if isinstance(node, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamma,
+                             sympy.binomial, sympy.RisingFactorial, sympy.FallingFactorial)):
+            if any(not (a.is_Integer and abs(a) <= MAX_FACTORIAL) for a in node.args):
+                return f"{type(node).__name__} of a large or non-integer argument"
+    return None
+
+
+def parse_answer(text: str) -> tuple[Any | None, str | None]:
+    """(the sympy value math-verify parses from `text`, None) or (None, why it cannot be used)."""
+    from math_verify import parse
+
+    if len(text) > MAX_ANSWER_CHARS:
+        return None, f"too long ({len(text)} chars)"
+    parsed = parse(to_parse(text), parsing_timeout=None)
+    value = next((p for p in parsed if not isinstance(p, str)), None)
+    if value is None:
+        return None, short(text) or "(empty)"
+    why = too_costly(value)
+    return (None, f"too costly ({why}): {short(text)}") if why else (value, None)
+
+
+def false_equation(value: Any) -> bool:
+    """`11 = 12`: math-verify compares an equation's right side, so an equation of numbers must
+    also hold (its sides equal under math-verify) to count; `x = 12` is left to math-verify."""
+    import sympy
+    from math_verify import verify
+
+    if not isinstance(value, sympy.Eq) or value.free_symbols:
+        return False
+    return not verify(value.lhs, value.rhs, timeout_seconds=None)
+
+
+class MathAnswerVerifier(Verifier):
+    """The last boxed answer (or `Answer:` line) equals the seed's `answer` under math-verify."""
+
+    name = "math_answer"
+    Options = MathAnswerOptions
+    needs = ("answer",)
+    description = "final answer (\\boxed{} or Answer: line) equivalent to the seed's answer (math-verify)"
+
+    def verify(self, claim: Claim) -> Verdict:
+        from math_verify import verify
+
+        expected_raw = claim.seed.get("answer")
+        expected_text = expected_raw if isinstance(expected_raw, str) else repr(expected_raw)
+        if isinstance(expected_raw, bool) or not isinstance(expected_raw, (str, int, float)):
+            return Verdict(False, f"unparseable_expected: {short(expected_text)}", {"expected": expected_text})
+        extracted, source = final_answer(claim.response or "")
+        details: dict[str, Any] = {"extracted": extracted, "source": source, "expected": expected_text}
+        if source == "none":
+            return Verdict(False, "no_final_answer", details)
+        if extracted is None:
+            return Verdict(False, "unparseable_answer: unclosed \\boxed{", details)
+        extracted = clean(extracted)
+        details["extracted"] = short(extracted, MAX_ANSWER_CHARS)
+        if not extracted:
+            return Verdict(False, "no_final_answer", details)
+        got, why = parse_answer(extracted)
+        if got is None:
+            return Verdict(False, f"unparseable_answer: {why}", details)
+        gold, why = parse_answer(clean(str(expected_text)))
+        if gold is None:
+            return Verdict(False, f"unparseable_expected: {why}", details)
+        if false_equation(got):
+            return Verdict(False, f"wrong_answer: got {short(extracted, 40)} (a false equation), expected "
+                                  f"{short(expected_text, 40)}", details)
+        if verify(gold, got, timeout_seconds=None):
+            return Verdict(True, "ok", details)
+        return Verdict(False, f"wrong_answer: got {short(extracted, 40)}, expected {short(expected_text, 40)}",
+                       details)
