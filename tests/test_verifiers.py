@@ -155,3 +155,77 @@ def test_math_runs_in_worker_threads(math):
     thread.join(30)
     assert "error" not in out, out.get("error")
     assert [v.passed for v in out["verdicts"]] == [True, False]
+
+
+# -- json_schema -------------------------------------------------------------------------------
+BOOK = {"type": "object", "additionalProperties": False, "required": ["title", "year"],
+        "properties": {"title": {"type": "string"}, "year": {"type": "integer"},
+                       "tags": {"type": "array", "items": {"type": "string"}}}}
+
+
+@pytest.fixture(scope="module")
+def schema_verifier():
+    from synthfactory.verify.json_schema import JsonSchemaVerifier
+
+    return JsonSchemaVerifier(JsonSchemaVerifier.Options(schema=BOOK))
+
+
+@pytest.mark.parametrize("response", [
+    '{"title": "Dune", "year": 1965}',
+    '  {"title": "Dune", "year": 1965, "tags": ["sf"]}\n',
+    '```json\n{"title": "Dune", "year": 1965}\n```',
+])
+def test_json_schema_valid_objects_pass(schema_verifier, response):
+    verdict = schema_verifier.verify(Claim(response))
+    assert verdict.passed and verdict.reason == "ok", verdict
+
+
+@pytest.mark.parametrize("response, reason", [
+    ('{"title": "Dune", "year": "soon"}', "schema_violation: $.year: 'soon' is not of type 'integer'"),
+    ('{"title": "Dune"}', "schema_violation: $: 'year' is a required property"),
+    ('{"title": "Dune", "year": 1965, "tags": ["sf", 3]}', "schema_violation: $.tags[1]: 3 is not of type 'string'"),
+    ('{"title": "Dune", "year": 1965, "extra": 1}',
+     "schema_violation: $: Additional properties are not allowed ('extra' was unexpected)"),
+    ('{"title": "Dune", "year": 19', "schema_violation: $: not JSON (Expecting ',' delimiter)"),
+    ("Here is the book: Dune", "schema_violation: $: not JSON (Expecting value)"),
+    ("", "schema_violation: $: not JSON (Expecting value)"),
+    ('[{"title": "Dune", "year": 1965}]', "schema_violation: $: [{'title': 'Dune', 'year': 1965}] is not of type 'object'"),
+])
+def test_json_schema_violations_name_path_and_what(schema_verifier, response, reason):
+    verdict = schema_verifier.verify(Claim(response))
+    assert not verdict.passed
+    assert verdict.reason == reason
+
+
+def test_json_schema_requires_an_object_even_when_the_schema_does_not():
+    from synthfactory.verify.json_schema import JsonSchemaVerifier
+
+    verifier = JsonSchemaVerifier(JsonSchemaVerifier.Options(schema={"type": ["object", "array"]}))
+    assert verifier.verify(Claim("{}")).passed
+    assert verifier.verify(Claim("[1]")).reason == "schema_violation: $: not a JSON object (a list)"
+
+
+def test_json_schema_options_are_checked_at_load():
+    from pydantic import ValidationError
+
+    from synthfactory.verify.json_schema import JsonSchemaVerifier
+
+    with pytest.raises(ValidationError, match="not a valid JSON Schema at type"):
+        JsonSchemaVerifier.Options(schema={"type": "objekt"})
+    with pytest.raises(ValidationError, match="schema"):
+        JsonSchemaVerifier.Options()
+    with pytest.raises(ValidationError, match="extra"):
+        JsonSchemaVerifier.Options(schema=BOOK, strict=True)
+
+
+def test_json_schema_and_structured_method_share_one_reason():
+    """The structured method quarantines with the very function the verifier uses."""
+    from synthfactory.engines.base import ChatResult
+    from synthfactory.methods.structured import StructuredMethod, StructuredOptions
+    from synthfactory.verify.json_schema import JsonSchemaVerifier
+
+    method = StructuredMethod(StructuredOptions(schema=BOOK), generation=None)  # parse reads no generation config
+    verifier = JsonSchemaVerifier(JsonSchemaVerifier.Options(schema=BOOK))
+    for text in ['{"title": "Dune", "year": "soon"}', '{"title": 1', '{"title": "Dune"}']:
+        failed = method.parse(None, [ChatResult(text, "stop", 0, 0, 0.0)])
+        assert failed.reason == verifier.verify(Claim(text)).reason

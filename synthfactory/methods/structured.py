@@ -3,7 +3,8 @@
 The recipe gives the schema inline (`method_options.schema`) or as a dotted path to a pydantic
 model (`method_options.model: package.module:Model`). Engines constrain decoding to it (llama.cpp
 grammar, vLLM structured outputs, OpenAI `json_schema`); a row that still does not validate is
-quarantined `schema_violation: <path>: <what>`.
+quarantined `schema_violation: <path>: <what>` by the same validation as the `json_schema` verifier
+(`synthfactory.verify.json_schema.validate_json`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.lineage import ROW_SCHEMA
 from synthfactory.methods.base import Draft, Fail, Method, MethodOptions, Next, Row
+from synthfactory.verify.json_schema import schema_problem, validate_json, validator_for, violation_path
 
 SCALARS = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
 
@@ -46,17 +48,12 @@ class StructuredOptions(MethodOptions):
 
     @model_validator(mode="after")
     def _schema(self) -> "StructuredOptions":
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
         if (self.json_schema is None) == (self.model is None):
             raise ValueError("give exactly one of schema (a JSON Schema) or model (a pydantic model path)")
         schema = self.resolved_schema()
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise ValueError(f"schema: not a valid JSON Schema at {where}: {exc.message}") from None
+        problem = schema_problem(schema)
+        if problem:
+            raise ValueError(problem)
         if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict) or not schema["properties"]:
             raise ValueError("schema: must be an object schema with properties (they become columns)")
         clash = sorted(set(schema["properties"]) & set(ROW_SCHEMA.names))
@@ -73,14 +70,6 @@ class StructuredOptions(MethodOptions):
 def arrow_type(spec: dict[str, Any]) -> pa.DataType:
     """A column's type from its property schema; arrays, objects and unions are stored as JSON text."""
     return SCALARS.get(spec.get("type"), pa.string()) if isinstance(spec.get("type"), str) else pa.string()
-
-
-def violation_path(path: Any) -> str:
-    """jsonschema's deque path as `$.items[2].name`."""
-    out = "$"
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
 
 
 class StructuredMethod(Method):
@@ -113,19 +102,11 @@ class StructuredMethod(Method):
         return [self.request(draft, messages, json_schema=self.schema)]
 
     def parse(self, draft: Draft, results: list[ChatResult]) -> Next | Row | Fail:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import best_match
-
         raw = results[0].text.strip()
         kept = {"text": raw}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            cut = " (cut off at max_tokens)" if results[0].finish_reason == "length" else ""
-            return Fail(f"schema_violation: $: not JSON ({exc.msg}){cut}", fields=kept)
-        error = best_match(Draft202012Validator(self.schema).iter_errors(value))
-        if error is not None:
-            return Fail(f"schema_violation: {violation_path(error.absolute_path)}: {error.message}", fields=kept)
+        value, violation = validate_json(raw, validator_for(self.schema), cut_off=results[0].finish_reason == "length")
+        if violation is not None:
+            return Fail(violation, fields=kept)
         if self.model is not None:
             from pydantic import ValidationError
 
