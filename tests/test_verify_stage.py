@@ -344,3 +344,26 @@ def test_verified_math_recipe_end_to_end_on_the_bundled_model(tmp_path, test_ver
         assert json.loads(row["verification"])["answer"]["passed"] is True
         assert row["batch_verify_pass_rate_answer"] == meta.verification["answer"].rate
         assert row["judge_model"] is None and row["score"] is None
+
+
+def test_a_run_staged_before_the_verify_stage_existed_resumes(tmp_path):
+    """Stage keys are `{batch_id}-{stage}`: a run interrupted before this stage was added has no
+    `-verify` results; the rerun verifies (a pass-through without verification) and loads the rest."""
+    from synthfactory.errors import EngineFailure
+    from tests.test_driver import FAST, StubPool, _drive, _suite
+
+    recipe = make_recipe(tmp_path, suite=_suite(), batches__count=3, batches__size=4, **FAST)
+    with pytest.raises(EngineFailure, match="replica lost"):
+        _drive(recipe, tmp_path / "store", StubPool(fail_on_call=3))
+    staging = tmp_path / "store" / "tiny" / "_staging"
+    for path in staging.glob("*-verify"):
+        path.unlink()  # what a run before the verify stage left behind
+    staged = sorted(p.name.rsplit("-", 1)[1] for p in staging.iterdir())
+    assert staged.count("generate") == 2 and "screen" in staged and "verify" not in staged, staged
+    finished = {p.name.rsplit("-", 1)[0] for p in staging.glob("*-validate")}
+    again = StubPool()
+    summary = _drive(recipe, tmp_path / "store", again)
+    assert summary["batches_resumed"] == len(finished)
+    assert again.generation_requests == 4, "only the batch whose generation failed is generated again"
+    assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"] == 12
+    assert summary["accepted"] > 0
