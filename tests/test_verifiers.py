@@ -229,3 +229,203 @@ def test_json_schema_and_structured_method_share_one_reason():
     for text in ['{"title": "Dune", "year": "soon"}', '{"title": 1', '{"title": "Dune"}']:
         failed = method.parse(None, [ChatResult(text, "stop", 0, 0, 0.0)])
         assert failed.reason == verifier.verify(Claim(text)).reason
+
+
+# -- grounded (real all-MiniLM-L6-v2 embeddings, loaded once per process) ---------------------
+# From the Python tutorial, "More Control Flow Tools" (PSF License 2.0), lightly condensed.
+RANGE_DOCS = (
+    "If you do need to iterate over a sequence of numbers, the built-in function range() comes in handy. "
+    "It generates arithmetic progressions. The given end point is never part of the generated sequence; "
+    "range(10) generates 10 values, the legal indices for items of a sequence of length 10. "
+    "It is possible to let the range start at another number, or to specify a different increment "
+    "(even negative; sometimes this is called the 'step'). To iterate over the indices of a sequence, "
+    "you can combine range() and len(). In most such cases, however, it is convenient to use the "
+    "enumerate() function. The object returned by range() behaves as if it is a list, but in fact it "
+    "isn't; it is an object which returns the successive items of the desired sequence when you iterate "
+    "over it, and it saves space. Since Python 3, range_iterator objects are created by iter(range(1_000)).")
+
+
+@pytest.fixture(scope="module")
+def grounded():
+    from synthfactory.verify.grounded import GroundedVerifier
+
+    return GroundedVerifier()
+
+
+def ground(verifier, response: str, source: str = RANGE_DOCS) -> Verdict:
+    return verifier.verify(Claim(response=response, seed={"source": source}))
+
+
+@pytest.mark.parametrize("response", [
+    "The built-in function range() generates arithmetic progressions. "
+    "The end point is never part of the generated sequence, so range(10) generates 10 values.",
+    "To iterate over the indices of a sequence, combine `range()` with `len()`. "
+    "Often it is more convenient to use the enumerate() function.",
+    "The object that range() returns is not really a list; it returns the items of the sequence "
+    "when you iterate over it, which saves space.",
+    "- The given end point is never part of the sequence that range() generates.\n"
+    "- You can let the range start at another number or use a different increment, called the 'step'.",
+])
+def test_grounded_supported_answers_pass(grounded, response):
+    verdict = ground(grounded, response)
+    assert verdict.passed, verdict
+    assert all(s["best_similarity"] >= 0.7 for s in verdict.details["sentences"])
+
+
+@pytest.mark.parametrize("response, reason", [
+    ("The built-in function range() generates arithmetic progressions; range(10) generates 11 values.",
+     "unsupported_number: 11"),
+    ("Since Python 3.12, range() generates arithmetic progressions.", "unsupported_number: 3.12"),
+    ("The built-in function range() was designed by Guido to generate arithmetic progressions.",
+     "unsupported_name: Guido"),
+    ("To iterate over the indices of a sequence, combine range() with `itertools.count`.",
+     "unsupported_identifier: itertools.count"),
+    ("To iterate over the indices of a sequence, combine range() and len() or range_len().",
+     "unsupported_identifier: range_len"),
+    ("To iterate over the indices of a sequence, combine range() and os.path.getsize.",
+     "unsupported_identifier: os.path.getsize"),
+    ("The increment can be negative; this is sometimes called the 'stride'.", "unsupported_quote: stride"),
+    ("The built-in function range() generates arithmetic progressions. "
+     "Bicycles stay upright because their wheels act as gyroscopes.",
+     "unsupported_sentence: Bicycles stay upright because their wheels act as gyroscopes"),
+])
+def test_grounded_names_the_first_unsupported_item(grounded, response, reason):
+    verdict = ground(grounded, response)
+    assert not verdict.passed
+    assert verdict.reason == reason
+
+
+def test_grounded_identifier_case_is_exact_and_numbers_compare_as_numbers(grounded):
+    from synthfactory.verify.grounded import Item, SourceIndex
+
+    index = SourceIndex(RANGE_DOCS + " It holds 1,000 items, 2.50 each.")
+    assert index.has(Item("number", "1000", 0)) and index.has(Item("number", "2.5", 0))
+    assert index.has(Item("number", "1_000".replace("_", ""), 0))
+    assert not index.has(Item("number", "1001", 0))
+    assert index.has(Item("identifier", "range_iterator", 0))
+    assert not index.has(Item("identifier", "Range_iterator", 0))
+    assert index.has(Item("name", "python", 0))  # a name may start a sentence in the source
+
+
+def test_grounded_details_and_first_word_of_a_sentence(grounded):
+    verdict = ground(grounded, "Enumerate() is convenient. It generates arithmetic progressions, as "
+                               "range() does.\n\nRange objects save space.")
+    assert verdict.reason.startswith("unsupported_identifier: Enumerate"), verdict.reason  # a call, exact case
+    verdict = ground(grounded, "It generates arithmetic progressions.\n\nThe end point is never part of the "
+                               "generated sequence. Ok.")
+    assert verdict.passed, verdict
+    assert [s["text"] for s in verdict.details["sentences"]] == [  # "Ok." is too short to check
+        "It generates arithmetic progressions.", "The end point is never part of the generated sequence."]
+    assert verdict.details["threshold"] == 0.7 and verdict.details["min_similarity"] >= 0.7
+
+
+def test_grounded_off_topic_answer_fails_on_its_sentences(grounded):
+    verdict = ground(grounded, "the printing press was invented in the sixteenth century by monks.")
+    assert verdict.reason.startswith("unsupported_sentence: the printing press")
+    assert verdict.details["sentences"][0]["best_similarity"] < 0.3
+
+
+def test_grounded_empty_response_and_threshold_option():
+    from pydantic import ValidationError
+
+    from synthfactory.verify.grounded import GroundedVerifier
+
+    assert ground(GroundedVerifier(), "  ").reason == "empty_response"
+    lax = GroundedVerifier(GroundedVerifier.Options(threshold=0.0))
+    assert ground(lax, "It is an object that saves space, like a sandwich.").passed
+    with pytest.raises(ValidationError):
+        GroundedVerifier.Options(threshold=1.5)
+
+
+def test_grounded_verify_many_embeds_once(grounded, monkeypatch):
+    from synthfactory.quality.embed import shared_embedder
+
+    embedder = shared_embedder()
+    calls: list[int] = []
+    encode = embedder.encode_texts
+    monkeypatch.setattr(embedder, "encode_texts", lambda texts: calls.append(len(texts)) or encode(texts))
+    claims = [Claim("It generates arithmetic progressions.", {"source": RANGE_DOCS}),
+              Claim("Bicycles stay upright because of their wheels.", {"source": RANGE_DOCS}),
+              Claim("It returns the items of the sequence when you iterate over it.", {"source": RANGE_DOCS})]
+    verdicts = grounded.verify_many(claims)
+    assert len(calls) == 1  # every sentence of every claim and source in one call
+    assert [v.passed for v in verdicts] == [True, False, True]
+    assert [v.reason for v in verdicts] == [v.reason for v in map(grounded.verify, claims)]
+
+
+# Hand-written answers (constructed) to five passages of corpus:python-docs: what the default
+# threshold was picked on (see synthfactory/verify/grounded.py).
+PASSAGES = {
+    "tuples": "Tuples are immutable, meaning that once a tuple has been created, you can't replace any of its "
+              "elements with a new value. Lists are mutable, meaning that you can always change a list's "
+              "elements. Only immutable elements can be used as dictionary keys, and hence only tuples and not "
+              "lists can be used as keys.",
+    "with": "The with statement is used to wrap the execution of a block with methods defined by a context "
+            "manager (see section context-managers). This allows common try... except... finally usage "
+            "patterns to be encapsulated for convenient reuse.",
+    "gc": "Python's support for detecting and collecting garbage which involves circular references requires "
+          "support from object types which are \"containers\" for other objects which may also be containers. "
+          "Types which do not store references to other objects, or which only store references to atomic types "
+          "(such as numbers or strings), do not need to provide any explicit support for garbage collection.",
+    "genexp": "Some simple generators can be coded succinctly as expressions using a syntax similar to list "
+              "comprehensions but with parentheses instead of square brackets. These expressions are designed "
+              "for situations where the generator is used right away by an enclosing function. Generator "
+              "expressions are more compact but less versatile than full generator definitions and tend to be "
+              "more memory friendly than equivalent list comprehensions.",
+    "interp": "The Python interpreter and the extensive standard library are freely available in source or "
+              "binary form for all major platforms from the Python web site, https://www.python.org/, and may "
+              "be freely distributed. The same site also contains distributions of and pointers to many free "
+              "third party Python modules, programs and tools, and additional documentation.",
+}
+MEASURED = [
+    ("tuples", True, "Once a tuple is created, its elements cannot be replaced."),
+    ("tuples", True, "You can change the elements of a list because lists are mutable."),
+    ("tuples", True, "Tuples can be used as dictionary keys but lists cannot."),
+    ("tuples", False, "Tuples are faster than lists because they are stored in contiguous memory."),
+    ("tuples", False, "Lists can be used as dictionary keys if they are sorted first."),
+    ("tuples", False, "Tuples were added to Python to support functional programming."),
+    ("with", True, "The with statement wraps a block so that methods of a context manager run around it."),
+    ("with", True, "It lets try, except and finally patterns be packaged for easy reuse."),
+    ("with", False, "The with statement makes file operations run in a separate thread."),
+    ("with", False, "A context manager automatically retries the block when an exception occurs."),
+    ("gc", True, "Objects that are containers for other objects need support for garbage collection of "
+                 "circular references."),
+    ("gc", True, "Types that only hold numbers or strings do not need to support garbage collection."),
+    ("gc", False, "Python's garbage collector runs every ten seconds to free memory."),
+    ("gc", False, "Containers must be registered with the operating system before they can be collected."),
+    ("genexp", True, "Generator expressions look like list comprehensions but use parentheses instead of "
+                     "square brackets."),
+    ("genexp", True, "They are usually more memory friendly than the equivalent list comprehension."),
+    ("genexp", False, "Generator expressions are always faster than list comprehensions."),
+    ("genexp", False, "Generator expressions can be indexed like lists."),
+    ("interp", True, "The interpreter and the standard library can be downloaded for free from the Python web site."),
+    ("interp", True, "The site also links to third party modules and extra documentation."),
+    ("interp", False, "The Python interpreter requires a paid license for commercial use."),
+    ("interp", False, "The standard library is only available for Linux."),
+]
+
+
+def test_grounded_default_threshold_on_the_measured_answers(grounded):
+    """At 0.7: 9 of 11 supported sentences kept, 9 of 11 on-topic unsupported ones stopped."""
+    from synthfactory.verify.grounded import threshold_from_labels
+
+    verdicts = grounded.verify_many([Claim(text, {"source": PASSAGES[p]}) for p, _, text in MEASURED])
+    good = [g for _, g, _ in MEASURED]
+    kept = [v.details["min_similarity"] >= 0.7 for v in verdicts]
+    assert sum(k for k, g in zip(kept, good) if g) == 9
+    assert sum(not k for k, g in zip(kept, good) if not g) == 9
+    picked = threshold_from_labels([v.details["min_similarity"] for v in verdicts], good, target_precision=0.8)
+    assert picked is not None and 0.6 < picked["threshold"] <= 0.8
+    assert picked["precision"] >= 0.8
+
+
+def test_threshold_from_labels_picks_the_lowest_precise_threshold():
+    from synthfactory.verify.grounded import threshold_from_labels
+
+    sims = [0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5, 0.4]
+    good = [True, True, False, True, True, False, True, False]
+    assert threshold_from_labels(sims, good, target_precision=0.75) == {
+        "threshold": 0.7, "precision": 0.8, "recall": 0.8}
+    assert threshold_from_labels(sims, good, target_precision=1.0) == {
+        "threshold": 0.85, "precision": 1.0, "recall": 0.4}
+    assert threshold_from_labels([0.5, 0.6], [False, False], target_precision=0.5) is None

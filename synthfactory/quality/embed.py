@@ -47,6 +47,15 @@ class Embedder:
                 self.cache.update({i: v.astype(np.float32) for (i, _), v in zip(missing, vectors)})
             return np.stack([self.cache[i] for i in ids]) if ids else np.zeros((0, 384), np.float32)
 
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors for texts that are not rows (sentences a verifier compares), not cached."""
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        with self._lock:
+            vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True)
+        return vectors.astype(np.float32)
+
 
 @functools.lru_cache(maxsize=1)
 def shared_embedder() -> Embedder:
