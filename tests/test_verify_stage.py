@@ -367,3 +367,28 @@ def test_a_run_staged_before_the_verify_stage_existed_resumes(tmp_path):
     assert again.generation_requests == 4, "only the batch whose generation failed is generated again"
     assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"] == 12
     assert summary["accepted"] > 0
+
+
+@pytest.mark.parametrize("seeds, options, expected", [
+    ([{"question": "What is 2 + 3?", "topic": "sums"}], {},
+     "verification[0] (math_answer) needs seed field 'answer'; "),
+    (SEEDS, {"tolerance": 0.1},
+     "verification[0].options.tolerance: the math_answer verifier takes no such option (its options: none)"),
+])
+def test_the_cli_exits_2_with_one_line_for_the_real_math_answer(tmp_path, seeds, options, expected):
+    """`synthfactory run` as a user runs it, with the registered math_answer verifier: one line,
+    exit 2, before Ray, Prefect or any engine starts."""
+    import subprocess
+
+    from tests.conftest import cli_command
+
+    recipe = _recipe(tmp_path, seeds=seeds, verification=[{"name": "answer", "method": "math_answer",
+                                                           "options": options}])
+    done = subprocess.run(cli_command("run", str(recipe), "--store", str(tmp_path / "store")),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and expected in err
+    if not options:
+        assert err.endswith("math.jsonl has: question, topic")
+    assert not (tmp_path / "store").exists()

@@ -29,7 +29,8 @@ def checked(model: type[BaseModel], values: dict[str, Any], where: str, owner: s
         for err in exc.errors():
             path = where + "".join(f".{p}" for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                parts.append(f"{path}: {owner} takes no such option (its options: {', '.join(model.model_fields)})")
+                parts.append(f"{path}: {owner} takes no such option (its options: "
+                             f"{', '.join(model.model_fields) or 'none'})")
             else:
                 parts.append(f"{path}: {_message(err)}")
         raise RecipeError("; ".join(parts)) from None
