@@ -146,6 +146,30 @@ def _run_locally(recipe_path: str, **parameters: Any) -> dict[str, Any]:
     return run_recipe(recipe_path, **parameters)
 
 
+def _calibrate_verifier(args: argparse.Namespace, loaded: Any) -> int:
+    """`calibrate --verifier NAME`: the threshold of a `grounded` check from labelled rows that carry `source`."""
+    from synthfactory.grading.calibration import load_labels
+    from synthfactory.verify.grounded import GroundedVerifier, calibrate_threshold
+
+    entry = next((v for v in loaded.recipe.verification if v.name == args.verifier), None)
+    if entry is None or entry.method != "grounded":
+        raise UserError(f"--verifier {args.verifier}: not a grounded check of {args.recipe} (only grounded has a "
+                        "threshold to calibrate)")
+    verifier = GroundedVerifier(GroundedVerifier.Options(**entry.options))
+    report = calibrate_threshold(verifier, load_labels(args.labels).rows, args.target_precision)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return 0
+    at, wanted = report["at_threshold"], report["threshold_for_target_precision"]
+    print(f"verifier {entry.name} on {report['rows']} labelled rows ({report['good']} good; {report['no_source']} "
+          f"without source; {report['item_failures']} fail an item check at any threshold)")
+    print(f"  at threshold {at['threshold']:.4g}: precision {_num(at['precision'])}, recall {_num(at['recall'])}")
+    print(f"  precision >= {args.target_precision}: " + (
+        f"options.threshold {wanted['threshold']:.4g} (precision {wanted['precision']:.3f}, recall "
+        f"{wanted['recall']:.3f})" if wanted else "no threshold reaches it"))
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     """Grade labelled rows with the recipe's judges and write the report, scores and plots."""
     from synthfactory.grading.calibration import (calibration_folder, grade_labels, load_labels, report_for,
@@ -157,6 +181,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     if not 0.0 < args.target_precision <= 1.0:
         raise UserError("--target-precision must be in (0, 1]")
     loaded = load_recipe(args.recipe)
+    if args.verifier:
+        return _calibrate_verifier(args, loaded)
     grading = loaded.recipe.grading
     if grading is None:
         raise UserError(f"{args.recipe}: no grading section (verification alone keeps its rows): no judge to calibrate")
@@ -495,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--store", default="store",
                            help="the report goes to STORE/NAME/_calibration/FINGERPRINT/ (default ./store)")
     calibrate.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    calibrate.add_argument("--verifier", metavar="NAME",
+                           help="pick the threshold of the recipe's grounded check NAME instead (labels need source)")
     calibrate.set_defaults(func=_calibrate)
     doctor = sub.add_parser("doctor", parents=[common], help="check that the llama.cpp build runs on this CPU")
     doctor.add_argument("--model", default="smollm2-135m-instruct", help="bundled model name or .gguf path")

@@ -429,3 +429,33 @@ def test_threshold_from_labels_picks_the_lowest_precise_threshold():
     assert threshold_from_labels(sims, good, target_precision=1.0) == {
         "threshold": 0.85, "precision": 1.0, "recall": 0.4}
     assert threshold_from_labels([0.5, 0.6], [False, False], target_precision=0.5) is None
+
+
+def test_calibrate_verifier_picks_the_grounded_threshold(tmp_path, capsys):
+    """`synthfactory calibrate RECIPE --labels FILE --verifier NAME` on labelled rows with `source`."""
+    import json
+
+    from synthfactory.cli import main
+
+    (tmp_path / "seeds.jsonl").write_text(json.dumps({"question": "q", "source": RANGE_DOCS}) + "\n")
+    (tmp_path / "suite.json").write_text(json.dumps({"name": "s", "expectations": []}))
+    (tmp_path / "r.yaml").write_text(
+        "name: grounded_cal\nseeds: {path: seeds.jsonl, format: jsonl}\n"
+        "generation: {method: text, prompt_template: '{{ question }}'}\n"
+        "verification: [{name: cited, method: grounded, options: {threshold: 0.5}}]\n"
+        "validation: {suite: suite.json}\n")
+    rows = [{"prompt": p, "text": t, "label": "good" if g else "bad", "source": PASSAGES[p]} for p, g, t in MEASURED]
+    rows.append({"prompt": "x", "text": "Since 1989 tuples are faster.", "label": "bad", "source": PASSAGES["tuples"]})
+    (tmp_path / "labels.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args = ["calibrate", str(tmp_path / "r.yaml"), "--labels", str(tmp_path / "labels.jsonl"),
+            "--verifier", "cited", "--target-precision", "0.8", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"] == 23 and report["good"] == 11
+    assert report["item_failures"] == 3  # "Python" and "Linux" are not in their passages, nor is 1989
+    assert report["at_threshold"]["threshold"] == 0.5
+    assert 0.6 < report["threshold_for_target_precision"]["threshold"] <= 0.8
+    assert main(args[:-1]) == 0
+    assert "options.threshold 0.7" in capsys.readouterr().out
+    assert main([*args[:4], "--verifier", "nope"]) == 2
+    assert "--verifier nope: not a grounded check" in capsys.readouterr().err

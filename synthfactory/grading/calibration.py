@@ -73,7 +73,8 @@ def _label_row(fields: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
         return None, f"bad_label: {fields['label']!r} is neither good nor bad"
     return {"id": str(fields.get("id") or stable_hash(fields["prompt"], fields["text"])),
             "prompt": fields["prompt"], "text": fields["text"], "good": label in GOOD,
-            "kind": str(fields.get("kind") or ("good" if label in GOOD else "bad"))}, None
+            "kind": str(fields.get("kind") or ("good" if label in GOOD else "bad")),
+            "source": fields["source"] if isinstance(fields.get("source"), str) else None}, None
 
 
 def load_labels(path: str | Path) -> LabelSet:
