@@ -58,7 +58,8 @@ def verifier(**options) -> PythonTestsVerifier:
 
 def verify_then_right(response: str, tests: str = TESTS, **options):
     """The hostile claim's verdict; the right claim after it (same call, same pool) still passes."""
-    hostile, after = verifier(**options).verify_many([Claim(response, {"tests": tests}), Claim(RIGHT, {"tests": TESTS})])
+    claims = [Claim(response, {"tests": tests}), Claim(RIGHT, {"tests": TESTS})]
+    hostile, after = verifier(**options).verify_many(claims)
     assert after.passed and after.reason == "ok", after
     assert not hostile.passed
     return hostile
@@ -88,11 +89,13 @@ def test_test_functions_are_called_and_the_failing_line_named(bwrap):
     verdict = verifier().verify(Claim(half_right, {"tests": TESTS}))
     assert verdict.reason == "tests_failed: AssertionError at test line 4"
     raising = block("def add(a, b):\n    return a / 0")
-    assert verifier().verify(Claim(raising, {"tests": TESTS})).reason == "tests_failed: ZeroDivisionError at test line 1"
+    verdict = verifier().verify(Claim(raising, {"tests": TESTS}))
+    assert verdict.reason == "tests_failed: ZeroDivisionError at test line 1"
 
 
 def test_the_last_python_block_is_the_code():
-    two = "```python\ndef add(a, b):\n    return 0\n```\nBetter:\n```py\ndef add(a, b):\n    return a + b\n```\n```text\nout\n```"
+    two = ("```python\ndef add(a, b):\n    return 0\n```\nBetter:\n"
+           "```py\ndef add(a, b):\n    return a + b\n```\n```text\nout\n```")
     assert extract_code(two) == "def add(a, b):\n    return a + b\n"
     assert extract_code("```\nx = 1\n```") == "x = 1\n"
     assert extract_code("```python\ndef f():\n    return 1") == "def f():\n    return 1"  # cut off by max_tokens
@@ -149,22 +152,27 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def returns(secret: str, call: str = "steal()") -> str:
+    """Tests that pass only if `call` returns `secret` (the secret itself never enters the sandbox)."""
+    return f"import hashlib\nassert hashlib.sha256({call}.encode()).hexdigest() == {sha(secret)!r}"
+
+
 def test_reads_outside_the_sandbox_fail(bwrap, canary):
     secret = canary.read_text()
-    verdict = verify_then_right(block(f"def steal():\n    return open({str(canary)!r}).read()"),
-                                tests=f"import hashlib\nassert hashlib.sha256(steal().encode()).hexdigest() == {sha(secret)!r}")
+    verdict = verify_then_right(block(f"def steal():\n    return open({str(canary)!r}).read()"), tests=returns(secret))
     assert verdict.reason == "tests_failed: FileNotFoundError at test line 2"
-    verdict = verify_then_right(block("def steal():\n    return open('/etc/passwd').read()"), tests="assert 'root:' in steal()")
+    verdict = verify_then_right(block("def steal():\n    return open('/etc/passwd').read()"),
+                                tests="assert 'root:' in steal()")
     assert verdict.reason == "tests_failed: FileNotFoundError at test line 1"
     home = Path.home() / f".sf-canary-{secrets.token_hex(4)}"
     home.write_text(secret)
     try:
         verdict = verify_then_right(
-            block("import os\ndef steal():\n    return open(os.path.expanduser('~/' + NAME)).read()\n" f"NAME = {home.name!r}"),
-            tests=f"import hashlib\nassert hashlib.sha256(steal().encode()).hexdigest() == {sha(secret)!r}")
+            block("import os\ndef steal():\n    return open(os.path.expanduser('~/' + NAME)).read()\n"
+                  f"NAME = {home.name!r}"), tests=returns(secret))
         assert not verdict.passed
         verdict = verify_then_right(block(f"def steal():\n    return open({str(home)!r}).read()"),
-                                    tests=f"import hashlib\nassert hashlib.sha256(steal().encode()).hexdigest() == {sha(secret)!r}")
+                                    tests=returns(secret))
         assert verdict.reason == "tests_failed: FileNotFoundError at test line 2"
     finally:
         home.unlink()
@@ -265,7 +273,8 @@ def test_secrets_in_the_environment_do_not_reach_the_sandbox(mode, monkeypatch):
             "        except OSError:\n            pass\n"
             "    print(found, file=sys.stderr)\n"
             "    return ' '.join(found.values())\n")
-    tests = f"import hashlib\nassert any(hashlib.sha256(w.encode()).hexdigest() == {sha(secret)!r} for w in stolen().split())"
+    tests = (f"import hashlib\nassert any(hashlib.sha256(w.encode()).hexdigest() == {sha(secret)!r}"
+             " for w in stolen().split())")
     verdict = verify_then_right(block(code), tests=tests)
     assert verdict.reason == "tests_failed: AssertionError at test line 2"
     raised = verify_then_right(block("import os\nraise RuntimeError(repr(dict(os.environ)))"))
@@ -300,3 +309,72 @@ def test_ray_tasks_verify_and_held_cpus_fall_back_locally(ray_cluster):
     finally:
         ray.kill(holder)
     assert [v.reason for v in held] == [v.reason for v in auto] == [v.reason for v in on_ray]
+
+
+# -- a run: hostile responses through the real stage line and publish ------------------------
+
+HOSTILE_RUN = {
+    "right": RIGHT,
+    "env": block("import os, sys\nprint(dict(os.environ), file=sys.stderr)\n"
+                 "raise RuntimeError(repr(dict(os.environ)))"),
+    "store": block("def add(a, b):\n    return open(CANARY).read()\nCANARY = {canary!r}"),
+    "sleep": block("import time\ntime.sleep(10 ** 6)"),
+    "print": block("import sys\nfor _ in range(16384):\n    sys.stdout.write('x' * 65536)"),
+    "bomb": block("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
+}
+
+
+def test_a_run_quarantines_hostile_code_and_leaks_nothing(tmp_path, bwrap, canary, monkeypatch, caplog):
+    """The stub engine answers each task with hostile code; the real stage line verifies it in the
+    sandbox, quarantines it as verify_failed, publishes the right row, and the secret in the
+    driver's environment is in no row, quarantine record, log line or file of the store."""
+    from synthfactory import load_dataset_version
+    from synthfactory.store import DatasetStore
+    from tests.conftest import make_recipe
+    from tests.test_driver import StubPool, _drive
+
+    secret = "sk-" + secrets.token_hex(16)
+    monkeypatch.setenv("SF_TEST_API_KEY", secret)
+    responses = {f"Task {name}: write add(a, b).": text.replace("{canary!r}", repr(str(canary)))
+                 for name, text in HOSTILE_RUN.items()}
+    seeds = [{"task": task, "tests": TESTS} for task in responses]
+    (tmp_path / "code.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
+    suite = {"name": "code", "expectations": [
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]}
+    recipe = make_recipe(tmp_path, name="code", suite=suite, seeds__path="code.jsonl", seeds__format="jsonl",
+                         generation__prompt_template="{{ task }}", batches__size=len(seeds), batches__count=1,
+                         quality__embeddings=False, quality__filters={"min_chars": 1, "language": None},
+                         verification=[{"name": "code", "method": "python_tests",
+                                        "options": {"timeout_s": 2, "cpu_s": 2, "max_output_kb": 256}}])
+    import yaml
+
+    data = yaml.safe_load(recipe.read_text())
+    data.pop("grading")
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    class HostilePool(StubPool):
+        @staticmethod
+        def explain(prompt: str) -> str:
+            return responses[prompt]
+
+    caplog.set_level("DEBUG")
+    summary = _drive(recipe, tmp_path / "store", HostilePool())
+
+    assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"] == len(seeds)
+    store = DatasetStore(str(tmp_path / "store" / "code"))
+    quarantine = store.read_quarantine().to_pylist()
+    reasons = sorted(q["reason"] for q in quarantine)
+    assert reasons == sorted([
+        "verify_failed: code: solution_error: RuntimeError at line 3",
+        "verify_failed: code: tests_failed: FileNotFoundError at test line 1",
+        "verify_failed: code: timeout", "verify_failed: code: output_limit",
+        "verify_failed: code: timeout"]), reasons
+    assert all(q["stage"] == "verify" for q in quarantine)
+    rows = load_dataset_version(str(tmp_path / "store" / "code")).to_list()
+    assert summary["accepted"] == len(rows) == 1 and "return a + b" in rows[0]["text"]
+    assert canary.read_text() != secret
+    everything = json.dumps(rows, default=str) + json.dumps(quarantine, default=str) + caplog.text
+    everything += "".join(p.read_bytes().decode("latin-1") for p in (tmp_path / "store").rglob("*") if p.is_file())
+    assert secret not in everything
+    assert "HOME" in everything  # the env the hostile code printed (cleared: no secret) did reach the quarantine

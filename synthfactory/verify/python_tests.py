@@ -61,7 +61,7 @@ class PythonTestsOptions(VerifierOptions):
     cpu_s: int = Field(default=5, ge=1, le=300, description="CPU seconds per process")
     memory_mb: int = Field(default=512, ge=64, le=65536, description="address space per process")
     max_output_kb: int = Field(default=1024, ge=1, le=1_048_576, description="stdout + stderr before the kill")
-    max_processes: int = Field(default=16, ge=1, le=4096, description="processes and threads of the sandbox")
+    max_processes: int = Field(default=8, ge=1, le=4096, description="processes and threads of the sandbox")
     workers: int | None = Field(default=None, ge=1, le=1024, description="rows at once (default: the cores)")
     where: Literal["auto", "local", "ray"] = Field(
         default="auto", description="auto: Ray tasks on a multi-node cluster with free CPUs, else local threads")

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -75,7 +75,7 @@ class SandboxLimits:
     cpu_s: int = 5
     memory_mb: int = 512  # address space per process
     max_output_kb: int = 1024  # stdout + stderr together
-    max_processes: int = 16  # processes and threads of the sandbox's uid
+    max_processes: int = 8  # processes and threads of the sandbox's uid (worst case: max_processes x memory_mb)
     file_size_mb: int = 16  # largest file it may write
     open_files: int = 64
     tmp_mb: int = 64  # the writable tmpfs (bubblewrap only)
@@ -93,7 +93,6 @@ class SandboxResult:
     stderr_tail: str = ""
     wall_s: float = 0.0
     sandbox: str = "bubblewrap"  # or "rlimits"
-    notes: list[str] = field(default_factory=list)
 
 
 def base_python() -> tuple[str, str]:
