@@ -392,3 +392,16 @@ def test_the_cli_exits_2_with_one_line_for_the_real_math_answer(tmp_path, seeds,
     if not options:
         assert err.endswith("math.jsonl has: question, topic")
     assert not (tmp_path / "store").exists()
+
+
+def test_report_and_card_say_no_judge_ran_for_a_verified_recipe_without_grading():
+    from synthfactory.publish.card import _grading_section
+    from synthfactory.publish.report import run_report_markdown
+
+    meta = VersionMetadata.model_validate({"version": 1, "generator_model": "m", "judge_model": None,
+                                           "verification": {"answer": {"method": "math_answer", "checked": 4,
+                                                                       "passed": 1, "rate": 0.25}}})
+    report = run_report_markdown(meta)
+    assert "no judge ran" in report and "judge `None`" not in report and "Judges: -" not in report
+    assert "Verifier `answer` (`math_answer`): 1 of 4 checked passed (0.250)" in report
+    assert "No judge ran" in "\n".join(_grading_section(meta, {}))

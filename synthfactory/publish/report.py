@@ -41,9 +41,10 @@ def run_report_markdown(meta: VersionMetadata) -> str:
         f"{_pct(totals.accepted, totals.generated)} | {totals.real_published} | {totals.seeds_quarantined} |",
         "",
         f"Generator `{meta.generator_model}`, judge `{meta.judge_model}`; mean judge score of published rows: "
-        f"{_num(meta.mean_score)}.",
+        f"{_num(meta.mean_score)}." if meta.judge_model or not meta.verification else
+        f"Generator `{meta.generator_model}`; no judge ran: rows were kept by verification alone.",
         "",
-        _judging_line(meta),
+        _judging_line(meta) if meta.judge_model or not meta.verification else "",
         "",
         *[f"Verifier `{name}` (`{v.method}`): {v.passed} of {v.checked} checked passed ({_num(v.rate)}); "
           "the rest were quarantined as `verify_failed`." for name, v in meta.verification.items()],
