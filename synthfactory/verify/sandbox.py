@@ -207,13 +207,16 @@ def _descendants(root: int) -> list[int]:
 def _kill_tree(proc: subprocess.Popen, sandbox: str) -> None:
     """SIGKILL the whole tree: bubblewrap's group (its init's death ends the pid namespace), or in the
     fallback the group plus every descendant found in /proc (stopped first, so none forks on)."""
-    pids = [] if sandbox == "bubblewrap" else _descendants(proc.pid)
+    running = proc.poll() is None
+    if sandbox == "bubblewrap" and not running:
+        return  # bwrap has ended, and with its init the pid namespace (its pid may be reused now)
+    pids = _descendants(proc.pid) if sandbox != "bubblewrap" and running else []
     for pid in pids:
         try:
             os.kill(pid, signal.SIGSTOP)
         except OSError:
             pass
-    if sandbox != "bubblewrap":
+    if pids:
         pids = _descendants(proc.pid) + pids
     try:
         os.killpg(proc.pid, signal.SIGKILL)
