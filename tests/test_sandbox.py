@@ -190,6 +190,13 @@ def test_writes_outside_the_sandbox_fail(bwrap, canary):
     assert canary.read_text() == before and not sibling.exists() and not Path("/usr/planted").exists()
 
 
+def test_writes_inside_are_bounded(bwrap):
+    fill = block("for i in range(1000):\n    open(f'fill-{i}', 'wb').write(b'x' * 1024 * 1024)")
+    assert verify_then_right(fill).reason == "solution_error: OSError at line 2"  # the tmpfs is full
+    big = block("open('/tmp/big', 'wb').write(b'x' * 32 * 1024 * 1024)")
+    assert verify_then_right(big).reason == "solution_error: OSError at line 1"  # RLIMIT_FSIZE (16 MB)
+
+
 def test_no_connection_reaches_a_listener_on_localhost(bwrap):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -125,11 +125,21 @@ def _bwrap_args(bwrap: str, limits: SandboxLimits) -> list[str]:
         args += ["--ro-bind", prefix, prefix]
     if not exe.startswith(prefix + "/") and not exe.startswith("/usr/"):
         args += ["--ro-bind", exe, exe]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", WORKDIR,
-             "--perms", "1777", "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp",
-             "--chdir", WORKDIR, "--", exe]
+    size = ["--size", str(limits.tmp_mb * 1024 * 1024)] if _bwrap_has(bwrap, "--size") else []  # bwrap >= 0.7
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", WORKDIR,
+             "--perms", "1777", *size, "--tmpfs", "/tmp", "--chdir", WORKDIR, "--", exe]
     return args
+
+
+@lru_cache(maxsize=4)
+def _bwrap_has(bwrap: str, option: str) -> bool:
+    """Whether this bwrap knows `option` (older releases lack --size; without it the tmpfs is
+    bounded only by RLIMIT_FSIZE per file)."""
+    try:
+        done = subprocess.run([bwrap, "--help"], capture_output=True, timeout=10, env={})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in (done.stdout + done.stderr).decode(errors="replace")
 
 
 @lru_cache(maxsize=1)
