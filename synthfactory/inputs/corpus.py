@@ -7,7 +7,9 @@ https://docs.python.org/3/license.html), and is read offline: thousands of parag
 expository English. Only prose is kept: code, directives, tables, titles and lists are dropped, and
 inline markup is reduced to its text (":func:`len`" becomes "len").
 
-A recipe names it where it names a file: `seeds.real.path: corpus:python-docs`. The paragraphs are
+A recipe names it where it names a file: `seeds.real.path: corpus:python-docs`; as `seeds.path`,
+each paragraph is a seed row with `text` and `source` (the passage a `grounded` verifier checks
+rows against; recipes/grounded.yaml). The paragraphs are
 written once to a JSONL file (`text` per line) in the user's cache, keyed by the docs' version.
 """
 

@@ -124,7 +124,10 @@ def load_seeds(config: SeedsConfig, path: Path | None, own: str | Path | None = 
         if accumulated is not None:
             return accumulated
     good, bad = read_rows(path, "seeds", config.format, config.field, config.max_chars, "seeds.path", "seeds.max_chars")
+    # a corpus's rows are passages: each is also the `source` a grounded verifier checks against
+    passages = bool(config.path and config.path.startswith("corpus:"))
     # duplicates are found at planning, on the prompt they render (plan.render_seeds)
-    result = SeedSet(rows=[SeedRow(seed_id="s" + stable_hash(r.fields), fields=r.fields, location=r.location)
-                           for r in good], quarantined=bad)
+    result = SeedSet(rows=[SeedRow(seed_id="s" + stable_hash(r.fields),
+                                   fields={**r.fields, "source": r.fields["text"]} if passages else r.fields,
+                                   location=r.location) for r in good], quarantined=bad)
     return _limit_depth(result, config.max_depth)
