@@ -181,7 +181,10 @@ def sandbox_in_force() -> str:
     kind, why = sandbox_kind()
     if kind == "bubblewrap":
         return "bubblewrap (no network, read-only root, pid namespace)"
-    return f"rlimits only (bubblewrap unavailable: {why}): no file or network isolation"
+    line = f"rlimits only (bubblewrap unavailable: {why}): no file or network isolation"
+    if os.getuid() == 0 and not _drop_uid(base_python()[1], "rlimits"):
+        line += "; runs as root with no process bound (the Python installation is private to root)"
+    return line
 
 
 def _drop_uid(prefix: str, sandbox: str) -> int:
