@@ -385,3 +385,42 @@ def test_a_run_quarantines_hostile_code_and_leaks_nothing(tmp_path, bwrap, canar
     everything += "".join(p.read_bytes().decode("latin-1") for p in (tmp_path / "store").rglob("*") if p.is_file())
     assert secret not in everything
     assert "HOME" in everything  # the env the hostile code printed (cleared: no secret) did reach the quarantine
+
+
+UNPRIVILEGED = r"""
+import importlib.util, os, sys, threading, time
+spec = importlib.util.spec_from_file_location("sandbox", sys.argv[1])
+sb = sys.modules["sandbox"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sb)
+print(sb.sandbox_in_force())
+peak, done = [0], threading.Event()
+def watch():
+    while not done.is_set():
+        peak[0] = max(peak[0], len(sb._descendants(os.getpid())))
+        time.sleep(0.02)
+threading.Thread(target=watch, daemon=True).start()
+bomb = sb.run_python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+                     limits=sb.SandboxLimits(timeout_s=2, max_processes=8))
+done.set()
+who = sb.run_python("import os; print(os.getuid(), sorted(os.listdir('/')))")
+print(bomb.status, peak[0], len(sb._descendants(os.getpid())), who.status, who.stdout_tail.strip())
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0 or not Path("/usr/bin/python3").exists(), reason="needs root to become nobody")
+def test_the_sandbox_as_an_ordinary_user(bwrap):
+    """What most users run: bubblewrap without root (its user namespace), here as uid 65534 with
+    the system Python (the sandbox module alone: standard library only)."""
+    import subprocess
+
+    from synthfactory.verify import sandbox
+
+    done = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/python3",
+                           "-c", UNPRIVILEGED, sandbox.__file__], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"}, cwd="/")
+    assert done.returncode == 0, done.stderr
+    in_force, result = done.stdout.strip().splitlines()
+    assert in_force == "bubblewrap (no network, read-only root, pid namespace)"
+    status, peak, left, who_status, who = result.split(" ", 4)
+    assert status == "timeout" and 3 <= int(peak) <= 8 + 3 and left == "0"
+    assert who_status == "ok" and who.startswith("65534 ") and "'root'" not in who and "'work'" not in who
