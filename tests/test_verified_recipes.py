@@ -177,8 +177,9 @@ def _published(store: Path, name: str, summary: dict) -> list[dict]:
     return rows
 
 
-MATH_SEEDS = [5, 7, 15, 17, 25, 27]  # price and pages problems of recipes/seeds/math.jsonl: the ones
-# the 135M model gets right most often, so the published set is not empty
+# problems of recipes/seeds/math.jsonl the bundled model solved in the README's yield run, so the
+# published set is not empty
+MATH_SEEDS = [7, 9, 26, 30, 36, 52, 61]
 CODE_SEEDS = ["add", "square", "is_even", "total", "reverse_string", "count_words"]
 
 
@@ -237,7 +238,7 @@ def test_math_end_to_end_and_the_independent_re_check(tmp_path, heavy):
 
     seeds = _jsonl(SEEDS / "math.jsonl")
     recipe = _small(tmp_path, "math", [seeds[i] for i in MATH_SEEDS], generation__samples_per_seed=4,
-                    batches={"size": 12})
+                    batches={"size": 28})
     summary = run_recipe(recipe, tmp_path / "store")
     rows = _published(tmp_path / "store", "math", summary)
     for row in rows:
@@ -253,7 +254,7 @@ def test_math_preference_pairs_are_a_right_and_a_wrong_solution(tmp_path, heavy)
     from synthfactory.run.driver import run_recipe
 
     seeds = _jsonl(SEEDS / "math.jsonl")
-    recipe = _small(tmp_path, "math_preference", [seeds[i] for i in MATH_SEEDS[:4]], batches={"size": 4})
+    recipe = _small(tmp_path, "math_preference", [seeds[i] for i in MATH_SEEDS], batches={"size": 7})
     summary = run_recipe(recipe, tmp_path / "store")
     rows = _published(tmp_path / "store", "math_preference", summary)
     for row in rows:

@@ -52,44 +52,44 @@ def _pick(rng: random.Random) -> dict[str, str]:
 
 
 TEMPLATES = [
-    Template("add", lambda r: {"a": r.randint(2, 30), "b": r.randint(2, 30)},
+    Template("add", lambda r: {"a": r.randint(2, 12), "b": r.randint(2, 9)},
              lambda n, w: f"{w['name']} has {n['a']} {w['item']}. {w['friend']} gives {w['name']} {n['b']} more "
                           f"{w['item']}. How many {w['item']} does {w['name']} have now?",
              lambda n: Fraction(n["a"] + n["b"])),
-    Template("subtract", lambda r: (lambda a: {"a": a, "b": r.randint(1, a - 1)})(r.randint(10, 60)),
+    Template("subtract", lambda r: (lambda a: {"a": a, "b": r.randint(1, a - 1)})(r.randint(5, 15)),
              lambda n, w: f"{w['name']} had {n['a']} {w['item']} and gave away {n['b']} of them. "
                           f"How many {w['item']} does {w['name']} have left?",
              lambda n: Fraction(n["a"] - n["b"])),
-    Template("multiply", lambda r: {"a": r.randint(2, 12), "b": r.randint(2, 10)},
+    Template("multiply", lambda r: {"a": r.randint(2, 6), "b": r.randint(2, 5)},
              lambda n, w: f"Each {w['container']} holds {n['a']} {w['item']}. {w['name']} has {n['b']} "
                           f"{w['containers']}. How many {w['item']} are there in all?",
              lambda n: Fraction(n["a"] * n["b"])),
-    Template("divide", lambda r: (lambda q, k: {"a": q * k, "b": k})(r.randint(2, 12), r.randint(2, 8)),
+    Template("divide", lambda r: (lambda q, k: {"a": q * k, "b": k})(r.randint(2, 6), r.randint(2, 4)),
              lambda n, w: f"{w['name']} shares {n['a']} {w['item']} equally among {n['b']} friends. "
                           f"How many {w['item']} does each friend get?",
              lambda n: Fraction(n["a"], n["b"])),
-    Template("length", lambda r: (lambda a: {"a": a, "b": r.randint(1, a - 1)})(r.randint(5, 50)),
+    Template("length", lambda r: (lambda a: {"a": a, "b": r.randint(1, a - 1)})(r.randint(5, 20)),
              lambda n, w: f"A piece of {w['thing']} is {n['a']} {w['unit']} long. {w['name']} cuts off "
                           f"{n['b']} {w['unit']}. How many {w['unit']} of {w['thing']} are left?",
              lambda n: Fraction(n["a"] - n["b"])),
-    Template("price", lambda r: {"a": r.randint(2, 15), "b": r.randint(2, 9)},
+    Template("price", lambda r: {"a": r.randint(2, 10), "b": r.randint(2, 5)},
              lambda n, w: f"One {w['priced']} costs {n['a']} dollars. How many dollars do {n['b']} {w['priced_plural']} cost?",
              lambda n: Fraction(n["a"] * n["b"])),
-    Template("half_price", lambda r: {"a": r.randint(1, 9), "b": r.randint(2, 6)},
+    Template("half_price", lambda r: {"a": r.randint(1, 4), "b": r.randint(2, 4)},
              lambda n, w: f"One {w['priced']} costs {plain(n['a'] + Fraction(1, 2))} dollars. How many dollars do "
                           f"{n['b']} {w['priced_plural']} cost?",
              lambda n: (n["a"] + Fraction(1, 2)) * n["b"]),
-    Template("pages", lambda r: {"a": r.randint(5, 25), "b": r.randint(2, 7)},
+    Template("pages", lambda r: {"a": r.randint(2, 10), "b": r.randint(2, 5)},
              lambda n, w: f"{w['name']} reads {n['a']} pages every day. How many pages does {w['name']} "
                           f"read in {n['b']} days?",
              lambda n: Fraction(n["a"] * n["b"])),
     Template("buy_then_eat", lambda r: (lambda a, b: {"a": a, "b": b, "c": r.randint(1, a * b - 1)})(
-                 r.randint(2, 6), r.randint(2, 6)),
+                 r.randint(2, 3), r.randint(2, 4)),
              lambda n, w: f"{w['name']} buys {n['a']} {w['containers']} of {w['item']} with {n['b']} "
                           f"{w['item']} in each {w['container']}, then gives {n['c']} {w['item']} to "
                           f"{w['friend']}. How many {w['item']} does {w['name']} have left?",
              lambda n: Fraction(n["a"] * n["b"] - n["c"])),
-    Template("add_three", lambda r: {"a": r.randint(2, 20), "b": r.randint(2, 20), "c": r.randint(2, 20)},
+    Template("add_three", lambda r: {"a": r.randint(1, 9), "b": r.randint(1, 9), "c": r.randint(1, 9)},
              lambda n, w: f"{w['name']} picks {n['a']} {w['item']} on Monday, {n['b']} on Tuesday and "
                           f"{n['c']} on Wednesday. How many {w['item']} did {w['name']} pick in total?",
              lambda n: Fraction(n["a"] + n["b"] + n["c"])),
