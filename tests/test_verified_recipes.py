@@ -140,6 +140,24 @@ def test_the_verified_recipes_load_without_a_judge(name):
     assert {f"batch_verify_pass_rate_{v.name}" for v in loaded.recipe.verification} <= columns
 
 
+def test_code_rows_keep_only_the_code_block_the_verifier_runs():
+    """code.yaml's `keep: code_block`: the row's answer is the last python block, without the prose
+    around it; an answer without one is quarantined as no_code_block."""
+    from synthfactory.engines.base import ChatResult
+    from synthfactory.methods import method_for
+    from synthfactory.methods.base import Fail, Row
+
+    method = method_for(load_recipe(ROOT / "recipes" / "code.yaml").recipe)
+    answer = ("Here it is:\n```python\ndef add(a, b):\n    return a + b\n```\n\n"
+              "This uses Python's built-in `add` function.")
+    made = method.parse(None, [ChatResult(answer, "stop", 1, 1, 0.0)])
+    assert isinstance(made, Row) and made.fields["text"] == "```python\ndef add(a, b):\n    return a + b\n```"
+    prose = method.parse(None, [ChatResult("Use a + b.", "stop", 1, 1, 0.0)])
+    assert isinstance(prose, Fail) and prose.reason == "no_code_block"
+    whole = method_for(load_recipe(ROOT / "recipes" / "math.yaml").recipe)
+    assert whole.parse(None, [ChatResult(answer, "stop", 1, 1, 0.0)]).fields["text"] == answer
+
+
 # -- end to end on the bundled model ------------------------------------------------------------------
 def _small(tmp_path: Path, name: str, seeds: list[dict] | None, **changes) -> Path:
     """The shipped recipe with its seeds cut to `seeds` (a JSONL beside it) and its suite by path."""

@@ -76,7 +76,7 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
      "assert count_occurrences([1, 2, 1, 1], 1) == 3\nassert count_occurrences([], 5) == 0\nassert count_occurrences(['a', 'b'], 'c') == 0"),
     ("remove_duplicates", "remove_duplicates(items)", "Return a new list with the elements of items in their first order, each kept once.",
      "def remove_duplicates(items):\n    seen = []\n    for item in items:\n        if item not in seen:\n            seen.append(item)\n    return seen\n",
-     "assert remove_duplicates([1, 2, 1, 3, 2]) == [1, 2, 3]\nassert remove_duplicates([]) == []\nassert remove_duplicates(['b', 'a', 'b']) == ['b', 'a']"),
+     "assert remove_duplicates([3, 1, 3, 2, 1]) == [3, 1, 2]\nassert remove_duplicates([]) == []\nassert remove_duplicates([9, 8, 9]) == [9, 8]"),
     ("evens", "evens(numbers)", "Return a list of the even numbers in the list numbers, in order.",
      "def evens(numbers):\n    return [n for n in numbers if n % 2 == 0]\n",
      "assert evens([1, 2, 3, 4]) == [2, 4]\nassert evens([1, 3]) == []\nassert evens([0, -2, 5]) == [0, -2]"),
