@@ -7,12 +7,15 @@ the core's run driver runs the recipe itself, and Prefect is never imported).
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import logging
 import os
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,31 +31,41 @@ def _run(args: argparse.Namespace) -> int:
                          target_rows=args.target_rows)  # fail fast, exit 2
     _check_models(engine_specs_for(loaded))
     check_seed_file(loaded)  # a verifier's seed field the seeds lack: exit 2 before Ray starts
+    server = None
     if args.no_prefect:  # the core's driver on the local executor: Prefect is never imported
         logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        run = _run_locally
-    else:
-        from flows.factory import factory_flow
+    else:  # Prefect's temporary API server, if the run will need one, starts first (its own process)
+        from flows.server import start_early_server
 
-        def run(**parameters: Any) -> dict[str, Any]:
-            return factory_flow(**parameters)
-    if not args.debug:
-        _install_console_filter()  # Prefect's console handler exists once the flow module is imported
+        server = start_early_server()
 
-    # Prefect's API (a temporary server unless PREFECT_API_URL is set) and the flow's heavy imports
-    # start while Ray starts, each in its own thread (the server and Ray are mostly other processes);
-    # Ray from the main thread: started in a task thread, its shutdown blocks ~15 s.
+    # The flow's heavy imports (Prefect, GX ~2.5 s, sentence-transformers ~4.5 s) run in threads while
+    # Ray starts and the API server comes up (both mostly other processes); Ray from the main thread:
+    # started in a task thread, its shutdown blocks ~15 s. The flow starts once Prefect is imported
+    # and its API answers; the GX and model imports go on meanwhile (the run's first use of each
+    # waits for its import to finish).
     quality = loaded.recipe.quality
-    warm_ups = [threading.Thread(target=_import_flow_libraries, args=(quality.enabled and quality.embeddings,),
-                                 daemon=True)]
+    threading.Thread(target=_import_flow_libraries, args=(quality.enabled and quality.embeddings,),
+                     daemon=True).start()
+    warm_up = threading.Thread(target=_warm_prefect, args=(server,), daemon=True)
     if not args.no_prefect:
-        warm_ups.append(threading.Thread(target=_connect_prefect, daemon=True))
-    for thread in warm_ups:
-        thread.start()
-    with ray_session(quiet=not args.debug):
-        for thread in warm_ups:
-            thread.join()
+        warm_up.start()
+    with ray_session(quiet=not args.debug), ExitStack() as stack:
+        if warm_up.is_alive():
+            warm_up.join()
+        if args.no_prefect:
+            run = _run_locally
+        else:
+            from flows.factory import factory_flow
+            from flows.server import prefect_api
+
+            stack.enter_context(prefect_api(server))
+
+            def run(**parameters: Any) -> dict[str, Any]:
+                return factory_flow(**parameters)
+        if not args.debug:
+            _install_console_filter()  # Prefect's console handler exists once the flow module is imported
         with _ProgressBar(enabled=not args.json and not args.debug and sys.stderr.isatty()) as listener:
             from synthfactory.run import progress
 
@@ -122,12 +135,16 @@ class _ProgressBar:
             self._bar.stop()
 
 
-def _connect_prefect() -> None:
-    """Warm-up, off the main thread: reach Prefect's API (starts the temporary server, ~5 s)."""
-    from prefect.client.orchestration import get_client
+def _warm_prefect(server: Any) -> None:
+    """Warm-up, off the main thread: import the flow (Prefect ~1.7 s), then wait for the early API
+    server to answer. Failures are the main thread's to report, when it needs these."""
+    try:
+        import flows.factory  # noqa: F401
 
-    with get_client(sync_client=True) as client:
-        client.api_healthcheck()
+        if server is not None:
+            server.wait_ready(timeout_s=60)
+    except Exception:  # noqa: BLE001 - reported where the run needs the import or the server
+        pass
 
 
 def _import_flow_libraries(embeddings: bool) -> None:
@@ -616,6 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"synthfactory: error: --{flag.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
     quiet_console(args.debug)
+    # At exit, skip the interpreter's last full garbage collection of everything a run imported
+    # (Prefect, GX, Ray, pandas: ~3 s): the objects are freed with the process. atexit, not here, so
+    # a caller that runs `main` in process (tests) keeps collecting until it exits.
+    atexit.register(gc.freeze)
     try:
         return args.func(args)
     except SynthfactoryError as exc:

@@ -26,7 +26,23 @@ def ray_session(quiet: bool = False) -> Iterator[None]:
         yield
     finally:
         if not connected_before and ray.is_initialized():
+            _kill_autoscaler_monitor()
             ray.shutdown()
+
+
+def _kill_autoscaler_monitor() -> None:
+    """Ray's shutdown stops its GCS before the autoscaler monitor of a cluster it started; the
+    monitor's SIGTERM handler then reports to the gone GCS until Ray kills it a second later
+    (measured: 1.0 s of a 1.4 s shutdown). The monitor of a one-node local cluster has nothing to
+    save: kill it first. Nothing happens on a cluster this session joined (it started no monitor)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    try:
+        if node is not None and node.head:
+            node.kill_monitor(check_alive=False)
+    except Exception:  # noqa: BLE001 - Ray's own shutdown still stops it, a second later
+        pass
 
 
 @contextmanager
