@@ -190,7 +190,12 @@ def _published(store: Path, name: str, summary: dict) -> list[dict]:
     rows = synthfactory.load_dataset_version(str(store / name)).to_list()
     assert len(rows) == summary["accepted"] > 0, "a re-check over no rows could not fail"
     for row in rows:
-        assert all(v["passed"] for v in json.loads(row["verification"]).values())
+        verdicts = json.loads(row["verification"]).values()
+        if "chosen" in row:  # a pair: each candidate's verdict; one right, one wrong at least
+            outcomes = {c["passed"] for v in verdicts for c in v["details"]["candidates"]}
+            assert outcomes == {True, False}, row["verification"]
+        else:
+            assert all(v["passed"] for v in verdicts)
         assert row["judge_model"] is None and row["score"] is None
     return rows
 
