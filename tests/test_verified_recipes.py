@@ -189,6 +189,7 @@ def _published(store: Path, name: str, summary: dict) -> list[dict]:
         "the bundled model gets some wrong: the verifier must have quarantined them"
     rows = synthfactory.load_dataset_version(str(store / name)).to_list()
     assert len(rows) == summary["accepted"] > 0, "a re-check over no rows could not fail"
+    print(f"{name}: {len(rows)} of {summary['generated']} published")  # pytest -s shows the margin
     for row in rows:
         verdicts = json.loads(row["verification"]).values()
         if "chosen" in row:  # a pair: each candidate's verdict; one right, one wrong at least
@@ -265,8 +266,8 @@ def test_math_end_to_end_and_the_independent_re_check(tmp_path, heavy):
     from synthfactory.run.driver import run_recipe
 
     seeds = _jsonl(SEEDS / "math.jsonl")
-    recipe = _small(tmp_path, "math", [seeds[i] for i in MATH_SEEDS], generation__samples_per_seed=4,
-                    batches={"size": 28})
+    recipe = _small(tmp_path, "math", [seeds[i] for i in MATH_SEEDS], generation__samples_per_seed=6,
+                    batches={"size": 42})
     summary = run_recipe(recipe, tmp_path / "store")
     rows = _published(tmp_path / "store", "math", summary)
     for row in rows:
@@ -316,7 +317,7 @@ def test_code_through_the_prefect_flow_and_the_independent_re_check(tmp_path, he
 def test_grounded_end_to_end_keeps_only_answers_the_passage_supports(tmp_path, heavy):
     from synthfactory.run.driver import run_recipe
 
-    recipe = _small(tmp_path, "grounded", None, batches={"size": 8, "count": 2})  # the README run's first 8 passages
+    recipe = _small(tmp_path, "grounded", None, batches={"size": 8, "count": 4})  # the README run: 16 passages
     summary = run_recipe(recipe, tmp_path / "store")
     rows = _published(tmp_path / "store", "grounded", summary)
     for row in rows:
