@@ -459,3 +459,16 @@ def test_calibrate_verifier_picks_the_grounded_threshold(tmp_path, capsys):
     assert "options.threshold 0.7" in capsys.readouterr().out
     assert main([*args[:4], "--verifier", "nope"]) == 2
     assert "--verifier nope: not a grounded check" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("response", [
+    "Quinn has 5 - 3 = 2 eggs.\nAnswer: 2\nQuinn doesn't have 2 eggs left.",
+    "Answer:\n2\nBut wait, that is wrong.",
+])
+def test_math_answer_line_must_end_the_response(math, response):
+    verdict = math.verify(Claim(response=response, seed={"answer": "2"}))
+    assert not verdict.passed and verdict.reason == "no_final_answer: text after the Answer: line"
+
+
+def test_math_answer_line_may_be_followed_by_blank_lines_only(math):
+    assert math.verify(Claim(response="5 - 3 = 2\nAnswer:\n2\n\n  \n", seed={"answer": "2"})).passed

@@ -5,7 +5,9 @@ not by string equality.
 The final answer is the LAST closed `\\boxed{...}` (nested braces fine; an unclosed last one is
 `unparseable_answer`, a cut-off response does not fall back to an earlier box), else the last line
 that begins with `Answer:` or `Final answer:` (case-insensitive, markdown such as `**Answer:**`
-tolerated; "The answer is ..." is not a final answer line), else the row fails `no_final_answer`.
+tolerated; "The answer is ..." is not a final answer line) when nothing but blank lines follows it,
+else the row fails `no_final_answer` (a response that goes on after its Answer: line has not given
+a final answer: measured on the math recipe, the text after it often contradicts it).
 
 What counts as equal (math-verify's rules plus one of ours):
 - `0.5`, `1/2`, `\\frac{1}{2}` and `\\dfrac12` are equal; `1,000` equals `1000`; `50%` equals both 50
@@ -87,27 +89,31 @@ def last_boxed(text: str) -> tuple[str | None, bool]:
     return None, True
 
 
-def answer_line(text: str) -> str | None:
+def answer_line(text: str) -> tuple[str | None, bool]:
     """What follows `Answer:` on the last line that begins with it (the next non-empty line when
-    the answer sits on its own line)."""
+    the answer sits on its own line), and whether that is where the response ends: text after the
+    answer ("Answer: 2. Quinn doesn't have 2 eggs left.") takes it back, so it is not final."""
     lines = text.splitlines()
     for k in range(len(lines) - 1, -1, -1):
         match = ANSWER_LINE.match(lines[k])
         if match:
-            rest = match.group(1).strip()
+            rest, end = match.group(1).strip(), k
             if not rest.strip("*_ "):
-                rest = next((line.strip() for line in lines[k + 1:] if line.strip()), "")
-            return rest
-    return None
+                end = next((j for j in range(k + 1, len(lines)) if lines[j].strip()), k)
+                rest = lines[end].strip() if end > k else ""
+            return rest, not any(line.strip() for line in lines[end + 1:])
+    return None, False
 
 
 def final_answer(response: str) -> tuple[str | None, str]:
-    """(the final answer's text, where it came from: boxed | answer_line | none)."""
+    """(the final answer's text, where it came from: boxed | answer_line | answer_not_last | none)."""
     boxed, had_box = last_boxed(response)
     if had_box:
         return boxed, "boxed"
-    line = answer_line(response)
-    return (line, "answer_line") if line is not None else (None, "none")
+    line, last = answer_line(response)
+    if line is None:
+        return None, "none"
+    return (line, "answer_line") if last else (line, "answer_not_last")
 
 
 def clean(text: str) -> str:
@@ -199,6 +205,8 @@ class MathAnswerVerifier(Verifier):
         details: dict[str, Any] = {"extracted": extracted, "source": source, "expected": expected_text}
         if source == "none":
             return Verdict(False, "no_final_answer", details)
+        if source == "answer_not_last":
+            return Verdict(False, "no_final_answer: text after the Answer: line", details)
         if extracted is None:
             return Verdict(False, "unparseable_answer: unclosed \\boxed{", details)
         extracted = clean(extracted)
