@@ -18,9 +18,11 @@ import atexit
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -53,12 +55,16 @@ class EarlyServer:
         spec = importlib.util.find_spec("prefect")
         assert spec is not None and spec.submodule_search_locations, "prefect is not installed"
         app_dir = Path(list(spec.submodule_search_locations)[0]).parent  # as Prefect's own: prefect's parent
+        # from the main thread only (preexec_fn is unsafe once threads run, and the death signal
+        # follows the thread that started the child): a relaunch from a warm-up thread goes without
+        main = threading.current_thread() is threading.main_thread() and sys.platform == "linux"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "error", "--lifespan", "on"],
             env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                 "PREFECT__SERVER_FINAL": "1"})
+                 "PREFECT__SERVER_FINAL": "1"},
+            preexec_fn=_die_with_parent if main else None)
         log.info("starting Prefect's temporary server on http://127.0.0.1:%d", self.port)
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -92,6 +98,15 @@ class EarlyServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server's process before exec: end with SIGTERM when the command ends, however it ends
+    (SIGKILL, SIGTERM skip the atexit stop; Prefect's own temporary server outlives its command then)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start_early_server() -> EarlyServer | None:

@@ -78,3 +78,26 @@ def start_early_server_in(env: dict[str, str]) -> str:
     done = _python("from flows.server import start_early_server; print(start_early_server())", env, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip()
+
+
+def test_the_early_server_ends_with_a_killed_command(tmp_path):
+    """SIGKILL skips every exit hook; the server still ends (its parent-death signal), where
+    Prefect's own temporary server would outlive the command."""
+    import signal
+    import time
+
+    done = _python("""
+        import os, signal
+        from flows.server import start_early_server
+
+        early = start_early_server()
+        early.wait_ready(60)
+        print(early.process.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """, _env(tmp_path))
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
