@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test install dev bench clean server deploy worker system-deps gpu-env
+.PHONY: run test install dev bench clean server deploy worker system-deps sandbox-deps gpu-env
 
 PREFECT_PORT ?= 4200
 
@@ -74,9 +74,15 @@ gpu-env:
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-run: $(VENV)/.installed
-	$(BIN)/synthfactory run recipes/quickstart.yaml --store $(STORE)
-	$(BIN)/synthfactory versions $(STORE)/quickstart
+# The quickstart is the verified code recipe: every row it publishes passed its tests in the
+# sandbox (bubblewrap; installed here when missing, as it is the only isolation for generated code).
+run: $(VENV)/.installed sandbox-deps
+	$(BIN)/synthfactory run recipes/code.yaml --store $(STORE)
+	$(BIN)/synthfactory versions $(STORE)/code
+
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (the sandbox python_tests runs generated code in)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q bubblewrap; }
 
 test: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m pytest
