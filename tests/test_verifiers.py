@@ -472,3 +472,27 @@ def test_math_answer_line_must_end_the_response(math, response):
 
 def test_math_answer_line_may_be_followed_by_blank_lines_only(math):
     assert math.verify(Claim(response="5 - 3 = 2\nAnswer:\n2\n\n  \n", seed={"answer": "2"})).passed
+
+
+@pytest.mark.parametrize("answer", [
+    r"10^{99*99*99*99*99}", r"9^{99999999999+1}", r"((10^{1000})^{1000})^{1000}", r"2^{999999999+1}",
+])
+def test_math_answers_that_would_run_away_are_refused(math, answer):
+    verdict = math.verify(Claim(response=f"Answer: {answer}", seed={"answer": "12"}))
+    assert not verdict.passed and verdict.reason.startswith("unparseable_answer: too costly"), verdict
+
+
+@pytest.mark.parametrize("answer, expected", [("3 pi", "3"), ("2 x", "2"), ("5 sqrt", "5"), ("12 million", "12")])
+def test_math_words_after_a_number_are_not_units(math, answer, expected):
+    assert not math.verify(Claim(response=f"Answer: {answer}", seed={"answer": expected})).passed
+
+
+@pytest.mark.parametrize("expected", [0.00001, 1e16, 2.5])
+def test_math_float_answers_compare_as_written(math, expected):
+    written = format(__import__("decimal").Decimal(repr(expected)), "f")
+    assert math.verify(Claim(response=f"Answer: {written}", seed={"answer": expected})).passed
+
+
+def test_math_answer_line_scan_is_linear(math):
+    verdict = math.verify(Claim(response="answer" + " " * 100_000 + "x", seed={"answer": "1"}))
+    assert verdict.reason == "no_final_answer"

@@ -81,7 +81,7 @@ def verify_batch(state: BatchState, method: Method, verifiers: list[tuple[str, "
         todo = [(i, k) for i, row_claims in enumerate(claims) if i not in lacking
                 for k in range(len(row_claims)) if all(v.passed for v in checks[i][k].values())]
         verdicts = _verdicts(verifier, [claims[i][k] for i, k in todo])
-        for (i, k), verdict in zip(todo, verdicts):
+        for (i, k), verdict in zip(todo, verdicts, strict=True):  # a verifier returns one verdict per claim
             checks[i][k][name] = verdict
         counts[name] = [len(todo), sum(v.passed for v in verdicts)]
     rows, quarantined = [], list(state.quarantined)

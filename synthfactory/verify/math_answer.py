@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal
 from typing import Any
 
 from synthfactory.verify.base import Claim, Verdict, Verifier, VerifierOptions
@@ -43,12 +44,16 @@ MAX_FACTORIAL = 1000
 SNIPPET = 60
 
 BOXED = re.compile(r"\\boxed\s*\{")
-ANSWER_LINE = re.compile(r"^[\s>#*_\-]*(?:final\s+)?answer\s*[*_]*\s*[:：]\s*(.*)$", re.IGNORECASE)
+ANSWER_LINE = re.compile(r"^[\s>#*_\-]*(?:final\s+)?answer(?:\s|[*_])*[:：]\s*(.*)$", re.IGNORECASE)  # linear
 TEXT_WRAPPER = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}$")
 # a plain number with an optional sign, currency and unit words, and no other digit
 PLAIN_NUMBER = re.compile(
     r"^(?P<sign>[-−]?)\s*(?:\\?\$|€|£|¥)?\s*(?P<sign2>[-−]?)\s*(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
-    r"\s*(?P<pct>\\?%)?\s*(?:[A-Za-z][A-Za-z .'/\-]*)?$")
+    r"\s*(?P<pct>\\?%)?\s*(?P<unit>[A-Za-z][A-Za-z .'/\-]*)?$")
+# words after a number that change its value: `3 pi`, `5 sqrt`, `12 million`, `2 x` are not 3, 5, 12, 2
+NOT_UNITS = frozenset("""pi e i x y z n sqrt root squared cubed factorial million millions billion billions
+    thousand thousands hundred hundreds trillion dozen plus minus times over divided by percent
+    degrees radians half halves third thirds quarter quarters""".split())
 
 
 class _DropTimeoutWarning(logging.Filter):
@@ -128,7 +133,8 @@ def to_parse(text: str) -> str:
     """The string handed to math-verify: a plain number (units and currency dropped, thousands
     separators removed), else the text as LaTeX math (`$...$`)."""
     match = PLAIN_NUMBER.match(text)
-    if match:
+    unit_words = re.findall(r"[A-Za-z]+", match.group("unit") or "") if match else []
+    if match and not any(len(w) == 1 or w.lower() in NOT_UNITS for w in unit_words):
         sign = "-" if match.group("sign") or match.group("sign2") else ""
         percent = r"\%" if match.group("pct") else ""
         return f"${sign}{match.group('num').replace(',', '')}{percent}$"
@@ -148,12 +154,16 @@ def too_costly(expr: Any) -> str | None:
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, (Sum, Product, sympy.Integral, sympy.Limit, sympy.Derivative)):
             return f"{type(node).__name__.lower()}"
-        if isinstance(node, sympy.Pow):
+        if isinstance(node, sympy.Pow) and not node.exp.free_symbols:
             exponent = node.exp
-            if exponent.has(sympy.Pow) and not exponent.free_symbols:
+            if exponent.has(sympy.Pow):
                 return "a tower of powers"
-            if exponent.is_Number and abs(exponent) > MAX_EXPONENT:
+            if not exponent.is_Number:  # an unevaluated product or sum: 10^{99*99*99*99*99}
+                return "an exponent that is not a plain number"
+            if abs(exponent) > MAX_EXPONENT:
                 return f"exponent above {MAX_EXPONENT}"
+            if node.base.has(sympy.Pow, sympy.factorial) and not node.base.free_symbols:
+                return "a power of a power"  # ((10^{1000})^{1000})^{1000}
         if isinstance(node, (sympy.factorial, sympy.factorial2, sympy.subfactorial, sympy.gamma,
                              sympy.binomial, sympy.RisingFactorial, sympy.FallingFactorial)):
             if any(not (a.is_Integer and abs(a) <= MAX_FACTORIAL) for a in node.args):
@@ -167,6 +177,11 @@ def parse_answer(text: str) -> tuple[Any | None, str | None]:
 
     if len(text) > MAX_ANSWER_CHARS:
         return None, f"too long ({len(text)} chars)"
+    match = PLAIN_NUMBER.match(text)
+    word = next((w for w in re.findall(r"[A-Za-z]+", match.group("unit") or "")
+                 if len(w) == 1 or w.lower() in NOT_UNITS), None) if match else None
+    if word is not None:  # `5 sqrt`, `12 million`: not the plain number, and not math we can read
+        return None, f"a number followed by {word!r}: {short(text)}"
     parsed = parse(to_parse(text), parsing_timeout=None)
     value = next((p for p in parsed if not isinstance(p, str)), None)
     if value is None:
@@ -198,7 +213,8 @@ class MathAnswerVerifier(Verifier):
         from math_verify import verify
 
         expected_raw = claim.seed.get("answer")
-        expected_text = expected_raw if isinstance(expected_raw, str) else repr(expected_raw)
+        expected_text = expected_raw if isinstance(expected_raw, str) else \
+            format(Decimal(repr(expected_raw)), "f") if isinstance(expected_raw, float) else repr(expected_raw)
         if isinstance(expected_raw, bool) or not isinstance(expected_raw, (str, int, float)):
             return Verdict(False, f"unparseable_expected: {short(expected_text)}", {"expected": expected_text})
         extracted, source = final_answer(claim.response or "")
