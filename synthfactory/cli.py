@@ -541,6 +541,19 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--verifier", metavar="NAME",
                            help="pick the threshold of the recipe's grounded check NAME instead (labels need source)")
     calibrate.set_defaults(func=_calibrate)
+    label = sub.add_parser("label", parents=[common],
+                           help="label rows of a dataset good/bad in a page on 127.0.0.1 (or via Label Studio)")
+    label.add_argument("dataset", help="STORE/NAME")
+    label.add_argument("--version", type=int, default=None, help="default: the latest version")
+    label.add_argument("--rows", type=int, default=50, help="how many rows to sample (default 50)")
+    label.add_argument("--who", default=None, help="the labeller's name (default: the OS user)")
+    label.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    label.add_argument("--export-label-studio", type=Path, metavar="FILE",
+                       help="write the sample as Label Studio import JSON instead of serving the page")
+    label.add_argument("--import-label-studio", type=Path, metavar="FILE",
+                       help="read a Label Studio JSON export into the labels table")
+    label.add_argument("--json", action="store_true")
+    label.set_defaults(func=_label)
     doctor = sub.add_parser("doctor", parents=[common], help="check that the llama.cpp build runs on this CPU")
     doctor.add_argument("--model", default="smollm2-135m-instruct", help="bundled model name or .gguf path")
     doctor.add_argument("--no-generate", action="store_true", help="only report the build, generate nothing")
@@ -548,6 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=_doctor)
     return parser
+
+
+def _label(args: argparse.Namespace) -> int:
+    """`synthfactory label STORE/NAME`: the labelling page, or Label Studio export/import (`synthfactory.labels`)."""
+    from synthfactory.labels.command import label_command
+
+    return label_command(args)
 
 
 def _doctor(args: argparse.Namespace) -> int:
