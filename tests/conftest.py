@@ -76,13 +76,18 @@ def make_recipe(tmp_path: Path, *, name: str = "tiny", topics: list[str] | None 
         "validation": {"suite": "suite.json"},
         "batches": {"size": 4, "count": 2},
     }
+    return write_recipe(tmp_path, name, recipe, overrides)
+
+
+def write_recipe(folder: Path, name: str, recipe: dict, overrides: dict) -> Path:
+    """`recipe` with `section__key=value` overrides applied, written as `folder/name.yaml`."""
     for dotted, value in overrides.items():
         node = recipe
         *parents, leaf = dotted.split("__")
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    path = tmp_path / f"{name}.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
 

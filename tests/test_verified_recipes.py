@@ -23,6 +23,7 @@ import yaml
 
 from synthfactory.inputs.seeds import load_seeds
 from synthfactory.recipe import SeedsConfig, load_recipe
+from tests.conftest import write_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "recipes" / "seeds"
@@ -167,15 +168,7 @@ def _small(tmp_path: Path, name: str, seeds: list[dict] | None, **changes) -> Pa
         recipe["seeds"]["path"] = f"{name}-seeds.jsonl"
     recipe["validation"]["suite"] = str((ROOT / "recipes" / recipe["validation"]["suite"]).resolve())
     recipe["quality"]["embeddings"] = name == "grounded"  # grounded embeds anyway; the rest need no MiniLM
-    for dotted, value in changes.items():
-        node = recipe
-        *parents, leaf = dotted.split("__")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    return path
+    return write_recipe(tmp_path, name, recipe, changes)
 
 
 def _published(store: Path, name: str, summary: dict) -> list[dict]:
