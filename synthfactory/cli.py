@@ -189,8 +189,8 @@ def _calibrate_verifier(args: argparse.Namespace, loaded: Any) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     """Grade labelled rows with the recipe's judges and write the report, scores and plots."""
-    from synthfactory.grading.calibration import (calibration_folder, grade_labels, load_labels, report_for,
-                                                  write_calibration)
+    from synthfactory.grading.calibration import (calibration_folder, calibration_panel, grade_labels,
+                                                  learned_section, load_label_source, report_for, write_calibration)
     from synthfactory.run.plan import judge_specs
     from synthfactory.recipe import load_recipe
     from synthfactory.store import DatasetStore
@@ -203,8 +203,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     grading = loaded.recipe.grading
     if grading is None:
         raise UserError(f"{args.recipe}: no grading section (verification alone keeps its rows): no judge to calibrate")
-    labels = load_labels(args.labels)
+    labels = load_label_source(args.labels)
     rows = labels.rows
+    store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
+    if not store.is_local:
+        raise UserError(f"--store {args.store}: calibration reports are written to local stores only")
+    panel = calibration_panel(grading, store.uri)
     _, specs = judge_specs(loaded)
     engines = list({s.key: s for s in specs if s is not None}.values())
     _check_models(engines)
@@ -216,12 +220,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         chats = [(lambda requests, spec=spec: pool.chat(spec, requests)) if spec is not None else None
                  for spec in specs]
         graded = grade_labels(rows, grading, chats, workers=len(pool.replicas) if pool else 1,
-                              seed=loaded.recipe.generation.sampling.seed)
-    report = report_for(graded, grading, args.target_precision, Path(args.labels), loaded.recipe.name,
-                        labels.quarantined)
-    store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
-    if not store.is_local:
-        raise UserError(f"--store {args.store}: calibration reports are written to local stores only")
+                              seed=loaded.recipe.generation.sampling.seed, panel=panel)
+    report = report_for(graded, grading, args.target_precision, labels, loaded.recipe.name,
+                        learned=learned_section(panel))
     folder = write_calibration(calibration_folder(store.uri, grading), report, graded)
     if args.json:
         print(json.dumps({**report, "folder": str(folder)}, default=str))
@@ -232,9 +233,26 @@ def _calibrate(args: argparse.Namespace) -> int:
           f"{report['labels']['quarantined']} lines quarantined)")
     for bad in report["labels"]["quarantined_rows"][:5]:
         print(f"  quarantined {bad['location']}: {bad['reason']}")
-    print(f"  ROC-AUC {_num(report['auc'])}")
-    print(f"  at the recipe's threshold {at['threshold']:.4g}: accuracy {_num(at['accuracy'])}, precision "
-          f"{_num(at['precision'])}, recall {_num(at['recall'])}, F1 {_num(at['f1'])}, kappa {_num(at['kappa'])}")
+    for pair in report["labels"].get("agreement", []):
+        print(f"  labellers {' and '.join(pair['labellers'])} agree on {pair['rows'] - pair['disagreements']} of "
+              f"{pair['rows']} rows they share (Cohen's kappa {_num(pair['kappa'])})")
+    if report["labels"].get("skipped"):
+        print(f"  {report['labels']['skipped']} labels were skip (not counted)")
+    origins = ", ".join(f"{n} {o}" for o, n in report["labels"]["origins"].items())
+    on_all = f"on all {report['labels']['rows'] - report['unreadable']} labelled rows ({origins})"
+    print(f"  ROC-AUC {_num(report['auc'])} ({_interval(report['auc_interval'])}) {on_all}")
+    print(f"  at the recipe's threshold {at['threshold']:.4g} {on_all}: accuracy {_num(at['accuracy'])}, precision "
+          f"{_num(at['precision'])} ({_interval(at['precision_interval'])}; {at['true_positives']} good of "
+          f"{at['accepted']} accepted), recall {_num(at['recall'])} ({_interval(at['recall_interval'])}), "
+          f"F1 {_num(at['f1'])}, kappa {_num(at['kappa'])}")
+    for origin, m in report["by_origin"].items():
+        rows_named = {"real": "labelled real rows (a model's outputs, labelled by a person)",
+                      "constructed": "constructed rows (built by corruption, not a model's outputs)",
+                      "unknown": "labelled rows of unknown origin"}[origin]
+        print(f"  on {m['rows']} {rows_named}: base rate {_num(m['base_rate'])}, ROC-AUC {_num(m['auc'])} "
+              f"({_interval(m['auc_interval'])}); at {at['threshold']:.4g} precision {_num(m['precision'])} "
+              f"({_interval(m['precision_interval'])}; {m['true_positives']} good of {m['accepted']} accepted), "
+              f"recall {_num(m['recall'])} ({_interval(m['recall_interval'])})")
     if wanted:
         print(f"  precision >= {args.target_precision}: threshold {wanted['threshold']:.4g} "
               f"(precision {wanted['precision']:.3f}, recall {wanted['recall']:.3f})")
@@ -245,6 +263,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         if values:
             print(f"  AUC {title}: " + ", ".join(f"{k} {_num(v)}" for k, v in values.items()))
     print(f"  score vs response length (Spearman): {_num(report['verbosity_spearman'])}")
+    for learned in report.get("learned") or []:
+        print(f"  learned judge {learned.get('judge')} (cross-validated, not its training fit): " + ", ".join(
+            f"{k} {_num(v) if isinstance(v, float) else v}" for k, v in learned.items()
+            if k != "judge" and (isinstance(v, (int, float, str)) or v is None)))
     print(f"report, per-row scores, ROC and calibration plots: {folder}")
     return 0
 
@@ -465,6 +487,10 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(interval: list[float] | None) -> str:
+    return f"95% CI {interval[0]:.3f}-{interval[1]:.3f}" if interval else "95% CI n/a"
+
+
 def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
@@ -532,7 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser("calibrate", parents=[common],
                                help="measure the recipe's judges against labelled rows (ROC-AUC, kappa, threshold)")
     calibrate.add_argument("recipe")
-    calibrate.add_argument("--labels", required=True, help="JSONL or Parquet with prompt, text, label (good/bad)")
+    calibrate.add_argument("--labels", required=True,
+                           help="JSONL or Parquet with prompt, text, label (good/bad) and origin (real/constructed), "
+                                "or a dataset STORE/NAME whose labels table `synthfactory label` wrote")
     calibrate.add_argument("--target-precision", type=float, default=0.8,
                            help="report the lowest threshold whose accepted rows are this precise (default 0.8)")
     calibrate.add_argument("--store", default="store",

@@ -12,7 +12,8 @@ by six corruptions, so every label holds by construction (no model decides a lab
 - refusal: a refusal in place of the answer (half of them name the topic).
 
 Corruption k (0..5) takes the good rows k*20 .. k*20+19 (mod the number of good rows), so each
-kind has 20 rows and rows are spread over every domain. Deterministic: run it again and the file
+kind has 20 rows and rows are spread over every domain. Every row is `origin: constructed`: no
+model wrote it, so `calibrate` reports what it measures here apart from person-labelled real outputs. Deterministic: run it again and the file
 is the same byte for byte (`python recipes/labels/build.py`).
 """
 
@@ -78,12 +79,13 @@ def build() -> list[dict]:
     for row in good:
         row["text"] = " ".join(row["text"].split())
     rows = [{"prompt": TEMPLATE.format(topic=r["topic"]), "text": r["text"], "label": "good", "kind": "good",
-             "topic": r["topic"], "domain": r["domain"]} for r in good]
+             "topic": r["topic"], "domain": r["domain"], "origin": "constructed"} for r in good]
     for k, kind in enumerate(KINDS):
         for j in range(PER_KIND):
             i = (k * PER_KIND + j) % len(good)
             rows.append({"prompt": TEMPLATE.format(topic=good[i]["topic"]), "text": corrupt(kind, i, good),
-                         "label": "bad", "kind": kind, "topic": good[i]["topic"], "domain": good[i]["domain"]})
+                         "label": "bad", "kind": kind, "topic": good[i]["topic"], "domain": good[i]["domain"],
+                         "origin": "constructed"})
     for row in rows:
         row["id"] = hashlib.sha256(f"{row['prompt']}\x00{row['text']}".encode()).hexdigest()[:16]
     return rows

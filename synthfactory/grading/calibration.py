@@ -1,11 +1,15 @@
-"""A judge measured against labelled rows: `synthfactory calibrate RECIPE --labels FILE`.
+"""A judge measured against labelled rows: `synthfactory calibrate RECIPE --labels FILE|STORE/NAME`.
 
 The recipe's judges (model, rubric, method, engine, panel and aggregate) grade every labelled row
 through the same `Panel.grade` a run uses. The report: ROC-AUC of the score; accuracy, precision,
 recall, F1 and Cohen's kappa at the recipe's pass mark; AUC per criterion, per judge and per kind
 of bad row; the lowest threshold that reaches a target precision and the recall it keeps; the
 score's correlation with response length (verbosity bias); a calibration plot (score deciles vs
-share good) and a ROC curve.
+share good) and a ROC curve. Intervals: a 95% bootstrap interval of the AUC (fixed seed) and
+Wilson 95% intervals of precision and recall, with the counts behind them. The same again per
+origin of the labels (`labelsets`: real outputs a person labelled, constructed rows, unknown),
+because a judge measured on constructed rows says little about the rows a model makes. Learned
+judges add their own cross-validated section (`learned_section`).
 
 Everything goes to `{store}/{name}/_calibration/{fingerprint}/` where the fingerprint hashes what
 decides a score (every judge, rubric, model, engine, scale and aggregate; not the threshold), so a
@@ -15,26 +19,26 @@ published version can cite the calibration of exactly the judges that graded it.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from synthfactory.errors import UserError
-from synthfactory.inputs.readers import PAYLOAD_CHARS, QuarantinedRow, read_records
+from synthfactory.grading.labelsets import (BAD, GOOD, LABEL_MAX_CHARS, ORIGINS, LabelSet,  # noqa: F401 - re-exported
+                                            load_label_source, load_labels)
+from synthfactory.grading.measures import (at_threshold, auc_interval, cohen_kappa, deciles,  # noqa: F401
+                                           roc_auc, roc_curve, spearman, threshold_for_precision,
+                                           wilson_interval, with_intervals)
+from synthfactory.inputs.readers import QuarantinedRow
 from synthfactory.lineage import stable_hash
-from synthfactory.recipe import GradingConfig, file_fingerprint
+from synthfactory.recipe import GradingConfig
 
 CALIBRATION_DIR = "_calibration"
 REPORT = "report.json"
 SCORES = "scores.parquet"
 ROC_PLOT = "roc.png"
 CALIBRATION_PLOT = "calibration.png"
-GOOD = {"good", "1", "true", "yes", "pass", "accept"}
-BAD = {"bad", "0", "false", "no", "fail", "reject"}
 
 
 def fingerprint(grading: GradingConfig) -> str:
@@ -47,159 +51,60 @@ def calibration_folder(dataset_uri: str, grading: GradingConfig) -> Path:
     return Path(dataset_uri.removeprefix("file://")) / CALIBRATION_DIR / fingerprint(grading)
 
 
-# -- labelled rows ------------------------------------------------------------------------------
-LABEL_MAX_CHARS = 100_000  # a labelled row longer than this is a corrupt line, not a response
+# -- per origin, and learned judges ----------------------------------------------------------
+def origin_measures(rows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
+    """Per origin of the labels (real, constructed, unknown): n, base rate, AUC with its bootstrap
+    interval, and precision/recall at the threshold with Wilson intervals. `rows`: scored rows
+    (`good`, `score`, `origin`), sorted by id so the bootstrap does not depend on row order."""
+    out = {}
+    for origin in ORIGINS:
+        part = [r for r in rows if (r.get("origin") or "unknown") == origin]
+        if not part:
+            continue
+        good, scores = [r["good"] for r in part], [r["score"] for r in part]
+        at = with_intervals(at_threshold(good, scores, threshold))
+        out[origin] = {"rows": len(part), "good": sum(good), "bad": len(part) - sum(good),
+                       "base_rate": sum(good) / len(part), "auc": roc_auc(good, scores),
+                       "auc_interval": auc_interval(good, scores), "threshold": threshold,
+                       **{k: at[k] for k in ("precision", "precision_interval", "recall", "recall_interval",
+                                             "accepted", "true_positives", "good_rows", "accuracy", "kappa")}}
+    return out
 
 
-@dataclass
-class LabelSet:
-    """The labelled rows a judge is measured on, and the lines that could not be one (row data:
-    quarantined with reason and file:line, counted in the report, never dropped silently)."""
+def calibration_panel(grading: GradingConfig, dataset_uri: str | None = None) -> Any:
+    """The panel `calibrate` grades with; a learned judge keeps its model beside the dataset's
+    calibrations (panels that take no `dataset_uri` have no learned judge to place)."""
+    import inspect
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[QuarantinedRow] = field(default_factory=list)
+    from synthfactory.grading.panel import Panel
 
-
-def _label_row(fields: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """The row a labelled record makes, or why it cannot make one."""
-    missing = [k for k in ("prompt", "text", "label") if fields.get(k) in (None, "")]
-    if missing:
-        return None, f"missing {', '.join(missing)}"
-    wrong = [k for k in ("prompt", "text") if not isinstance(fields[k], str)]
-    if wrong:
-        return None, f"wrong_type: {', '.join(wrong)} must be text"
-    label = str(fields["label"]).strip().lower()
-    if label not in GOOD | BAD:
-        return None, f"bad_label: {fields['label']!r} is neither good nor bad"
-    return {"id": str(fields.get("id") or stable_hash(fields["prompt"], fields["text"])),
-            "prompt": fields["prompt"], "text": fields["text"], "good": label in GOOD,
-            "kind": str(fields.get("kind") or ("good" if label in GOOD else "bad")),
-            "source": fields["source"] if isinstance(fields.get("source"), str) else None}, None
+    if dataset_uri is not None and "dataset_uri" in inspect.signature(Panel).parameters:
+        return Panel(grading, dataset_uri=dataset_uri)
+    return Panel(grading)
 
 
-def load_labels(path: str | Path) -> LabelSet:
-    """Rows with `prompt`, `text` and `label` (good/bad, 1/0, true/false), from JSONL or Parquet;
-    `kind` (what makes a bad row bad) and `id` are kept when present. A bad line (broken JSON,
-    invalid UTF-8, empty, too long, missing or wrong fields) is quarantined with its reason and
-    file:line; a file with no usable rows, or only one kind of label, is a one-line error."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--labels: no such file: {path}")
-    fmt = "parquet" if path.suffix == ".parquet" else "jsonl"
-    rows: list[dict[str, Any]] = []
-    quarantined: list[QuarantinedRow] = []
-    for record in read_records(path, fmt, max_chars=LABEL_MAX_CHARS, what="--labels", limit="the labels limit"):
-        row, reason = _label_row(record.fields) if record.reason is None and record.fields else (None, record.reason)
-        if row is None:
-            quarantined.append(QuarantinedRow("labels", reason or "empty", record.raw[:PAYLOAD_CHARS],
-                                              record.location))
-        else:
-            rows.append(row)
-    if not rows:
-        first = f"; first: {quarantined[0].location}: {quarantined[0].reason}" if quarantined else ""
-        raise UserError(f"{path}: no usable labelled rows ({len(quarantined)} quarantined{first})")
-    if all(r["good"] for r in rows) or not any(r["good"] for r in rows):
-        raise UserError(f"{path}: needs both good and bad rows to measure a judge")
-    return LabelSet(rows, quarantined)
-
-
-# -- the measures ------------------------------------------------------------------------------
-def roc_auc(good: list[bool], scores: list[float]) -> float | None:
-    """P(a good row scores above a bad one), ties counting half (Mann-Whitney U / n_good n_bad)."""
-    y = np.asarray(good, dtype=bool)
-    s = np.asarray(scores, dtype=float)
-    n_good, n_bad = int(y.sum()), int((~y).sum())
-    if not n_good or not n_bad:
+def learned_section(panel: Any) -> list[dict[str, Any]] | None:
+    """The report's `learned` section, filled by the learned judges of the panel that graded the
+    labels (`grading.learned.learned_report`: their cross-validated numbers, never a training fit);
+    None when the panel has no learned judge."""
+    try:
+        from synthfactory.grading.learned import learned_report
+    except ImportError:
         return None
-    from scipy.stats import rankdata
-
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
-
-
-def roc_curve(good: list[bool], scores: list[float]) -> list[tuple[float, float, float]]:
-    """(threshold, false-positive rate, true-positive rate) for every distinct threshold."""
-    y = np.asarray(good, dtype=bool)
-    s = np.asarray(scores, dtype=float)
-    points = [(math.inf, 0.0, 0.0)]
-    for t in sorted(set(s.tolist()), reverse=True):
-        accepted = s >= t
-        points.append((t, float((accepted & ~y).sum() / max(1, (~y).sum())),
-                       float((accepted & y).sum() / max(1, y.sum()))))
-    return points
-
-
-def at_threshold(good: list[bool], scores: list[float], threshold: float) -> dict[str, Any]:
-    """Accepting rows that score >= threshold: confusion counts, accuracy, precision, recall, F1, kappa."""
-    y = np.asarray(good, dtype=bool)
-    accepted = np.asarray(scores, dtype=float) >= threshold
-    tp, fp = int((accepted & y).sum()), int((accepted & ~y).sum())
-    fn, tn = int((~accepted & y).sum()), int((~accepted & ~y).sum())
-    n = tp + fp + fn + tn
-    precision = tp / (tp + fp) if tp + fp else None
-    recall = tp / (tp + fn) if tp + fn else None
-    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-    return {"threshold": threshold, "accepted_good": tp, "accepted_bad": fp, "rejected_good": fn,
-            "rejected_bad": tn, "accuracy": (tp + tn) / n if n else None, "precision": precision,
-            "recall": recall, "f1": f1, "kappa": cohen_kappa(y.tolist(), accepted.tolist())}
-
-
-def cohen_kappa(a: list[bool], b: list[bool]) -> float | None:
-    """Agreement of two yes/no labellings beyond chance (here: the labels and the judge's verdicts)."""
-    x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    n = len(x)
-    if not n:
-        return None
-    observed = float((x == y).mean())
-    expected = float(x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean()))
-    return None if expected == 1.0 else (observed - expected) / (1 - expected)
-
-
-def threshold_for_precision(good: list[bool], scores: list[float], target: float) -> dict[str, Any] | None:
-    """The lowest threshold whose accepted rows are at least `target` precise (so it keeps the most
-    recall), with that precision and recall; None when no threshold reaches it."""
-    best = None
-    for t in sorted(set(float(v) for v in scores)):
-        stats = at_threshold(good, scores, t)
-        if stats["precision"] is not None and stats["precision"] >= target:
-            best = {"threshold": t, "precision": stats["precision"], "recall": stats["recall"]}
-            break
-    return best
-
-
-def deciles(good: list[bool], scores: list[float]) -> list[dict[str, Any]]:
-    """Rows sorted by score in ten equal groups: each group's score range, mean score and share good."""
-    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
-    y = np.asarray(good, dtype=bool)[order]
-    s = np.asarray(scores, dtype=float)[order]
-    bins = []
-    for part in np.array_split(np.arange(len(s)), min(10, len(s))):
-        if len(part):
-            bins.append({"rows": int(len(part)), "score_min": float(s[part].min()), "score_max": float(s[part].max()),
-                         "mean_score": float(s[part].mean()), "share_good": float(y[part].mean())})
-    return bins
-
-
-def spearman(a: list[float], b: list[float]) -> float | None:
-    """Rank correlation; None when either side is constant or there are fewer than 3 values."""
-    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
-        return None
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
+    return learned_report(panel) or None
 
 
 # -- running it --------------------------------------------------------------------------------
 def grade_labels(rows: list[dict[str, Any]], grading: GradingConfig, chats: list[Callable | None],
-                 chunk: int = 16, workers: int = 1, seed: int = 0) -> list[dict[str, Any]]:
-    """Every labelled row graded by the panel, in chunks sent to the engines `workers` at a time:
-    per row its score (None if a judge could not read it), every criterion and every judge."""
+                 chunk: int = 16, workers: int = 1, seed: int = 0, panel: Any = None) -> list[dict[str, Any]]:
+    """Every labelled row graded by the panel (`calibration_panel`'s unless given), in chunks sent
+    to the engines `workers` at a time: per row its score (None if a judge could not read it),
+    every criterion and every judge."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from synthfactory.grading.panel import Panel
     from synthfactory.lineage import sampling_seed
 
-    panel = Panel(grading)
+    panel = panel or calibration_panel(grading)
 
     def one(start: int) -> list[dict[str, Any]]:
         part = rows[start:start + chunk]
@@ -219,31 +124,41 @@ def grade_labels(rows: list[dict[str, Any]], grading: GradingConfig, chats: list
 
 
 def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_precision: float,
-               labels_path: Path, recipe_name: str, quarantined: list[QuarantinedRow] | None = None
-               ) -> dict[str, Any]:
-    """The numbers, computed from the per-row scores alone (the test recomputes them from the file);
-    `quarantined`: the labelled lines that could not be read, counted and listed with their reasons."""
+               labels: LabelSet | Path, recipe_name: str, quarantined: list[QuarantinedRow] | None = None,
+               learned: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The numbers, computed from the per-row scores alone (the test recomputes them from the file).
+    `labels`: the label set (or, as before, the labels file); `quarantined`: the labelled lines that
+    could not be read, counted and listed with their reasons; `learned`: `learned_section`'s report."""
+    if isinstance(labels, LabelSet):
+        source, quarantined = dict(labels.source), quarantined if quarantined is not None else labels.quarantined
+    else:
+        from synthfactory.recipe import file_fingerprint
+
+        source = {"kind": "file", "file": Path(labels).name, "sha256": file_fingerprint(Path(labels))[:16]}
     quarantined = quarantined or []
-    scored = [r for r in graded if r["score"] is not None]
+    scored = sorted((r for r in graded if r["score"] is not None), key=lambda r: r["id"])
     good = [r["good"] for r in scored]
     scores = [r["score"] for r in scored]
     kinds = sorted({r["kind"] for r in scored if not r["good"]})
     criteria = sorted({k for r in scored for k in r["criteria"]})
     judges = sorted({k for r in scored for k in r["judges"]}) if grading.judges is not None else []
     suggested = threshold_for_precision(good, scores, target_precision)
-    at_recipe = at_threshold(good, scores, grading.pass_mark)
+    at_recipe = with_intervals(at_threshold(good, scores, grading.pass_mark))
     lengths = [float(len(r["text"])) for r in scored]
+    origins = {o: sum((r.get("origin") or "unknown") == o for r in graded) for o in ORIGINS}
     return {
         "recipe": recipe_name, "fingerprint": fingerprint(grading),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "labels": {"file": labels_path.name, "sha256": file_fingerprint(labels_path)[:16], "rows": len(graded),
+        "labels": {**source, "rows": len(graded),
                    "good": sum(r["good"] for r in graded), "bad": sum(not r["good"] for r in graded),
+                   "origins": {o: n for o, n in origins.items() if n},
                    "quarantined": len(quarantined),
                    "quarantined_rows": [{"location": q.location, "reason": q.reason} for q in quarantined]},
         "judges": [{"name": c.name, "method": c.method, "model": c.model, "weight": c.weight} for c in grading.panel],
         "aggregate": grading.aggregate if grading.judges is not None else None,
         "unreadable": len(graded) - len(scored),
         "auc": roc_auc(good, scores),
+        "auc_interval": auc_interval(good, scores),
         "auc_per_criterion": {c: roc_auc([r["good"] for r in scored if c in r["criteria"]],
                                          [r["criteria"][c] for r in scored if c in r["criteria"]]) for c in criteria},
         "auc_per_judge": {j: roc_auc([r["good"] for r in scored], [r["judges"][j] for r in scored]) for j in judges},
@@ -252,12 +167,14 @@ def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_prec
         "mean_score_per_kind": {k: float(np.mean([r["score"] for r in scored if r["kind"] == k]))
                                 for k in sorted({r["kind"] for r in scored})},
         "at_recipe_threshold": at_recipe,
+        "by_origin": origin_measures(scored, grading.pass_mark),
         "target_precision": target_precision,
         "threshold_for_target_precision": suggested,
         "verbosity_spearman": spearman(scores, lengths),
         "verbosity_spearman_good_rows": spearman([s for s, g in zip(scores, good) if g],
                                                  [n for n, g in zip(lengths, good) if g]),
         "deciles": deciles(good, scores),
+        "learned": learned,
     }
 
 
@@ -268,7 +185,8 @@ def write_calibration(folder: Path, report: dict[str, Any], graded: list[dict[st
 
     folder.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist([
-        {"id": r["id"], "kind": r["kind"], "good": r["good"], "score": r["score"], "error": r["error"],
+        {"id": r["id"], "kind": r["kind"], "good": r["good"], "origin": r.get("origin") or "unknown",
+         "score": r["score"], "error": r["error"],
          "criteria": json.dumps(r["criteria"], sort_keys=True), "judges": json.dumps(r["judges"], sort_keys=True),
          "text_chars": len(r["text"])} for r in graded])
     pq.write_table(table, folder / SCORES)
@@ -327,11 +245,16 @@ def latest_calibration(dataset_uri: str, grading: GradingConfig) -> dict[str, An
                                              f"{report['target_precision']}" if suggested else ""))
     import pyarrow.parquet as pq
 
-    rows = [r for r in pq.read_table(folder / SCORES).to_pylist() if r["score"] is not None]
+    rows = sorted((r for r in pq.read_table(folder / SCORES).to_pylist() if r["score"] is not None),
+                  key=lambda r: r["id"])
     at = at_threshold([r["good"] for r in rows], [r["score"] for r in rows], threshold)
+    by_origin = origin_measures(rows, threshold)  # at the version's threshold, which may not be calibrate's
     return {"fingerprint": report["fingerprint"], "path": str(folder), "created": report["created"],
             "labels": report["labels"], "auc": report["auc"], "threshold": threshold,
             "threshold_provenance": provenance, "precision": at["precision"], "recall": at["recall"],
             "kappa": at["kappa"], "target_precision": report["target_precision"],
             "suggested_threshold": suggested.get("threshold"),
-            "verbosity_spearman": report.get("verbosity_spearman")}
+            "verbosity_spearman": report.get("verbosity_spearman"),
+            "by_origin": {o: {k: m[k] for k in ("rows", "good", "base_rate", "auc", "auc_interval", "precision",
+                                                 "precision_interval", "recall", "recall_interval", "accepted",
+                                                 "true_positives")} for o, m in by_origin.items()}}

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from synthfactory.run.metadata import JudgeBias, VersionMetadata
+from synthfactory.run.metadata import Calibration, JudgeBias, VersionMetadata
 from synthfactory.store import DatasetStore, VersionInfo
 
 CARDS_DIR = "_cards"
@@ -78,6 +78,35 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _ci(interval: list[float] | None) -> str:
+    return f"95% CI {interval[0]:.2f}-{interval[1]:.2f}" if interval else "95% CI n/a"
+
+
+def what_a_person_would_see(calibration: Calibration | None) -> str:
+    """One sentence on what the judges' threshold means for the rows a user gets: the precision a
+    person would see, measured on person-labelled real outputs, or plainly that it was not measured."""
+    real = calibration.real if calibration else None
+    if calibration and real and real.rows:
+        precision = f"{real.precision:.2f}" if real.precision is not None else "n/a (no labelled row accepted)"
+        recall = f"{real.recall:.2f}" if real.recall is not None else "n/a"
+        return (f"precision a person would see at threshold {calibration.threshold:g}: {precision} "
+                f"({_ci(real.precision_interval)}; {real.true_positives} good of {real.accepted} accepted) on "
+                f"{real.rows} labelled real rows, base rate {_fmt(real.base_rate)}; recall {recall} "
+                f"({_ci(real.recall_interval)}); ROC-AUC {_fmt(real.auc)} ({_ci(real.auc_interval)})")
+    said = "not measured on real outputs"
+    if calibration is None:
+        return said + " (no calibration of these judges on record)"
+    built = calibration.by_origin.get("constructed")
+    if built and built.rows and len(calibration.by_origin) == 1:
+        return (f"{said}; measured on constructed rows only: AUC {_fmt(built.auc)} ({_ci(built.auc_interval)}, "
+                f"{built.rows} rows) — not the rows you get")
+    unknown = calibration.by_origin.get("unknown")
+    if unknown and unknown.rows:
+        return (f"{said}; measured on {calibration.labels.rows} labelled rows of which {unknown.rows} of unknown "
+                f"origin: AUC {_fmt(calibration.auc)} — not shown to be the rows you get")
+    return said
+
+
 def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layout: Layout | None) -> list[str]:
     """Which method made the rows, its options, the layout of this copy, and one example row."""
     from synthfactory.methods import METHODS, method_class
@@ -136,15 +165,23 @@ def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str
                   f"{grading.get('threshold')} were rejected.", ""]
     if grading.get("rubric"):
         lines += ["Rubric of the LLM judges:", "", *[f"- **{c['name']}**: {c['description']}" for c in grading["rubric"]], ""]
+    lines += [f"**For the rows you get:** {what_a_person_would_see(calibration)}.", ""]
     if calibration:
         labels = calibration.labels
+        counted = (labels.model_extra or {}).get("origins") or {}
+        origins = ", ".join(f"{counted[o]} {o}" for o in ("real", "constructed", "unknown") if counted.get(o))
         lines += [f"Judge calibration `{calibration.fingerprint}` ({calibration.created}), on "
-                  f"{labels.rows} labelled rows of `{labels.file}` ({labels.good} good, {labels.bad} bad):", ""]
+                  f"{labels.rows} labelled rows of `{labels.file}` ({labels.good} good, {labels.bad} bad; "
+                  f"{origins or 'origin not recorded'}):", ""]
         lines += _table([("judge ROC-AUC", _fmt(calibration.auc)),
                          ("threshold", f"{calibration.threshold:g} ({calibration.threshold_provenance})"),
                          ("precision at the threshold", _fmt(calibration.precision)),
                          ("recall at the threshold", _fmt(calibration.recall)),
-                         ("Cohen's kappa at the threshold", _fmt(calibration.kappa))])
+                         ("Cohen's kappa at the threshold", _fmt(calibration.kappa)),
+                         *[(f"on {m.rows} {origin} rows: ROC-AUC; precision; recall at the threshold",
+                            f"{_fmt(m.auc)} ({_ci(m.auc_interval)}); {_fmt(m.precision)} ({_ci(m.precision_interval)}); "
+                            f"{_fmt(m.recall)} ({_ci(m.recall_interval)})")
+                           for origin, m in calibration.by_origin.items()]])
         lines += [""]
     else:
         lines += ["No calibration of these judges was on record when this version was published "

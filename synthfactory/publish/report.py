@@ -99,8 +99,11 @@ def _judging_line(meta: VersionMetadata) -> str:
              else "Judges: -"]
     if judging.agreement is not None:
         parts.append(f"agreement (Krippendorff's alpha) {_num(judging.agreement)}")
-    parts.append(f"calibrated ROC-AUC {_num(calibration.auc)}, threshold {calibration.threshold_provenance}"
-                 if calibration else "no calibration on record")
+    parts.append(f"calibrated ROC-AUC {_num(calibration.auc)} on {calibration.labels.rows} labelled rows, threshold "
+                 f"{calibration.threshold_provenance}" if calibration else "no calibration on record")
+    from synthfactory.publish.card import what_a_person_would_see
+
+    parts.append(what_a_person_would_see(calibration))
     parts.append(f"score vs length (Spearman) {_num(bias.verbosity_spearman if bias else None)}")
     if bias and bias.self_preference is not None:
         parts.append(f"self-preference {_num(bias.self_preference)}")

@@ -140,6 +140,24 @@ class CalibrationLabels(_Block):
     rows: int | None = None
     good: int | None = None
     bad: int | None = None
+    # also kept when written (extra keys, absent from older versions): `kind` ("file" or "table", a
+    # dataset's `_labels/`) and `origins` (labelled rows per origin: real, constructed, unknown)
+
+
+class OriginMeasure(_Block):
+    """The judges measured on the labelled rows of one origin, at the version's threshold."""
+
+    rows: int = 0
+    good: int = 0
+    base_rate: float | None = None
+    auc: float | None = None
+    auc_interval: list[float] | None = None  # 95% bootstrap
+    precision: float | None = None
+    precision_interval: list[float] | None = None  # 95% Wilson
+    recall: float | None = None
+    recall_interval: list[float] | None = None
+    accepted: int = 0
+    true_positives: int = 0
 
 
 class Calibration(_Block):
@@ -158,6 +176,18 @@ class Calibration(_Block):
     target_precision: float | None = None
     suggested_threshold: float | None = None
     verbosity_spearman: float | None = None
+    # `by_origin` (kept as written, absent from older versions): {origin: OriginMeasure}
+
+    @property
+    def by_origin(self) -> dict[str, OriginMeasure]:
+        """The judges measured per origin of the labels; "real" is what a person would see."""
+        written = (self.model_extra or {}).get("by_origin") or {}
+        return {origin: OriginMeasure.model_validate(m) for origin, m in written.items()}
+
+    @property
+    def real(self) -> OriginMeasure | None:
+        """The measure on person-labelled real outputs, if the calibration had any."""
+        return self.by_origin.get("real")
 
 
 class JudgeBias(_Block):
