@@ -91,6 +91,9 @@ JUDGES = Registry("judge", {
     "logprobs": ("synthfactory.grading.llm:LogprobJudge", {"llm": True, "logprobs": True}),
     "relevance": ("synthfactory.grading.signals:RelevanceJudge", {"llm": False}),
     "form": ("synthfactory.grading.signals:FormJudge", {"llm": False}),
+    # learned: a classifier trained on labelled rows over signals and the other judges' scores (runs after them)
+    "learned": ("synthfactory.grading.learned:LearnedJudge", {"llm": False, "learned": True,
+                                                            "needs": ("labels",)}),
 })
 
 # run in this order before the judge; each reads its own keys of `quality.filters`

@@ -206,7 +206,8 @@ def test_the_schema_accepts_exactly_the_registered_names() -> None:
     for name in ENGINES:
         assert GenerationConfig(engine=name, prompt_template="x").engine == name
     for name in JUDGES:
-        assert JudgeConfig(name="a", method=name).method == name
+        needs = {field: "labels.jsonl" for field in JUDGES.fact(name, "needs", ())}  # e.g. a learned judge's labels
+        assert JudgeConfig(name="a", method=name, **needs).method == name
     assert LLM_JUDGES == JUDGES.where(llm=True) == ("json", "logprobs")
     for name in LLM_JUDGES:
         assert GradingConfig(method=name, rubric=[{"name": "ok", "description": "Fine."}]).method == name

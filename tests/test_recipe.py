@@ -46,7 +46,7 @@ def _break(path: Path, mutate) -> Path:
                                             "options": {"threads": 2}}]),
      "grading.judges.0.options.threads: the vllm engine takes no such option"),
     (lambda d: d["grading"].update(judges=[{"name": "a", "method": "telepathy"}]),
-     "grading.judges.0.method: unknown judge 'telepathy'; known: form, json, logprobs, relevance"),
+     "grading.judges.0.method: unknown judge 'telepathy'; known: form, json, learned, logprobs, relevance"),
     (lambda d: d["grading"].update(judges=[{"name": "a", "method": "form", "model": "m"}]),
      "grading.judges.0: model: only LLM judges (json, logprobs) take these; form is not an LLM"),
     (lambda d: d["grading"].update(method="form"), "grading.method: form is not an LLM judge"),

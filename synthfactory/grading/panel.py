@@ -47,13 +47,21 @@ def _default_embedder() -> Any:
 
 
 class Panel:
-    def __init__(self, grading: GradingConfig, embedder: Callable[[], Any] | None = None) -> None:
+    def __init__(self, grading: GradingConfig, embedder: Callable[[], Any] | None = None,
+                 dataset_uri: str | None = None) -> None:
+        """`dataset_uri`: where a learned judge stores the model it trains (beside the calibration)."""
         self.grading = grading
         self.configs: list[JudgeConfig] = grading.panel
         self.single = grading.judges is None
+        embedder = embedder or _default_embedder
         self.judges: list[Any] = [  # each from the registry, seeing grading as its own (method, model, rubric)
-            JUDGES.load(config.method).for_panel(grading.for_judge(config), embedder or _default_embedder)
+            JUDGES.load(config.method).for_learning(config, grading, embedder, dataset_uri)
+            if JUDGES.fact(config.method, "learned", False) else
+            JUDGES.load(config.method).for_panel(grading.for_judge(config), embedder)
             for config in self.configs]
+        learned = [JUDGES.fact(c.method, "learned", False) for c in self.configs]
+        self._others = [k for k, is_learned in enumerate(learned) if not is_learned]
+        self._order = self._others + [k for k, is_learned in enumerate(learned) if is_learned]  # learned run last
 
     @property
     def names(self) -> list[str]:
@@ -68,12 +76,19 @@ class Panel:
         n = len(pairs)
         result = PanelResult(verdicts=[None] * n, errors=[None] * n, prompt_tokens=[0] * n,
                              completion_tokens=[0] * n, latency_s=[0.0] * n)
-        per_judge: list[list[JudgeScore | None]] = []
-        for config, judge, chat in zip(self.configs, self.judges, chats):
+        own: dict[int, list[JudgeScore | None]] = {}
+        for k in self._order:
+            config, judge, chat = self.configs[k], self.judges[k], chats[k]
             if config.method in LLM_JUDGES:
-                scores = self._ask(judge, pairs, chat, seed_for, result)
+                own[k] = self._ask(judge, pairs, chat, seed_for, result)
+            elif JUDGES.fact(config.method, "learned", False):  # after the others: their scores are features
+                judge.ensure_model(lambda items: self._grade_others(items, chats))
+                own[k] = judge.grade_with(pairs, {self.configs[j].name: own[j] for j in self._others})
             else:
-                scores = list(judge.grade(pairs))
+                own[k] = list(judge.grade(pairs))
+        per_judge: list[list[JudgeScore | None]] = []
+        for k, config in enumerate(self.configs):
+            scores = own[k]
             per_judge.append(scores)
             result.by_judge[config.name] = [s.score if s is not None else None for s in scores]
             for i, score in enumerate(scores):
@@ -85,6 +100,21 @@ class Panel:
             if result.errors[i] is None:
                 result.verdicts[i] = self.combine([scores[i] for scores in per_judge])
         return result
+
+    def _grade_others(self, pairs: list[tuple[str, str]], chats: list[Chat | None]
+                      ) -> dict[str, list[JudgeScore | None]]:
+        """Every judge but the learned ones on `pairs` (a learned judge's labelled rows, to train on),
+        with fixed retry seeds; their engine cost is not a batch's."""
+        from synthfactory.lineage import sampling_seed
+
+        scratch = PanelResult(verdicts=[None] * len(pairs), errors=[None] * len(pairs), prompt_tokens=[0] * len(pairs),
+                              completion_tokens=[0] * len(pairs), latency_s=[0.0] * len(pairs))
+        out: dict[str, list[JudgeScore | None]] = {}
+        for k in self._others:
+            config, judge = self.configs[k], self.judges[k]
+            out[config.name] = (self._ask(judge, pairs, chats[k], lambda i, a: sampling_seed(0, 0, 0, i, a), scratch)
+                                if config.method in LLM_JUDGES else list(judge.grade(pairs)))
+        return out
 
     def _ask(self, judge: Any, pairs: list[tuple[str, str]], chat: Chat | None,
              seed_for: Callable[[int, int], int], result: PanelResult) -> list[JudgeScore | None]:

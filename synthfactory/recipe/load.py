@@ -115,6 +115,11 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         files["reference"] = _resolve(base, recipe.quality.reference, "quality.reference")
     if recipe.seeds.real:
         files["real"] = _resolve(base, recipe.seeds.real.path, "seeds.real.path")
+    for i, judge in enumerate((recipe.grading.judges or []) if recipe.grading is not None else []):
+        if judge.labels is not None:  # a learned judge's labels: checked now, hashed, found again at grading
+            labels = _resolve(base, judge.labels, f"grading.judges.{i}.labels")
+            judge._labels_path = labels
+            files[f"labels:{judge.name}"] = labels / "_labels" if labels.is_dir() else labels
     digest = hashlib.sha256()
     digest.update(json.dumps(recipe_identity(recipe), sort_keys=True).encode())
     for named in [seeds_path, suite_path, *files.values()]:

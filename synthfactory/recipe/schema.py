@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 import jinja2
 import jinja2.sandbox
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from synthfactory.registry import ENGINES, JUDGES, METHODS, VERIFIERS
 
@@ -119,6 +119,13 @@ class JudgeConfig(StrictModel):
     weight: float = Field(1.0, ge=0.0, le=100.0, description=(
         "its share of the `mean` aggregate; 0: an observer, graded and measured (scores, agreement, "
         "bias checks, calibration) but without a vote in any aggregate"))
+    labels: str | None = Field(None, min_length=1, description=(
+        "learned judges: the labelled rows it is trained on, a JSONL/Parquet file (relative to the recipe) "
+        "or STORE/NAME (that dataset's labels table)"))
+    features: list[Literal["embeddings", "signals", "judges"]] | None = Field(None, min_length=1, description=(
+        "learned judges: the feature groups it reads (default all: MiniLM embeddings, text signals, the "
+        "other judges' scores)"))
+    _labels_path: Any = PrivateAttr(None)  # `labels` resolved against the recipe folder (load_recipe sets it)
 
     @model_validator(mode="after")
     def _llm_fields_for_llms(self) -> "JudgeConfig":
@@ -127,6 +134,11 @@ class JudgeConfig(StrictModel):
             if given:
                 raise ValueError(f"{', '.join(given)}: only LLM judges ({', '.join(LLM_JUDGES)}) take these; "
                                  f"{self.method} is not an LLM")
+        learned = JUDGES.fact(self.method, "learned", False)
+        if learned and self.labels is None:
+            raise ValueError("labels: a learned judge needs labelled rows (a JSONL/Parquet file or STORE/NAME)")
+        if not learned and (self.labels is not None or self.features is not None):
+            raise ValueError(f"labels, features: only learned judges take these; {self.method} is not learned")
         return self
 
 

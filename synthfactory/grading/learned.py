@@ -1,0 +1,264 @@
+"""The learned judge (`method: learned`): few labels from people -> a cheap classifier over every row.
+
+The FineWeb-Edu pattern: it reads signals the factory already computes for a row (feature groups):
+- `embeddings`: all-MiniLM-L6-v2 vectors of prompt and response (the relevance judge's model);
+- `signals`: their cosine, the form signals (ends a sentence, repetition, refusal), the repeated
+  3-gram ratio, length in characters, words and sentences;
+- `judges`: every other judge of the panel, its score and each criterion (e.g. the LLM's P(yes)).
+Not built: the mean token logprob of the response under the generator (it needs a second pass of
+the generator over every row; left out for its cost).
+
+It runs after the panel's other judges for the same items (panel.py). It is trained on the rows of
+`labels` (whose other-judge scores the panel computes the same way), the first time it grades, and
+stored beside the calibration: `{dataset}/_calibration/{judges fingerprint}/learned/{fingerprint}/`
+with `model.json` (plain numbers) and `cv.json` (its nested cross-validation: the quality figure).
+The fingerprint hashes the labels' content, the feature spec, the classifier grid and the other
+judges, so the same labels give the same model and the same fingerprint; a stored model whose
+fingerprint matches is loaded instead of trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from synthfactory.errors import UserError
+from synthfactory.grading import learned_model as lm
+from synthfactory.grading.llm import JudgeScore
+from synthfactory.lineage import stable_hash
+from synthfactory.quality import text as tq
+
+FEATURE_GROUPS = ("embeddings", "signals", "judges")
+SPEC_VERSION = 1
+CALIBRATION_DIR = "_calibration"  # as grading.calibration (which imports this module for its report)
+LEARNED_DIR = "learned"
+MODEL_FILE = "model.json"
+CV_FILE = "cv.json"
+log = logging.getLogger(__name__)
+_SENTENCE_END = re.compile(r"[.!?](\s|$)")
+_TRAINED: dict[str, tuple[lm.LinearModel, dict[str, Any]]] = {}  # per process, by fingerprint
+_TRAIN_LOCK = threading.Lock()
+
+GradeOthers = Callable[[list[tuple[str, str]]], dict[str, list[JudgeScore | None]]]
+
+
+# -- labels ------------------------------------------------------------------------------------
+def labels_path(config: Any) -> Path:
+    """Where a learned judge's `labels` are: resolved by load_recipe, else as written."""
+    resolved = getattr(config, "_labels_path", None)
+    return Path(resolved) if resolved is not None else Path(str(config.labels).removeprefix("file://"))
+
+
+def load_training_rows(config: Any) -> list[dict[str, Any]]:
+    """The labelled rows (prompt, text, good) a learned judge trains on: a JSONL/Parquet file, or a
+    dataset's labels table once calibration can read one. A bad value is one UserError line."""
+    path = labels_path(config)
+    from synthfactory.grading.labelsets import load_label_source
+
+    try:
+        labels = load_label_source(path)
+    except UserError as exc:
+        raise UserError(f"grading.judges {config.name}.labels: {exc}") from None
+    if labels.quarantined:
+        log.warning("learned judge %s: %d labelled lines quarantined (first: %s: %s)", config.name,
+                    len(labels.quarantined), labels.quarantined[0].location, labels.quarantined[0].reason)
+    return labels.rows
+
+
+def labels_digest(rows: list[dict[str, Any]]) -> str:
+    """Content of the labelled rows (order-free): what the model is trained on."""
+    return stable_hash("labels", sorted((r["prompt"], r["text"], bool(r["good"])) for r in rows))
+
+
+# -- features ----------------------------------------------------------------------------------
+def groups_of(config: Any) -> tuple[str, ...]:
+    return tuple(g for g in FEATURE_GROUPS if g in (config.features or FEATURE_GROUPS))
+
+
+def signal_features(response: str, cosine: float) -> dict[str, float]:
+    """The text signals of one response (form judge's, repetition, length) and prompt-response cosine."""
+    from synthfactory.grading.signals import FormJudge
+
+    tokens = tq.words(response)
+    form = FormJudge.one(response).raw
+    return {"signal.cosine": cosine, "signal.complete": form["complete"],
+            "signal.no_repetition": form["no_repetition"], "signal.no_refusal": form["no_refusal"],
+            "signal.repeated_3grams": tq.repeated_ngram_ratio(tokens),
+            "signal.log_chars": math.log1p(len(response)), "signal.log_words": math.log1p(len(tokens)),
+            "signal.sentences": float(len(_SENTENCE_END.findall(response)))}
+
+
+def judge_features(name: str, score: JudgeScore) -> dict[str, float]:
+    """One other judge's score and criteria (an LLM's P(yes) per criterion)."""
+    out = {f"judge.{name}": float(score.score)}
+    out.update({f"judge.{name}.{k}": float(v) for k, v in sorted(score.normalised.items())
+                if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return out
+
+
+def build_features(pairs: list[tuple[str, str]], others: dict[str, list[JudgeScore | None]],
+                   groups: tuple[str, ...], embedder: Callable[[], Any] | None) -> lm.FeatureTable:
+    """The feature table of (prompt, response) pairs whose other judges all scored them."""
+    vectors = None
+    if {"embeddings", "signals"} & set(groups) and pairs:
+        texts = [t for pair in pairs for t in pair]
+        vectors = embedder().encode([stable_hash("relevance", t) for t in texts], texts)  # shared with relevance
+    rows: list[dict[str, float]] = []
+    for k, (_, response) in enumerate(pairs):
+        row: dict[str, float] = {}
+        if "signals" in groups:
+            row.update(signal_features(response, float(vectors[2 * k] @ vectors[2 * k + 1])))
+        if "judges" in groups:
+            for name in sorted(others):
+                row.update(judge_features(name, others[name][k]))
+        rows.append(row)
+    names = sorted({n for row in rows for n in row})
+    scalars = np.array([[row.get(n, 0.0) for n in names] for row in rows], dtype=np.float64).reshape(len(rows), -1)
+    embeddings = None
+    if "embeddings" in groups:
+        embeddings = (np.hstack([vectors[0::2], vectors[1::2]]).astype(np.float64) if pairs
+                      else np.zeros((0, 768)))
+    return lm.FeatureTable(names, scalars, embeddings)
+
+
+# -- the judge ---------------------------------------------------------------------------------
+def others_description(grading: Any, config: Any) -> list[dict[str, Any]]:
+    """The judges whose scores are features: what decides them (the fingerprint hashes it)."""
+    return [c.model_dump(mode="json", exclude={"weight"}) for c in grading.panel
+            if c.name != config.name and c.method != "learned"]
+
+
+def judges_fingerprint(grading: Any) -> str:
+    """The calibration folder's name: grading.calibration.fingerprint (a test keeps the two equal)."""
+    return stable_hash("judge", grading.model_dump(mode="json", exclude={"threshold", "max_attempts"}), length=12)
+
+
+def model_fingerprint(config: Any, grading: Any, rows: list[dict[str, Any]] | None = None) -> str:
+    """Labels' content + feature spec + classifier grid + the other judges: same inputs, same model."""
+    rows = load_training_rows(config) if rows is None else rows
+    spec = {"version": SPEC_VERSION, "groups": groups_of(config), "grid_c": lm.GRID_C, "grid_dims": lm.GRID_DIMS,
+            "folds": lm.FOLDS, "inner_folds": lm.INNER_FOLDS, "seed": lm.SEED, "embedder": "all-MiniLM-L6-v2",
+            "threshold": grading.pass_mark if grading.judges is not None else grading.threshold,
+            "others": others_description(grading, config) if "judges" in groups_of(config) else []}
+    return stable_hash("learned", labels_digest(rows), spec, length=12)
+
+
+class LearnedJudge:
+    criteria = ("p_good",)
+
+    @classmethod
+    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "LearnedJudge":
+        raise UserError("a learned judge grades in a panel that gives it its config (grading.judges)")
+
+    @classmethod
+    def for_learning(cls, config: Any, grading: Any, embedder: Callable[[], Any],
+                     dataset_uri: str | None = None) -> "LearnedJudge":
+        return cls(config, grading, embedder, dataset_uri)
+
+    @staticmethod
+    def model_of(judge: Any, recipe: Any) -> str | None:
+        """`learned:{fingerprint}`: names the exact model in the version's metadata and card."""
+        return f"learned:{model_fingerprint(judge, recipe.grading)}"
+
+    def __init__(self, config: Any, grading: Any, embedder: Callable[[], Any], dataset_uri: str | None) -> None:
+        self.config, self.grading, self._embedder, self.dataset_uri = config, grading, embedder, dataset_uri
+        self.groups = groups_of(config)
+        self.model: lm.LinearModel | None = None
+        self.cv: dict[str, Any] | None = None
+        self.fingerprint: str | None = None
+        self._lock = threading.Lock()
+
+    def folder(self, fingerprint: str) -> Path | None:
+        """Beside the calibration of these judges; None for a store that is not a local folder."""
+        if not self.dataset_uri or "://" in self.dataset_uri.removeprefix("file://"):
+            return None
+        return (Path(self.dataset_uri.removeprefix("file://")) / CALIBRATION_DIR / judges_fingerprint(self.grading)
+                / LEARNED_DIR / fingerprint)
+
+    def ensure_model(self, grade_others: GradeOthers) -> None:
+        """Load the stored model of this fingerprint, or train one on the labels (one log line) and store it."""
+        with self._lock:
+            if self.model is not None:
+                return
+            rows = load_training_rows(self.config)
+            fingerprint = model_fingerprint(self.config, self.grading, rows)
+            folder = self.folder(fingerprint)
+            with _TRAIN_LOCK:
+                if fingerprint in _TRAINED:
+                    self.model, self.cv = _TRAINED[fingerprint]
+                elif folder is not None and (folder / MODEL_FILE).is_file():
+                    self.model = lm.LinearModel.from_json((folder / MODEL_FILE).read_text(encoding="utf-8"))
+                    self.cv = json.loads((folder / CV_FILE).read_text(encoding="utf-8"))
+                else:
+                    log.info("learned judge %s: training on %d labelled rows (%s), fingerprint %s",
+                             self.config.name, len(rows), labels_path(self.config).name, fingerprint)
+                    self.model, self.cv = self.train(rows, grade_others, fingerprint)
+                    if folder is not None:
+                        save(folder, self.model, self.cv)
+                _TRAINED[fingerprint] = (self.model, self.cv)
+            self.fingerprint = fingerprint
+
+    def train(self, rows: list[dict[str, Any]], grade_others: GradeOthers, fingerprint: str
+              ) -> tuple[lm.LinearModel, dict[str, Any]]:
+        pairs = [(r["prompt"], r["text"]) for r in rows]
+        others = grade_others(pairs) if "judges" in self.groups else {}
+        readable = [k for k in range(len(rows)) if all(v[k] is not None for v in others.values())]
+        table = build_features([pairs[k] for k in readable], {n: [v[k] for k in readable] for n, v in others.items()},
+                               self.groups, self._embedder)
+        good = np.array([bool(rows[k]["good"]) for k in readable])
+        try:
+            model, cv = lm.train(table, good, self.grading.pass_mark)
+        except ValueError as exc:
+            raise UserError(f"grading.judges {self.config.name}: cannot train on {labels_path(self.config)}: {exc}"
+                            ) from None
+        origins = sorted({str(rows[k].get("origin") or rows[k].get("source") or "unknown") for k in readable})
+        cv.update({"fingerprint": fingerprint, "judge": self.config.name, "groups": list(self.groups),
+                   "labels": {"path": labels_path(self.config).name, "digest": labels_digest(rows),
+                              "rows": len(rows), "origins": origins},
+                   "unreadable_by_other_judges": len(rows) - len(readable), "features": table.names})
+        return model, cv
+
+    def grade_with(self, pairs: list[tuple[str, str]], others: dict[str, list[JudgeScore | None]]
+                   ) -> list[JudgeScore | None]:
+        """P(good) per item, given the other judges' scores of the same items (None where one had none)."""
+        assert self.model is not None, "ensure_model first"
+        readable = [k for k in range(len(pairs)) if all(v[k] is not None for v in others.values())]
+        out: list[JudgeScore | None] = [None] * len(pairs)
+        if not readable:
+            return out
+        table = build_features([pairs[k] for k in readable],
+                               {n: [v[k] for k in readable] for n, v in others.items()} if "judges" in self.groups
+                               else {}, self.groups, self._embedder)
+        for k, p in zip(readable, self.model.scores(table)):
+            value = round(float(p), 6)
+            out[k] = JudgeScore(raw={"p_good": value}, normalised={"p_good": value}, score=value)
+        return out
+
+
+def save(folder: Path, model: lm.LinearModel, cv: dict[str, Any]) -> Path:
+    """model.json (plain numbers) and cv.json, written whole before they are visible."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in ((CV_FILE, json.dumps(cv, indent=2, sort_keys=True, default=str) + "\n"),
+                       (MODEL_FILE, model.to_json())):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(folder / name)
+    return folder
+
+
+def learned_report(panel: Any) -> list[dict[str, Any]]:
+    """For `calibrate`: each learned judge's cross-validated numbers (the quality figure). Its AUC in
+    the rest of a calibration on the same labels it was trained on is a training fit, not quality."""
+    out = []
+    for judge in getattr(panel, "judges", []):
+        if isinstance(judge, LearnedJudge) and judge.cv is not None:
+            cv = {k: v for k, v in judge.cv.items() if k != "oof_scores"}
+            out.append({"judge": judge.config.name, "fingerprint": judge.fingerprint, **cv})
+    return out

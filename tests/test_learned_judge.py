@@ -1,0 +1,188 @@
+"""The learned judge (`method: learned`): train, cross-validate, store as JSON, load, fingerprint.
+
+Fast tests use fixed features or a stand-in embedder (the logic here is not about MiniLM); one
+end-to-end test grades with the real MiniLM, under the heavy lock."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from synthfactory.errors import RecipeError, UserError
+from synthfactory.grading import learned_model as lm
+from synthfactory.grading.learned import MODEL_FILE, CV_FILE, LearnedJudge, model_fingerprint
+from synthfactory.grading.panel import Panel, describe_judges
+from synthfactory.recipe import GradingConfig, JudgeConfig, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ROOT / "recipes" / "labels" / "quickstart.jsonl"
+
+
+def fixed_table(n: int = 120, seed: int = 1) -> tuple[lm.FeatureTable, np.ndarray]:
+    """Rows whose label depends on one informative scalar and a direction of the embeddings, plus noise."""
+    rng = np.random.default_rng(seed)
+    good = rng.random(n) < 0.35
+    informative = good * 1.0 + rng.normal(0, 0.7, n)
+    noise = rng.normal(0, 1, n)
+    direction = rng.normal(0, 1, 768)
+    embeddings = rng.normal(0, 1, (n, 768)) + np.outer(good * 0.08, direction)
+    return lm.FeatureTable(["a.informative", "b.noise"], np.column_stack([informative, noise]), embeddings), good
+
+
+def test_cross_validation_measures_held_out_rows_and_beats_chance_on_a_learnable_signal():
+    table, good = fixed_table()
+    model, cv = lm.train(table, good, threshold=0.5)
+    assert cv["rows"] == 120 and cv["good"] == int(good.sum()) and cv["folds"] == 5
+    assert 0.75 < cv["auc"] <= 1.0
+    # the CV number is out of fold: it is not the training fit, which is higher on the same rows
+    fit_auc = lm.auc(good, model.scores(table))
+    assert fit_auc > cv["auc"]
+    assert cv["auc"] == pytest.approx(lm.auc(good, np.array(cv["oof_scores"])), abs=1e-4)
+    at = cv["at_threshold"]
+    assert at["accepted_good"] + at["accepted_bad"] + at["rejected_good"] + at["rejected_bad"] == 120
+    # same rows, same seed: the same model
+    again, cv_again = lm.train(table, good, threshold=0.5)
+    assert again.to_json() == model.to_json() and cv_again == cv
+
+
+def test_a_label_that_is_noise_gives_a_chance_auc_not_a_flattering_one():
+    table, good = fixed_table()
+    shuffled = np.random.default_rng(7).permutation(good)
+    _, cv = lm.train(table, shuffled, threshold=0.5)
+    assert cv["auc"] < 0.7
+
+
+def test_model_json_round_trip_gives_identical_scores():
+    table, good = fixed_table()
+    model = lm.fit(table, good, c=0.3, dims=8)
+    back = lm.LinearModel.from_json(model.to_json())
+    assert np.array_equal(back.scores(table), model.scores(table))
+    assert len(back.pca_components) == 8 and "pickle" not in model.to_json()
+
+
+def _labels(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _slice(n: int = 40) -> list[dict]:
+    """Good and bad rows of the constructed set, alternating, so a slice has both."""
+    rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
+    good = [r for r in rows if r["label"] == "good"]
+    bad = [r for r in rows if r["label"] == "bad"]
+    return [r for pair in zip(good, bad) for r in pair][:n]
+
+
+def _grading(labels: Path, features: list[str] | None = None) -> GradingConfig:
+    return GradingConfig(judges=[
+        JudgeConfig(name="form", method="form", weight=0),
+        JudgeConfig(name="learned", method="learned", labels=str(labels), features=features)], threshold=0.5)
+
+
+def test_fingerprint_changes_when_labels_change_and_not_when_only_their_order_does(tmp_path):
+    rows = _slice(20)
+    a = _labels(tmp_path / "a.jsonl", rows)
+    b = _labels(tmp_path / "b.jsonl", list(reversed(rows)))
+    flipped = [dict(r, label="bad" if r["label"] == "good" else "good") if i == 0 else r for i, r in enumerate(rows)]
+    c = _labels(tmp_path / "c.jsonl", flipped)
+    fp = {name: model_fingerprint(_grading(path).judges[1], _grading(path)) for name, path in
+          (("a", a), ("b", b), ("c", c))}
+    assert fp["a"] == fp["b"] and fp["a"] != fp["c"]
+    assert model_fingerprint(_grading(a, ["signals"]).judges[1], _grading(a, ["signals"])) != fp["a"]
+
+
+def test_schema_a_learned_judge_needs_labels_and_others_take_none():
+    with pytest.raises(ValueError, match="labels: a learned judge needs labelled rows"):
+        JudgeConfig(name="learned", method="learned")
+    with pytest.raises(ValueError, match="only learned judges take these"):
+        JudgeConfig(name="relevance", method="relevance", labels="x.jsonl")
+
+
+def _recipe(tmp_path: Path, judges: list[dict]) -> Path:
+    recipe = yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text(encoding="utf-8"))
+    recipe["seeds"]["path"] = str(ROOT / "recipes" / "seeds" / "topics.txt")
+    recipe["validation"]["suite"] = str(ROOT / "expectations" / "quickstart.json")
+    recipe["grading"]["judges"] = judges
+    recipe["grading"]["threshold"] = 0.5
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+def test_a_bad_labels_path_is_one_recipe_error_line_at_load(tmp_path):
+    path = _recipe(tmp_path, [{"name": "form", "method": "form", "weight": 0},
+                              {"name": "learned", "method": "learned", "labels": "labels/missing.jsonl"}])
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert "grading.judges.1.labels: no such file or folder: labels/missing.jsonl" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_labels_relative_to_the_recipe_are_found_and_hashed_into_the_recipe(tmp_path):
+    (tmp_path / "labels").mkdir()
+    _labels(tmp_path / "labels" / "mine.jsonl", _slice(20))
+    path = _recipe(tmp_path, [{"name": "form", "method": "form", "weight": 0},
+                              {"name": "learned", "method": "learned", "labels": "labels/mine.jsonl"}])
+    first = load_recipe(path)
+    _labels(tmp_path / "labels" / "mine.jsonl", _slice(22))
+    second = load_recipe(path)
+    assert first.recipe_hash != second.recipe_hash
+    judge = second.recipe.grading.panel[1]
+    assert describe_judges(second.recipe)[1]["model"] == f"learned:{model_fingerprint(judge, second.recipe.grading)}"
+
+
+def test_labels_with_only_one_kind_are_one_user_error_line(tmp_path):
+    rows = [r for r in _slice(20) if r["label"] == "good"]
+    grading = _grading(_labels(tmp_path / "good.jsonl", rows), ["signals"])
+    with pytest.raises(UserError, match="needs both good and bad rows"):
+        Panel(grading, embedder=lambda: StandInEmbedder()).grade([("p", "t.")], [None, None], lambda k, a: 0)
+
+
+class StandInEmbedder:
+    """Deterministic unit vectors from a text's words (a stand-in for MiniLM in fast tests)."""
+
+    def encode(self, ids: list[str], texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 384))
+        for k, text in enumerate(texts):
+            for word in text.lower().split():
+                out[k, zlib.crc32(word.strip(".,").encode()) % 384] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_the_panel_trains_after_the_other_judges_stores_json_and_the_next_panel_loads_it(tmp_path):
+    grading = _grading(_labels(tmp_path / "l.jsonl", _slice(40)))
+    dataset = tmp_path / "store" / "demo"
+    pairs = [(r["prompt"], r["text"]) for r in _slice(48)[40:]]
+    first = Panel(grading, embedder=StandInEmbedder, dataset_uri=str(dataset))
+    graded = first.grade(pairs, [None, None], lambda k, a: 0)
+    judge = first.judges[1]
+    assert isinstance(judge, LearnedJudge) and judge.fingerprint
+    folder = next(dataset.glob(f"_calibration/*/learned/{judge.fingerprint}"))
+    cv = json.loads((folder / CV_FILE).read_text())
+    assert cv["rows"] == 40 and cv["fingerprint"] == judge.fingerprint and "judge.form" in cv["features"]
+    assert set(graded.by_judge) == {"form", "learned"}
+    assert all(v is not None and 0.0 <= v <= 1.0 for v in graded.by_judge["learned"])
+    # the verdict's score is the learned judge's (form is an observer)
+    assert [v.score for v in graded.verdicts] == graded.by_judge["learned"]
+    from synthfactory.grading import learned as learned_module
+
+    learned_module._TRAINED.clear()  # a fresh process: the stored JSON, not the memory
+    second = Panel(grading, embedder=StandInEmbedder, dataset_uri=str(dataset))
+    (folder / CV_FILE).write_text(json.dumps({**cv, "marker": "loaded"}))
+    again = second.grade(pairs, [None, None], lambda k, a: 0)
+    assert second.judges[1].cv["marker"] == "loaded"
+    assert again.by_judge["learned"] == graded.by_judge["learned"]
+    assert (folder / MODEL_FILE).read_text().startswith("{")
+
+
+def test_the_learned_folder_sits_in_the_calibration_folder_of_the_same_judges(tmp_path):
+    from synthfactory.grading.calibration import CALIBRATION_DIR, fingerprint
+    from synthfactory.grading.learned import CALIBRATION_DIR as LEARNED_CALIBRATION_DIR, judges_fingerprint
+
+    grading = _grading(_labels(tmp_path / "l.jsonl", _slice(20)))
+    assert judges_fingerprint(grading) == fingerprint(grading) and LEARNED_CALIBRATION_DIR == CALIBRATION_DIR
