@@ -56,7 +56,7 @@ PAGE_HTML = """<!doctype html>
     <div id="rubric"></div>
     <h2>Keys</h2>
     <div><kbd>g</kbd> good &middot; <kbd>b</kbd> bad &middot; <kbd>s</kbd> skip &middot; <kbd>n</kbd> note</div>
-    <p id="hint">Good = a teacher would not correct it. The judge's score is shown only after you label.</p>
+    <p id="hint">Label by the rubric. The judge's score is shown only after you label, so it does not sway you.</p>
   </aside>
 </main>
 <script>
