@@ -186,3 +186,34 @@ def test_the_learned_folder_sits_in_the_calibration_folder_of_the_same_judges(tm
 
     grading = _grading(_labels(tmp_path / "l.jsonl", _slice(20)))
     assert judges_fingerprint(grading) == fingerprint(grading) and LEARNED_CALIBRATION_DIR == CALIBRATION_DIR
+
+
+def test_end_to_end_relevance_form_and_learned_on_the_real_minilm(tmp_path):
+    """Real all-MiniLM-L6-v2: the learned judge trains on 40 constructed rows after relevance and form
+    grade them, reports nested CV, stores its model, and grades 8 other rows; a second panel loads it."""
+    grading = GradingConfig(judges=[
+        JudgeConfig(name="relevance", method="relevance", weight=0),
+        JudgeConfig(name="form", method="form", weight=0),
+        JudgeConfig(name="learned", method="learned", labels=str(_labels(tmp_path / "l.jsonl", _slice(40))))],
+        threshold=0.5)
+    rows = _slice(48)[40:]
+    pairs = [(r["prompt"], r["text"]) for r in rows]
+    dataset = tmp_path / "store" / "e2e"
+    panel = Panel(grading, dataset_uri=str(dataset))
+    graded = panel.grade(pairs, [None, None, None], lambda k, a: 0)
+    judge = panel.judges[2]
+    cv = judge.cv
+    assert cv["rows"] == 40 and cv["folds"] == 5 and cv["auc"] is not None
+    assert "judge.relevance" in cv["features"] and "signal.cosine" in cv["features"]
+    assert cv["final"]["dims"] in (0, 8, 32)
+    scores = graded.by_judge["learned"]
+    assert all(s is not None for s in scores)
+    good = np.array([r["label"] == "good" for r in rows])
+    assert np.mean([s for s, g in zip(scores, good) if g]) > np.mean([s for s, g in zip(scores, good) if not g])
+    from synthfactory.grading import learned as learned_module
+    from synthfactory.grading.calibration import learned_section
+
+    assert learned_section(panel)[0]["fingerprint"] == judge.fingerprint
+    learned_module._TRAINED.clear()
+    again = Panel(grading, dataset_uri=str(dataset)).grade(pairs, [None, None, None], lambda k, a: 0)
+    assert again.by_judge["learned"] == scores
