@@ -15,7 +15,7 @@ import pytest
 
 from synthfactory.errors import UserError
 from synthfactory.labels.command import label_command
-from synthfactory.labels.labelstudio import import_annotations
+from synthfactory.labels.labelstudio import _annotation_label, import_annotations
 from synthfactory.labels.sample import candidates, describe_row, draw_sample
 from synthfactory.labels.table import LABELS_SCHEMA, append_labels, labels_uri, read_all_labels, read_labels
 from synthfactory.lineage import ROW_SCHEMA, row_id_for
@@ -186,6 +186,7 @@ def test_label_studio_export_then_import_round_trips_the_labels(dataset, tmp_pat
     assert len(tasks) == 6 and all(set(t["data"]) >= {"row_id", "prompt", "response"} for t in tasks)
     assert '<Choice value="good"' in config and "<TextArea" in config and 'value="$response"' in config
     assert all("score" not in json.dumps(t["data"]) for t in tasks)  # the score would anchor the labeller
+    assert tasks[0]["data"]["rubric"] == "Rubric: accuracy: The facts it states are correct."
     # what Label Studio's JSON export holds once two people labelled the tasks
     filled = {}
     for index, task in enumerate(tasks):
@@ -223,6 +224,7 @@ def test_label_studio_import_of_a_file_that_is_not_an_export_is_one_line(dataset
     bad.write_text("{not json")
     with pytest.raises(UserError, match="not JSON"):
         label_command(_args(dataset, import_label_studio=bad))
+    assert _annotation_label({"was_cancelled": True, "result": []}) == ("skip", None)  # Label Studio's skip
     bad.write_text('{"data": {}}')
     with pytest.raises(UserError, match="expected a list of tasks"):
         import_annotations(bad, lambda row_id, version: None, None)

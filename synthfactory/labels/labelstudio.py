@@ -22,7 +22,7 @@ from synthfactory.labels.sample import LabelItem
 CHOICES_NAME = "label"
 NOTE_NAME = "note"
 LABELLING_CONFIG = """<View>
-  <Header value="Rubric: $rubric"/>
+  <Header value="$rubric" size="6"/>
   <Header value="Prompt"/>
   <Text name="prompt" value="$prompt"/>
   <Header value="Response"/>
@@ -54,7 +54,7 @@ def task_text(item: LabelItem) -> tuple[str, str]:
 def export_tasks(items: list[LabelItem], rubric: list[dict[str, str]], path: Path) -> Path:
     """Write the tasks to `path` and the labelling config beside it (`path` + `.xml`); returns the
     config's path."""
-    rubric_line = "; ".join(f"{c['name']}: {c['description']}" for c in rubric) or "rubric not recorded"
+    rubric_line = "Rubric: " + ("; ".join(f"{c['name']}: {c['description']}" for c in rubric) or "not recorded")
     tasks = []
     for item in items:
         prompt, response = task_text(item)

@@ -10,15 +10,12 @@ it; rows the labeller already labelled are not served again (resume where they l
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from synthfactory.lineage import stable_hash
-from synthfactory.store import DatasetStore
 from synthfactory.run.metadata import VersionMetadata
-
-log = logging.getLogger(__name__)
+from synthfactory.store import DatasetStore
 
 SCORE_BINS = 10
 CHAT_METHODS = ("conversation",)
