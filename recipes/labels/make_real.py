@@ -44,8 +44,9 @@ def read_topics(path: Path = TOPICS) -> list[dict[str, str]]:
     return rows
 
 
-def generate(out: Path) -> list[dict[str, Any]]:
-    """One output of the bundled model per topic, through the factory's plan, method and engine."""
+def generate(out: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """One output of the bundled model per topic, through the factory's plan, method and engine;
+    `limit`: only the first N topics of the plan (a quick reproducibility check)."""
     from synthfactory.engines.llamacpp import LlamaCppEngine
     from synthfactory.inputs.seeds import SeedRow, SeedSet
     from synthfactory.methods import method_for
@@ -65,19 +66,19 @@ def generate(out: Path) -> list[dict[str, Any]]:
     by_id = {t["id"]: t for t in topics}
     rows = []
     try:
-        for batch in plan.batches:
-            for item in batch.items:
-                draft = Draft(item=item)
-                requests = method.requests(draft)
-                results = engine.chat(requests)
-                outcome = method.parse(draft, results)
-                text = outcome.fields["text"] if isinstance(outcome, (Row, Fail)) and "text" in outcome.fields \
-                    else results[0].text.strip()
-                topic = by_id[item.seed.seed_id]
-                rows.append({**{k: topic[k] for k in ("id", "topic", "domain")}, "prompt": item.prompt,
-                             "text": text, "split": topic["split"], "seed": requests[0].seed,
-                             "finish_reason": results[0].finish_reason})
-                print(f"{len(rows)}/{len(topics)} {topic['id']} {results[0].finish_reason}", flush=True)
+        items = [item for batch in plan.batches for item in batch.items][:limit]
+        for item in items:
+            draft = Draft(item=item)
+            requests = method.requests(draft)
+            results = engine.chat(requests)
+            outcome = method.parse(draft, results)
+            text = outcome.fields["text"] if isinstance(outcome, (Row, Fail)) and "text" in outcome.fields \
+                else results[0].text.strip()
+            topic = by_id[item.seed.seed_id]
+            rows.append({**{k: topic[k] for k in ("id", "topic", "domain")}, "prompt": item.prompt,
+                         "text": text, "split": topic["split"], "seed": requests[0].seed,
+                         "finish_reason": results[0].finish_reason})
+            print(f"{len(rows)}/{len(topics)} {topic['id']} {results[0].finish_reason}", flush=True)
     finally:
         engine.close()
     shuffled = rows[:]
@@ -156,11 +157,12 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="one output of the bundled model per topic (heavy)")
     gen.add_argument("--out", type=Path, default=REAL_DIR / "outputs.jsonl")
+    gen.add_argument("--limit", type=int, default=None, help="only the first N topics (a reproducibility check)")
     mer = sub.add_parser("merge", help="labels_A + labels_B -> quickstart_real_{dev,test}.jsonl")
     mer.add_argument("--real", type=Path, default=REAL_DIR)
     args = parser.parse_args()
     if args.command == "generate":
-        rows = generate(args.out)
+        rows = generate(args.out, args.limit)
         print(f"{len(rows)} outputs -> {args.out}")
     else:
         print(json.dumps(merge(args.real), indent=2, ensure_ascii=False))
