@@ -40,7 +40,7 @@ def test_labelled_files_load_and_keep_their_split(split: str) -> None:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     loaded = load_labels(path)
     assert len(loaded.rows) == len(rows) and not loaded.quarantined
-    assert {r["source"] for r in loaded.rows} == {"real"}
+    assert {r["origin"] for r in loaded.rows} == {"real"} and all(r["source"] is None for r in loaded.rows)
     split_of = {t["id"]: t["split"] for t in make_real.read_topics()}
     assert {split_of[r["id"]] for r in rows} == {split}
     assert all(r["origin"] == "real" and r["kind"] == f"real_{r['label']}" and r["labeller"] in ("A", "B")

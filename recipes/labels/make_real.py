@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 TOPICS = HERE / "real_topics.txt"
 RECIPE = ROOT / "recipes" / "quickstart.yaml"
-REAL_DIR = Path("/tmp/h24/real")  # where the two labellers worked; merge reads from it
+REAL_DIR = Path(__file__).resolve().parent / "real"  # the shuffled outputs and each labeller's raw labels; merge reads them
 OVERLAP = 25  # rows each labeller labels from the other's half: 2 x 25 = 50 rows with two labels
 
 
@@ -124,7 +124,7 @@ def merge(real: Path) -> dict[str, Any]:
         label = given["label"]
         out = {"id": row["id"], "prompt": row["prompt"], "text": row["text"], "label": label,
                "topic": row["topic"], "domain": row["domain"], "labeller": who, "note": given.get("note") or "",
-               "origin": "real", "source": "real", "kind": f"real_{label}"}
+               "origin": "real", "kind": f"real_{label}"}
         if row["id"] in overlap and row["id"] in other:
             out["second_label"] = other[row["id"]]["label"]
             out["second_note"] = other[row["id"]].get("note") or ""
