@@ -73,14 +73,10 @@ def origin_measures(rows: list[dict[str, Any]], threshold: float) -> dict[str, d
 
 def calibration_panel(grading: GradingConfig, dataset_uri: str | None = None) -> Any:
     """The panel `calibrate` grades with; a learned judge keeps its model beside the dataset's
-    calibrations (panels that take no `dataset_uri` have no learned judge to place)."""
-    import inspect
-
+    calibrations."""
     from synthfactory.grading.panel import Panel
 
-    if dataset_uri is not None and "dataset_uri" in inspect.signature(Panel).parameters:
-        return Panel(grading, dataset_uri=dataset_uri)
-    return Panel(grading)
+    return Panel(grading, dataset_uri=dataset_uri)
 
 
 def learned_section(panel: Any) -> list[dict[str, Any]] | None:
@@ -191,7 +187,7 @@ def write_calibration(folder: Path, report: dict[str, Any], graded: list[dict[st
          "text_chars": len(r["text"])} for r in graded])
     pq.write_table(table, folder / SCORES)
     _plots(folder, report, [r for r in graded if r["score"] is not None])
-    (folder / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (folder / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return folder
 
 
