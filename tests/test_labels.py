@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import select
 import shutil
 import subprocess
 import threading
@@ -276,17 +277,21 @@ def _chrome():
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
+@pytest.mark.timeout(180)
 def test_a_person_labels_rows_with_the_keyboard_in_headless_chromium(dataset, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser = _chrome()
-    server = subprocess.Popen(cli_command("label", dataset.uri, "--version", "1", "--rows", "3", "--who", "tess",
-                                          "--json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "label.err"
+    with open(log, "w") as err:
+        server = subprocess.Popen(cli_command("label", dataset.uri, "--version", "1", "--rows", "3", "--who", "tess",
+                                              "--json"), stdout=subprocess.PIPE, stderr=err, text=True)
     try:
-        started = json.loads(server.stdout.readline() or "{}")
-        assert started.get("url", "").startswith("http://127.0.0.1:"), server.stderr.read()
+        ready, _, _ = select.select([server.stdout], [], [], 90)
+        started = json.loads(server.stdout.readline() or "{}") if ready else {}
+        assert started.get("url", "").startswith("http://127.0.0.1:"), log.read_text()[-3000:]
         browser.get(started["url"])
         wait = WebDriverWait(browser, 10)
         wait.until(lambda b: b.find_element(By.ID, "progress").text == "0 of 3 labelled")
