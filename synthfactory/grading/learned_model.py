@@ -165,6 +165,8 @@ def _folds(good: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.nda
 
 def grid(table: FeatureTable) -> list[tuple[float, int]]:
     dims = GRID_DIMS if table.embeddings is not None else (0,)
+    if not table.names:  # embeddings alone: some width of them, never nothing
+        dims = tuple(d for d in dims if d) or (0,)
     return list(itertools.product(GRID_C, dims))
 
 

@@ -82,7 +82,7 @@ class Panel:
             if config.method in LLM_JUDGES:
                 own[k] = self._ask(judge, pairs, chat, seed_for, result)
             elif JUDGES.fact(config.method, "learned", False):  # after the others: their scores are features
-                judge.ensure_model(lambda items: self._grade_others(items, chats))
+                judge.ensure_model(lambda items: self.grade_others(items, chats))
                 own[k] = judge.grade_with(pairs, {self.configs[j].name: own[j] for j in self._others})
             else:
                 own[k] = list(judge.grade(pairs))
@@ -101,7 +101,7 @@ class Panel:
                 result.verdicts[i] = self.combine([scores[i] for scores in per_judge])
         return result
 
-    def _grade_others(self, pairs: list[tuple[str, str]], chats: list[Chat | None]
+    def grade_others(self, pairs: list[tuple[str, str]], chats: list[Chat | None]
                       ) -> dict[str, list[JudgeScore | None]]:
         """Every judge but the learned ones on `pairs` (a learned judge's labelled rows, to train on),
         with fixed retry seeds; their engine cost is not a batch's."""
