@@ -74,6 +74,46 @@ def grade_all(pairs: list[tuple[str, str]], cache_path: Path, threads: int) -> d
     return cache
 
 
+def generator_logprobs(pairs: list[tuple[str, str]], cache_path: Path, system: str) -> dict[str, list[float]]:
+    """An experiment, not in the judge: the response's token log-probabilities under the generator
+    (SmolLM2-135M, ChatML with the quickstart's system prompt): [mean, 10th percentile] per pair."""
+    cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
+    todo = list(dict.fromkeys(p for p in pairs if stable_hash(*p) not in cache))
+    if todo:
+        from llama_cpp import Llama
+
+        from synthfactory.engines.llamacpp import resolve_model_path
+
+        llm = Llama(model_path=str(resolve_model_path("smollm2-135m-instruct")), n_ctx=2048, n_threads=2,
+                    logits_all=True, verbose=False)
+        started = time.perf_counter()
+        for k, (prompt, text) in enumerate(todo):
+            prefix = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n"
+                      "<|im_start|>assistant\n")
+            head = llm.tokenize(prefix.encode(), add_bos=False, special=True)
+            body = llm.tokenize(text.encode(), add_bos=False, special=False)
+            llm.reset()
+            llm.eval(head + body)
+            logits = np.asarray(llm.scores[len(head) - 1:len(head) + len(body) - 1], dtype=np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            logsoft = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+            values = logsoft[np.arange(len(body)), body]
+            cache[stable_hash(prompt, text)] = [float(values.mean()), float(np.percentile(values, 10))]
+            if k % 50 == 49:
+                print(f"generator logprobs {k + 1}/{len(todo)} in {time.perf_counter() - started:.0f}s", flush=True)
+        cache_path.write_text(json.dumps(cache), encoding="utf-8")
+    return cache
+
+
+def with_generator(table: lm.FeatureTable, rows: list[dict[str, Any]], keep: list[int],
+                   logprobs: dict[str, list[float]], alone: bool = False) -> lm.FeatureTable:
+    extra = np.array([logprobs[stable_hash(rows[k]["prompt"], rows[k]["text"])] for k in keep])
+    names = ["generator.mean_logprob", "generator.p10_logprob"]
+    if alone:
+        return lm.FeatureTable(names, extra, None)
+    return lm.FeatureTable(table.names + names, np.hstack([table.scalars, extra]), table.embeddings)
+
+
 def features(rows: list[dict[str, Any]], cache: dict[str, Any], groups: tuple[str, ...]
              ) -> tuple[lm.FeatureTable, np.ndarray, list[int]]:
     """The feature table of the rows every judge could read, their labels, and which rows those are."""
@@ -101,6 +141,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/learned_judge_scores.json"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--generator-logprob", action="store_true",
+                        help="also measure the generator's token log-probabilities of the response as features")
     args = parser.parse_args()
     extra = []
     if args.pregrade:
@@ -122,9 +164,19 @@ def main() -> None:
           f"(base rate {good_all.mean():.3f})")
     print(f"quickstart panel score: AUC {out['panel']['auc']:.3f}; per judge "
           + ", ".join(f"{n} {v:.3f}" for n, v in out["panel"]["per_judge_auc"].items()))
-    for name, groups in ABLATIONS.items():
+    ablations = dict(ABLATIONS)
+    logprobs: dict[str, list[float]] = {}
+    if args.generator_logprob:
+        system = load_recipe(ROOT / "recipes" / "quickstart.yaml").recipe.generation.system_prompt
+        logprobs = generator_logprobs(extra + [(r["prompt"], r["text"]) for r in dev + test],
+                                      args.cache.with_suffix(".generator.json"), system)
+        ablations.update({"generator": ("signals", "+generator-alone"), "all+generator": (
+            "embeddings", "signals", "judges", "+generator"), "signals+judges+generator": ("signals", "judges", "+generator")})
+    for name, groups in ablations.items():
         started = time.perf_counter()
-        table, good, _ = features(dev, cache, groups)
+        table, good, keep_rows = features(dev, cache, tuple(g for g in groups if not g.startswith("+")))
+        if "+generator" in groups or "+generator-alone" in groups:
+            table = with_generator(table, dev, keep_rows, logprobs, alone="+generator-alone" in groups)
         cv = lm.cross_validate(table, good, threshold=0.5)
         oof = cv.pop("oof_scores")
         chosen = threshold_for_precision(good.tolist(), oof, TARGET_PRECISION)
@@ -138,12 +190,17 @@ def main() -> None:
               + f"  [{time.perf_counter() - started:.0f}s]", flush=True)
     if test:
         best = max(out["ablations"], key=lambda n: out["ablations"][n]["auc"] or 0.0)
-        groups = ABLATIONS[best]
-        table, good, _ = features(dev, cache, groups)
+        groups = ablations[best]
+        plain = tuple(g for g in groups if not g.startswith("+"))
+        table, good, keep_rows = features(dev, cache, plain)
+        held, held_good, held_keep = features(test, cache, plain)
+        if "+generator" in groups or "+generator-alone" in groups:
+            alone = "+generator-alone" in groups
+            table = with_generator(table, dev, keep_rows, logprobs, alone)
+            held = with_generator(held, test, held_keep, logprobs, alone)
         model, cv = lm.train(table, good, threshold=0.5)
         chosen = out["ablations"][best]["threshold_for_precision_0.5_on_oof"]
         threshold = chosen["threshold"] if chosen else 0.5
-        held, held_good, held_keep = features(test, cache, groups)
         scores = model.scores(held).tolist()
         test_panel = [panel_score(cache[stable_hash(test[k]["prompt"], test[k]["text"])]) for k in held_keep]
         out["test"] = {"configuration": best, "groups": list(groups), "rows": len(held_keep),
