@@ -246,7 +246,7 @@ def _calibrate(args: argparse.Namespace) -> int:
           f"{at['accepted']} accepted), recall {_num(at['recall'])} ({_interval(at['recall_interval'])}), "
           f"F1 {_num(at['f1'])}, kappa {_num(at['kappa'])}")
     for origin, m in report["by_origin"].items():
-        rows_named = {"real": "labelled real rows (a model's outputs, labelled by a person)",
+        rows_named = {"real": "labelled real rows (a model's outputs, labelled against a rubric)",
                       "constructed": "constructed rows (built by corruption, not a model's outputs)",
                       "unknown": "labelled rows of unknown origin"}[origin]
         print(f"  on {m['rows']} {rows_named}: base rate {_num(m['base_rate'])}, ROC-AUC {_num(m['auc'])} "

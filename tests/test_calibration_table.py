@@ -70,7 +70,7 @@ def test_calibrate_on_a_labels_table_and_on_the_same_labels_in_a_file_gives_the_
 
     code, out, err = _calibrate(capsys, str(recipe), "--labels", str(store / "tiny"), "--store", str(store))
     assert code == 0, err
-    assert f"on 22 labelled real rows (a model's outputs, labelled by a person): base rate {10 / 22:.4g}" in out
+    assert f"on 22 labelled real rows (a model's outputs, labelled against a rubric): base rate {10 / 22:.4g}" in out
     assert "1 labels were skip (not counted)" in out and "95% CI" in out
 
     code, out, err = _calibrate(capsys, str(recipe), "--labels", str(store / "nothing"), "--store", str(store))
