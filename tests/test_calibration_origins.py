@@ -154,3 +154,19 @@ def test_the_card_and_the_report_state_the_precision_a_person_would_see_or_that_
     assert what_a_person_would_see(None) == "not measured on real outputs (no calibration of these judges on record)"
     assert "not measured on real outputs" in "\n".join(_grading_section(_meta(None), older.recipe["grading"]))
     assert Calibration.model_validate(cited).real.precision == 0.25
+
+
+def test_a_chat_row_is_graded_on_its_last_user_turn_and_a_preference_pair_is_quarantined_not_dropped(tmp_path):
+    dataset = tmp_path / "store" / "chat"
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Explain tides."},
+                {"role": "assistant", "content": "The moon pulls."}, {"role": "user", "content": "And the sun?"}]
+    labels_table(dataset, [
+        {"row_id": "chat", "prompt": json.dumps(messages), "text": "It pulls too.", "label": "good",
+         "labeller": "ann", "labelled_at": T0},
+        {"row_id": "plain", "prompt": "Explain rain.", "text": "Clouds.", "label": "bad", "labeller": "ann",
+         "labelled_at": T0},
+        {"row_id": "pair", "prompt": "Explain snow.", "text": json.dumps({"chosen": "a", "rejected": "b"}),
+         "label": "good", "labeller": "ann", "labelled_at": T0}])
+    labels = load_label_source(dataset)
+    assert {r["id"]: r["prompt"] for r in labels.rows} == {"chat": "And the sun?", "plain": "Explain rain."}
+    assert [(q.location, q.reason.split(":")[0]) for q in labels.quarantined] == [("_labels:pair", "preference_pair")]
