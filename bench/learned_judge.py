@@ -75,30 +75,17 @@ def grade_all(pairs: list[tuple[str, str]], cache_path: Path, threads: int) -> d
 
 
 def generator_logprobs(pairs: list[tuple[str, str]], cache_path: Path, system: str) -> dict[str, list[float]]:
-    """An experiment, not in the judge: the response's token log-probabilities under the generator
-    (SmolLM2-135M, ChatML with the quickstart's system prompt): [mean, 10th percentile] per pair."""
+    """The learned judge's `generator` features (GeneratorScorer: the response's token log-probabilities
+    under SmolLM2-135M with the quickstart's system prompt, [mean, 10th percentile]) per pair, cached."""
     cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
     todo = list(dict.fromkeys(p for p in pairs if stable_hash(*p) not in cache))
     if todo:
-        from llama_cpp import Llama
+        from synthfactory.grading.learned import GeneratorScorer
 
-        from synthfactory.engines.llamacpp import resolve_model_path
-
-        llm = Llama(model_path=str(resolve_model_path("smollm2-135m-instruct")), n_ctx=2048, n_threads=2,
-                    logits_all=True, verbose=False)
+        scorer = GeneratorScorer("smollm2-135m-instruct", system)
         started = time.perf_counter()
         for k, (prompt, text) in enumerate(todo):
-            prefix = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n"
-                      "<|im_start|>assistant\n")
-            head = llm.tokenize(prefix.encode(), add_bos=False, special=True)
-            body = llm.tokenize(text.encode(), add_bos=False, special=False)
-            llm.reset()
-            llm.eval(head + body)
-            logits = np.asarray(llm.scores[len(head) - 1:len(head) + len(body) - 1], dtype=np.float64)
-            top = logits.max(axis=1, keepdims=True)
-            logsoft = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-            values = logsoft[np.arange(len(body)), body]
-            cache[stable_hash(prompt, text)] = [float(values.mean()), float(np.percentile(values, 10))]
+            cache[stable_hash(prompt, text)] = scorer.features(prompt, text)
             if k % 50 == 49:
                 print(f"generator logprobs {k + 1}/{len(todo)} in {time.perf_counter() - started:.0f}s", flush=True)
         cache_path.write_text(json.dumps(cache), encoding="utf-8")

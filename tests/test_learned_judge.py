@@ -217,3 +217,31 @@ def test_end_to_end_relevance_form_and_learned_on_the_real_minilm(tmp_path):
     learned_module._TRAINED.clear()
     again = Panel(grading, dataset_uri=str(dataset)).grade(pairs, [None, None, None], lambda k, a: 0)
     assert again.by_judge["learned"] == scores
+
+
+def test_generator_features_need_a_llamacpp_generator_one_line_at_load(tmp_path):
+    (tmp_path / "labels").mkdir()
+    _labels(tmp_path / "labels" / "mine.jsonl", _slice(20))
+    judges = [{"name": "form", "method": "form", "weight": 0},
+              {"name": "learned", "method": "learned", "labels": "labels/mine.jsonl", "features": ["generator"]}]
+    loaded = load_recipe(_recipe(tmp_path, judges))
+    assert loaded.recipe.grading.panel[1]._generator[0] == "smollm2-135m-instruct"
+    recipe = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
+    recipe["generation"].update(engine="openai", model="m", options={"base_urls": ["http://127.0.0.1:9/v1"]})
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(RecipeError, match="features: generator needs a llamacpp generator"):
+        load_recipe(tmp_path / "recipe.yaml")
+
+
+def test_generator_log_probabilities_of_a_fluent_answer_beat_word_salad():
+    """The real SmolLM2 (llama.cpp): the generator's own fluent text is likelier than shuffled words."""
+    import random
+
+    from synthfactory.grading.learned import GeneratorScorer
+
+    scorer = GeneratorScorer("smollm2-135m-instruct", "You are a patient teacher.")
+    prompt = "Explain what rain is to a curious high-school student in three or four sentences."
+    fluent = "Rain is water that falls from clouds. Water vapour cools, forms droplets, and they fall when heavy."
+    salad = " ".join(random.Random(3).sample(fluent.split(), len(fluent.split())))
+    assert scorer.features(prompt, fluent)[0] > scorer.features(prompt, salad)[0]
+    assert scorer.features(prompt, fluent) == scorer.features(prompt, fluent)

@@ -5,8 +5,10 @@ The FineWeb-Edu pattern: it reads signals the factory already computes for a row
 - `signals`: their cosine, the form signals (ends a sentence, repetition, refusal), the repeated
   3-gram ratio, length in characters, words and sentences;
 - `judges`: every other judge of the panel, its score and each criterion (e.g. the LLM's P(yes)).
-Not built: the mean token logprob of the response under the generator (it needs a second pass of
-the generator over every row; left out for its cost).
+- `generator` (opt-in): the response's token log-probabilities under the recipe's llama.cpp
+  generator (mean and 10th percentile), from a second pass of the model over prompt and response
+  in this process (~0.1-0.4 s a row on CPU). On the real quickstart set it is the strongest signal
+  (bench/learned_judge.py).
 
 It runs after the panel's other judges for the same items (panel.py). It is trained on the rows of
 `labels` (whose other-judge scores the panel computes the same way), the first time it grades, and
@@ -35,7 +37,8 @@ from synthfactory.grading.llm import JudgeScore
 from synthfactory.lineage import stable_hash
 from synthfactory.quality import text as tq
 
-FEATURE_GROUPS = ("embeddings", "signals", "judges")
+FEATURE_GROUPS = ("embeddings", "signals", "judges", "generator")
+DEFAULT_GROUPS = ("embeddings", "signals", "judges")
 SPEC_VERSION = 1
 CALIBRATION_DIR = "_calibration"  # as grading.calibration (which imports this module for its report)
 LEARNED_DIR = "learned"
@@ -79,7 +82,69 @@ def labels_digest(rows: list[dict[str, Any]]) -> str:
 
 # -- features ----------------------------------------------------------------------------------
 def groups_of(config: Any) -> tuple[str, ...]:
-    return tuple(g for g in FEATURE_GROUPS if g in (config.features or FEATURE_GROUPS))
+    return tuple(g for g in FEATURE_GROUPS if g in (config.features or DEFAULT_GROUPS))
+
+
+class GeneratorScorer:
+    """The response's token log-probabilities under the generator (llama.cpp, ChatML as SmolLM2's
+    template writes it), one model per process and model, loaded on first use; cached by text."""
+
+    _shared: dict[str, "GeneratorScorer"] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, model: str, system: str | None) -> None:
+        self.model, self.system = model, system
+        self._llm: Any = None
+        self._lock = threading.Lock()
+        self._cache: dict[str, list[float]] = {}
+
+    @classmethod
+    def shared(cls, model: str, system: str | None) -> "GeneratorScorer":
+        with cls._shared_lock:
+            key = stable_hash(model, system)
+            if key not in cls._shared:
+                cls._shared[key] = cls(model, system)
+            return cls._shared[key]
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            from llama_cpp import Llama
+
+            from synthfactory.engines.llamacpp import resolve_model_path
+
+            self._llm = Llama(model_path=str(resolve_model_path(self.model)), n_ctx=2048, n_threads=1,
+                              n_threads_batch=1, logits_all=True, verbose=False)
+        return self._llm
+
+    def features(self, prompt: str, response: str) -> list[float]:
+        """[mean, 10th percentile] of the response tokens' log-probabilities given the prompt."""
+        key = stable_hash(prompt, response)
+        with self._lock:
+            if key not in self._cache:
+                llm = self._load()
+                system = f"<|im_start|>system\n{self.system}<|im_end|>\n" if self.system else ""
+                head = llm.tokenize(f"{system}<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+                                    .encode(), add_bos=False, special=True)
+                body = llm.tokenize(response.encode(), add_bos=False, special=False)[:max(1, 2000 - len(head))]
+                llm.reset()
+                llm.eval(head + body)
+                logits = np.asarray(llm.scores[len(head) - 1:len(head) + len(body) - 1], dtype=np.float64)
+                top = logits.max(axis=1, keepdims=True)
+                logsoft = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+                values = logsoft[np.arange(len(body)), body]
+                self._cache[key] = [float(values.mean()), float(np.percentile(values, 10))]
+            return self._cache[key]
+
+
+def generator_of(config: Any) -> GeneratorScorer | None:
+    """The scorer of a learned judge that reads `generator` features (load_recipe names the model)."""
+    if "generator" not in groups_of(config):
+        return None
+    given = getattr(config, "_generator", None)
+    if given is None:
+        raise UserError(f"grading.judges {config.name}.features: generator needs the recipe's llama.cpp generator "
+                        "(load the recipe with load_recipe)")
+    return GeneratorScorer.shared(*given)
 
 
 def signal_features(response: str, cosine: float) -> dict[str, float]:
@@ -104,7 +169,8 @@ def judge_features(name: str, score: JudgeScore) -> dict[str, float]:
 
 
 def build_features(pairs: list[tuple[str, str]], others: dict[str, list[JudgeScore | None]],
-                   groups: tuple[str, ...], embedder: Callable[[], Any] | None) -> lm.FeatureTable:
+                   groups: tuple[str, ...], embedder: Callable[[], Any] | None,
+                   generator: GeneratorScorer | None = None) -> lm.FeatureTable:
     """The feature table of (prompt, response) pairs whose other judges all scored them."""
     vectors = None
     if {"embeddings", "signals"} & set(groups) and pairs:
@@ -118,6 +184,9 @@ def build_features(pairs: list[tuple[str, str]], others: dict[str, list[JudgeSco
         if "judges" in groups:
             for name in sorted(others):
                 row.update(judge_features(name, others[name][k]))
+        if "generator" in groups and generator is not None:
+            mean, low = generator.features(*pairs[k])
+            row.update({"generator.mean_logprob": mean, "generator.p10_logprob": low})
         rows.append(row)
     names = sorted({n for row in rows for n in row})
     scalars = np.array([[row.get(n, 0.0) for n in names] for row in rows], dtype=np.float64).reshape(len(rows), -1)
@@ -146,7 +215,8 @@ def model_fingerprint(config: Any, grading: Any, rows: list[dict[str, Any]] | No
     spec = {"version": SPEC_VERSION, "groups": groups_of(config), "grid_c": lm.GRID_C, "grid_dims": lm.GRID_DIMS,
             "folds": lm.FOLDS, "inner_folds": lm.INNER_FOLDS, "seed": lm.SEED, "embedder": "all-MiniLM-L6-v2",
             "threshold": grading.pass_mark if grading.judges is not None else grading.threshold,
-            "others": others_description(grading, config) if "judges" in groups_of(config) else []}
+            "others": others_description(grading, config) if "judges" in groups_of(config) else [],
+            "generator": list(getattr(config, "_generator", None) or []) if "generator" in groups_of(config) else None}
     return stable_hash("learned", labels_digest(rows), spec, length=12)
 
 
@@ -170,6 +240,7 @@ class LearnedJudge:
     def __init__(self, config: Any, grading: Any, embedder: Callable[[], Any], dataset_uri: str | None) -> None:
         self.config, self.grading, self._embedder, self.dataset_uri = config, grading, embedder, dataset_uri
         self.groups = groups_of(config)
+        self.generator = generator_of(config)
         self.model: lm.LinearModel | None = None
         self.cv: dict[str, Any] | None = None
         self.fingerprint: str | None = None
@@ -211,7 +282,7 @@ class LearnedJudge:
         others = grade_others(pairs) if "judges" in self.groups else {}
         readable = [k for k in range(len(rows)) if all(v[k] is not None for v in others.values())]
         table = build_features([pairs[k] for k in readable], {n: [v[k] for k in readable] for n, v in others.items()},
-                               self.groups, self._embedder)
+                               self.groups, self._embedder, self.generator)
         good = np.array([bool(rows[k]["good"]) for k in readable])
         try:
             model, cv = lm.train(table, good, self.grading.pass_mark)
@@ -235,7 +306,7 @@ class LearnedJudge:
             return out
         table = build_features([pairs[k] for k in readable],
                                {n: [v[k] for k in readable] for n, v in others.items()} if "judges" in self.groups
-                               else {}, self.groups, self._embedder)
+                               else {}, self.groups, self._embedder, self.generator)
         for k, p in zip(readable, self.model.scores(table)):
             value = round(float(p), 6)
             out[k] = JudgeScore(raw={"p_good": value}, normalised={"p_good": value}, score=value)

@@ -120,6 +120,11 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
             labels = _resolve(base, judge.labels, f"grading.judges.{i}.labels")
             judge._labels_path = labels
             files[f"labels:{judge.name}"] = labels / "_labels" if labels.is_dir() else labels
+            if "generator" in (judge.features or []):
+                if recipe.generation.engine != "llamacpp":
+                    raise RecipeError(f"{path}: grading.judges.{i}.features: generator needs a llamacpp generator "
+                                      f"(this recipe's is {recipe.generation.engine})")
+                judge._generator = (recipe.generation.model, recipe.generation.system_prompt)
     digest = hashlib.sha256()
     digest.update(json.dumps(recipe_identity(recipe), sort_keys=True).encode())
     for named in [seeds_path, suite_path, *files.values()]:

@@ -122,10 +122,12 @@ class JudgeConfig(StrictModel):
     labels: str | None = Field(None, min_length=1, description=(
         "learned judges: the labelled rows it is trained on, a JSONL/Parquet file (relative to the recipe) "
         "or STORE/NAME (that dataset's labels table)"))
-    features: list[Literal["embeddings", "signals", "judges"]] | None = Field(None, min_length=1, description=(
-        "learned judges: the feature groups it reads (default all: MiniLM embeddings, text signals, the "
-        "other judges' scores)"))
+    features: list[Literal["embeddings", "signals", "judges", "generator"]] | None = Field(
+        None, min_length=1, description=(
+            "learned judges: the feature groups it reads (default: MiniLM embeddings, text signals, the other "
+            "judges' scores; `generator`: the response's token log-probabilities under a llama.cpp generator)"))
     _labels_path: Any = PrivateAttr(None)  # `labels` resolved against the recipe folder (load_recipe sets it)
+    _generator: Any = PrivateAttr(None)  # (model, system prompt) of the recipe's generator (load_recipe sets it)
 
     @model_validator(mode="after")
     def _llm_fields_for_llms(self) -> "JudgeConfig":
