@@ -245,3 +245,18 @@ def test_generator_log_probabilities_of_a_fluent_answer_beat_word_salad():
     salad = " ".join(random.Random(3).sample(fluent.split(), len(fluent.split())))
     assert scorer.features(prompt, fluent)[0] > scorer.features(prompt, salad)[0]
     assert scorer.features(prompt, fluent) == scorer.features(prompt, fluent)
+
+
+def test_the_calibrate_section_gives_cv_numbers_at_the_current_threshold_and_flags_training_labels(tmp_path):
+    from synthfactory.grading.labelsets import load_label_source
+    from synthfactory.grading.learned import learned_report
+
+    path = _labels(tmp_path / "l.jsonl", _slice(40))
+    panel = Panel(_grading(path), embedder=StandInEmbedder)
+    panel.grade([("Explain rain.", "Rain falls.")], [None, None], lambda k, a: 0)
+    [section] = learned_report(panel, load_label_source(path).rows)
+    assert "training fit" in section["note"] and "oof_scores" not in section
+    cv = panel.judges[1].cv
+    assert section["at_threshold"]["threshold"] == 0.5 and section["auc"] == cv["auc"]
+    [other] = learned_report(panel, load_label_source(_labels(tmp_path / "o.jsonl", _slice(48)[40:])).rows)
+    assert "note" not in other

@@ -214,7 +214,6 @@ def model_fingerprint(config: Any, grading: Any, rows: list[dict[str, Any]] | No
     rows = load_training_rows(config) if rows is None else rows
     spec = {"version": SPEC_VERSION, "groups": groups_of(config), "grid_c": lm.GRID_C, "grid_dims": lm.GRID_DIMS,
             "folds": lm.FOLDS, "inner_folds": lm.INNER_FOLDS, "seed": lm.SEED, "embedder": "all-MiniLM-L6-v2",
-            "threshold": grading.pass_mark if grading.judges is not None else grading.threshold,
             "others": others_description(grading, config) if "judges" in groups_of(config) else [],
             "generator": list(getattr(config, "_generator", None) or []) if "generator" in groups_of(config) else None}
     return stable_hash("learned", labels_digest(rows), spec, length=12)
@@ -324,12 +323,26 @@ def save(folder: Path, model: lm.LinearModel, cv: dict[str, Any]) -> Path:
     return folder
 
 
-def learned_report(panel: Any) -> list[dict[str, Any]]:
-    """For `calibrate`: each learned judge's cross-validated numbers (the quality figure). Its AUC in
-    the rest of a calibration on the same labels it was trained on is a training fit, not quality."""
+def learned_report(panel: Any, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """For `calibrate`: each learned judge's cross-validated numbers (the quality figure), precision
+    and recall at the recipe's current threshold from its out-of-fold scores. `rows`: the labelled
+    rows the calibration measured; when they are the ones the judge was trained on, the
+    calibration's own AUC and precision of this judge (and of an aggregate it votes in) are a
+    training fit, and `note` says so."""
+    from synthfactory.grading.measures import at_threshold
+
     out = []
     for judge in getattr(panel, "judges", []):
         if isinstance(judge, LearnedJudge) and judge.cv is not None:
-            cv = {k: v for k, v in judge.cv.items() if k != "oof_scores"}
-            out.append({"judge": judge.config.name, "fingerprint": judge.fingerprint, **cv})
+            cv = {k: v for k, v in judge.cv.items() if k not in ("oof_scores", "at_threshold", "features")}
+            oof = judge.cv.get("oof_scores") or []
+            good = judge.cv.get("oof_good") or []
+            if oof and len(good) == len(oof):
+                cv["at_threshold"] = at_threshold(good, oof, panel.grading.pass_mark)
+            entry = {"judge": judge.config.name, "fingerprint": judge.fingerprint, **cv}
+            trained = judge.cv.get("labels", {}).get("digest")
+            if rows is not None and trained == labels_digest(rows):
+                entry["note"] = ("trained on these labels: the calibration's other numbers for this judge are a "
+                                 "training fit; its quality is the cross-validated auc here")
+            out.append(entry)
     return out

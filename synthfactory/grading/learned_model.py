@@ -210,7 +210,7 @@ def cross_validate(table: FeatureTable, good: np.ndarray, threshold: float, fold
             "at_0.5": at_threshold(labels, scores, 0.5),
             "threshold_for_precision_0.5": threshold_for_precision(labels, scores, 0.5),
             "chosen_per_fold": chosen,
-            "oof_scores": [round(s, 6) for s in scores]}
+            "oof_scores": [round(s, 6) for s in scores], "oof_good": labels}
 
 
 @one_blas_thread
