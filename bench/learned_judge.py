@@ -33,7 +33,7 @@ from synthfactory.engines.base import EngineSpec  # noqa: E402
 from synthfactory.grading import learned_model as lm  # noqa: E402
 from synthfactory.grading.learned import build_features  # noqa: E402
 from synthfactory.grading.llm import JudgeScore  # noqa: E402
-from synthfactory.grading.measures import at_threshold, roc_auc, threshold_for_precision  # noqa: E402
+from synthfactory.grading.measures import at_threshold, auc_interval, roc_auc, threshold_for_precision  # noqa: E402
 from synthfactory.grading.panel import Panel  # noqa: E402
 from synthfactory.lineage import stable_hash  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
@@ -142,14 +142,15 @@ def main() -> None:
     _, good_all, keep = features(dev, cache, ("signals",))
     panel = [panel_score(cache[stable_hash(dev[k]["prompt"], dev[k]["text"])]) for k in keep]
     quickstart = load_recipe(ROOT / "recipes" / "quickstart.yaml").recipe.grading
-    out["panel"] = {"auc": roc_auc(good_all.tolist(), panel), "rows": len(keep), "good": int(good_all.sum()),
+    out["panel"] = {"auc": roc_auc(good_all.tolist(), panel), "auc_interval": auc_interval(good_all.tolist(), panel),
+                    "rows": len(keep), "good": int(good_all.sum()),
                     "base_rate": float(good_all.mean()),
                     "at_threshold": at_threshold(good_all.tolist(), panel, quickstart.pass_mark),
                     "per_judge_auc": {n: roc_auc(good_all.tolist(), [cache[stable_hash(dev[k]["prompt"], dev[k]["text"])][n]["score"]
                                                                    for k in keep]) for n in ("relevance", "form", "smollm2")}}
     print(f"dev: {len(dev)} rows, {len(keep)} readable by every judge, {int(good_all.sum())} good "
           f"(base rate {good_all.mean():.3f})")
-    print(f"quickstart panel score: AUC {out['panel']['auc']:.3f}; per judge "
+    print(f"quickstart panel score: AUC {out['panel']['auc']:.3f} (95% CI {_ci(out['panel']['auc_interval'])}); per judge "
           + ", ".join(f"{n} {v:.3f}" for n, v in out["panel"]["per_judge_auc"].items()))
     ablations = dict(ABLATIONS)
     logprobs: dict[str, list[float]] = {}
@@ -166,11 +167,12 @@ def main() -> None:
             table = with_generator(table, dev, keep_rows, logprobs, alone="+generator-alone" in groups)
         cv = lm.cross_validate(table, good, threshold=0.5)
         oof = cv.pop("oof_scores")
+        cv["auc_interval"] = auc_interval(good.tolist(), oof)
         chosen = threshold_for_precision(good.tolist(), oof, TARGET_PRECISION)
         cv["threshold_for_precision_0.5_on_oof"] = chosen
         out["ablations"][name] = cv
         at = cv["at_threshold"]
-        print(f"{name:15s} CV AUC {cv['auc']:.3f}  at 0.5: precision {_num(at['precision'])} recall "
+        print(f"{name:15s} CV AUC {cv['auc']:.3f} (95% CI {_ci(cv['auc_interval'])})  at 0.5: precision {_num(at['precision'])} recall "
               f"{_num(at['recall'])} ({at['accepted_good']}+{at['accepted_bad']} accepted)  "
               + (f"lowest OOF threshold with precision >= 0.5: {chosen['threshold']:.3f} (recall {chosen['recall']:.3f})"
                  if chosen else "no OOF threshold reaches precision 0.5")
@@ -192,17 +194,22 @@ def main() -> None:
         test_panel = [panel_score(cache[stable_hash(test[k]["prompt"], test[k]["text"])]) for k in held_keep]
         out["test"] = {"configuration": best, "groups": list(groups), "rows": len(held_keep),
                        "good": int(held_good.sum()), "base_rate": float(held_good.mean()),
-                       "auc": roc_auc(held_good.tolist(), scores), "threshold_from_dev": threshold,
+                       "auc": roc_auc(held_good.tolist(), scores), "auc_interval": auc_interval(held_good.tolist(), scores),
+                       "panel_auc_interval": auc_interval(held_good.tolist(), test_panel), "threshold_from_dev": threshold,
                        "at_threshold": at_threshold(held_good.tolist(), scores, threshold),
                        "panel_auc": roc_auc(held_good.tolist(), test_panel),
                        "panel_at_threshold": at_threshold(held_good.tolist(), test_panel, quickstart.pass_mark)}
         t = out["test"]
         print(f"TEST (once; {best} trained on all dev): {t['rows']} rows, {t['good']} good (base rate "
-              f"{t['base_rate']:.3f}): AUC {t['auc']:.3f}; at dev threshold {threshold:.3f}: precision "
+              f"{t['base_rate']:.3f}): AUC {t['auc']:.3f} (95% CI {_ci(t['auc_interval'])}); at dev threshold {threshold:.3f}: precision "
               f"{_num(t['at_threshold']['precision'])}, recall {_num(t['at_threshold']['recall'])}; "
-              f"quickstart panel AUC {t['panel_auc']:.3f}")
+              f"quickstart panel AUC {t['panel_auc']:.3f} (95% CI {_ci(t['panel_auc_interval'])})")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _ci(interval: list[float] | None) -> str:
+    return "n/a" if not interval else f"{interval[0]:.3f}-{interval[1]:.3f}"
 
 
 def _num(value: float | None) -> str:
