@@ -94,30 +94,78 @@ def generator_logprobs(pairs: list[tuple[str, str]], cache_path: Path, system: s
 
 def with_generator(table: lm.FeatureTable, rows: list[dict[str, Any]], keep: list[int],
                    logprobs: dict[str, list[float]], alone: bool = False) -> lm.FeatureTable:
-    extra = np.array([logprobs[stable_hash(rows[k]["prompt"], rows[k]["text"])] for k in keep])
+    """The table with the generator's two log-probability features added (or them alone)."""
+    extra = np.array([logprobs[key(rows[k])] for k in keep])
     names = ["generator.mean_logprob", "generator.p10_logprob"]
     if alone:
         return lm.FeatureTable(names, extra, None)
     return lm.FeatureTable(table.names + names, np.hstack([table.scalars, extra]), table.embeddings)
 
 
-def features(rows: list[dict[str, Any]], cache: dict[str, Any], groups: tuple[str, ...]
-             ) -> tuple[lm.FeatureTable, np.ndarray, list[int]]:
-    """The feature table of the rows every judge could read, their labels, and which rows those are."""
-    keep = [k for k, r in enumerate(rows) if all(v is not None for v in cache[stable_hash(r["prompt"], r["text"])].values())]
+def key(row: dict[str, Any]) -> str:
+    return stable_hash(row["prompt"], row["text"])
+
+
+def features(rows: list[dict[str, Any]], cache: dict[str, Any], groups: tuple[str, ...],
+             logprobs: dict[str, list[float]] | None = None) -> tuple[lm.FeatureTable, np.ndarray, list[int]]:
+    """The feature table of the rows every judge could read, their labels, and which rows those are;
+    the `generator` group reads `logprobs` (the learned judge's GeneratorScorer values)."""
+    keep = [k for k, r in enumerate(rows) if all(v is not None for v in cache[key(r)].values())]
     pairs = [(rows[k]["prompt"], rows[k]["text"]) for k in keep]
     entries = [cache[stable_hash(*p)] for p in pairs]
     others = {name: [JudgeScore(raw={}, normalised=e[name]["normalised"], score=e[name]["score"]) for e in entries]
               for name in sorted(entries[0])}
     from synthfactory.quality.embed import shared_embedder
 
-    table = build_features(pairs, others, groups, shared_embedder)
+    plain = tuple(g for g in groups if g != "generator")
+    table = build_features(pairs, others, plain, shared_embedder) if plain else lm.FeatureTable([], np.zeros((0, 0)))
+    if "generator" in groups:
+        table = with_generator(table, rows, keep, logprobs or {}, alone=not plain)
     return table, np.array([bool(rows[k]["good"]) for k in keep]), keep
 
 
 def panel_score(entry: dict[str, Any]) -> float:
     """The quickstart panel's row score: mean of its voting judges (relevance, form; smollm2 weight 0)."""
     return (entry["relevance"]["score"] + entry["form"]["score"]) / 2
+
+
+def panel_section(rows: list[dict[str, Any]], cache: dict[str, Any], threshold: float) -> dict[str, Any]:
+    """The quickstart panel's own score on the rows (no training): the number to beat."""
+    good = [bool(r["good"]) for r in rows]
+    scores = [panel_score(cache[key(r)]) for r in rows]
+    return {"rows": len(rows), "good": sum(good), "base_rate": sum(good) / len(rows), "auc": roc_auc(good, scores),
+            "auc_interval": auc_interval(good, scores), "at_threshold": at_threshold(good, scores, threshold),
+            "per_judge_auc": {n: roc_auc(good, [cache[key(r)][n]["score"] for r in rows])
+                              for n in ("relevance", "form", "smollm2")}}
+
+
+def ablation(dev: list[dict[str, Any]], cache: dict[str, Any], groups: tuple[str, ...],
+             logprobs: dict[str, list[float]]) -> dict[str, Any]:
+    """Nested CV of one feature configuration on the dev rows."""
+    table, good, _ = features(dev, cache, groups, logprobs)
+    cv = lm.cross_validate(table, good, threshold=0.5)
+    oof = cv.pop("oof_scores")
+    cv.pop("oof_good")
+    cv["auc_interval"] = auc_interval(good.tolist(), oof)
+    cv["threshold_for_precision_0.5_on_oof"] = threshold_for_precision(good.tolist(), oof, TARGET_PRECISION)
+    return cv
+
+
+def held_out(dev: list[dict[str, Any]], test: list[dict[str, Any]], cache: dict[str, Any], name: str,
+             groups: tuple[str, ...], logprobs: dict[str, list[float]], threshold: float,
+             panel_threshold: float) -> dict[str, Any]:
+    """Train on all dev rows, score the test rows once."""
+    table, good, _ = features(dev, cache, groups, logprobs)
+    held, held_good, held_keep = features(test, cache, groups, logprobs)
+    model, _ = lm.train(table, good, threshold=0.5)
+    labels, scores = held_good.tolist(), model.scores(held).tolist()
+    panel = [panel_score(cache[key(test[k])]) for k in held_keep]
+    return {"configuration": name, "groups": list(groups), "rows": len(held_keep), "good": int(held_good.sum()),
+            "base_rate": float(held_good.mean()), "auc": roc_auc(labels, scores),
+            "auc_interval": auc_interval(labels, scores), "threshold_from_dev": threshold,
+            "at_threshold": at_threshold(labels, scores, threshold), "panel_auc": roc_auc(labels, panel),
+            "panel_auc_interval": auc_interval(labels, panel),
+            "panel_at_threshold": at_threshold(labels, panel, panel_threshold)}
 
 
 def main() -> None:
@@ -137,73 +185,42 @@ def main() -> None:
     dev = _read(args.labels)
     test = _read(args.test) if args.test else []
     cache = grade_all(extra + [(r["prompt"], r["text"]) for r in dev + test], args.cache, args.threads)
+    recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml").recipe
+    readable = [r for r in dev if all(v is not None for v in cache[key(r)].values())]
+    panel = panel_section(readable, cache, recipe.grading.pass_mark)
     out: dict[str, Any] = {"labels": str(args.labels), "measured_on": "nested stratified 5-fold CV on the labels file",
-                           "ablations": {}}
-    _, good_all, keep = features(dev, cache, ("signals",))
-    panel = [panel_score(cache[stable_hash(dev[k]["prompt"], dev[k]["text"])]) for k in keep]
-    quickstart = load_recipe(ROOT / "recipes" / "quickstart.yaml").recipe.grading
-    out["panel"] = {"auc": roc_auc(good_all.tolist(), panel), "auc_interval": auc_interval(good_all.tolist(), panel),
-                    "rows": len(keep), "good": int(good_all.sum()),
-                    "base_rate": float(good_all.mean()),
-                    "at_threshold": at_threshold(good_all.tolist(), panel, quickstart.pass_mark),
-                    "per_judge_auc": {n: roc_auc(good_all.tolist(), [cache[stable_hash(dev[k]["prompt"], dev[k]["text"])][n]["score"]
-                                                                   for k in keep]) for n in ("relevance", "form", "smollm2")}}
-    print(f"dev: {len(dev)} rows, {len(keep)} readable by every judge, {int(good_all.sum())} good "
-          f"(base rate {good_all.mean():.3f})")
-    print(f"quickstart panel score: AUC {out['panel']['auc']:.3f} (95% CI {_ci(out['panel']['auc_interval'])}); per judge "
-          + ", ".join(f"{n} {v:.3f}" for n, v in out["panel"]["per_judge_auc"].items()))
+                           "panel": panel, "ablations": {}}
+    print(f"dev: {len(dev)} rows, {len(readable)} readable by every judge, {panel['good']} good "
+          f"(base rate {panel['base_rate']:.3f})")
+    print(f"quickstart panel score: AUC {panel['auc']:.3f} (95% CI {_ci(panel['auc_interval'])}); per judge "
+          + ", ".join(f"{n} {v:.3f}" for n, v in panel["per_judge_auc"].items()))
     ablations = dict(ABLATIONS)
     logprobs: dict[str, list[float]] = {}
     if args.generator_logprob:
-        system = load_recipe(ROOT / "recipes" / "quickstart.yaml").recipe.generation.system_prompt
         logprobs = generator_logprobs(extra + [(r["prompt"], r["text"]) for r in dev + test],
-                                      args.cache.with_suffix(".generator.json"), system)
-        ablations.update({"generator": ("signals", "+generator-alone"), "all+generator": (
-            "embeddings", "signals", "judges", "+generator"), "signals+judges+generator": ("signals", "judges", "+generator")})
+                                      args.cache.with_suffix(".generator.json"), recipe.generation.system_prompt)
+        ablations.update({"generator": ("generator",),
+                          "all+generator": ("embeddings", "signals", "judges", "generator"),
+                          "signals+judges+generator": ("signals", "judges", "generator")})
     for name, groups in ablations.items():
         started = time.perf_counter()
-        table, good, keep_rows = features(dev, cache, tuple(g for g in groups if not g.startswith("+")))
-        if "+generator" in groups or "+generator-alone" in groups:
-            table = with_generator(table, dev, keep_rows, logprobs, alone="+generator-alone" in groups)
-        cv = lm.cross_validate(table, good, threshold=0.5)
-        oof = cv.pop("oof_scores")
-        cv["auc_interval"] = auc_interval(good.tolist(), oof)
-        chosen = threshold_for_precision(good.tolist(), oof, TARGET_PRECISION)
-        cv["threshold_for_precision_0.5_on_oof"] = chosen
-        out["ablations"][name] = cv
-        at = cv["at_threshold"]
-        print(f"{name:15s} CV AUC {cv['auc']:.3f} (95% CI {_ci(cv['auc_interval'])})  at 0.5: precision {_num(at['precision'])} recall "
-              f"{_num(at['recall'])} ({at['accepted_good']}+{at['accepted_bad']} accepted)  "
-              + (f"lowest OOF threshold with precision >= 0.5: {chosen['threshold']:.3f} (recall {chosen['recall']:.3f})"
-                 if chosen else "no OOF threshold reaches precision 0.5")
+        cv = out["ablations"][name] = ablation(dev, cache, groups, logprobs)
+        at, chosen = cv["at_threshold"], cv["threshold_for_precision_0.5_on_oof"]
+        print(f"{name:24s} CV AUC {cv['auc']:.3f} (95% CI {_ci(cv['auc_interval'])})  at 0.5: precision "
+              f"{_num(at['precision'])} recall {_num(at['recall'])} ({at['accepted_good']}+{at['accepted_bad']} "
+              "accepted)  " + (f"lowest OOF threshold with precision >= 0.5: {chosen['threshold']:.3f} (recall "
+                               f"{chosen['recall']:.3f})" if chosen else "no OOF threshold reaches precision 0.5")
               + f"  [{time.perf_counter() - started:.0f}s]", flush=True)
     if test:
         best = max(out["ablations"], key=lambda n: out["ablations"][n]["auc"] or 0.0)
-        groups = ablations[best]
-        plain = tuple(g for g in groups if not g.startswith("+"))
-        table, good, keep_rows = features(dev, cache, plain)
-        held, held_good, held_keep = features(test, cache, plain)
-        if "+generator" in groups or "+generator-alone" in groups:
-            alone = "+generator-alone" in groups
-            table = with_generator(table, dev, keep_rows, logprobs, alone)
-            held = with_generator(held, test, held_keep, logprobs, alone)
-        model, cv = lm.train(table, good, threshold=0.5)
         chosen = out["ablations"][best]["threshold_for_precision_0.5_on_oof"]
-        threshold = chosen["threshold"] if chosen else 0.5
-        scores = model.scores(held).tolist()
-        test_panel = [panel_score(cache[stable_hash(test[k]["prompt"], test[k]["text"])]) for k in held_keep]
-        out["test"] = {"configuration": best, "groups": list(groups), "rows": len(held_keep),
-                       "good": int(held_good.sum()), "base_rate": float(held_good.mean()),
-                       "auc": roc_auc(held_good.tolist(), scores), "auc_interval": auc_interval(held_good.tolist(), scores),
-                       "panel_auc_interval": auc_interval(held_good.tolist(), test_panel), "threshold_from_dev": threshold,
-                       "at_threshold": at_threshold(held_good.tolist(), scores, threshold),
-                       "panel_auc": roc_auc(held_good.tolist(), test_panel),
-                       "panel_at_threshold": at_threshold(held_good.tolist(), test_panel, quickstart.pass_mark)}
-        t = out["test"]
+        t = out["test"] = held_out(dev, test, cache, best, ablations[best], logprobs,
+                                   chosen["threshold"] if chosen else 0.5, recipe.grading.pass_mark)
         print(f"TEST (once; {best} trained on all dev): {t['rows']} rows, {t['good']} good (base rate "
-              f"{t['base_rate']:.3f}): AUC {t['auc']:.3f} (95% CI {_ci(t['auc_interval'])}); at dev threshold {threshold:.3f}: precision "
-              f"{_num(t['at_threshold']['precision'])}, recall {_num(t['at_threshold']['recall'])}; "
-              f"quickstart panel AUC {t['panel_auc']:.3f} (95% CI {_ci(t['panel_auc_interval'])})")
+              f"{t['base_rate']:.3f}): AUC {t['auc']:.3f} (95% CI {_ci(t['auc_interval'])}); at dev threshold "
+              f"{t['threshold_from_dev']:.3f}: precision {_num(t['at_threshold']['precision'])}, recall "
+              f"{_num(t['at_threshold']['recall'])}; quickstart panel AUC {t['panel_auc']:.3f} "
+              f"(95% CI {_ci(t['panel_auc_interval'])})")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
 
