@@ -243,6 +243,8 @@ def test_generator_log_probabilities_of_a_fluent_answer_beat_word_salad():
     prompt = "Explain what rain is to a curious high-school student in three or four sentences."
     fluent = "Rain is water that falls from clouds. Water vapour cools, forms droplets, and they fall when heavy."
     salad = " ".join(random.Random(3).sample(fluent.split(), len(fluent.split())))
+    assert scorer.prefix(prompt) == ("<|im_start|>system\nYou are a patient teacher.<|im_end|>\n<|im_start|>user\n"
+                                     f"{prompt}<|im_end|>\n<|im_start|>assistant\n")  # SmolLM2's own template
     assert scorer.features(prompt, fluent)[0] > scorer.features(prompt, salad)[0]
     assert scorer.features(prompt, fluent) == scorer.features(prompt, fluent)
 

@@ -86,8 +86,9 @@ def groups_of(config: Any) -> tuple[str, ...]:
 
 
 class GeneratorScorer:
-    """The response's token log-probabilities under the generator (llama.cpp, ChatML as SmolLM2's
-    template writes it), one model per process and model, loaded on first use; cached by text."""
+    """The response's token log-probabilities under the generator (llama.cpp; the prompt laid out by
+    the model's own chat template, ChatML when it has none), one model per process and model,
+    loaded on first use; cached by text."""
 
     _shared: dict[str, "GeneratorScorer"] = {}
     _shared_lock = threading.Lock()
@@ -116,15 +117,25 @@ class GeneratorScorer:
                               n_threads_batch=1, logits_all=True, verbose=False)
         return self._llm
 
+    def prefix(self, prompt: str) -> str:
+        """System and user turns and the assistant's opening, as the generator saw them."""
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": prompt}]
+        template = self._load().metadata.get("tokenizer.chat_template")
+        if template:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            return Jinja2ChatFormatter(template, eos_token="", bos_token="")(messages=messages).prompt
+        return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages) + \
+            "<|im_start|>assistant\n"
+
     def features(self, prompt: str, response: str) -> list[float]:
         """[mean, 10th percentile] of the response tokens' log-probabilities given the prompt."""
         key = stable_hash(prompt, response)
         with self._lock:
             if key not in self._cache:
                 llm = self._load()
-                system = f"<|im_start|>system\n{self.system}<|im_end|>\n" if self.system else ""
-                head = llm.tokenize(f"{system}<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
-                                    .encode(), add_bos=False, special=True)
+                head = llm.tokenize(self.prefix(prompt).encode(), add_bos=False, special=True)
                 body = llm.tokenize(response.encode(), add_bos=False, special=False)[:max(1, 2000 - len(head))]
                 llm.reset()
                 llm.eval(head + body)
