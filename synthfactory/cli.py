@@ -222,7 +222,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         graded = grade_labels(rows, grading, chats, workers=len(pool.replicas) if pool else 1,
                               seed=loaded.recipe.generation.sampling.seed, panel=panel)
     report = report_for(graded, grading, args.target_precision, labels, loaded.recipe.name,
-                        learned=learned_section(panel))
+                        learned=learned_section(panel, rows))
     folder = write_calibration(calibration_folder(store.uri, grading), report, graded)
     if args.json:
         print(json.dumps({**report, "folder": str(folder)}, default=str))

@@ -79,7 +79,7 @@ def calibration_panel(grading: GradingConfig, dataset_uri: str | None = None) ->
     return Panel(grading, dataset_uri=dataset_uri)
 
 
-def learned_section(panel: Any) -> list[dict[str, Any]] | None:
+def learned_section(panel: Any, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]] | None:
     """The report's `learned` section, filled by the learned judges of the panel that graded the
     labels (`grading.learned.learned_report`: their cross-validated numbers, never a training fit);
     None when the panel has no learned judge."""
@@ -87,7 +87,7 @@ def learned_section(panel: Any) -> list[dict[str, Any]] | None:
         from synthfactory.grading.learned import learned_report
     except ImportError:
         return None
-    return learned_report(panel) or None
+    return learned_report(panel, rows) or None
 
 
 # -- running it --------------------------------------------------------------------------------

@@ -85,7 +85,8 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
                              limits=recipe.budget.limits(), prices=Prices.from_card(recipe.card),
                              replicas=len(pool.replicas), capped=plan.capped, clock=time.perf_counter,
                              started_at=started)
-        loop = BatchLoop(control, executor, BatchRunner(plan, recipe, guards, gate, pool.chat), plan.batches,
+        loop = BatchLoop(control, executor, BatchRunner(plan, recipe, guards, gate, pool.chat, dataset.uri),
+                         plan.batches,
                          window=2 * len(pool.replicas) + 2,
                          recount=lambda states: sum(synthetic(s.rows) for s in dedup_across_run(states, guards)))
         states = loop.run()

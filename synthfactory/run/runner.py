@@ -48,13 +48,14 @@ class BatchRunner:
     guards: QualityGuards
     gate: SuiteGate
     chat: stages.ChatFn
+    dataset_uri: str | None = None  # where a learned judge keeps the model it trains; None: retrain (preview)
 
     @functools.cached_property
     def panel(self) -> Panel | None:
         """The recipe's judges, built once per run (their embedder is the guards'); None: no grading."""
         if self.recipe.grading is None:
             return None
-        return Panel(self.recipe.grading, embedder=lambda: self.guards.embedder)
+        return Panel(self.recipe.grading, embedder=lambda: self.guards.embedder, dataset_uri=self.dataset_uri)
 
     @functools.cached_property
     def verifiers(self) -> list[tuple[str, Verifier]]:
