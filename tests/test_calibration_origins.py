@@ -170,3 +170,37 @@ def test_a_chat_row_is_graded_on_its_last_user_turn_and_a_preference_pair_is_qua
     labels = load_label_source(dataset)
     assert {r["id"]: r["prompt"] for r in labels.rows} == {"chat": "And the sun?", "plain": "Explain rain."}
     assert [(q.location, q.reason.split(":")[0]) for q in labels.quarantined] == [("_labels:pair", "preference_pair")]
+
+
+def test_a_learned_judge_voting_alone_puts_its_cross_validated_precision_on_the_card(tmp_path):
+    """Without a calibration, a version graded by one learned judge states what its out-of-fold
+    scores give at the version's threshold: the estimate of the precision a person would see."""
+    from synthfactory.grading.learned import CALIBRATION_DIR, CV_FILE, LEARNED_DIR, judges_fingerprint, stored_summary
+    from synthfactory.run.metadata import JudgeInfo
+
+    grading = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "quickstart_learned.yaml").recipe.grading
+    folder = tmp_path / CALIBRATION_DIR / judges_fingerprint(grading) / LEARNED_DIR / "abc123"
+    folder.mkdir(parents=True)
+    oof = [0.9, 0.8, 0.05, 0.2, 0.01, 0.3, 0.02, 0.6, 0.03, 0.04]  # threshold 0.091377 accepts 5
+    good = [True, True, False, False, False, True, False, True, False, False]
+    (folder / CV_FILE).write_text(json.dumps({"labels": {"path": "l.jsonl", "origins": ["real"]}, "rows": 10,
+                                              "good": 4, "auc": 0.96, "groups": ["generator"],
+                                              "oof_scores": oof, "oof_good": good}))
+    summary = stored_summary(str(tmp_path), grading, "learned:abc123")
+    assert summary["at_threshold"]["accepted"] == 5 and summary["at_threshold"]["true_positives"] == 4
+    assert stored_summary(str(tmp_path), grading, "learned:elsewhere") is None
+    assert stored_summary(str(tmp_path), grading, "all-MiniLM-L6-v2") is None
+    meta = _meta(None)
+    judges = [JudgeInfo(name="form", method="form", weight=0),
+              JudgeInfo.model_validate({"name": "learned", "method": "learned", "weight": 1, "model": "learned:abc123",
+                                        "cross_validated": summary})]
+    meta = meta.model_copy(update={"judging": meta.judging.model_copy(update={"judges": judges})})
+    card = "\n".join(_grading_section(meta, {**grading.model_dump(mode="json")}))
+    lo, hi = wilson_interval(4, 5)
+    assert ("precision a person would see at threshold 0.091377, estimated by the learned judge's cross-validation: "
+            f"0.8 (95% CI {lo:.2f}-{hi:.2f}; 4 good of 5 accepted) on 10 labelled real rows, base rate 0.4") in card
+    assert "cross-validated on 10 labelled real rows of `l.jsonl` (4 good), out of fold: ROC-AUC 0.96" in card
+    observer = [judges[0], judges[1].model_copy(update={"weight": 0.0}), JudgeInfo(name="relevance", method="relevance")]
+    meta = meta.model_copy(update={"judging": meta.judging.model_copy(update={"judges": observer})})
+    card = "\n".join(_grading_section(meta, {**grading.model_dump(mode="json")}))
+    assert "not measured on real outputs" in card and "estimated by the learned judge" not in card

@@ -230,6 +230,29 @@ def model_fingerprint(config: Any, grading: Any, rows: list[dict[str, Any]] | No
     return stable_hash("learned", labels_digest(rows), spec, length=12)
 
 
+def stored_summary(dataset_uri: str, grading: Any, model: str | None) -> dict[str, Any] | None:
+    """A stored learned model's cross-validated numbers at the grading's current threshold, for the
+    version's metadata and card (`model`: `learned:{fingerprint}` as `model_of` names it); None when
+    it is not a learned model of this store."""
+    from synthfactory.grading.measures import at_threshold, with_intervals
+
+    if not model or not model.startswith("learned:") or "://" in dataset_uri.removeprefix("file://"):
+        return None
+    path = (Path(dataset_uri.removeprefix("file://")) / CALIBRATION_DIR / judges_fingerprint(grading) / LEARNED_DIR
+            / model.removeprefix("learned:") / CV_FILE)
+    if not path.is_file():
+        return None
+    cv = json.loads(path.read_text(encoding="utf-8"))
+    labels = cv.get("labels") or {}
+    summary = {"measured_on": "out-of-fold scores of nested stratified cross-validation on its labelled rows",
+               "labels": labels.get("path"), "origins": labels.get("origins"), "rows": cv.get("rows"),
+               "good": cv.get("good"), "auc": cv.get("auc"), "features": cv.get("groups")}
+    oof, good = cv.get("oof_scores") or [], cv.get("oof_good") or []
+    if oof and len(oof) == len(good):
+        summary["at_threshold"] = with_intervals(at_threshold(good, oof, grading.pass_mark))
+    return summary
+
+
 class LearnedJudge:
     criteria = ("p_good",)
 

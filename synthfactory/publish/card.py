@@ -107,6 +107,24 @@ def what_a_person_would_see(calibration: Calibration | None) -> str:
     return said
 
 
+def _learned_sentence(judge: Any, threshold: Any, estimate: bool = False) -> str:
+    """A learned judge's own measure: out-of-fold scores of its cross-validation on the labelled
+    rows it was trained on (never its training fit), at the version's threshold."""
+    cv = judge.cross_validated or {}
+    origins = " and ".join(cv.get("origins") or ["unknown-origin"])
+    at = cv.get("at_threshold") or {}
+    head = (f"precision a person would see at threshold {threshold}, estimated by the learned judge's cross-validation: "
+            if estimate else f"cross-validated on {cv.get('rows')} labelled {origins} rows of `{cv.get('labels')}` "
+            f"({cv.get('good')} good), out of fold: ROC-AUC {_fmt(cv.get('auc'))}; at threshold {threshold}: precision ")
+    if not at:
+        return head + "n/a"
+    base = f", base rate {_fmt(cv['good'] / cv['rows'])}" if cv.get("rows") and cv.get("good") is not None else ""
+    return (head + f"{_fmt(at.get('precision'))} ({_ci(at.get('precision_interval'))}; {at.get('true_positives')} good of "
+            f"{at.get('accepted')} accepted)" + (f" on {cv.get('rows')} labelled {origins} rows{base}" if estimate else "")
+            + f", recall {_fmt(at.get('recall'))} ({_ci(at.get('recall_interval'))})"
+            + (f"; ROC-AUC {_fmt(cv.get('auc'))} (out of fold)" if estimate else ""))
+
+
 def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layout: Layout | None) -> list[str]:
     """Which method made the rows, its options, the layout of this copy, and one example row."""
     from synthfactory.methods import METHODS, method_class
@@ -165,7 +183,14 @@ def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str
                   f"{grading.get('threshold')} were rejected.", ""]
     if grading.get("rubric"):
         lines += ["Rubric of the LLM judges:", "", *[f"- **{c['name']}**: {c['description']}" for c in grading["rubric"]], ""]
-    lines += [f"**For the rows you get:** {what_a_person_would_see(calibration)}.", ""]
+    said = what_a_person_would_see(calibration)
+    learned = [j for j in judges if j.cross_validated]
+    voting = [j for j in learned if j.weight > 0 and "real" in (j.cross_validated.get("origins") or [])]
+    if said.startswith("not measured") and len(voting) == 1 and len([j for j in judges if j.weight > 0]) == 1:
+        said = _learned_sentence(voting[0], grading.get("threshold"), estimate=True)
+    lines += [f"**For the rows you get:** {said}.", ""]
+    lines += [f"Learned judge **{j.name}** (`{j.model}`): {_learned_sentence(j, grading.get('threshold'))}." for j in learned]
+    lines += [""] if learned else []
     if calibration:
         labels = calibration.labels
         counted = (labels.model_extra or {}).get("origins") or {}

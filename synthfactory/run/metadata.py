@@ -126,12 +126,18 @@ class StopRecord(_FlatGroup):
 
 
 class JudgeInfo(_Block):
-    """One judge as a version names it (`grading.panel.describe_judges`)."""
+    """One judge as a version names it (`grading.panel.describe_judges`); a learned judge's also has
+    `cross_validated` (`grading.learned.stored_summary`), kept as an extra key so older versions
+    write back unchanged."""
 
     name: str
     method: str
     weight: float = 1.0
     model: str | None = None
+
+    @property
+    def cross_validated(self) -> dict[str, Any] | None:
+        return (self.model_extra or {}).get("cross_validated")
 
 
 class CalibrationLabels(_Block):

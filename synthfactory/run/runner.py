@@ -159,6 +159,7 @@ def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetSto
     run for this dataset), the bias checks on this run's graded rows, and the panel's agreement."""
     from synthfactory.grading.bias import graded_rows, judge_bias
     from synthfactory.grading.calibration import latest_calibration
+    from synthfactory.grading.learned import stored_summary
     from synthfactory.grading.panel import describe_judges
 
     agreements = [s.judge_agreement for s in states if s.judge_agreement is not None]
@@ -166,5 +167,6 @@ def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetSto
         calibration=latest_calibration(store.uri, recipe.grading) if store.is_local else None,
         bias=judge_bias(recipe, graded_rows(states)),
         agreement=round(sum(agreements) / len(agreements), 4) if agreements else None,
-        judges=describe_judges(recipe),
+        judges=[{**judge, "cross_validated": stored_summary(store.uri, recipe.grading, judge["model"])}
+                if judge["method"] == "learned" and store.is_local else judge for judge in describe_judges(recipe)],
     )
