@@ -156,7 +156,9 @@ def test_the_card_and_the_report_state_the_precision_a_person_would_see_or_that_
     assert Calibration.model_validate(cited).real.precision == 0.25
 
 
-def test_a_chat_row_is_graded_on_its_last_user_turn_and_a_preference_pair_is_quarantined_not_dropped(tmp_path):
+def test_a_labelled_row_is_graded_on_the_pair_the_table_keeps_and_a_preference_pair_is_quarantined_not_dropped(tmp_path):
+    """The table keeps the (instruction, response) the run's judges graded (labels.sample); calibrate
+    grades exactly that, whatever the prompt looks like."""
     dataset = tmp_path / "store" / "chat"
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Explain tides."},
                 {"role": "assistant", "content": "The moon pulls."}, {"role": "user", "content": "And the sun?"}]
@@ -168,7 +170,7 @@ def test_a_chat_row_is_graded_on_its_last_user_turn_and_a_preference_pair_is_qua
         {"row_id": "pair", "prompt": "Explain snow.", "text": json.dumps({"chosen": "a", "rejected": "b"}),
          "label": "good", "labeller": "ann", "labelled_at": T0}])
     labels = load_label_source(dataset)
-    assert {r["id"]: r["prompt"] for r in labels.rows} == {"chat": "And the sun?", "plain": "Explain rain."}
+    assert {r["id"]: r["prompt"] for r in labels.rows} == {"chat": json.dumps(messages), "plain": "Explain rain."}
     assert [(q.location, q.reason.split(":")[0]) for q in labels.quarantined] == [("_labels:pair", "preference_pair")]
 
 
@@ -204,3 +206,25 @@ def test_a_learned_judge_voting_alone_puts_its_cross_validated_precision_on_the_
     meta = meta.model_copy(update={"judging": meta.judging.model_copy(update={"judges": observer})})
     card = "\n".join(_grading_section(meta, {**grading.model_dump(mode="json")}))
     assert "not measured on real outputs" in card and "estimated by the learned judge" not in card
+
+
+def test_a_calibration_partly_on_the_learned_judges_training_rows_is_no_precision_a_person_would_see(tmp_path):
+    """calibrate on labels that trained the learned judge: the card says it is partly a training fit;
+    and a version whose learned judge was retrained since (new labels) cites no calibration at all."""
+    from synthfactory.run.runner import judging_metadata
+    from synthfactory.store import DatasetStore
+
+    grading = load_recipe(make_recipe(tmp_path, grading__threshold=0.5)).recipe.grading
+    graded = _graded([(f"r{k}", "real", k < 4, 0.9 if k % 2 else 0.2) for k in range(16)])
+    (tmp_path / "labels.jsonl").write_text("{}\n")
+    learned = [{"judge": "learned", "fingerprint": "old123", "auc": 0.71, "training_overlap": 6}]
+    report = report_for(graded, grading, 0.8, tmp_path / "labels.jsonl", "tiny", [], learned=learned)
+    uri = str(tmp_path / "store" / "tiny")
+    write_calibration(calibration_folder(uri, grading), report, graded)
+    cited = latest_calibration(uri, grading)
+    assert cited["learned"] == learned
+    said = what_a_person_would_see(_meta(cited).judging.calibration)
+    assert said.startswith("not measured on real outputs it was not trained on: 6 of the calibration's labelled rows "
+                           "trained the learned judge `learned`") and "a person would see at" not in said
+    loaded = load_recipe(make_recipe(tmp_path, grading__threshold=0.5))  # no learned judge now: another model
+    assert judging_metadata(loaded.recipe, [], DatasetStore(uri)).calibration is None

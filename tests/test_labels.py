@@ -141,6 +141,25 @@ def test_sample_draws_published_and_quarantined_rows_over_the_whole_score_range(
     assert known != sorted(known)
 
 
+def test_a_label_keeps_the_pair_the_runs_judges_graded_not_the_request_that_made_the_row(tmp_path):
+    """An instruct row is graded as (its instruction, its response): calibrate and a learned judge
+    must measure that pair, not the prompt that asked the model to write an instruction."""
+    import yaml
+
+    generation = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "instruct.yaml").read_text())["generation"]
+    store = DatasetStore(tmp_path / "store" / "inst")
+    meta = VersionMetadata(version=1, run_id="run1", dataset="inst", method="instruct",
+                           recipe={"name": "inst", "generation": generation, "grading": {"threshold": THRESHOLD}})
+    store.publish([_row(1, 0, 0.9)], meta, ROW_SCHEMA)
+    made = {**_row(1, 1, 0.1), "prompt": "Write one instruction about tides.", "instruction": "Explain tides.",
+            "text": "The moon pulls the sea."}
+    store.quarantine("run1", 1, [{"batch_id": "b1", "stage": "filter", "status": "rejected", "reason": "below_threshold",
+                                  "location": made["id"], "row": json.dumps(made, default=str), "validation": None}])
+    pool = {i.table: i for i in candidates(store, 1, store.versions()[0].metadata)}
+    assert (pool["quarantine"].prompt, pool["quarantine"].text) == ("Explain tides.", "The moon pulls the sea.")
+    assert pool["published"].prompt == "Explain topic 0 in two sentences."  # no instruction: the row as it is
+
+
 def test_sample_is_deterministic_per_labeller_grows_with_rows_and_resumes(dataset):
     ids = [i.row_id for i in draw_sample(dataset, 1, 10, "ann").items]
     assert ids == [i.row_id for i in draw_sample(dataset, 1, 10, "ann").items]
@@ -308,7 +327,7 @@ def test_a_person_labels_rows_with_the_keyboard_in_headless_chromium(dataset, tm
             assert "judge score" not in browser.execute_script("return document.body.innerText")
             assert item.score is None or (f"{item.score:.3f}" not in page and repr(item.score) not in page)
             if step == 0:
-                browser.save_screenshot("/tmp/sf-label-page.png")
+                browser.save_screenshot(str(tmp_path / "label-page.png"))
             for key in keys:
                 (browser.switch_to.active_element if key not in ("g", "b", "n") else body).send_keys(key)
             reveal = wait.until(lambda b: b.find_element(By.ID, "reveal").text)

@@ -62,7 +62,8 @@ def test_model_json_round_trip_gives_identical_scores():
     model = lm.fit(table, good, c=0.3, dims=8)
     back = lm.LinearModel.from_json(model.to_json())
     assert np.array_equal(back.scores(table), model.scores(table))
-    assert len(back.pca_components) == 8 and "pickle" not in model.to_json()
+    assert len(back.pca_components) == 8
+    json.loads(model.to_json())  # plain JSON: loading it runs no code
 
 
 def _labels(path: Path, rows: list[dict]) -> Path:
@@ -121,6 +122,11 @@ def test_a_bad_labels_path_is_one_recipe_error_line_at_load(tmp_path):
         load_recipe(path)
     assert "grading.judges.1.labels: no such file or folder: labels/missing.jsonl" in str(err.value)
     assert "\n" not in str(err.value)
+    (tmp_path / "store" / "tiny").mkdir(parents=True)  # a dataset folder nobody labelled yet
+    path = _recipe(tmp_path, [{"name": "form", "method": "form", "weight": 0},
+                              {"name": "learned", "method": "learned", "labels": "store/tiny"}])
+    with pytest.raises(RecipeError, match="has no labels table .*label rows first with `synthfactory label "):
+        load_recipe(path)
 
 
 def test_labels_relative_to_the_recipe_are_found_and_hashed_into_the_recipe(tmp_path):
@@ -246,7 +252,8 @@ def test_generator_log_probabilities_of_a_fluent_answer_beat_word_salad():
     assert scorer.prefix(prompt) == ("<|im_start|>system\nYou are a patient teacher.<|im_end|>\n<|im_start|>user\n"
                                      f"{prompt}<|im_end|>\n<|im_start|>assistant\n")  # SmolLM2's own template
     assert scorer.features(prompt, fluent)[0] > scorer.features(prompt, salad)[0]
-    assert scorer.features(prompt, fluent) == scorer.features(prompt, fluent)
+    again = GeneratorScorer("smollm2-135m-instruct", "You are a patient teacher.")  # no cache: scored again
+    assert again.features(prompt, fluent) == scorer.features(prompt, fluent)
 
 
 def test_the_calibrate_section_gives_cv_numbers_at_the_current_threshold_and_flags_training_labels(tmp_path):

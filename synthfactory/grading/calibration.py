@@ -7,7 +7,7 @@ of bad row; the lowest threshold that reaches a target precision and the recall 
 score's correlation with response length (verbosity bias); a calibration plot (score deciles vs
 share good) and a ROC curve. Intervals: a 95% bootstrap interval of the AUC (fixed seed) and
 Wilson 95% intervals of precision and recall, with the counts behind them. The same again per
-origin of the labels (`labelsets`: real outputs a person labelled, constructed rows, unknown),
+origin of the labels (`labelsets`: real outputs someone labelled, constructed rows, unknown),
 because a judge measured on constructed rows says little about the rows a model makes. Learned
 judges add their own cross-validated section (`learned_section`).
 
@@ -253,4 +253,7 @@ def latest_calibration(dataset_uri: str, grading: GradingConfig) -> dict[str, An
             "verbosity_spearman": report.get("verbosity_spearman"),
             "by_origin": {o: {k: m[k] for k in ("rows", "good", "base_rate", "auc", "auc_interval", "precision",
                                                  "precision_interval", "recall", "recall_interval", "accepted",
-                                                 "true_positives")} for o, m in by_origin.items()}}
+                                                 "true_positives")} for o, m in by_origin.items()},
+            **({"learned": [{"judge": e.get("judge"), "fingerprint": e.get("fingerprint"), "auc": e.get("auc"),
+                             "training_overlap": e.get("training_overlap", 0)} for e in report["learned"]]}
+               if report.get("learned") else {})}

@@ -3,8 +3,8 @@
 `calibrate --labels X` takes a JSONL/Parquet file (rows with `prompt`, `text`, `label` and an
 optional `origin`) or a dataset folder STORE/NAME whose `_labels/` Delta table `synthfactory label`
 writes. Every row has an origin, because a judge measured on rows built by corruption says little
-about the rows a model makes: `real` (a model's outputs, labelled by a person; every row of a
-labels table), `constructed` (built by corruption) or `unknown` (a file row without `origin`).
+about the rows a model makes: `real` (a model's outputs, labelled by a person or an agent against a
+rubric; every row of a labels table), `constructed` (built by corruption) or `unknown` (a file row without `origin`).
 
 From a table: "skip" labels are dropped and counted; a row labelled by several people takes the
 latest label, and Cohen's kappa between each pair of labellers on the rows they share is reported.
@@ -122,19 +122,6 @@ def _read_table(dataset: Path) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def _prompt_of(prompt: str) -> str:
-    """A chat row's prompt is its messages as JSON: the judges grade the answer to the last user turn."""
-    if prompt.startswith("["):
-        try:
-            messages = json.loads(prompt)
-        except ValueError:
-            return prompt
-        users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        if users and isinstance(users[-1], str):
-            return users[-1]
-    return prompt
-
-
 def labeller_agreement(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cohen's kappa of each pair of labellers on the rows both labelled good or bad."""
     by_labeller: dict[str, dict[str, bool]] = {}
@@ -175,7 +162,7 @@ def load_label_table(dataset: str | Path) -> LabelSet:
                     "labels", "preference_pair: the judges grade one response, not a chosen/rejected pair",
                     label["text"][:PAYLOAD_CHARS], f"{LABELS_DIR}:{row_id}"))
                 continue
-        rows.append({"id": row_id, "prompt": _prompt_of(label["prompt"]), "text": label["text"],
+        rows.append({"id": row_id, "prompt": label["prompt"], "text": label["text"],
                      "good": label["label"] == "good", "kind": label["label"], "source": None,
                      "origin": label.get("source") if label.get("source") in ORIGINS else "real",
                      "labeller": label["labeller"], "version": label.get("version")})

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import re
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -351,18 +352,20 @@ def save(folder: Path, model: lm.LinearModel, cv: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in ((CV_FILE, json.dumps(cv, indent=2, sort_keys=True, default=str) + "\n"),
                        (MODEL_FILE, model.to_json())):
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(folder / name)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{name}.", suffix=".tmp",
+                                         delete=False) as tmp:  # a name of its own: another process may save too
+            tmp.write(text)
+        Path(tmp.name).replace(folder / name)
     return folder
 
 
 def learned_report(panel: Any, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """For `calibrate`: each learned judge's cross-validated numbers (the quality figure), precision
     and recall at the recipe's current threshold from its out-of-fold scores. `rows`: the labelled
-    rows the calibration measured; when they are the ones the judge was trained on, the
-    calibration's own AUC and precision of this judge (and of an aggregate it votes in) are a
-    training fit, and `note` says so."""
+    rows the calibration measured; when any of them trained the judge, the calibration's own AUC
+    and precision of this judge (and of an aggregate it votes in) are partly a training fit:
+    `training_overlap` counts them and `note` says so (a version's card then does not state them as
+    the precision a person would see)."""
     from synthfactory.grading.measures import at_threshold
 
     out = []
@@ -374,9 +377,12 @@ def learned_report(panel: Any, rows: list[dict[str, Any]] | None = None) -> list
             if oof and len(good) == len(oof):
                 cv["at_threshold"] = at_threshold(good, oof, panel.grading.pass_mark)
             entry = {"judge": judge.config.name, "fingerprint": judge.fingerprint, **cv}
-            trained = judge.cv.get("labels", {}).get("digest")
-            if rows is not None and trained == labels_digest(rows):
-                entry["note"] = ("trained on these labels: the calibration's other numbers for this judge are a "
-                                 "training fit; its quality is the cross-validated auc here")
+            if rows is not None:
+                trained = {stable_hash(r["prompt"], r["text"]) for r in load_training_rows(judge.config)}
+                entry["training_overlap"] = sum(stable_hash(r["prompt"], r["text"]) in trained for r in rows)
+                if entry["training_overlap"]:
+                    entry["note"] = (f"{entry['training_overlap']} of these {len(rows)} labelled rows trained this "
+                                     "judge: the calibration's numbers for it (and for an aggregate it votes in) are "
+                                     "partly a training fit; its quality is the cross-validated auc here")
             out.append(entry)
     return out

@@ -123,7 +123,7 @@ def import_annotations(path: Path, lookup: Callable[[str, int | None], LabelItem
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"--import-label-studio {path}: cannot read ({exc.strerror})") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than any export
         raise UserError(f"--import-label-studio {path}: not JSON ({exc}); export the project as JSON") from None
     if not isinstance(tasks, list):
         raise UserError(f"--import-label-studio {path}: expected a list of tasks (Label Studio's JSON export)")
@@ -140,7 +140,7 @@ def import_annotations(path: Path, lookup: Callable[[str, int | None], LabelItem
             if not row_id:
                 raise ValueError("no data.row_id (was it exported by synthfactory label?)")
             version = data.get("version")
-            item = lookup(str(row_id), version if isinstance(version, int) else None)
+            item = lookup(str(row_id), version if isinstance(version, int) and not isinstance(version, bool) else None)
             if item is None:
                 raise ValueError("no such row in this dataset" + (f" version {version}" if version is not None else ""))
             annotations = task.get("annotations", [])

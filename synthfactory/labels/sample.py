@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthfactory.errors import UserError
 from synthfactory.lineage import stable_hash
 from synthfactory.run.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
@@ -136,15 +137,42 @@ def _score(value: Any) -> float | None:
         return None
 
 
+def _judged_pair(metadata: VersionMetadata) -> Any:
+    """(row, prompt, text) -> the (instruction, response) the run's judges graded for the row
+    (`Method.judge_items`): what a label is later measured against (`calibrate`, a learned
+    judge's training) must be what the gate saw, not the request that made the row. Rows the
+    judges grade as several items (preference candidates) keep the pair `describe_row` gives."""
+    try:
+        from synthfactory.methods import method_for
+        from synthfactory.recipe import GenerationConfig
+
+        method = method_for(GenerationConfig.model_validate((metadata.recipe or {}).get("generation") or {}))
+    except (ValueError, TypeError, KeyError, UserError):  # a version that did not record a loadable recipe
+        method = None
+
+    def judged(row: dict[str, Any], prompt: str, text: str) -> tuple[str, str]:
+        if method is None:
+            return prompt, text
+        try:
+            items = method.judge_items(row)
+        except (KeyError, TypeError, IndexError):
+            return prompt, text
+        return (str(items[0][0]), str(items[0][1])) if len(items) == 1 else (prompt, text)
+
+    return judged
+
+
 def candidates(store: DatasetStore, version: int, metadata: VersionMetadata) -> list[LabelItem]:
     """Every row of `version` a person could label: the rows it published and the rows its run
     quarantined or rejected (not quarantined seeds, nor real rows mixed in: no model made those)."""
     method = metadata.method or "text"
+    judged = _judged_pair(metadata)
     items: dict[str, LabelItem] = {}
     for row in store.rows_added_by(version).to_pylist():
         if row.get("source") == "real":
             continue
         prompt, text, display = describe_row(row, method)
+        prompt, text = judged(row, prompt, text)
         items[row["id"]] = LabelItem(row["id"], version, "published", method, prompt, text,
                                      _score(row.get("score")), "published", display)
     quarantine = store.read_quarantine()
@@ -160,6 +188,7 @@ def candidates(store: DatasetStore, version: int, metadata: VersionMetadata) -> 
         if row["id"] in items:
             continue
         prompt, text, display = describe_row(row, method)
+        prompt, text = judged(row, prompt, text)
         outcome = f"{record.get('status') or 'quarantined'}: {record.get('reason') or 'no reason recorded'}"
         items[row["id"]] = LabelItem(row["id"], version, "quarantine", method, prompt, text,
                                      _score(row.get("score")), outcome, display)

@@ -86,6 +86,12 @@ def what_a_person_would_see(calibration: Calibration | None) -> str:
     """One sentence on what the judges' threshold means for the rows a user gets: the precision a
     person would see, measured on person-labelled real outputs, or plainly that it was not measured."""
     real = calibration.real if calibration else None
+    fitted = [e for e in ((calibration.model_extra or {}).get("learned") or [] if calibration else [])
+              if e.get("training_overlap")]
+    if calibration and real and real.rows and fitted:
+        return (f"not measured on real outputs it was not trained on: {fitted[0]['training_overlap']} of the "
+                f"calibration's labelled rows trained the learned judge `{fitted[0]['judge']}`, so its precision there "
+                f"is partly a training fit (its cross-validated ROC-AUC: {_fmt(fitted[0].get('auc'))})")
     if calibration and real and real.rows:
         precision = f"{real.precision:.2f}" if real.precision is not None else "n/a (no labelled row accepted)"
         recall = f"{real.recall:.2f}" if real.recall is not None else "n/a"

@@ -119,6 +119,9 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         if judge.labels is not None:  # a learned judge's labels: checked now, hashed, found again at grading
             labels = _resolve(base, judge.labels, f"grading.judges.{i}.labels")
             judge._labels_path = labels
+            if labels.is_dir() and not (labels / "_labels" / "_delta_log").is_dir():
+                raise RecipeError(f"{path}: grading.judges.{i}.labels: {judge.labels} has no labels table (_labels/): "
+                                  f"label rows first with `synthfactory label {labels}`, or give a JSONL/Parquet file")
             files[f"labels:{judge.name}"] = labels / "_labels" if labels.is_dir() else labels
             if "generator" in (judge.features or []):
                 if recipe.generation.engine != "llamacpp":

@@ -163,10 +163,15 @@ def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetSto
     from synthfactory.grading.panel import describe_judges
 
     agreements = [s.judge_agreement for s in states if s.judge_agreement is not None]
+    judges = [{**judge, "cross_validated": stored_summary(store.uri, recipe.grading, judge["model"])}
+              if judge["method"] == "learned" and store.is_local else judge for judge in describe_judges(recipe)]
+    calibration = latest_calibration(store.uri, recipe.grading) if store.is_local else None
+    learned_now = {j["model"].removeprefix("learned:") for j in judges if j["method"] == "learned"}
+    if calibration and learned_now != {e["fingerprint"] for e in calibration.get("learned") or []}:
+        calibration = None  # it measured another model of the learned judge (more labels since): not these judges
     return Judging(
-        calibration=latest_calibration(store.uri, recipe.grading) if store.is_local else None,
+        calibration=calibration,
         bias=judge_bias(recipe, graded_rows(states)),
         agreement=round(sum(agreements) / len(agreements), 4) if agreements else None,
-        judges=[{**judge, "cross_validated": stored_summary(store.uri, recipe.grading, judge["model"])}
-                if judge["method"] == "learned" and store.is_local else judge for judge in describe_judges(recipe)],
+        judges=judges,
     )
