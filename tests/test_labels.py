@@ -344,3 +344,13 @@ def test_a_person_labels_rows_with_the_keyboard_in_headless_chromium(dataset, tm
     assert [(labels[i]["label"], labels[i]["note"], labels[i]["labeller"]) for i in shown] == [
         ("good", None, "tess"), ("bad", None, "tess"), ("good", "prompt not answered", "tess")]
     assert all(labels[i]["score"] == sample[i].score for i in shown)
+
+
+def test_a_small_sample_sees_both_ends_of_the_score_range():
+    from synthfactory.labels.sample import LabelItem, stratified
+
+    pool = [LabelItem(f"r{k}", 1, "published", "text", "p", f"t{k}", k / 100, "published") for k in range(100)]
+    for labeller in ("ann", "bob", "cy"):
+        scores = sorted(i.score for i in stratified(pool, 2, f"tiny|1|{labeller}"))
+        assert scores[0] < 0.1 and scores[1] >= 0.9  # the lowest and the highest tenth, not two low ones
+    assert {i.row_id for i in stratified(pool, 3, "k")} < {i.row_id for i in stratified(pool, 7, "k")}  # grows

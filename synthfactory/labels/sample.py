@@ -205,12 +205,16 @@ def strata(items: list[LabelItem], bins: int = SCORE_BINS) -> list[list[LabelIte
 
 
 def stratified(items: list[LabelItem], rows: int, key: str) -> list[LabelItem]:
-    """`rows` items taken from the strata in turn, each stratum in hash order; served in hash order
-    too, so the order does not give the scores away."""
+    """`rows` items taken from the strata in turn (lowest, highest, second lowest, ... then the rows
+    without a score, so even a small sample sees both ends of the range), each stratum in hash
+    order; served in hash order too, so the order does not give the scores away."""
     def order(item: LabelItem) -> str:
         return stable_hash(key, item.row_id)
 
-    queues = [sorted(group, key=order) for group in strata(items)]
+    groups = strata(items)
+    scored = [g for g in groups if g[0].score is not None]
+    ends = [scored[k // 2] if k % 2 == 0 else scored[-1 - k // 2] for k in range(len(scored))]  # low, high, ...
+    queues = [sorted(group, key=order) for group in ends + [g for g in groups if g[0].score is None]]
     picked: list[LabelItem] = []
     depth = 0
     while len(picked) < rows and any(depth < len(q) for q in queues):
