@@ -13,8 +13,8 @@ by six corruptions, so every label holds by construction (no model decides a lab
 
 Corruption k (0..5) takes the good rows k*20 .. k*20+19 (mod the number of good rows), so each
 kind has 20 rows and rows are spread over every domain. Every row is `origin: constructed`: no
-model wrote it, so `calibrate` reports what it measures here apart from person-labelled real outputs. Deterministic: run it again and the file
-is the same byte for byte (`python recipes/labels/build.py`).
+model wrote it, so `calibrate` reports what it measures here apart from labelled real outputs.
+Deterministic: run it again and the file is the same byte for byte (`python recipes/labels/build.py`).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def _ci(interval: list[float] | None) -> str:
 
 def what_a_person_would_see(calibration: Calibration | None) -> str:
     """One sentence on what the judges' threshold means for the rows a user gets: the precision a
-    person would see, measured on person-labelled real outputs, or plainly that it was not measured."""
+    person would see, measured on labelled real outputs, or plainly that it was not measured."""
     real = calibration.real if calibration else None
     fitted = [e for e in ((calibration.model_extra or {}).get("learned") or [] if calibration else [])
               if e.get("training_overlap")]
@@ -119,14 +119,17 @@ def _learned_sentence(judge: Any, threshold: Any, estimate: bool = False) -> str
     cv = judge.cross_validated or {}
     origins = " and ".join(cv.get("origins") or ["unknown-origin"])
     at = cv.get("at_threshold") or {}
-    head = (f"precision a person would see at threshold {threshold}, estimated by the learned judge's cross-validation: "
-            if estimate else f"cross-validated on {cv.get('rows')} labelled {origins} rows of `{cv.get('labels')}` "
-            f"({cv.get('good')} good), out of fold: ROC-AUC {_fmt(cv.get('auc'))}; at threshold {threshold}: precision ")
+    if estimate:
+        head = f"precision a person would see at threshold {threshold}, estimated by the learned judge's cross-validation: "
+    else:
+        head = (f"cross-validated on {cv.get('rows')} labelled {origins} rows of `{cv.get('labels')}` "
+                f"({cv.get('good')} good), out of fold: ROC-AUC {_fmt(cv.get('auc'))}; at threshold {threshold}: precision ")
     if not at:
         return head + "n/a"
     base = f", base rate {_fmt(cv['good'] / cv['rows'])}" if cv.get("rows") and cv.get("good") is not None else ""
-    return (head + f"{_fmt(at.get('precision'))} ({_ci(at.get('precision_interval'))}; {at.get('true_positives')} good of "
-            f"{at.get('accepted')} accepted)" + (f" on {cv.get('rows')} labelled {origins} rows{base}" if estimate else "")
+    counts = f"{at.get('true_positives')} good of {at.get('accepted')} accepted"
+    return (head + f"{_fmt(at.get('precision'))} ({_ci(at.get('precision_interval'))}; {counts})"
+            + (f" on {cv.get('rows')} labelled {origins} rows{base}" if estimate else "")
             + f", recall {_fmt(at.get('recall'))} ({_ci(at.get('recall_interval'))})"
             + (f"; ROC-AUC {_fmt(cv.get('auc'))} (out of fold)" if estimate else ""))
 
@@ -195,7 +198,8 @@ def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str
     if said.startswith("not measured") and len(voting) == 1 and len([j for j in judges if j.weight > 0]) == 1:
         said = _learned_sentence(voting[0], grading.get("threshold"), estimate=True)
     lines += [f"**For the rows you get:** {said}.", ""]
-    lines += [f"Learned judge **{j.name}** (`{j.model}`): {_learned_sentence(j, grading.get('threshold'))}." for j in learned]
+    lines += [f"Learned judge **{j.name}** (`{j.model}`): {_learned_sentence(j, grading.get('threshold'))}."
+              for j in learned]
     lines += [""] if learned else []
     if calibration:
         labels = calibration.labels

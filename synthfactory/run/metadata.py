@@ -192,7 +192,7 @@ class Calibration(_Block):
 
     @property
     def real(self) -> OriginMeasure | None:
-        """The measure on person-labelled real outputs, if the calibration had any."""
+        """The measure on labelled real outputs (a person or an agent labelled them), if any."""
         return self.by_origin.get("real")
 
 
