@@ -18,13 +18,17 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.filesystems import WritableFileSystem
 from prefect.futures import PrefectFuture, as_completed
+from prefect.utilities.asyncutils import run_sync_in_worker_thread
+from pydantic import Field
 
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.run.batch import BatchState
 from synthfactory.run.metadata import VersionMetadata
 from synthfactory.run.plan import BatchPlan, RunPlan
 from synthfactory.run.runner import STAGE_LINE
+from synthfactory.storage import Location, storage_options
 from synthfactory.store import DatasetStore
 from tasks.stages import (
     STAGE_TASKS,
@@ -59,7 +63,7 @@ def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60) -> Iterator[N
     service frees it `lease_seconds` after a run dies (a `prefect server start` server runs it).
     """
     run_id = runtime.flow_run.id
-    if dataset.is_local:
+    if dataset.root.local_path is not None:
         with dataset.exclusive(holder=f"flow run {runtime.flow_run.name} ({run_id})",
                                on_wait=get_run_logger().info):
             yield
@@ -80,6 +84,59 @@ def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60) -> Iterator[N
         yield
 
 
+class StagingStorage(WritableFileSystem):
+    """Prefect result storage for a dataset on an object store: its staging folder, reached through
+    `synthfactory.storage` with the credentials each process reads from its own environment.
+
+    Prefect keeps result storage as a saved block (a rerun, on any worker, reads the results
+    through it). This block holds the folder's URI and the NAMES of the environment variables a
+    recipe's `storage_options` section gives, never a value: nothing secret reaches the server."""
+
+    _block_type_name = "Synthfactory Staging"
+    _block_type_slug = "synthfactory-staging"
+    _description = "A synthfactory dataset's staging folder on an object store (credentials from the environment)."
+
+    basepath: str = Field(description="the staging folder's URI, e.g. s3://bucket/datasets/name/_staging")
+    variables: dict[str, str] = Field(default_factory=dict, description=(
+        "a recipe's storage_options: standard option name -> the NAME of the variable holding it"))
+
+    def _at(self, path: str) -> Location:
+        folder = Location.of(self.basepath, storage_options(self.basepath, self.variables or None))
+        return folder.child(path.removeprefix(self.basepath.rstrip("/") + "/"))
+
+    # Prefect calls these with `_sync=True` (its blocks dispatch sync/async on it); ours are always sync
+    def read_path(self, path: str, _sync: bool | None = None) -> bytes:
+        return self._at(path).read_bytes()
+
+    def write_path(self, path: str, content: bytes, _sync: bool | None = None) -> str:
+        return self._at(path).write_bytes(content).uri
+
+    async def aread_path(self, path: str) -> bytes:
+        return await run_sync_in_worker_thread(self.read_path, path)
+
+    async def awrite_path(self, path: str, content: bytes) -> str:
+        return await run_sync_in_worker_thread(self.write_path, path, content)
+
+
+def result_storage(dataset: DatasetStore, variables: dict[str, str] | None = None) -> Any:
+    """Where the stage tasks persist their results: the dataset's staging folder, so a rerun on any
+    worker that reaches the store loads them. A local folder is a path; an object store's is a
+    `StagingStorage` block, saved under a name derived from the folder (a rerun saves the same)."""
+    local = dataset.staging_path.local_path
+    if local is not None:
+        return local
+    block = StagingStorage(basepath=dataset.staging_path.uri, variables=dict(variables or {}))
+    name = "staging-" + hashlib.sha256(block.basepath.encode()).hexdigest()[:16]
+    for attempt in range(3):  # two runs starting together may both register the type or save the block
+        try:
+            block.save(name, overwrite=True)
+            return block
+        except ObjectAlreadyExists:
+            if attempt == 2:
+                raise
+    return block
+
+
 def tag_run(*tags: str, name: str | None = None) -> None:
     """Add tags to the current flow run, and rename it (`name`) if given."""
     with get_client(sync_client=True) as client:
@@ -90,11 +147,11 @@ class PrefectExecutor:
     """Inside a flow run: each step a task of `tasks/stages.py`, batch stages with their result
     storage in the dataset's staging folder (a rerun loads them: state `Cached`)."""
 
-    def __init__(self, dataset: DatasetStore) -> None:
+    def __init__(self, dataset: DatasetStore, variables: dict[str, str] | None = None) -> None:
         self.log = get_run_logger()
         self.run_ids: dict[str, Any] = {"prefect_flow_run_id": str(runtime.flow_run.id)}
-        self._stages = {name: STAGE_TASKS[name].with_options(result_storage=dataset.staging_path)
-                        for name in STAGE_LINE}
+        storage = result_storage(dataset, variables)
+        self._stages = {name: STAGE_TASKS[name].with_options(result_storage=storage) for name in STAGE_LINE}
         self._bar: Any = None
         self._key = "dataset"
 

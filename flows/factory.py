@@ -22,6 +22,7 @@ from flows.executor import PrefectExecutor
 from synthfactory.errors import UserError
 from synthfactory.recipe import load_recipe
 from synthfactory.run.driver import drive_run
+from synthfactory.storage import StorageError, storage_options
 from synthfactory.store import DatasetStore
 
 
@@ -30,10 +31,14 @@ def _run_name() -> str:
     parameters = runtime.flow_run.parameters
     path = Path(str(parameters.get("recipe_path", "recipe")))
     try:
-        name = yaml.safe_load(path.read_text(encoding="utf-8"))["name"]
-        return f"{name}-v{DatasetStore.for_recipe(parameters.get('store', 'store'), name).next_version()}"
-    except (OSError, yaml.YAMLError, KeyError, TypeError, UserError):
-        return path.stem
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        name = raw["name"]
+        store = parameters.get("store", "store")
+        dataset = DatasetStore(f"{str(store).rstrip('/')}/{name}",
+                               storage_options(f"{store}/{name}", raw.get("storage_options")))
+        return f"{name}-v{dataset.next_version()}"
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, UserError, StorageError):
+        return path.stem  # the run itself reports what is wrong, in one line
 
 
 @flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
@@ -44,7 +49,7 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     until that many rows passed, then exactly that many)."""
     started = time.perf_counter()
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size, target_rows=target_rows)
-    dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
-    executor = PrefectExecutor(dataset)
+    dataset = DatasetStore.for_run(store, loaded.recipe)
+    executor = PrefectExecutor(dataset, loaded.recipe.storage_options)
     with executor.lock(dataset):
         return drive_run(loaded, dataset, executor, started)

@@ -3,6 +3,8 @@
 A dataset lives at `{store}/{name}`; quarantined and rejected rows at `{store}/{name}/_quarantine`
 (a second Delta table, with reasons and validation results). Directories starting with `_` are
 ignored by Delta readers and by VACUUM, so staging and quarantine sit safely inside the table.
+Local folders and object stores (`s3://`, `gs://`, `az://`) alike: Delta gets the store's
+`storage_options`, every other file goes through `synthfactory.storage` (fsspec).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import ValidationError
 from synthfactory.errors import UserError
 from synthfactory.lineage import ROW_SCHEMA
 from synthfactory.run.metadata import VersionMetadata
+from synthfactory.storage import Location, StorageOptions, storage_options
 
 METADATA_KEY = "synthfactory"
 QUARANTINE_DIR = "_quarantine"
@@ -54,37 +57,48 @@ class VersionInfo:
     metadata: VersionMetadata
 
 
-def _table_exists(uri: str) -> bool:
-    return (Path(uri) / "_delta_log").is_dir() if "://" not in uri else _remote_exists(uri)
+def _table_exists(table: Location) -> bool:
+    return table.child("_delta_log").isdir()
 
 
-def _remote_exists(uri: str) -> bool:
-    from deltalake import DeltaTable
-
-    return DeltaTable.is_deltatable(uri)
+def recipe_storage_options(uri: str, recipe: Any) -> StorageOptions:
+    """The options reaching `uri`, from the environment variables the recipe's `storage_options`
+    section names (the standard ones without it)."""
+    return storage_options(uri, getattr(recipe, "storage_options", None))
 
 
 class DatasetStore:
-    """The Delta table behind one dataset, its versions and its quarantine."""
+    """The Delta table behind one dataset, its versions and its quarantine, and every other file
+    the dataset owns (`Location`s under `root`: staging, index, embeddings, Data Docs)."""
 
-    def __init__(self, uri: str | Path) -> None:
+    def __init__(self, uri: str | Path, options: StorageOptions | None = None) -> None:
         self.uri = str(uri).rstrip("/")
+        self.options = options if options is not None else storage_options(self.uri)
+        self.root = Location.of(self.uri, self.options)
         self.quarantine_uri = f"{self.uri}/{QUARANTINE_DIR}"
-        self.staging_path = Path(self.uri) / STAGING_DIR
-        self.index_path = Path(self.uri) / INDEX_DIR
-        self.embeddings_path = Path(self.uri) / EMBEDDINGS_DIR
-        self.data_docs_path = Path(self.uri) / DATA_DOCS_DIR  # GX Data Docs of failed batches
+        self.staging_path = self.root.child(STAGING_DIR)  # finished batch stages (Prefect's result layout)
+        self.index_path = self.root.child(INDEX_DIR)  # near-dup index, one file per version
+        self.embeddings_path = self.root.child(EMBEDDINGS_DIR)  # embeddings of each version's rows
+        self.data_docs_path = self.root.child(DATA_DOCS_DIR)  # GX Data Docs of failed batches
 
     @classmethod
-    def for_recipe(cls, store: str | Path, name: str) -> "DatasetStore":
-        return cls(f"{str(store).rstrip('/')}/{name}")
+    def for_recipe(cls, store: str | Path, name: str, options: StorageOptions | None = None) -> "DatasetStore":
+        return cls(f"{str(store).rstrip('/')}/{name}", options)
+
+    @classmethod
+    def for_run(cls, store: str | Path, recipe: Any) -> "DatasetStore":
+        """The dataset a recipe publishes to, reached with the environment variables its
+        `storage_options` section names (if it has one; else the standard ones)."""
+        uri = f"{str(store).rstrip('/')}/{recipe.name}"
+        return cls(uri, recipe_storage_options(uri, recipe))
 
     def exists(self) -> bool:
-        return _table_exists(self.uri)
+        return _table_exists(self.root)
 
-    @property
-    def is_local(self) -> bool:
-        return "://" not in self.uri or self.uri.startswith("file://")
+    def _table(self, uri: str | None = None, version: int | None = None) -> Any:
+        from deltalake import DeltaTable
+
+        return DeltaTable(uri or self.uri, version=version, storage_options=self.options.delta or None)
 
     @contextmanager
     def exclusive(self, holder: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -92,8 +106,14 @@ class DatasetStore:
 
         Other runs of the dataset wait here. The kernel drops the lock when its process ends, even
         by SIGKILL, so a crashed run never leaves the dataset locked. The file names the holder.
+        An object store has no flock: its runs queue on Prefect's global concurrency limit
+        (`flows/executor.py`).
         """
-        path = Path(self.uri.removeprefix("file://")) / LOCK_FILE
+        folder = self.root.local_path
+        if folder is None:
+            raise UserError(f"{self.uri}: an object store cannot be locked with flock; runs of it queue on "
+                            "Prefect's global concurrency limit")
+        path = folder / LOCK_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+", encoding="utf-8") as handle:
             try:
@@ -117,12 +137,11 @@ class DatasetStore:
 
     def versions(self) -> list[VersionInfo]:
         """Published versions, oldest first, read from the commit metadata."""
-        if not self.exists():
-            return []
-        from deltalake import DeltaTable
+        return self._versions_in(self._table()) if self.exists() else []
 
+    def _versions_in(self, table: Any) -> list[VersionInfo]:
         found = []
-        for entry in DeltaTable(self.uri).history():
+        for entry in table.history():
             raw = entry.get(METADATA_KEY)
             if raw is None:
                 continue
@@ -162,22 +181,16 @@ class DatasetStore:
 
     def read(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         """The table as it was when `version` was published (time travel); latest by default."""
-        from deltalake import DeltaTable
-
-        return DeltaTable(self.uri, version=self.delta_version_of(version)).to_pyarrow_table(columns=columns)
+        return self._table(version=self.delta_version_of(version)).to_pyarrow_table(columns=columns)
 
     def rows_added_by(self, version: int) -> pa.Table:
         """Only the rows version `version` appended (its run's output), filtered in the Delta scan."""
-        from deltalake import DeltaTable
-
-        table = DeltaTable(self.uri, version=self.delta_version_of(version))
+        table = self._table(version=self.delta_version_of(version))
         return table.to_pyarrow_table(filters=[("version", "=", version)])
 
     def rows_added_by_versions(self, versions: list[int]) -> pa.Table:
         """The rows each of `versions` appended, read at the newest of them, filtered in the scan."""
-        from deltalake import DeltaTable
-
-        table = DeltaTable(self.uri, version=self.delta_version_of(max(versions)))
+        table = self._table(version=self.delta_version_of(max(versions)))
         return table.to_pyarrow_table(filters=[("version", "in", sorted(versions))])
 
     def publish(self, rows: list[dict[str, Any]], metadata: VersionMetadata, schema: pa.Schema = ROW_SCHEMA) -> int:
@@ -185,25 +198,41 @@ class DatasetStore:
 
         Readers see the old version or the new one, never part of it. `schema`: the base row
         schema plus the method's columns (Delta merges in the columns a new method adds).
+        The commit is made on the snapshot whose versions were checked, with no retry: if another
+        writer committed meanwhile (two unlocked runs on an object store), Delta's put-if-absent
+        fails this commit instead of rebasing it, so no two commits carry one version number.
         """
         from deltalake import CommitProperties, write_deltalake
+        from deltalake.exceptions import CommitFailedError, DeltaError
 
         version = metadata.version
-        if any(v.version == version for v in self.versions()):
-            raise UserError(f"{self.uri}: version {version} was published meanwhile; run again for the next one")
+        meanwhile = UserError(f"{self.uri}: version {version} was published meanwhile; run again for the next one")
+        snapshot = self._table() if self.exists() else None
+        if snapshot is not None and any(v.version == version for v in self._versions_in(snapshot)):
+            raise meanwhile
         table = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
-        write_deltalake(
-            self.uri, table, mode="append", schema_mode="merge",
-            commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata.as_commit())}),
-        )
+        try:
+            write_deltalake(  # no table yet: create it ("error" if one appeared meanwhile), never append to another's
+                snapshot if snapshot is not None else self.uri, table,
+                mode="append" if snapshot is not None else "error", schema_mode="merge",
+                storage_options=self.options.delta or None,
+                commit_properties=CommitProperties(custom_metadata={METADATA_KEY: json.dumps(metadata.as_commit())},
+                                                   max_commit_retries=0),
+            )
+        except CommitFailedError:
+            raise meanwhile from None
+        except DeltaError as exc:
+            if snapshot is None and "already exists" in str(exc):
+                raise meanwhile from None
+            raise
         return version
 
     def quarantine(self, run_id: str, version: int, records: list[dict[str, Any]]) -> int:
         """Keep every row that was not published, with its reason; idempotent per run id."""
-        from deltalake import CommitProperties, DeltaTable, write_deltalake
+        from deltalake import CommitProperties, write_deltalake
 
-        if _table_exists(self.quarantine_uri):
-            for entry in DeltaTable(self.quarantine_uri).history():
+        if _table_exists(self.root.child(QUARANTINE_DIR)):
+            for entry in self._table(self.quarantine_uri).history():
                 if entry.get("synthfactory_run_id") == run_id:
                     return 0  # this run's quarantine was already written before an interruption
         now = datetime.now(timezone.utc)
@@ -211,32 +240,32 @@ class DatasetStore:
             [{**r, "run_id": run_id, "version": version, "quarantined_at": now} for r in records],
             schema=QUARANTINE_SCHEMA,
         ) if records else QUARANTINE_SCHEMA.empty_table()
-        write_deltalake(self.quarantine_uri, table, mode="append",
+        write_deltalake(self.quarantine_uri, table, mode="append", storage_options=self.options.delta or None,
                         commit_properties=CommitProperties(custom_metadata={"synthfactory_run_id": run_id}))
         return len(records)
 
     def clear_staged(self, batch_ids: list[str]) -> None:
         """Drop a published run's staged stage results (`{batch_id}-{stage}`); they are in the table now."""
-        if not self.staging_path.is_dir():
+        staged = self.staging_path.ls()
+        if not staged:
             return
-        for batch_id in batch_ids:
-            for path in self.staging_path.glob(f"{batch_id}-*"):
-                path.unlink(missing_ok=True)
-        if not any(self.staging_path.iterdir()):
-            self.staging_path.rmdir()
+        ids = set(batch_ids)
+        for entry in staged:  # one listing, then one delete per file (an object store lists slowly)
+            if entry.name.split("-", 1)[0] in ids:
+                entry.rm()
+        self.staging_path.rmdir_if_empty()
 
     def read_quarantine(self) -> pa.Table:
-        from deltalake import DeltaTable
-
-        if not _table_exists(self.quarantine_uri):
+        if not _table_exists(self.root.child(QUARANTINE_DIR)):
             return QUARANTINE_SCHEMA.empty_table()
-        return DeltaTable(self.quarantine_uri).to_pyarrow_table()
+        return self._table(self.quarantine_uri).to_pyarrow_table()
 
 
-def load_dataset_version(uri: str | Path, version: int | None = None):
-    """A published version as a `datasets.Dataset` (latest when `version` is None)."""
+def load_dataset_version(uri: str | Path, version: int | None = None, options: StorageOptions | None = None):
+    """A published version as a `datasets.Dataset` (latest when `version` is None); an object
+    store's credentials from `options`, else from the environment."""
     import datasets
     from datasets.table import InMemoryTable
 
-    store = DatasetStore(uri)
+    store = DatasetStore(uri, options)
     return datasets.Dataset(InMemoryTable(store.read(version)))

@@ -25,7 +25,7 @@ from synthfactory.run.executor import (ENGINE_RETRIES, ENGINE_RETRY_DELAY_S, ENG
                                        PUBLISH_RETRY_DELAY_S, worth_retrying)
 from synthfactory.run.runner import STAGE_LINE, BatchRunner, publish_run, run_seeds
 from synthfactory.inputs.seeds import SeedSet
-from synthfactory.store import DatasetStore
+from synthfactory.store import DatasetStore, recipe_storage_options
 
 
 def _not_ours(task: Any, task_run: Any, state: Any) -> bool:
@@ -133,7 +133,8 @@ def publish_task(plan: RunPlan, states: list[BatchState], store_uri: str, guards
                  extra: dict[str, Any], min_rows: int = 1) -> VersionMetadata:
     """The core's publish sequence (`runner.publish_run`), logged to the run."""
     logger = get_run_logger()
-    return publish_run(plan, states, DatasetStore(store_uri), guards, extra, min_rows,
+    dataset = DatasetStore(store_uri, recipe_storage_options(store_uri, guards.loaded.recipe))
+    return publish_run(plan, states, dataset, guards, extra, min_rows,
                        info=logger.info, warn=logger.warning)
 
 

@@ -11,7 +11,7 @@ origin of the labels (`labelsets`: real outputs someone labelled, constructed ro
 because a judge measured on constructed rows says little about the rows a model makes. Learned
 judges add their own cross-validated section (`learned_section`).
 
-Everything goes to `{store}/{name}/_calibration/{fingerprint}/` where the fingerprint hashes what
+Everything goes to `{store}/{name}/_calibration/{fingerprint}/` (any store: `synthfactory.storage`) where the fingerprint hashes what
 decides a score (every judge, rubric, model, engine, scale and aggregate; not the threshold), so a
 published version can cite the calibration of exactly the judges that graded it.
 """
@@ -33,6 +33,7 @@ from synthfactory.grading.measures import (at_threshold, auc_interval, cohen_kap
 from synthfactory.inputs.readers import QuarantinedRow
 from synthfactory.lineage import stable_hash
 from synthfactory.recipe import GradingConfig
+from synthfactory.storage import Location, StorageOptions
 
 CALIBRATION_DIR = "_calibration"
 REPORT = "report.json"
@@ -47,8 +48,9 @@ def fingerprint(grading: GradingConfig) -> str:
     return stable_hash("judge", decides, length=12)
 
 
-def calibration_folder(dataset_uri: str, grading: GradingConfig) -> Path:
-    return Path(dataset_uri.removeprefix("file://")) / CALIBRATION_DIR / fingerprint(grading)
+def calibration_folder(dataset_uri: str | Location, grading: GradingConfig,
+                       options: StorageOptions | None = None) -> Location:
+    return Location.of(dataset_uri, options).child(CALIBRATION_DIR, fingerprint(grading))
 
 
 # -- per origin, and learned judges ----------------------------------------------------------
@@ -71,7 +73,7 @@ def origin_measures(rows: list[dict[str, Any]], threshold: float) -> dict[str, d
     return out
 
 
-def calibration_panel(grading: GradingConfig, dataset_uri: str | None = None) -> Any:
+def calibration_panel(grading: GradingConfig, dataset_uri: Any = None) -> Any:
     """The panel `calibrate` grades with; a learned judge keeps its model beside the dataset's
     calibrations."""
     from synthfactory.grading.panel import Panel
@@ -174,24 +176,37 @@ def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_prec
     }
 
 
-def write_calibration(folder: Path, report: dict[str, Any], graded: list[dict[str, Any]]) -> Path:
-    """report.json, scores.parquet (one row per labelled row) and the two plots."""
+def write_calibration(folder: Location | Path, report: dict[str, Any], graded: list[dict[str, Any]]) -> Location:
+    """report.json, scores.parquet (one row per labelled row) and the two plots; the report last,
+    since it is what `latest_calibration` looks for."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Location.of(folder)
     table = pa.Table.from_pylist([
         {"id": r["id"], "kind": r["kind"], "good": r["good"], "origin": r.get("origin") or "unknown",
          "score": r["score"], "error": r["error"],
          "criteria": json.dumps(r["criteria"], sort_keys=True), "judges": json.dumps(r["judges"], sort_keys=True),
          "text_chars": len(r["text"])} for r in graded])
-    pq.write_table(table, folder / SCORES)
-    _plots(folder, report, [r for r in graded if r["score"] is not None])
-    (folder / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    folder.child(SCORES).write_bytes(sink.getvalue().to_pybytes())
+    for name, png in _plots(report, [r for r in graded if r["score"] is not None]).items():
+        folder.child(name).write_bytes(png)
+    folder.child(REPORT).write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     return folder
 
 
-def _plots(folder: Path, report: dict[str, Any], scored: list[dict[str, Any]]) -> None:
+def _png(fig: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _plots(report: dict[str, Any], scored: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The ROC curve and the calibration plot, as PNG bytes by file name."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,7 +224,7 @@ def _plots(folder: Path, report: dict[str, Any], scored: list[dict[str, Any]]) -
     ax.set_title(f"ROC of the judge on {report['labels']['file']}")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(folder / ROC_PLOT, dpi=100)
+    roc = _png(fig)
     plt.close(fig)
     bins = report["deciles"]
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -221,17 +236,19 @@ def _plots(folder: Path, report: dict[str, Any], scored: list[dict[str, Any]]) -
     ax.set_title("calibration: score deciles vs share good")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    fig.savefig(folder / CALIBRATION_PLOT, dpi=100)
+    calibration = _png(fig)
     plt.close(fig)
+    return {ROC_PLOT: roc, CALIBRATION_PLOT: calibration}
 
 
-def latest_calibration(dataset_uri: str, grading: GradingConfig) -> dict[str, Any] | None:
+def latest_calibration(dataset_uri: str | Location, grading: GradingConfig,
+                       options: StorageOptions | None = None) -> dict[str, Any] | None:
     """The calibration of exactly these judges, if one was run for this dataset: what a version cites."""
-    folder = calibration_folder(dataset_uri, grading)
-    path = folder / REPORT
-    if not path.is_file():
+    folder = calibration_folder(dataset_uri, grading, options)
+    try:
+        report = json.loads(folder.child(REPORT).read_text())
+    except FileNotFoundError:
         return None
-    report = json.loads(path.read_text(encoding="utf-8"))
     suggested = report.get("threshold_for_target_precision") or {}
     threshold = grading.pass_mark
     if suggested and abs(suggested.get("threshold", -1) - threshold) <= 5e-4:  # as written in a recipe, 3 places
@@ -239,9 +256,11 @@ def latest_calibration(dataset_uri: str, grading: GradingConfig) -> dict[str, An
     else:
         provenance = ("set in the recipe" + (f"; calibrate suggests {suggested['threshold']:.4g} for precision >= "
                                              f"{report['target_precision']}" if suggested else ""))
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = sorted((r for r in pq.read_table(folder / SCORES).to_pylist() if r["score"] is not None),
+    scores = pq.read_table(pa.BufferReader(folder.child(SCORES).read_bytes()))
+    rows = sorted((r for r in scores.to_pylist() if r["score"] is not None),
                   key=lambda r: r["id"])
     at = at_threshold([r["good"] for r in rows], [r["score"] for r in rows], threshold)
     by_origin = origin_measures(rows, threshold)  # at the version's threshold, which may not be calibrate's

@@ -24,6 +24,7 @@ from synthfactory.grading.measures import cohen_kappa
 from synthfactory.inputs.readers import PAYLOAD_CHARS, QuarantinedRow, read_records
 from synthfactory.lineage import stable_hash
 from synthfactory.recipe import file_fingerprint
+from synthfactory.storage import Location, is_remote
 
 GOOD = {"good", "1", "true", "yes", "pass", "accept"}
 BAD = {"bad", "0", "false", "no", "fail", "reject"}
@@ -103,7 +104,7 @@ def load_labels(path: str | Path) -> LabelSet:
 
 
 # -- a dataset's labels table ------------------------------------------------------------------
-def _read_table(dataset: Path) -> list[dict[str, Any]]:
+def _read_table(dataset: str) -> list[dict[str, Any]]:
     """The latest label per (row_id, labeller), through the labels room when it is there (the
     shared contract of `_labels/`), else straight from the Delta table by the same rule."""
     try:
@@ -111,11 +112,11 @@ def _read_table(dataset: Path) -> list[dict[str, Any]]:
     except ImportError:
         read_labels = None
     if read_labels is not None:
-        return list(read_labels(str(dataset)))
+        return list(read_labels(dataset))
     from deltalake import DeltaTable
 
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in DeltaTable(str(dataset / LABELS_DIR)).to_pyarrow_table().to_pylist():
+    for row in DeltaTable(f"{dataset}/{LABELS_DIR}").to_pyarrow_table().to_pylist():
         key = (row["row_id"], row["labeller"])
         if key not in latest or row["labelled_at"] >= latest[key]["labelled_at"]:
             latest[key] = row
@@ -140,7 +141,7 @@ def labeller_agreement(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def load_label_table(dataset: str | Path) -> LabelSet:
     """The labelled rows of a dataset's `_labels/` table, all of origin `real` unless the table says
     otherwise: skips dropped and counted, one row per labelled row (its latest label)."""
-    dataset = Path(str(dataset).removeprefix("file://"))
+    dataset = str(dataset).rstrip("/") if is_remote(dataset) else str(Path(str(dataset).removeprefix("file://")))
     labels = _read_table(dataset)
     given = [r for r in labels if r.get("label") in ("good", "bad")]
     quarantined = [QuarantinedRow("labels", f"bad_label: {r.get('label')!r} is neither good, bad nor skip",
@@ -172,13 +173,18 @@ def load_label_table(dataset: str | Path) -> LabelSet:
     for label in given:
         labellers[label["labeller"]] = labellers.get(label["labeller"], 0) + 1
     return LabelSet(rows, quarantined, {
-        "kind": "table", "file": f"{dataset.name}/{LABELS_DIR}", "dataset": str(dataset), "sha256": digest[:16],
+        "kind": "table", "file": f"{dataset.rsplit('/', 1)[-1]}/{LABELS_DIR}", "dataset": dataset, "sha256": digest[:16],
         "skipped": sum(r.get("label") == "skip" for r in labels), "labellers": labellers,
         "agreement": labeller_agreement(given)})
 
 
 def load_label_source(spec: str | Path) -> LabelSet:
     """`--labels X`: a file, or a dataset folder with a `_labels/` table, by what exists on disk."""
+    if is_remote(spec):  # an object store holds dataset tables, not label files
+        if Location.of(spec).child(LABELS_DIR, "_delta_log").isdir():
+            return load_label_table(spec)
+        raise UserError(f"--labels {spec}: no labels table ({LABELS_DIR}/) in this dataset: label rows first "
+                        f"with `synthfactory label {spec}`")
     path = Path(str(spec).removeprefix("file://"))
     if path.is_file():
         return load_labels(path)

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +36,7 @@ from synthfactory.grading import learned_model as lm
 from synthfactory.grading.llm import JudgeScore
 from synthfactory.lineage import stable_hash
 from synthfactory.quality import text as tq
+from synthfactory.storage import Location
 
 FEATURE_GROUPS = ("embeddings", "signals", "judges", "generator")
 DEFAULT_GROUPS = ("embeddings", "signals", "judges")
@@ -231,19 +231,20 @@ def model_fingerprint(config: Any, grading: Any, rows: list[dict[str, Any]] | No
     return stable_hash("learned", labels_digest(rows), spec, length=12)
 
 
-def stored_summary(dataset_uri: str, grading: Any, model: str | None) -> dict[str, Any] | None:
+def stored_summary(dataset_uri: str | Location, grading: Any, model: str | None) -> dict[str, Any] | None:
     """A stored learned model's cross-validated numbers at the grading's current threshold, for the
     version's metadata and card (`model`: `learned:{fingerprint}` as `model_of` names it); None when
     it is not a learned model of this store."""
     from synthfactory.grading.measures import at_threshold, with_intervals
 
-    if not model or not model.startswith("learned:") or "://" in dataset_uri.removeprefix("file://"):
+    if not model or not model.startswith("learned:"):
         return None
-    path = (Path(dataset_uri.removeprefix("file://")) / CALIBRATION_DIR / judges_fingerprint(grading) / LEARNED_DIR
-            / model.removeprefix("learned:") / CV_FILE)
-    if not path.is_file():
+    path = Location.of(dataset_uri).child(CALIBRATION_DIR, judges_fingerprint(grading), LEARNED_DIR,
+                                          model.removeprefix("learned:"), CV_FILE)
+    try:
+        cv = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    cv = json.loads(path.read_text(encoding="utf-8"))
     labels = cv.get("labels") or {}
     summary = {"measured_on": "out-of-fold scores of nested stratified cross-validation on its labelled rows",
                "labels": labels.get("path"), "origins": labels.get("origins"), "rows": cv.get("rows"),
@@ -263,7 +264,7 @@ class LearnedJudge:
 
     @classmethod
     def for_learning(cls, config: Any, grading: Any, embedder: Callable[[], Any],
-                     dataset_uri: str | None = None) -> "LearnedJudge":
+                     dataset_uri: Any = None) -> "LearnedJudge":
         return cls(config, grading, embedder, dataset_uri)
 
     @staticmethod
@@ -271,7 +272,7 @@ class LearnedJudge:
         """`learned:{fingerprint}`: names the exact model in the version's metadata and card."""
         return f"learned:{model_fingerprint(judge, recipe.grading)}"
 
-    def __init__(self, config: Any, grading: Any, embedder: Callable[[], Any], dataset_uri: str | None) -> None:
+    def __init__(self, config: Any, grading: Any, embedder: Callable[[], Any], dataset_uri: Any) -> None:
         self.config, self.grading, self._embedder, self.dataset_uri = config, grading, embedder, dataset_uri
         self.groups = groups_of(config)
         self.generator = generator_of(config)
@@ -280,12 +281,12 @@ class LearnedJudge:
         self.fingerprint: str | None = None
         self._lock = threading.Lock()
 
-    def folder(self, fingerprint: str) -> Path | None:
-        """Beside the calibration of these judges; None for a store that is not a local folder."""
-        if not self.dataset_uri or "://" in self.dataset_uri.removeprefix("file://"):
+    def folder(self, fingerprint: str) -> Location | None:
+        """Beside the calibration of these judges, on the dataset's store; None without a dataset."""
+        if self.dataset_uri is None or self.dataset_uri == "":
             return None
-        return (Path(self.dataset_uri.removeprefix("file://")) / CALIBRATION_DIR / judges_fingerprint(self.grading)
-                / LEARNED_DIR / fingerprint)
+        return Location.of(self.dataset_uri).child(CALIBRATION_DIR, judges_fingerprint(self.grading), LEARNED_DIR,
+                                                   fingerprint)
 
     def ensure_model(self, grade_others: GradeOthers) -> None:
         """Load the stored model of this fingerprint, or train one on the labels (one log line) and store it."""
@@ -298,9 +299,8 @@ class LearnedJudge:
             with _TRAIN_LOCK:
                 if fingerprint in _TRAINED:
                     self.model, self.cv = _TRAINED[fingerprint]
-                elif folder is not None and (folder / MODEL_FILE).is_file():
-                    self.model = lm.LinearModel.from_json((folder / MODEL_FILE).read_text(encoding="utf-8"))
-                    self.cv = json.loads((folder / CV_FILE).read_text(encoding="utf-8"))
+                elif (stored := load(folder)) is not None:
+                    self.model, self.cv = stored
                 else:
                     log.info("learned judge %s: training on %d labelled rows (%s), fingerprint %s",
                              self.config.name, len(rows), labels_path(self.config).name, fingerprint)
@@ -347,15 +347,23 @@ class LearnedJudge:
         return out
 
 
-def save(folder: Path, model: lm.LinearModel, cv: dict[str, Any]) -> Path:
-    """model.json (plain numbers) and cv.json, written whole before they are visible."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in ((CV_FILE, json.dumps(cv, indent=2, sort_keys=True, default=str) + "\n"),
-                       (MODEL_FILE, model.to_json())):
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f".{name}.", suffix=".tmp",
-                                         delete=False) as tmp:  # a name of its own: another process may save too
-            tmp.write(text)
-        Path(tmp.name).replace(folder / name)
+def load(folder: Location | None) -> tuple[lm.LinearModel, dict[str, Any]] | None:
+    """The model and its cross-validation stored in `folder`, or None if none is (wholly) there."""
+    if folder is None:
+        return None
+    try:
+        model = lm.LinearModel.from_json(folder.child(MODEL_FILE).read_text())
+        return model, json.loads(folder.child(CV_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def save(folder: Location | Path, model: lm.LinearModel, cv: dict[str, Any]) -> Location:
+    """cv.json, then model.json (what `load` looks for first), each written whole before it is
+    visible (another process may save the same model meanwhile: same content)."""
+    folder = Location.of(folder)
+    folder.child(CV_FILE).write_text(json.dumps(cv, indent=2, sort_keys=True, default=str) + "\n")
+    folder.child(MODEL_FILE).write_text(model.to_json())
     return folder
 
 

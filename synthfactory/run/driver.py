@@ -41,7 +41,7 @@ def run_recipe(recipe_path: str | Path, store: str | Path = "store", *, batches:
 
     started = time.perf_counter()
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size, target_rows=target_rows)
-    dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
+    dataset = DatasetStore.for_run(store, loaded.recipe)
     local = executor or LocalExecutor(dataset.staging_path)
     try:
         with ray_session(quiet=quiet), local.lock(dataset):
@@ -56,11 +56,13 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
     lock (the caller holds it). `started` is when the run began (`time.perf_counter`)."""
     from synthfactory.quality.guards import QualityGuards
     from synthfactory.quality.validation import SuiteGate
+    from synthfactory.storage.check import check_store
 
     log = executor.log
     recipe = loaded.recipe
+    check_store(dataset.uri, dataset.options)  # a wrong key or endpoint: one line, before any engine starts
     # the suite first: a suite GX cannot build stops the run before any engine starts
-    gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path if dataset.is_local else None)
+    gate = SuiteGate(loaded.suite_path, docs_dir=dataset.data_docs_path)
     progress.report(RunProgress("engines"))
     # models load and pass their start check while seeds are read and the run is planned: an
     # engine that cannot run stops the run before any batch is sent to it
@@ -85,7 +87,7 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
                              limits=recipe.budget.limits(), prices=Prices.from_card(recipe.card),
                              replicas=len(pool.replicas), capped=plan.capped, clock=time.perf_counter,
                              started_at=started)
-        loop = BatchLoop(control, executor, BatchRunner(plan, recipe, guards, gate, pool.chat, dataset.uri),
+        loop = BatchLoop(control, executor, BatchRunner(plan, recipe, guards, gate, pool.chat, dataset.root),
                          plan.batches,
                          window=2 * len(pool.replicas) + 2,
                          recount=lambda states: sum(synthetic(s.rows) for s in dedup_across_run(states, guards)))

@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import os
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 from synthfactory.errors import SynthfactoryError
 from synthfactory.run.batch import BatchState
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
+from synthfactory.storage import Location, StorageError
 from synthfactory.store import DatasetStore
 
 if TYPE_CHECKING:
@@ -110,12 +110,13 @@ def stage_key(batch_id: str, stage: str) -> str:
     return f"{batch_id}-{stage}"
 
 
-def read_staged(folder: Path, key: str) -> BatchState | None:
+def read_staged(folder: Location | Path, key: str) -> BatchState | None:
     """A stage result an earlier run staged, written by either executor, or None.
 
     The file is Prefect's result record (JSON: `metadata` and the cloudpickled, base64 `result`);
-    one that cannot be read is treated as absent, so the stage runs again."""
-    path = folder / key
+    one that cannot be read is treated as absent, so the stage runs again. A store that cannot be
+    reached is not absent: its StorageError stops the run."""
+    path = Location.of(folder).child(key)
     try:
         record = json.loads(path.read_bytes())
         serializer = record["metadata"]["serializer"]
@@ -126,27 +127,28 @@ def read_staged(folder: Path, key: str) -> BatchState | None:
         value = cloudpickle.loads(base64.decodebytes(record["result"].encode()))
     except FileNotFoundError:
         return None
+    except StorageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a torn or foreign file: run the stage again
         log.warning("staged result %s unreadable (%s); running the stage again", path, exc)
         return None
     return value if isinstance(value, BatchState) else None
 
 
-def write_staged(folder: Path, key: str, state: BatchState) -> None:
-    """Stage a finished stage's result in the layout Prefect's result storage writes, atomically
-    (a run killed mid-write leaves no torn file), so a rerun by either executor loads it."""
+def write_staged(folder: Location | Path, key: str, state: BatchState) -> None:
+    """Stage a finished stage's result in the layout Prefect's result storage writes, whole or not
+    at all (a run killed mid-write leaves no torn file), so a rerun by either executor, on any
+    machine that reaches the store, loads it."""
     import cloudpickle
 
+    path = Location.of(folder).child(key)
     record = {
-        "metadata": {"storage_key": str(folder / key), "expiration": None,
+        "metadata": {"storage_key": str(path), "expiration": None,
                      "serializer": {"type": "pickle", "picklelib": "cloudpickle", "picklelib_version": None},
                      "prefect_version": "synthfactory-local", "storage_block_id": None},
         "result": base64.encodebytes(cloudpickle.dumps(state)).decode(),
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f"{key}.partial-{os.getpid()}-{threading.get_ident()}"  # cleared with the batch's keys
-    partial.write_bytes(json.dumps(record).encode())
-    os.replace(partial, folder / key)
+    path.write_bytes(json.dumps(record).encode())
 
 
 # -- the local executor ---------------------------------------------------------------------------
@@ -162,9 +164,9 @@ class LocalExecutor:
     job started when the stage before it finished, its result staged under `{batch_id}-{stage}`.
     `staging` None (tests) keeps nothing."""
 
-    def __init__(self, staging: Path | None = None, workers: int = 16,
+    def __init__(self, staging: Location | Path | None = None, workers: int = 16,
                  logger: logging.Logger | logging.LoggerAdapter | None = None) -> None:
-        self.staging = staging
+        self.staging = Location.of(staging) if staging is not None else None
         self.log = logger or log
         self.run_ids: dict[str, Any] = {"prefect_flow_run_id": None}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synthfactory-stage")
@@ -173,7 +175,7 @@ class LocalExecutor:
     def lock(self, dataset: DatasetStore) -> Iterator[None]:
         """A local dataset: its `flock` (as the Prefect executor takes it). A remote one cannot be
         locked without a Prefect server: the run says so and goes on unlocked."""
-        if not dataset.is_local:
+        if dataset.root.local_path is None:
             self.log.warning("%s is not a local store: without Prefect's global concurrency limit, runs of it "
                              "are not serialised; do not start two at once", dataset.uri)
             yield

@@ -48,7 +48,7 @@ class BatchRunner:
     guards: QualityGuards
     gate: SuiteGate
     chat: stages.ChatFn
-    dataset_uri: str | None = None  # where a learned judge keeps the model it trains; None: retrain (preview)
+    dataset_uri: Any = None  # the dataset's root Location (its credentials): where a learned judge keeps its model; None: retrain (preview)
 
     @functools.cached_property
     def panel(self) -> Panel | None:
@@ -146,11 +146,10 @@ def publish_run(plan: RunPlan, states: list[BatchState], store: DatasetStore, gu
     store.publish(rows, metadata, schema)
     store.clear_staged([b.batch_id for b in plan.batches])  # also batches a resumed run with a target never needed
     info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)
-    if store.is_local:  # after the commit: a card that cannot be written must not fail a published version
-        try:
-            info("dataset card: %s", write_card(store, plan.version))
-        except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
-            warn("dataset card of version %d not written: %s", plan.version, exc)
+    try:  # after the commit: a card that cannot be written must not fail a published version
+        info("dataset card: %s", write_card(store, plan.version))
+    except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
+        warn("dataset card of version %d not written: %s", plan.version, exc)
     return metadata
 
 
@@ -163,9 +162,9 @@ def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetSto
     from synthfactory.grading.panel import describe_judges
 
     agreements = [s.judge_agreement for s in states if s.judge_agreement is not None]
-    judges = [{**judge, "cross_validated": stored_summary(store.uri, recipe.grading, judge["model"])}
-              if judge["method"] == "learned" and store.is_local else judge for judge in describe_judges(recipe)]
-    calibration = latest_calibration(store.uri, recipe.grading) if store.is_local else None
+    judges = [{**judge, "cross_validated": stored_summary(store.root, recipe.grading, judge["model"])}
+              if judge["method"] == "learned" else judge for judge in describe_judges(recipe)]
+    calibration = latest_calibration(store.root, recipe.grading)
     learned_now = {j["model"].removeprefix("learned:") for j in judges if j["method"] == "learned"}
     if calibration and learned_now != {e["fingerprint"] for e in calibration.get("learned") or []}:
         calibration = None  # it measured another model of the learned judge (more labels since): not these judges
