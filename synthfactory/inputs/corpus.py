@@ -11,6 +11,10 @@ A recipe names it where it names a file: `seeds.real.path: corpus:python-docs`; 
 each paragraph is a seed row with `text` and `source` (the passage a `grounded` verifier checks
 rows against; recipes/grounded.yaml). The paragraphs are
 written once to a JSONL file (`text` per line) in the user's cache, keyed by the docs' version.
+
+One paragraph in HOLDOUT_BUCKETS (by a hash of its text, so the split is the same on every machine
+and does not move when other paragraphs change) is held out: recipes never read it (seeds, real
+rows, references), and `synthfactory probe` measures real-text perplexity on it (`held_out_paragraphs`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ _SUBST = re.compile(r"\|([^|\s][^|]*)\|")
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 _TITLE_RULE = re.compile(r"^([=\-~^\"'`#*+.:_])\1{2,}\s*$")
 MIN_WORDS = 20
+HOLDOUT_BUCKETS = 16  # 1 paragraph in 16 is held out for probes
 
 
 def _clean(text: str) -> str:
@@ -111,8 +116,21 @@ def python_docs_paragraphs(sources: Path) -> list[str]:
     return out
 
 
+def is_held_out(text: str) -> bool:
+    """Whether a paragraph belongs to the probes' held-out split (sha256 of the text, 1 in HOLDOUT_BUCKETS)."""
+    return int(hashlib.sha256(("probe-holdout:" + text).encode("utf-8")).hexdigest()[:8], 16) % HOLDOUT_BUCKETS == 0
+
+
+def held_out_paragraphs(name: str = "python-docs", field: str = "probe") -> list[str]:
+    """The held-out paragraphs of corpus `name`, in file order: real text no recipe reads."""
+    corpus_file(name, field)  # the same checks and messages
+    sources = python_docs_sources()
+    assert sources is not None
+    return [t for t in python_docs_paragraphs(sources) if is_held_out(t)]
+
+
 def corpus_file(name: str, field: str) -> Path:
-    """The JSONL file (`text` per row) of corpus `name`, written on first use."""
+    """The JSONL file (`text` per row) of corpus `name`, written on first use; without the held-out split."""
     if name not in CORPORA:
         raise RecipeError(f"{field}: no corpus {name!r}; corpora: {', '.join(sorted(CORPORA))}")
     sources = python_docs_sources()
@@ -121,11 +139,11 @@ def corpus_file(name: str, field: str) -> Path:
                           "run `make system-deps` (Debian package python3-doc)")
     files = sorted(sources.rglob("*.rst.txt"))
     key = hashlib.sha256("".join(f"{p.relative_to(sources)}:{p.stat().st_size}" for p in files).encode())
-    path = _cache_dir() / f"{name}-{sources.parent.parent.name}-{key.hexdigest()[:12]}.jsonl"
+    path = _cache_dir() / f"{name}-{sources.parent.parent.name}-{key.hexdigest()[:12]}-seen.jsonl"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
-                               for t in python_docs_paragraphs(sources)), encoding="utf-8")
+                               for t in python_docs_paragraphs(sources) if not is_held_out(t)), encoding="utf-8")
         tmp.replace(path)
     return path
