@@ -31,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
                          target_rows=args.target_rows)  # fail fast, exit 2
     _check_models(engine_specs_for(loaded))
     check_seed_file(loaded)  # a verifier's seed field the seeds lack: exit 2 before Ray starts
+    _check_store(f"{args.store.rstrip('/')}/{loaded.recipe.name}", loaded.recipe)  # exit 1 before Ray starts
     server = None
     if args.no_prefect:  # the core's driver on the local executor: Prefect is never imported
         logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
@@ -135,6 +136,18 @@ class _ProgressBar:
             self._bar.stop()
 
 
+def _check_store(uri: str, recipe: Any = None) -> None:
+    """Reach an object store once, before any work: a wrong key, endpoint or bucket is one line and
+    exit 1 in seconds, not a failure after the engines started (`synthfactory.storage.check`)."""
+    from synthfactory.storage import is_remote
+
+    if is_remote(uri):
+        from synthfactory.storage import storage_options
+        from synthfactory.storage.check import check_store
+
+        check_store(uri, storage_options(uri, getattr(recipe, "storage_options", None)))
+
+
 def _warm_prefect(server: Any) -> None:
     """Warm-up, off the main thread: import the flow (Prefect ~1.7 s), then wait for the early API
     server to answer. Failures are the main thread's to report, when it needs these."""
@@ -203,12 +216,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     grading = loaded.recipe.grading
     if grading is None:
         raise UserError(f"{args.recipe}: no grading section (verification alone keeps its rows): no judge to calibrate")
+    _check_store(f"{args.store.rstrip('/')}/{loaded.recipe.name}", loaded.recipe)
     labels = load_label_source(args.labels)
     rows = labels.rows
-    store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
-    if not store.is_local:
-        raise UserError(f"--store {args.store}: calibration reports are written to local stores only")
-    panel = calibration_panel(grading, store.uri)
+    store = DatasetStore.for_run(args.store, loaded.recipe)
+    panel = calibration_panel(grading, store.root)
     _, specs = judge_specs(loaded)
     engines = list({s.key: s for s in specs if s is not None}.values())
     _check_models(engines)
@@ -223,7 +235,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                               seed=loaded.recipe.generation.sampling.seed, panel=panel)
     report = report_for(graded, grading, args.target_precision, labels, loaded.recipe.name,
                         learned=learned_section(panel, rows))
-    folder = write_calibration(calibration_folder(store.uri, grading), report, graded)
+    folder = write_calibration(calibration_folder(store.root, grading), report, graded)
     if args.json:
         print(json.dumps({**report, "folder": str(folder)}, default=str))
         return 0
@@ -284,7 +296,8 @@ def _preview(args: argparse.Namespace) -> int:
     loaded = load_recipe(args.recipe, target_rows=args.target_rows)
     specs = engine_specs_for(loaded)
     _check_models(specs)
-    store = DatasetStore.for_recipe(args.store, loaded.recipe.name)
+    _check_store(f"{args.store.rstrip('/')}/{loaded.recipe.name}", loaded.recipe)
+    store = DatasetStore.for_run(args.store, loaded.recipe)
     guards = QualityGuards.for_run(loaded, store.index_path, store.embeddings_path)
     plan = plan_for_preview(loaded, store, guards)
     batch = preview_items(plan, args.rows)
@@ -588,6 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--quiet", action="store_true", help="one line")
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=_doctor)
+    from synthfactory.probe.command import add_probe_parser  # `synthfactory probe` (light: torch loads on use)
+
+    add_probe_parser(sub, common)
     return parser
 
 
@@ -686,6 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a caller that runs `main` in process (tests) keeps collecting until it exits.
     atexit.register(gc.freeze)
     try:
+        if getattr(args, "dataset", None):  # versions, show, export, push, diff, label, probe: STORE/NAME
+            _check_store(str(args.dataset))
         return args.func(args)
     except SynthfactoryError as exc:
         if args.debug:

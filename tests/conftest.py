@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Prefect test server per session, one real local Ray cluster per module."""
+"""Shared fixtures: one real Prefect test server and one real local Ray cluster per session."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Every CLI run in a test starts Prefect's temporary server on a fresh PREFECT_HOME (migrations
+# included); on 2 busy cores that took over Prefect's default 20 s in CI. The harness waits 120 s too.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -37,12 +40,16 @@ def prefect_api_url():
         yield PREFECT_API_URL.value()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_cluster():
-    """A real local Ray cluster shared by a test module (each start costs seconds)."""
+    """A real local Ray cluster for the whole session, started by the first test that asks for it:
+    a start and shutdown cost ~5 s on 2 cores, once per module before. A run in this process joins
+    it (and leaves it up); a CLI run joins it through RAY_ADDRESS; the actors a run starts end with
+    the run's pool or its process."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -140,3 +147,26 @@ def sigkill_after_first_batch(command: list[str], env: dict[str, str], staging: 
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     return {p.name.rsplit("-", 1)[0] for p in staging.glob("*-validate")}, datetime.now(timezone.utc)
+
+
+def start_moto(**env: str):
+    """moto's S3 server (a real S3-compatible server) in a process of its own on a free port of
+    127.0.0.1; returns (process, endpoint). Not a thread in the test process: deltalake holds the GIL
+    while it waits for some answers, so an in-process server could not answer them."""
+    import subprocess
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+            return server, endpoint
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"moto's server did not start (exit {server.poll()})")
+            time.sleep(0.1)

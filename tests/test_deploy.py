@@ -167,9 +167,10 @@ def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(serve
     assert [v.version for v in versions] == [1]
     assert versions[0].metadata.totals.generated == 4
     assert load_dataset_version(store / "quickstart").num_rows == versions[0].metadata.totals.accepted
-    runs = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}})
+    factory = {"flows": {"name": {"any_": ["synthfactory"]}}}  # the completed run also triggered a probe run
+    runs = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}, **factory})
     assert [r["name"] for r in runs] == ["quickstart-v1"] and runs[0]["state_type"] == "COMPLETED"
-    nightly = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})
+    nightly = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, **factory})
     assert nightly and all(r["auto_scheduled"] for r in nightly)  # the nightly cron schedule is live
 
     # what a user sees in the Prefect UI, in a real browser
@@ -301,3 +302,97 @@ def test_auth_on_rejects_anonymous_calls_and_an_authenticated_client_runs(server
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["version"] == 1
     assert SECRET.split(":", 1)[1] not in done.stdout + done.stderr  # never logged
+
+
+def _probe_deployment() -> dict:
+    spec = yaml.safe_load((ROOT / "deploy" / "prefect.yaml").read_text())
+    [probe] = [d for d in spec["deployments"] if d["name"] == "probe"]
+    return probe
+
+
+def test_the_probe_deployment_is_triggered_by_completed_factory_runs_with_their_dataset():
+    """Checked from the file: the trigger names the factory flow and its Completed event, and every
+    parameter it renders is one the probe flow takes (a typo would fail the automation on the server)."""
+    import inspect
+
+    from flows.factory import factory_flow
+    from flows.probe import probe_flow
+
+    probe = _probe_deployment()
+    assert probe["entrypoint"] == "flows/probe.py:probe_flow" and "schedules" not in probe
+    assert probe["concurrency_limit"] == 1  # one fine-tune at a time
+    [trigger] = probe["triggers"]
+    assert trigger["enabled"] and trigger["expect"] == ["prefect.flow-run.Completed"]
+    assert trigger["match_related"] == {"prefect.resource.role": "flow", "prefect.resource.name": factory_flow.name}
+    taken = set(inspect.signature(probe_flow.fn).parameters)
+    assert set(trigger["parameters"]) | set(probe["parameters"]) <= taken
+    factory_takes = set(inspect.signature(factory_flow.fn).parameters)
+    for value in trigger["parameters"].values():  # flow_run.parameters.X names a factory parameter
+        if "flow_run.parameters." in value:
+            assert value.split("flow_run.parameters.")[1].split()[0] in factory_takes
+
+
+def test_a_completed_factory_run_starts_a_probe_run_and_a_failed_one_does_not(server, tmp_path):
+    """On a real server, with the deployments from deploy/prefect.yaml: factory runs of the quickstart
+    deployment are moved to Failed and Completed through the API (no worker: the trigger is the
+    subject, not the run), and the probe deployment gets one flow run, for the completed run only,
+    with that run's store, recipe and id."""
+    env = server
+    _deploy(env)
+    deployments = {d["name"]: d["id"] for d in _api(env, "/deployments/filter")}
+    api = env["PREFECT_API_URL"]
+    store, recipe = str(tmp_path / "store"), str(tmp_path / "recipe.yaml")
+
+    def factory_run_ending(state: str) -> str:
+        created = httpx.post(f"{api}/deployments/{deployments['quickstart']}/create_flow_run",
+                             json={"parameters": {"store": store, "recipe_path": recipe}})
+        assert created.status_code == 201, created.text
+        run = created.json()
+        for step in ("RUNNING", state):
+            httpx.post(f"{api}/flow_runs/{run['id']}/set_state",
+                       json={"state": {"type": step}, "force": True}).raise_for_status()
+        return run["id"]
+
+    failed = factory_run_ending("FAILED")
+    completed = factory_run_ending("COMPLETED")
+
+    def probe_runs():
+        return _api(env, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployments["probe"]]}}})
+
+    [probe] = wait_for(probe_runs, 90, "no probe run was created for the completed factory run")
+    assert probe["parameters"] == {**_probe_deployment()["parameters"], "store": store, "recipe_path": recipe,
+                                   "flow_run_id": completed}
+    time.sleep(3)  # the failed run's event came first: had it matched, its probe run would exist by now
+    assert [r["parameters"]["flow_run_id"] for r in probe_runs()] == [completed] != [failed]
+
+
+def test_the_probe_flow_probes_the_version_its_factory_run_published(prefect_api_url, tmp_path):
+    """What the triggered run does: find the version the completed factory run published (by the run
+    id in its commit metadata, not merely the newest) and probe it (a 1-step LoRA fine-tune, the real
+    bundled model), leaving the record beside the dataset; a run that published nothing probes nothing."""
+    from datetime import datetime, timezone
+
+    from flows.probe import probe_flow
+    from synthfactory.lineage import ROW_SCHEMA, row_id_for
+    from synthfactory.probe import read_probes
+    from synthfactory.recipe import load_recipe
+    from synthfactory.run.metadata import VersionMetadata
+    from tests.conftest import TOPICS
+
+    recipe = make_recipe(tmp_path)
+    dataset = DatasetStore.for_run(tmp_path / "store", load_recipe(recipe).recipe)
+    for version, run in ((1, "run-one"), (2, "run-two")):
+        rows = [{"id": row_id_for(f"Explain {t}.", f"{t} is explained here, version {version}."), "seed_id": f"s{i}",
+                 "source": "synthetic", "generation_depth": 1, "prompt": f"Explain {t} in two sentences.",
+                 "text": f"{t.capitalize()} is explained here, version {version}.", "score": 0.9, "run_id": run,
+                 "batch_id": "b1", "version": version, "batch_index": 0, "created_at": datetime.now(timezone.utc)}
+                for i, t in enumerate(TOPICS[:4])]
+        dataset.publish(rows, VersionMetadata(version=version, run_id=run, dataset="tiny", method="text",
+                                              generator_model="smollm2-135m-instruct", prefect_flow_run_id=run,
+                                              recipe=yaml.safe_load(recipe.read_text())), ROW_SCHEMA)
+
+    done = probe_flow(store=str(tmp_path / "store"), recipe_path=str(recipe), flow_run_id="run-one", steps=1)
+    assert done["version"] == 1 and done["probe"]["steps"] == 1  # version 1, though version 2 is newer
+    assert [r.version for r in read_probes(dataset, 1)] == [1] and read_probes(dataset, 2) == []
+    nothing = probe_flow(store=str(tmp_path / "store"), recipe_path=str(recipe), flow_run_id="no-such-run", steps=1)
+    assert nothing == {"uri": dataset.uri, "version": None, "probe": None}

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -84,23 +85,6 @@ def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url, 
     assert sorted(zip(same["id"], same["text"])) == sorted(zip(ds["id"], ds["text"]))
 
 
-def test_second_run_is_version_2_and_version_1_is_unchanged(tmp_path):
-    recipe = make_recipe(tmp_path, batches__count=1, **JUDGE)
-    store = tmp_path / "store"
-    first = _run(recipe, store)
-    v1_ids = load_dataset_version(store / "tiny", version=1)["id"]
-    second = _run(recipe, store)
-
-    assert (first["version"], second["version"]) == (1, 2)
-    assert second["run_id"] != first["run_id"]
-    assert load_dataset_version(store / "tiny", version=1)["id"] == v1_ids
-    latest = load_dataset_version(store / "tiny")
-    assert latest.num_rows == first["accepted"] + second["accepted"]
-    assert sorted(set(latest["version"])) == [1, 2]
-    assert len(set(latest["id"])) == latest.num_rows  # a new version samples anew, no repeats
-    assert [v.version for v in DatasetStore(store / "tiny").versions()] == [1, 2]
-
-
 def test_concurrent_runs_of_one_dataset_queue_and_publish_one_version_each(tmp_path, prefect_api_url):
     """Two runs started together: the dataset's Prefect concurrency limit makes the second wait, so
     it plans v2 against v1 instead of both claiming v1; publishes never interleave."""
@@ -151,21 +135,30 @@ def test_remote_store_runs_queue_on_a_prefect_global_concurrency_limit(prefect_a
     assert limit["limit"] == 1 and limit["active_slots"] == 0  # released after both
 
 
-def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
+def test_batch_that_fails_its_suite_is_quarantined_not_published_and_the_ui_shows_it(tmp_path, prefect_api_url):
+    """One run, two views: the store (the failed batch quarantined, its Data Docs page) and what the
+    Prefect UI shows for the run, read back from the real Prefect API (run name with the version,
+    tags, the progress artifact at 100%, the markdown report and the rejection table)."""
+    import httpx
+    from prefect.client.orchestration import get_client
+
+    from flows.factory import factory_flow
+
     suite = json.loads(make_recipe(tmp_path).with_name("suite.json").read_text())
     suite["expectations"].append({"type": "expect_column_values_to_not_match_regex",
                                   "kwargs": {"column": "prompt", "regex": "FORBIDDEN"}})
     topics = TOPICS[:4] + [f"FORBIDDEN topic {i}" for i in range(4)]
-    recipe = make_recipe(tmp_path, topics=topics, suite=suite, **JUDGE)
+    recipe = make_recipe(tmp_path, name="ui_demo", topics=topics, suite=suite, **JUDGE)
     store = tmp_path / "store"
-    summary = _run(recipe, store)
+    state = factory_flow(recipe_path=str(recipe), store=str(store), return_state=True)
+    summary = state.result()
 
     assert _reconciles(summary)
     assert summary["batches_quarantined"] == 1 and summary["batches_passed"] == 1
-    published = load_dataset_version(store / "tiny")
+    published = load_dataset_version(store / "ui_demo")
     assert published.num_rows == summary["accepted"] == 4
     assert not any("FORBIDDEN" in p for p in published["prompt"])
-    held = [r for r in DatasetStore(store / "tiny").read_quarantine().to_pylist() if r["stage"] == "validate"]
+    held = [r for r in DatasetStore(store / "ui_demo").read_quarantine().to_pylist() if r["stage"] == "validate"]
     assert len(held) == 4 and all("FORBIDDEN" in json.loads(r["row"])["prompt"] for r in held)
     result = json.loads(held[0]["validation"])
     assert result["success"] is False
@@ -173,14 +166,34 @@ def test_batch_that_fails_its_suite_is_quarantined_not_published(tmp_path):
     assert held[0]["reason"].startswith("validation_failed: expect_column_values_to_not_match_regex")
 
     # the failed batch's Great Expectations Data Docs page, linked from the version's metadata
-    meta = DatasetStore(store / "tiny").versions()[-1].metadata
+    meta = DatasetStore(store / "ui_demo").versions()[-1].metadata
     [(batch, url)] = meta.gate.data_docs.items()
     assert meta.gate.outcomes[batch] == "quarantined" and result["data_docs_url"] == url
     page = Path(url.removeprefix("file://"))
-    assert page.is_file() and page.is_relative_to(store / "tiny" / "_data_docs")
+    assert page.is_file() and page.is_relative_to(store / "ui_demo" / "_data_docs")
     html = page.read_text()
     assert "expect_column_values_to_not_match_regex" in html or "not match" in html
-    assert page.name == f"{batch}.html" and (store / "tiny" / "_data_docs" / "index.html").is_file()
+    assert page.name == f"{batch}.html" and (store / "ui_demo" / "_data_docs" / "index.html").is_file()
+
+    # the run page (was tests/test_ui.py, which ran the same recipe again)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    # the artifacts as the UI asks for them (prefect 3.8's client sends nulls its server rejects)
+    response = httpx.post(f"{prefect_api_url}/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [str(run.id)]}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"})
+    response.raise_for_status()
+    artifacts = [SimpleNamespace(**a) for a in response.json()]
+    assert run.name == "ui_demo-v1"
+    assert {"synthfactory", "recipe:ui_demo", "engine:llamacpp"} <= set(run.tags)
+    by_type = {a.type: a for a in artifacts}
+    assert by_type["progress"].data == 100.0
+    report = by_type["markdown"].data
+    assert "# ui_demo version 1" in report
+    assert f"| {summary['generated']} | {summary['accepted']} | {summary['rejected']} | {summary['quarantined']} |" in report
+    assert "expect_column_values_to_not_match_regex(prompt)" in report
+    table = json.loads(by_type["table"].data) if isinstance(by_type["table"].data, str) else by_type["table"].data
+    assert table[0]["kind"] == "quarantined batch" and "not_match_regex" in table[0]["detail"]
+    assert by_type["markdown"].key == "ui-demo-report"
 
 
 def test_on_failure_fail_stops_the_run_unpublished(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -23,7 +24,9 @@ TOKEN = "hf_SecretToken0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def two_versions(tmp_path_factory, prefect_api_url, ray_cluster):
+def two_runs(tmp_path_factory, prefect_api_url, ray_cluster):
+    """Two runs of one recipe through the Prefect flow: their summaries, and version 1's row ids
+    read before the second run."""
     from flows.factory import factory_flow
 
     tmp = tmp_path_factory.mktemp("publishing")
@@ -31,9 +34,28 @@ def two_versions(tmp_path_factory, prefect_api_url, ray_cluster):
                          card={"license": "apache-2.0", "tags": ["explanations"], "price_per_gpu_hour": 2.5,
                                "pretty_name": "Tiny explanations"})
     store = tmp / "store"
-    for _ in range(2):
-        factory_flow(recipe_path=str(recipe), store=str(store))
-    return store / "tiny"
+    first = factory_flow(recipe_path=str(recipe), store=str(store))
+    v1_ids = load_dataset_version(store / "tiny", version=1)["id"]
+    second = factory_flow(recipe_path=str(recipe), store=str(store))
+    return SimpleNamespace(dataset=store / "tiny", summaries=[first, second], v1_ids=v1_ids)
+
+
+@pytest.fixture(scope="module")
+def two_versions(two_runs):
+    return two_runs.dataset
+
+
+def test_second_run_is_version_2_and_version_1_is_unchanged(two_runs):
+    first, second = two_runs.summaries
+    dataset = two_runs.dataset
+    assert (first["version"], second["version"]) == (1, 2)
+    assert second["run_id"] != first["run_id"]
+    assert load_dataset_version(dataset, version=1)["id"] == two_runs.v1_ids
+    latest = load_dataset_version(dataset)
+    assert latest.num_rows == first["accepted"] + second["accepted"]
+    assert sorted(set(latest["version"])) == [1, 2]
+    assert len(set(latest["id"])) == latest.num_rows  # a new version samples anew, no repeats
+    assert [v.version for v in DatasetStore(dataset).versions()] == [1, 2]
 
 
 def _card(path) -> tuple[dict, str]:

@@ -153,3 +153,61 @@ def test_real_rows_take_only_the_named_field(tmp_path):
         (VARIED[0], "real", 0), (VARIED[1], "real", 0)]
     with pytest.raises(RecipeError, match="no field 'body'"):
         _guards(tmp_path, seeds__real={"path": str(real), "field": "body", "share": 0.5})
+
+
+def test_the_reference_sample_is_embedded_once_per_reference_and_kept_in_the_cache_folder(tmp_path, monkeypatch):
+    """Every run of a recipe with `quality.reference` needs the same 512 paragraphs embedded: they
+    are embedded once, kept per process and in the user's cache folder; other texts are embedded anew,
+    and a torn cache file is embedded again, never read as vectors."""
+    import numpy as np
+
+    from synthfactory.quality import tails
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(tails, "_VECTORS", {})
+    calls: list[int] = []
+
+    def encode(ids, texts):
+        calls.append(len(texts))
+        rng = np.random.default_rng(len(calls))
+        vectors = rng.normal(size=(len(texts), 8)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    texts = [f"paragraph {i} about {w}" for i, w in enumerate(["sets", "loops", "files", "dicts"] * 10)]
+    first = tails.ReferenceTails(texts, encode)
+    first._embed()
+    tails.ReferenceTails(texts, encode)._embed()
+    assert calls == [40]  # the second run of the same reference reuses the first's vectors
+    [kept] = list((tmp_path / "cache" / "synthfactory" / "reference-vectors").glob("*.npy"))
+    monkeypatch.setattr(tails, "_VECTORS", {})  # a new process: read back from the cache folder
+    again = tails.ReferenceTails(texts, encode)
+    assert np.array_equal(again.vectors, first.vectors) and calls == [40]
+    tails.ReferenceTails(texts[:-1], encode)._embed()  # another reference: embedded
+    assert calls == [40, 39]
+    kept.write_bytes(kept.read_bytes()[:20])  # torn
+    monkeypatch.setattr(tails, "_VECTORS", {})
+    tails.ReferenceTails(texts, encode)._embed()
+    assert calls == [40, 39, 40]
+
+
+def test_langid_loads_its_model_once_when_batches_are_screened_at_once(monkeypatch):
+    """langid's `classify` loads its model whenever its global is unset: batches screened at once in
+    worker threads each decompressed it (about 1.5 s of CPU each, taken from the engines)."""
+    import threading
+
+    from langid import langid
+
+    from synthfactory.quality.text import language
+
+    loads: list[int] = []
+    load = langid.load_model
+    monkeypatch.setattr(langid, "identifier", None)
+    monkeypatch.setattr(langid, "load_model", lambda *a, **k: (loads.append(1), load(*a, **k))[1])
+    answers: list[str] = []
+    threads = [threading.Thread(target=lambda: answers.append(language("The tide rises twice a day here.")))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loads == [1] and answers == ["en"] * 6

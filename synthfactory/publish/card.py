@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from synthfactory.run.metadata import Calibration, JudgeBias, VersionMetadata
+from synthfactory.storage import Location
 from synthfactory.store import DatasetStore, VersionInfo
 
 CARDS_DIR = "_cards"
@@ -329,21 +330,30 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
     return "\n".join(lines)
 
 
-def write_plots(history: list[VersionInfo], meta: VersionMetadata, folder: Path) -> list[Path]:
-    """The score histogram of this version and its metrics next to every earlier version's."""
+def _png(fig: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def write_plots(history: list[VersionInfo], meta: VersionMetadata, folder: Path | Location) -> list[Location]:
+    """The score histogram of this version and its metrics next to every earlier version's,
+    rendered to bytes and written through the store's file system (any store)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Location.of(folder)
     histogram = meta.score_histogram
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     ax.bar(list(histogram), list(histogram.values()), color="#4c72b0")
     ax.set(title=f"{meta.dataset} v{meta.version}: judge scores of accepted rows", xlabel="score",
            ylabel="rows")
     fig.tight_layout()
-    fig.savefig(folder / SCORE_PLOT)
+    score_png = _png(fig)
     plt.close(fig)
 
     series: dict[str, list[tuple[int, float]]] = {}
@@ -368,9 +378,9 @@ def write_plots(history: list[VersionInfo], meta: VersionMetadata, folder: Path)
         if group:
             ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(folder / METRICS_PLOT)
+    metrics_png = _png(fig)
     plt.close(fig)
-    return [folder / SCORE_PLOT, folder / METRICS_PLOT]
+    return [folder.child(SCORE_PLOT).write_bytes(score_png), folder.child(METRICS_PLOT).write_bytes(metrics_png)]
 
 
 def _example(store: DatasetStore, version: int, method: str) -> dict[str, Any] | None:
@@ -387,9 +397,9 @@ def _example(store: DatasetStore, version: int, method: str) -> dict[str, Any] |
     return cls.example(rows[0])
 
 
-def write_card(store: DatasetStore, version: int, folder: Path | None = None, repo_id: str | None = None,
-               layout: Layout | None = None) -> Path:
-    """README.md and plots of `version`, into `folder` (default `{table}/_cards/v{N}`).
+def write_card(store: DatasetStore, version: int, folder: Path | Location | None = None, repo_id: str | None = None,
+               layout: Layout | None = None) -> Location:
+    """README.md and plots of `version`, into `folder` (default `{table}/_cards/v{N}`, on the store).
 
     One read of the table's history serves both; versions only append, so the snapshot's row
     count is the sum of the rows each version up to this one added."""
@@ -397,11 +407,12 @@ def write_card(store: DatasetStore, version: int, folder: Path | None = None, re
     if not history or history[-1].version != version:
         store.delta_version_of(version)  # raises the one-line error naming the versions there are
     info = history[-1]
-    folder = folder or Path(store.uri) / CARDS_DIR / f"v{version}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Location.of(folder) if folder is not None else store.root.child(CARDS_DIR, f"v{version}")
     rows = sum(v.rows for v in history)
     example = _example(store, version, info.metadata.method)
-    (folder / "README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id, example, layout),
-                                      encoding="utf-8")
-    write_plots(history, info.metadata, folder)
-    return folder / "README.md"
+    write_plots(history, info.metadata, folder)  # the plots first: a card's README never names missing plots
+    from synthfactory.probe.card import probe_section  # probes recorded beside the dataset (`synthfactory probe`)
+
+    probes = probe_section(store, version, folder, history)
+    return folder.child("README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id, example,
+                                                             layout) + (f"\n{probes}" if probes else ""))

