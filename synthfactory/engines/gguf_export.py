@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from synthfactory.cache import cache_root
 from synthfactory.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 CONVERTER = "convert_hf_to_gguf.py"
 _KEEP = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synthfactory"
 
 
 def llama_cpp_version() -> str:
@@ -55,7 +52,7 @@ def _find_sdist(version: str) -> Path | None:
             raise UserError(f"SYNTHFACTORY_LLAMA_CPP_SDIST={named}: no such file (the llama-cpp-python "
                             f"{version} source archive)")
         return Path(named)
-    found = sorted(glob.glob(str(_cache_root() / "wheels" / "*" / f"llama_cpp_python-{version}.tar.gz")))
+    found = sorted(glob.glob(str(cache_root() / "wheels" / "*" / f"llama_cpp_python-{version}.tar.gz")))
     return Path(found[-1]) if found else None
 
 
@@ -77,7 +74,7 @@ def converter_dir() -> Path:
     """The folder holding llama.cpp's `convert_hf_to_gguf.py` (with its `conversion/` and `gguf-py/`)
     for the installed llama-cpp-python, extracted on first use."""
     version = llama_cpp_version()
-    target = _cache_root() / "llama-convert" / version
+    target = cache_root() / "llama-convert" / version
     if (target / CONVERTER).is_file():
         return target
     with tempfile.TemporaryDirectory(prefix="sf-llama-src-") as tmp:

@@ -26,6 +26,7 @@ import os
 import re
 from pathlib import Path
 
+from synthfactory.cache import cache_root
 from synthfactory.errors import RecipeError
 
 CORPORA = {"python-docs": "the Python documentation's prose (Debian package python3-doc; PSF License 2.0)"}
@@ -100,10 +101,6 @@ def python_docs_sources() -> Path | None:
     return Path(found[-1]) if found else None
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synthfactory" / "corpus"
-
-
 def python_docs_paragraphs(sources: Path) -> list[str]:
     """Every prose paragraph of the docs under `sources`, in file order, each once."""
     seen: set[str] = set()
@@ -139,7 +136,7 @@ def corpus_file(name: str, field: str) -> Path:
                           "run `make system-deps` (Debian package python3-doc)")
     files = sorted(sources.rglob("*.rst.txt"))
     key = hashlib.sha256("".join(f"{p.relative_to(sources)}:{p.stat().st_size}" for p in files).encode())
-    path = _cache_dir() / f"{name}-{sources.parent.parent.name}-{key.hexdigest()[:12]}-seen.jsonl"
+    path = cache_root("corpus") / f"{name}-{sources.parent.parent.name}-{key.hexdigest()[:12]}-seen.jsonl"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")

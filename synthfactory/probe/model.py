@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthfactory.cache import cache_root
 from synthfactory.errors import UserError
 from synthfactory.lineage import stable_hash
 
@@ -43,7 +44,7 @@ def cache_dir() -> Path:
     given = os.environ.get("SYNTHFACTORY_PROBE_CACHE")
     if given:
         return Path(given)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "synthfactory" / "probe"
+    return cache_root("probe")
 
 
 def resolve_base_model(model: str | None) -> BaseModelSource:

