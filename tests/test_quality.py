@@ -197,12 +197,13 @@ def test_langid_loads_its_model_once_when_batches_are_screened_at_once(monkeypat
 
     from langid import langid
 
+    from synthfactory.quality import text
     from synthfactory.quality.text import language
 
     loads: list[int] = []
-    load = langid.load_model
+    load = text._langid_identifier
     monkeypatch.setattr(langid, "identifier", None)
-    monkeypatch.setattr(langid, "load_model", lambda *a, **k: (loads.append(1), load(*a, **k))[1])
+    monkeypatch.setattr(text, "_langid_identifier", lambda: (loads.append(1), load())[1])
     answers: list[str] = []
     threads = [threading.Thread(target=lambda: answers.append(language("The tide rises twice a day here.")))
                for _ in range(6)]
@@ -211,3 +212,35 @@ def test_langid_loads_its_model_once_when_batches_are_screened_at_once(monkeypat
     for thread in threads:
         thread.join()
     assert loads == [1] and answers == ["en"] * 6
+
+
+def test_langid_model_is_decoded_once_and_read_back_from_the_cache_unchanged(tmp_path, monkeypatch):
+    """The decoded model kept in the user's cache gives langid's own identifier, array for array and
+    answer for answer; a torn cache file is decoded again and rewritten."""
+    import numpy as np
+    from langid import langid
+
+    from synthfactory.quality import text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    reference = langid.LanguageIdentifier.from_modelstring(langid.model)
+    decoded = text._langid_identifier()
+    [kept] = list((tmp_path / "cache" / "synthfactory" / "langid").glob("*.npz"))
+    decodes: list[int] = []
+    real = langid.LanguageIdentifier.from_modelstring
+    monkeypatch.setattr(langid.LanguageIdentifier, "from_modelstring",
+                        classmethod(lambda cls, *a, **k: (decodes.append(1), real(*a, **k))[1]))
+    cached = text._langid_identifier()
+    assert decodes == []  # read back, not decoded
+    samples = ["The tide rises twice a day here.", "Das ist ein Haus am See.", "C'est la vie, mon ami.",
+               "这是一个测试", "def f(x): return x + 1", "Hola, ¿cómo estás hoy?"]
+    for identifier in (decoded, cached):
+        assert identifier.nb_classes == reference.nb_classes and identifier.nb_numfeats == reference.nb_numfeats
+        assert np.array_equal(identifier.nb_ptc, reference.nb_ptc) and identifier.nb_ptc.dtype == reference.nb_ptc.dtype
+        assert np.array_equal(identifier.nb_pc, reference.nb_pc)
+        assert identifier.tk_nextmove == reference.tk_nextmove and identifier.tk_output == reference.tk_output
+        assert [identifier.classify(s) for s in samples] == [reference.classify(s) for s in samples]
+    kept.write_bytes(kept.read_bytes()[:1000])  # torn
+    again = text._langid_identifier()
+    assert decodes == [1] and again.tk_output == reference.tk_output
+    assert kept.stat().st_size > 1_000_000  # rewritten whole

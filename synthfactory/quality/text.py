@@ -7,6 +7,9 @@ import string
 import threading
 import zlib
 from collections import Counter
+from typing import Any
+
+from synthfactory.cache import cache_root
 
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "“”‘’—–…"})
 REFUSAL_PATTERNS = re.compile(
@@ -70,8 +73,56 @@ def language(text: str) -> str:
     if langid.identifier is None:
         with _LANGID_LOAD:
             if langid.identifier is None:
-                langid.load_model()
+                langid.identifier = _langid_identifier()
     return langid.classify(text)[0]
+
+
+def _langid_identifier() -> Any:
+    """langid's bundled model as its `LanguageIdentifier`. Decoding it (base64, bz2, unpickling
+    2.3M transitions) costs ~1.2 s of CPU on a quiet core, in every process that screens; the
+    decoded arrays are kept in the user's cache (`langid/{key}.npz`, plain arrays, no pickle) and
+    read back in ~0.05 s. A cache file that cannot be read is decoded again and rewritten."""
+    import array
+    import hashlib
+    import os
+    import tempfile
+    import zipfile
+
+    import numpy as np
+    from langid import langid
+
+    key = hashlib.sha256(langid.model if isinstance(langid.model, bytes) else langid.model.encode()).hexdigest()[:16]
+    path = cache_root("langid", f"{key}.npz")
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            classes = [str(c) for c in kept["classes"]]
+            nb_pc = kept["nb_pc"]
+            nb_ptc = kept["nb_ptc"]
+            nextmove = array.array("H", kept["nextmove"].tobytes())
+            keys, offsets, values = kept["out_keys"].tolist(), kept["out_offsets"].tolist(), kept["out_values"].tolist()
+        output = {k: tuple(values[offsets[i]:offsets[i + 1]]) for i, k in enumerate(keys)}
+        return langid.LanguageIdentifier(nb_ptc, nb_pc, nb_ptc.shape[0], classes, nextmove, output)
+    except (OSError, KeyError, ValueError, IndexError, EOFError, zipfile.BadZipFile):  # absent or torn
+        pass
+    identifier = langid.LanguageIdentifier.from_modelstring(langid.model)
+    keys = sorted(identifier.tk_output)
+    offsets = [0]
+    values: list[int] = []
+    for k in keys:
+        values.extend(identifier.tk_output[k])
+        offsets.append(len(values))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, classes=np.array(identifier.nb_classes), nb_pc=identifier.nb_pc, nb_ptc=identifier.nb_ptc,
+                     nextmove=np.frombuffer(identifier.tk_nextmove, dtype=np.uint16),
+                     out_keys=np.array(keys, dtype=np.int64), out_offsets=np.array(offsets, dtype=np.int64),
+                     out_values=np.array(values, dtype=np.int64))
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: decode again next time
+        pass
+    return identifier
 
 
 def compression_ratio(texts: list[str]) -> float:
