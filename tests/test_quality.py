@@ -244,3 +244,4 @@ def test_langid_model_is_decoded_once_and_read_back_from_the_cache_unchanged(tmp
     again = text._langid_identifier()
     assert decodes == [1] and again.tk_output == reference.tk_output
     assert kept.stat().st_size > 1_000_000  # rewritten whole
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]  # no partial file beside it

@@ -14,9 +14,8 @@ distribution disappear before the mean moves), measured against the recipe's rea
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import re
-import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from synthfactory.cache import cache_root
 from synthfactory.quality.embed import MODEL_NAME, MODEL_PACKAGE
+from synthfactory.storage import Location
 
 COMMON_RANK = 1000  # words ranked below this in the reference are its head; the rest is the tail
 CLUSTERS = 32
@@ -96,12 +96,10 @@ def _cached_vectors(key: str) -> np.ndarray | None:
 def _keep_vectors(key: str, vectors: np.ndarray) -> None:
     _VECTORS[key] = vectors
     path = _cache_file(key)
+    data = io.BytesIO()
+    np.save(data, vectors, allow_pickle=False)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            np.save(out, vectors, allow_pickle=False)
-        os.replace(tmp, path)
+        Location.of(path).write_bytes(data.getvalue())  # whole or nothing, no partial file left
     except OSError:  # a read-only HOME: the next run embeds again
         pass
 
