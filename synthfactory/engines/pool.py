@@ -24,7 +24,7 @@ import ray
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
 from synthfactory.engines.crash import crash_cause, report_faults, start_failure, worker_log
 from synthfactory.engines.dispatch import ReplicaDied, RequestQueue
-from synthfactory.engines.placement import actor_options, default_replicas, gpu_capacity
+from synthfactory.engines.placement import actor_options, default_replicas, gpu_capacity, placed
 from synthfactory.errors import EngineFailure, SynthfactoryError
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,9 @@ class EngineActor:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.requests = 0
         self.busy_seconds = 0.0
-        self._count = threading.Lock()  # the openai engine's actor serves many calls at once
+        self._active = 0  # calls in flight now
+        self._busy_since = 0.0
+        self._count = threading.Lock()  # vLLM's and the openai engine's actors serve many calls at once
         self._load = threading.Lock()
         self._where = {"pid": os.getpid(), "node_id": self.node_id, "worker_log": worker_log(),
                        "fault_report": fault_report}
@@ -90,14 +92,21 @@ class EngineActor:
                 self.engine = engine
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
+        """Busy time is the time any call was in flight: calls that overlap (vLLM and endpoints
+        serve many at once) count once."""
         self._ensure_engine()
-        started = time.perf_counter()
+        with self._count:
+            if self._active == 0:
+                self._busy_since = time.perf_counter()
+            self._active += 1
         try:
             results = self.engine.chat(requests)
         finally:
             with self._count:
                 self.requests += len(requests)
-                self.busy_seconds += time.perf_counter() - started
+                self._active -= 1
+                if self._active == 0:
+                    self.busy_seconds += time.perf_counter() - self._busy_since
         for result in results:
             result.node_id = self.node_id
         return results
@@ -105,6 +114,11 @@ class EngineActor:
     def stats(self) -> dict[str, Any]:
         return {"model": self.spec.model, "requests": self.requests, "busy_seconds": self.busy_seconds,
                 "node_id": self.node_id}
+
+    def engine_stats(self) -> dict[str, Any]:
+        """What the engine itself counts (vLLM: the most requests it ran in one step), or {}."""
+        stats = getattr(self.engine, "stats", None)
+        return stats() if callable(stats) else {}
 
     def close(self) -> None:
         """Free the engine's resources (vLLM: shut its engine core down) before the pool kills us."""
@@ -133,6 +147,9 @@ class EnginePool:
     def __init__(self, specs: list[EngineSpec], ready_timeout_s: float = 600.0) -> None:
         ensure_ray()
         cluster = ray.cluster_resources()
+        settled = [placed(s, cluster) for s in specs]  # as they run here (vLLM's device: auto settled)
+        self._alias = {s.key: p.key for s, p in zip(specs, settled)}  # the callers' keys -> the actors' keys
+        specs = settled
         unique = list({s.key: s for s in specs}.values())
         replicas = {s.key: default_replicas(s, cluster, len(unique)) for s in unique}
         gpu_capacity(unique, replicas, cluster)
@@ -223,9 +240,10 @@ class EnginePool:
             return []
         if self._closed:  # the run is stopping (another batch failed): don't wait on restarts
             raise self._shut(spec)
-        if spec.key in self._queues:
-            return self._queues[spec.key].run(requests)
-        group = self._actors.get(spec.key, [])
+        key = self._alias.get(spec.key, spec.key)
+        if key in self._queues:
+            return self._queues[key].run(requests)
+        group = self._actors.get(key, [])
         attempts = 0
         while True:
             if self._closed:
