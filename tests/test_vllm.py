@@ -48,6 +48,9 @@ GENERATOR = EngineSpec("vllm", MODEL, OPTIONS)
 JUDGE = EngineSpec("vllm", MODEL, OPTIONS, logprobs=True)
 
 
+STARTED: list[psutil.Process] = []
+
+
 def _ask(text: str, **kwargs) -> ChatRequest:
     return ChatRequest(messages=({"role": "user", "content": text},), **{"max_tokens": 24, **kwargs})
 
@@ -57,6 +60,7 @@ def pool(ray_cluster):
     from synthfactory.engines.pool import EnginePool
 
     started = EnginePool([GENERATOR, JUDGE])
+    STARTED.extend(_engine_processes(started))  # every process vLLM started, before any test kills one
     try:
         yield started
     finally:
@@ -169,36 +173,27 @@ def _gone(processes: list[psutil.Process], seconds: float) -> list[psutil.Proces
     return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_close_frees_every_engine_process(pool):
-    """After the tests that use it: the shared pool's replicas and their vLLM processes end with `shutdown`."""
-    children = _engine_processes(pool)
-    assert len(children) >= 2
-    pool.shutdown()
-    assert not _gone(children, 60), "vLLM processes outlived the pool"
-
-
-def test_a_dead_engine_core_ends_the_run_in_one_line_and_close_leaves_no_process(ray_cluster):
-    """Its own pool (one replica, device auto: cpu here): the engine core process is killed; the next call fails with one
-    EngineFailure line naming vLLM; shutting the pool down leaves no vLLM process behind."""
-    from synthfactory.engines.pool import EnginePool
+def test_a_dead_engine_core_ends_the_run_in_one_line(pool):
+    """Every replica's engine core process is killed: the next call fails with one EngineFailure
+    line naming vLLM (the run stops with it), instead of waiting on an engine that is gone."""
     from synthfactory.errors import EngineFailure
 
-    spec = EngineSpec("vllm", MODEL, {"context_length": 2048})  # as the code recipe has it: one replica, every CPU
-    pool = EnginePool([spec])
-    try:
-        children = _engine_processes(pool)
-        names = sorted(p.name() for p in children)
-        assert any("EngineCore" in n for n in names), names
-        assert pool.chat(spec, [_ask("Say hi.")])[0].text
-        core = next(p for p in children if "EngineCore" in p.name())
+    cores = [p for p in _engine_processes(pool) if "EngineCore" in p.name()]
+    assert len(cores) == 2, [p.name() for p in _engine_processes(pool)]
+    for core in cores:
         core.kill()
-        with pytest.raises(EngineFailure) as failed:
-            pool.chat(spec, [_ask("Say hi again.")])
-        message = str(failed.value)
-        assert "\n" not in message and "vLLM engine" in message, message
-    finally:
-        pool.shutdown()
-    assert not _gone(children, 60), "vLLM processes outlived the pool"
+    with pytest.raises(EngineFailure) as failed:
+        pool.chat(GENERATOR, [_ask("Say hi again.")])
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith(f"engine vllm (model {MODEL}): the vLLM engine died"), message
+
+
+def test_close_frees_every_engine_process(pool):
+    """Last of the tests that use it: the shared pool's replicas and every process vLLM started
+    (the engine cores killed above are gone already; their workers must go too) end with `shutdown`."""
+    assert len(STARTED) >= 4 and {p.name() for p in STARTED} >= {"VLLM::EngineCore", "VLLM::Worker"}
+    pool.shutdown()
+    assert not _gone(STARTED, 60), "vLLM processes outlived the pool"
 
 
 def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, prefect_api_url, ray_cluster):
