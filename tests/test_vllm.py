@@ -13,10 +13,8 @@ Where the engine environment cannot be found, every test here is skipped with on
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
-import time
 
 import psutil
 import pytest
@@ -114,10 +112,14 @@ def test_logprobs_feed_the_logprobs_judge(pool):
     assert 0.0 <= p_yes(result) <= 1.0
 
 
-def test_a_prompt_longer_than_the_context_is_one_error_row(pool):
-    results = pool.chat(GENERATOR, [_ask("Say hi."), _ask("word " * 2500), _ask("Say bye.")])
-    assert [bool(r.error) for r in results] == [False, True, False]
+def test_a_request_vllm_refuses_is_one_error_row(pool):
+    """A prompt longer than the context, and sampling vLLM rejects (top_p 0): those rows fail with
+    the reason, the rest of the call is answered."""
+    results = pool.chat(GENERATOR, [_ask("Say hi."), _ask("word " * 2500), _ask("Say so.", top_p=0.0),
+                                    _ask("Say bye.")])
+    assert [bool(r.error) for r in results] == [False, True, True, False]
     assert results[1].error.startswith("engine_error: prompt_too_long: ") and "context is 2048" in results[1].error
+    assert results[2].error.startswith("engine_error: ValueError: ") and "top_p" in results[2].error, results[2].error
 
 
 def test_calls_in_flight_at_once_are_batched_together_on_both_replicas(pool):
@@ -191,7 +193,8 @@ def test_a_dead_engine_core_ends_the_run_in_one_line(pool):
 def test_close_frees_every_engine_process(pool):
     """Last of the tests that use it: the shared pool's replicas and every process vLLM started
     (the engine cores killed above are gone already; their workers must go too) end with `shutdown`."""
-    assert len(STARTED) >= 4 and {p.name() for p in STARTED} >= {"VLLM::EngineCore", "VLLM::Worker"}
+    names = [p.name() for p in STARTED]
+    assert len(STARTED) >= 4 and any("EngineCore" in n for n in names) and any("Worker" in n for n in names), names
     pool.shutdown()
     assert not _gone(STARTED, 60), "vLLM processes outlived the pool"
 

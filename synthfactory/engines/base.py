@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -136,33 +136,6 @@ class Engine(Protocol):
 def error_result(reason: str) -> ChatResult:
     """A request the engine could not run: a row with its reason, not an exception for the batch."""
     return ChatResult("", "error", 0, 0, 0.0, error=reason)
-
-
-def isolate_failures(requests: list[ChatRequest], call: Callable[[list[ChatRequest]], list[ChatResult]],
-                     request_errors: tuple[type[BaseException], ...] = (ValueError, TypeError)) -> list[ChatResult]:
-    """`call` on the whole batch; if it raises one of `request_errors` (an engine that rejects the
-    whole call for one bad request, as vLLM's `LLM.chat` does), each request is sent alone and only
-    the ones that fail again become error rows, `engine_error: <type>: <first line>`. Any other
-    exception is infrastructure and propagates."""
-    if not requests:
-        return []
-    try:
-        return call(requests)
-    except request_errors as exc:
-        if len(requests) == 1:
-            return [_request_error(exc)]
-    results = []
-    for request in requests:
-        try:
-            results.extend(call([request]))
-        except request_errors as exc:
-            results.append(_request_error(exc))
-    return results
-
-
-def _request_error(exc: BaseException) -> ChatResult:
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return error_result(f"engine_error: {type(exc).__name__}: {first}")
 
 
 def openai_logprobs(raw: dict | None) -> list[dict] | None:

@@ -283,23 +283,20 @@ class VLLMEngine(EngineBackend):
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         """The call's requests join the running engine; returns when all of them are done. A prompt
         longer than the context, or one vLLM refuses, is an error row; a dead engine raises."""
-        results: list[ChatResult | None] = [self._too_long(r) for r in requests]
-        todo = [i for i, r in enumerate(results) if r is None]
-        if todo:
-            call = _Call([requests[i] for i in todo])
-            if self._failed is not None or self._closed:
-                raise EngineDead(_death(self.model_name, self._failed))
-            self._inbox.put(call)
-            while not call.done.wait(1.0):
-                if self._core_exited() and self._failed is None:  # the loop may wait on it forever
-                    self._failed = CoreExited("its engine core process exited")
-                if not self._loop.is_alive() or self._failed is not None:  # nobody will answer this call
-                    call.fail(EngineDead(_death(self.model_name, self._failed)))
-            if call.error is not None:
-                raise call.error
-            for i, result in zip(todo, call.results):
-                results[i] = result
-        return [r for r in results if r is not None]
+        if not requests:
+            return []
+        call = _Call(list(requests))
+        if self._failed is not None or self._closed:
+            raise EngineDead(_death(self.model_name, self._failed))
+        self._inbox.put(call)
+        while not call.done.wait(1.0):
+            if self._core_exited() and self._failed is None:  # the loop may wait on it forever
+                self._failed = CoreExited("its engine core process exited")
+            if not self._loop.is_alive() or self._failed is not None:  # nobody will answer this call
+                call.fail(EngineDead(_death(self.model_name, self._failed)))
+        if call.error is not None:
+            raise call.error
+        return [r for r in call.results if r is not None]
 
     def _run(self) -> None:
         """The loop that owns the engine: take new calls, add their requests, step, hand back
@@ -350,8 +347,13 @@ class VLLMEngine(EngineBackend):
 
     def _add(self, call: "_Call", waiting: dict[str, tuple["_Call", int]]) -> None:
         """Each request of `call` into the engine, one at a time, so one vLLM refuses (a bad
-        prompt) is that row's error and the others go on."""
+        prompt) is that row's error and the others go on. Here, in the loop's thread, as
+        everything that uses the tokenizer."""
         for index, request in enumerate(call.requests):
+            too_long = self._too_long(request)
+            if too_long is not None:
+                call.finish(index, too_long)
+                continue
             extra = _structured(request.json_schema) if request.json_schema is not None else {}
             try:
                 params = self._SamplingParams(**sampling_kwargs(request), **extra)
