@@ -50,7 +50,13 @@ def write_recipe(folder: Path, engine: str, model: str, options: dict) -> Path:
     recipe["generation"].update(engine=engine, model=model, options=options)
     recipe["grading"] = {"method": "logprobs", "rubric": recipe["grading"]["rubric"], "threshold": 0.0}
     recipe["quality"] = {"embeddings": False}
-    recipe["validation"]["suite"] = str((ROOT / "recipes" / recipe["validation"]["suite"]).resolve())
+    # the suite's structure only: its score bounds are for the quickstart's panel, not a bare logprobs judge
+    suite = json.loads((ROOT / "recipes" / recipe["validation"]["suite"]).read_text())
+    keep = ("expect_column_to_exist", "expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
+            "expect_column_value_lengths_to_be_between", "expect_column_values_to_be_in_set")
+    suite["expectations"] = [e for e in suite["expectations"] if e["type"] in keep]
+    (folder / "suite.json").write_text(json.dumps(suite))
+    recipe["validation"] = {"suite": str(folder / "suite.json"), "on_failure": "quarantine"}
     recipe["seeds"]["path"] = str((ROOT / "recipes" / recipe["seeds"]["path"]).resolve())
     path = folder / f"{recipe['name']}.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -143,7 +149,7 @@ def main() -> None:
         if child.returncode != 0:  # vLLM logs to stdout: its last lines say why
             sys.exit(f"{child.stdout[-3000:]}\nraw vLLM side failed (exit {child.returncode}); is vllm in {python}? "
                      "(make vllm-env)")
-        raw_result = json.loads(child.stdout.strip().splitlines()[-1])
+        raw_result = json.loads([ln for ln in child.stdout.splitlines() if ln.startswith('{"seconds"')][-1])
         raw_rate = raw_result["tokens"] / raw_result["seconds"]
         print(f"raw vllm.LLM     : {raw_result['samples']} samples, {raw_result['tokens']} output tokens in "
               f"{raw_result['seconds']:.1f}s = {raw_rate:,.1f} tok/s (load {raw_result['load_seconds']:.1f}s)",

@@ -115,7 +115,8 @@ def hf_model_path(model: str) -> str:
     """What vLLM's `LLM(model=...)` takes for a recipe's model: a bundled name or `.gguf` becomes
     its converted folder, a local folder stays; anything else (a Hub id) goes to vLLM as it is,
     which finds it in the local Hugging Face cache or fails in one line."""
-    folder = Path(model).expanduser()
-    if folder.is_dir() or model.endswith(".gguf") or "/" not in model:
+    from synthfactory.engines.llamacpp import BUNDLED_MODELS
+
+    if Path(model).expanduser().is_dir() or model.endswith(".gguf") or model in BUNDLED_MODELS:
         return str(model_folder(resolve_base_model(model)))
     return model
