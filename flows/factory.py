@@ -21,7 +21,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.executor import PrefectExecutor
 from synthfactory.errors import UserError
 from synthfactory.recipe import load_recipe
-from synthfactory.run.driver import drive_run
+from synthfactory.run.driver import MAX_WINDOW, drive_run
+from synthfactory.run.runner import STAGE_LINE
 from synthfactory.storage import StorageError, storage_options
 from synthfactory.store import DatasetStore
 
@@ -42,7 +43,9 @@ def _run_name() -> str:
 
 
 @flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
-      task_runner=ThreadPoolTaskRunner(max_workers=16))
+      # a stage task waits for its batch's previous stage in a runner thread: every stage of every
+      # batch in flight gets one, or later batches' generate calls queue behind waiting stages
+      task_runner=ThreadPoolTaskRunner(max_workers=len(STAGE_LINE) * MAX_WINDOW + 8))
 def factory_flow(recipe_path: str, store: str = "store", batches: int | None = None,
                  batch_size: int | None = None, target_rows: int | None = None) -> dict[str, Any]:
     """Run one recipe end to end and publish one new version of its dataset (`target_rows`:

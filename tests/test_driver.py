@@ -49,6 +49,7 @@ class StubPool:
     every judge question. `fail_on_call` makes that call (1-based) raise, as a lost engine does."""
 
     replicas = [{"model": "stub", "node_id": "stub-node-00000000", "load_seconds": 0.0}]
+    requests_batched = 0  # like llama.cpp: the run keeps 2 x replicas + 2 batches in flight
 
     def __init__(self, fail_on_call: int | None = None) -> None:
         self.calls = self.requests = self.generation_requests = 0
@@ -217,3 +218,11 @@ def test_the_local_path_imports_no_prefect(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": f"{blocker.parent}:{ROOT}", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_window_fills_a_batching_engine_and_stays_small_for_one_at_a_time_engines():
+    from synthfactory.run.driver import MAX_WINDOW, batch_window
+
+    assert batch_window(2, 0, 8) == 6  # llama.cpp: two batches per replica and two more
+    assert batch_window(1, 256, 8) == MAX_WINDOW  # vLLM takes 256 requests at once: 32 batches of 8
+    assert batch_window(1, 256, 64) == 4 and batch_window(1, 256, 256) == 4

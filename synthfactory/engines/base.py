@@ -95,6 +95,12 @@ class EngineBackend:
         return spec
 
     @classmethod
+    def batching(cls, spec: EngineSpec) -> int:
+        """Requests one replica batches at once (0: it answers one at a time, or the run need not
+        feed it more than a few batches): the run keeps enough batches in flight to fill it."""
+        return 0
+
+    @classmethod
     def cpu_threads(cls, spec: EngineSpec) -> int:
         """CPUs one replica keeps busy computing (0: not CPU-bound); the pool scales these to fit."""
         return 0

@@ -153,6 +153,8 @@ class EnginePool:
         unique = list({s.key: s for s in specs}.values())
         replicas = {s.key: default_replicas(s, cluster, len(unique)) for s in unique}
         gpu_capacity(unique, replicas, cluster)
+        # requests the batching engines (vLLM) take at once: the run keeps enough batches in flight
+        self.requests_batched = sum(s.backend.batching(s) * replicas[s.key] for s in unique)
         wanted = sum(s.backend.cpu_threads(s) * replicas[s.key] for s in unique)  # CPU-bound engines' threads
         share = min(1.0, float(cluster.get("CPU", 1.0)) / wanted) if wanted else 1.0  # oversubscribed: scale down
         self._actors: dict[str, list[Any]] = {}

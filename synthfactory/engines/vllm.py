@@ -193,6 +193,10 @@ class VLLMEngine(EngineBackend):
                 f"name a bundled model ({', '.join(BUNDLED_MODELS)}), a .gguf file or a local model folder")
 
     @classmethod
+    def batching(cls, spec: EngineSpec) -> int:
+        return spec.options.max_num_seqs
+
+    @classmethod
     def cpu_threads(cls, spec: EngineSpec) -> int:
         return cpu_threads_of(spec.options) if on_cpu(spec.options) else 0
 
