@@ -70,8 +70,11 @@ def test_every_user_error_is_one_line_with_exit_2(tmp_path, prefect_api_url, ray
     cases = {
         "unknown key": ({"generation__temperatur": 0.3}, "generation.temperatur"),
         "missing model": ({"generation__model": str(tmp_path / "nowhere.gguf")}, "generation.model"),
-        "no GPU for vllm": ({"generation__engine": "vllm", "generation__model": "HuggingFaceTB/SmolLM2-135M"},
-                            "GPUs"),
+        "vllm on cuda without a GPU": ({"generation__engine": "vllm", "generation__options": {"device": "cuda"}},
+                                       "GPUs"),
+        "vllm with a Hub model not cached": ({"generation__engine": "vllm",
+                                              "generation__model": "HuggingFaceTB/SmolLM2-135M"},
+                                             "local Hugging Face cache"),
     }
     for name, (overrides, expected) in cases.items():
         folder = tmp_path / name.replace(" ", "-")
