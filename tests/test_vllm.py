@@ -47,6 +47,7 @@ JUDGE = EngineSpec("vllm", MODEL, OPTIONS, logprobs=True)
 
 
 STARTED: list[psutil.Process] = []
+NAMES: list[str] = []  # their names, read while they ran
 
 
 def _ask(text: str, **kwargs) -> ChatRequest:
@@ -59,6 +60,7 @@ def pool(ray_cluster):
 
     started = EnginePool([GENERATOR, JUDGE])
     STARTED.extend(_engine_processes(started))  # every process vLLM started, before any test kills one
+    NAMES.extend(p.name() for p in STARTED)
     try:
         yield started
     finally:
@@ -119,7 +121,7 @@ def test_a_request_vllm_refuses_is_one_error_row(pool):
                                     _ask("Say bye.")])
     assert [bool(r.error) for r in results] == [False, True, True, False]
     assert results[1].error.startswith("engine_error: prompt_too_long: ") and "context is 2048" in results[1].error
-    assert results[2].error.startswith("engine_error: ValueError: ") and "top_p" in results[2].error, results[2].error
+    assert results[2].error.startswith("engine_error: ") and "top_p" in results[2].error, results[2].error
 
 
 def test_calls_in_flight_at_once_are_batched_together_on_both_replicas(pool):
@@ -193,13 +195,12 @@ def test_a_dead_engine_core_ends_the_run_in_one_line(pool):
 def test_close_frees_every_engine_process(pool):
     """Last of the tests that use it: the shared pool's replicas and every process vLLM started
     (the engine cores killed above are gone already; their workers must go too) end with `shutdown`."""
-    names = [p.name() for p in STARTED]
-    assert len(STARTED) >= 4 and any("EngineCore" in n for n in names) and any("Worker" in n for n in names), names
+    assert len(STARTED) >= 4 and any("EngineCore" in n for n in NAMES) and any("Worker" in n for n in NAMES), NAMES
     pool.shutdown()
     assert not _gone(STARTED, 60), "vLLM processes outlived the pool"
 
 
-def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, prefect_api_url, ray_cluster):
+def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, prefect_api_url):
     """recipes/code.yaml with `engine: vllm` as the only change (its options are the llama.cpp
     ones: threads and context_length mean the same to vLLM on a CPU), through the CLI and Prefect;
     every published function passes its seed's tests again, run here apart from the factory."""
@@ -217,7 +218,8 @@ def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, 
     recipe["quality"]["embeddings"] = False
     path = write_recipe(tmp_path, "code", recipe, {})
     done = subprocess.run(cli_command("run", str(path), "--store", str(tmp_path / "store"), "--json"),
-                          env=cli_env(prefect_api_url, ray_cluster), capture_output=True, text=True, timeout=900)
+                          # its own Ray: the shared pool above may still hold the session cluster's CPUs
+                          env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     rows = _published(tmp_path / "store", "code", summary)
