@@ -78,7 +78,8 @@ def raw(recipe_path: str, batches: int, batch_size: int) -> None:
     plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
     recipe = loaded.recipe
     options = EngineSpec("vllm", recipe.generation.model, recipe.generation.options).options
-    cpu_environment(options) if options.device != "cuda" else None
+    if options.device != "cuda":
+        cpu_environment(options)
     import vllm
     from vllm.platforms import current_platform
 

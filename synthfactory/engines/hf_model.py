@@ -14,8 +14,6 @@ reads that folder. Light to import: the engine environment (vLLM, no Prefect) im
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -24,6 +22,7 @@ from pathlib import Path
 
 from synthfactory.cache import cache_root
 from synthfactory.errors import UserError
+from synthfactory.lineage import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ class BaseModelSource:
     path: Path
     gguf: bool
     key: str
-
-
-def _key(*parts: object) -> str:
-    payload = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def cache_dir() -> Path:
@@ -63,14 +57,14 @@ def resolve_base_model(model: str | None) -> BaseModelSource:
         if not (folder / "config.json").is_file():
             raise UserError(f"base model {model!r}: a folder without config.json is not a Hugging Face model")
         stat = (folder / "config.json").stat()
-        return BaseModelSource(model, folder.resolve(), False, _key(str(folder.resolve()), stat.st_mtime))
+        return BaseModelSource(model, folder.resolve(), False, stable_hash(str(folder.resolve()), stat.st_mtime))
     try:
         path = resolve_model_path(model)
     except EngineUnavailableError:
         raise UserError(f"base model {model!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}), a .gguf "
                         "file nor a local Hugging Face model folder") from None
     stat = path.stat()
-    return BaseModelSource(model, path, True, _key(path.name, stat.st_size, int(stat.st_mtime)))
+    return BaseModelSource(model, path, True, stable_hash(path.name, stat.st_size, int(stat.st_mtime)))
 
 
 def _convert_gguf(source: BaseModelSource, into: Path) -> None:
