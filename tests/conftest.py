@@ -118,6 +118,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def prefect_call(method: str, url: str, **kwargs):
+    """One Prefect REST call, retried as Prefect's own client retries it: the server answers 503 (and
+    429/502) for errors it tells clients to retry, such as SQLite being busy under load. Up to 8 tries,
+    backing off from 0.5 s; the last answer is returned whatever it is."""
+    import httpx
+
+    for attempt in range(8):
+        try:
+            response = httpx.request(method, url, timeout=30, **kwargs)
+        except httpx.TransportError:
+            if attempt == 7:
+                raise
+            time.sleep(0.5 * 2 ** min(attempt, 4))
+            continue
+        if response.status_code not in (429, 502, 503) or attempt == 7:
+            return response
+        time.sleep(0.5 * 2 ** min(attempt, 4))
+    return response
+
+
 def wait_for(check, seconds: float, what: str, log: Path | None = None):
     """Poll `check` until it returns something truthy (returned); fail naming `what` after `seconds`."""
     deadline = time.monotonic() + seconds

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from synthfactory import load_dataset_version
-from tests.conftest import cli_command, free_port, make_recipe, wait_for
+from tests.conftest import cli_command, free_port, make_recipe, prefect_call, wait_for
 from synthfactory.store import DatasetStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,8 @@ def _stop_worker(env, worker: subprocess.Popen) -> None:
 
 
 def _api(env, path: str, body: dict | None = None):
-    return httpx.post(f"{env['PREFECT_API_URL']}{path}", json={"limit": 50, "offset": 0, **(body or {})}).json()
+    body = {"limit": 50, "offset": 0, **(body or {})}
+    return prefect_call("POST", f"{env['PREFECT_API_URL']}{path}", json=body).json()
 
 
 def _screenshot_and_text(url: str, png: Path) -> str:
@@ -210,7 +211,8 @@ def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(post
         wait_for(lambda: len(completed()) >= 2, 300, "two scheduled runs did not complete", tmp_path / "worker.log")
         # pause the schedule (its future runs are deleted), let runs already started finish
         [deployment] = _api(env, "/deployments/filter")
-        httpx.post(f"{env['PREFECT_API_URL']}/deployments/{deployment['id']}/pause_deployment").raise_for_status()
+        pause = f"{env['PREFECT_API_URL']}/deployments/{deployment['id']}/pause_deployment"
+        prefect_call("POST", pause).raise_for_status()
         in_flight = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}}}
         wait_for(lambda: not _api(env, "/flow_runs/filter", in_flight), 300, "started runs did not finish",
                   tmp_path / "worker.log")
@@ -291,9 +293,9 @@ SECRET = "admin:s3cret-Auth-9f2c"
 @pytest.mark.parametrize("server", [SECRET], indirect=True)
 def test_auth_on_rejects_anonymous_calls_and_an_authenticated_client_runs(server, tmp_path):
     api = server["PREFECT_API_URL"]
-    anonymous = httpx.post(f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0})
+    anonymous = prefect_call("POST", f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0})
     assert anonymous.status_code == 401
-    assert httpx.post(f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0},
+    assert prefect_call("POST", f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0},
                       auth=tuple(SECRET.split(":", 1))).status_code == 200
 
     recipe = make_recipe(tmp_path, batches__count=1, batches__size=2, grading__method="logprobs")
@@ -344,12 +346,12 @@ def test_a_completed_factory_run_starts_a_probe_run_and_a_failed_one_does_not(se
     store, recipe = str(tmp_path / "store"), str(tmp_path / "recipe.yaml")
 
     def factory_run_ending(state: str) -> str:
-        created = httpx.post(f"{api}/deployments/{deployments['quickstart']}/create_flow_run",
+        created = prefect_call("POST", f"{api}/deployments/{deployments['quickstart']}/create_flow_run",
                              json={"parameters": {"store": store, "recipe_path": recipe}})
         assert created.status_code == 201, created.text
         run = created.json()
         for step in ("RUNNING", state):
-            httpx.post(f"{api}/flow_runs/{run['id']}/set_state",
+            prefect_call("POST", f"{api}/flow_runs/{run['id']}/set_state",
                        json={"state": {"type": step}, "force": True}).raise_for_status()
         return run["id"]
 

@@ -16,7 +16,7 @@ import pytest
 from synthfactory import load_dataset_version
 from synthfactory.lineage import LINEAGE_COLUMNS
 from synthfactory.store import DatasetStore
-from tests.conftest import TOPICS, cli_command, cli_env, make_recipe
+from tests.conftest import TOPICS, cli_command, cli_env, make_recipe, prefect_call
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url", "ray_cluster")
 
@@ -88,7 +88,6 @@ def test_end_to_end_publishes_version_1_with_lineage(tmp_path, prefect_api_url, 
 def test_concurrent_runs_of_one_dataset_queue_and_publish_one_version_each(tmp_path, prefect_api_url):
     """Two runs started together: the dataset's Prefect concurrency limit makes the second wait, so
     it plans v2 against v1 instead of both claiming v1; publishes never interleave."""
-    import httpx
 
     recipe = make_recipe(tmp_path, batches__count=1, batches__size=2, **JUDGE)
     store = tmp_path / "store"
@@ -104,7 +103,7 @@ def test_concurrent_runs_of_one_dataset_queue_and_publish_one_version_each(tmp_p
         runs = {r["run_id"] for r in latest if r["version"] == version}
         assert runs <= {by_version[version]["run_id"]}
     assert latest.num_rows == sum(s["accepted"] for s in summaries)
-    flow_runs = httpx.post(f"{prefect_api_url}/flow_runs/filter", json={
+    flow_runs = prefect_call("POST", f"{prefect_api_url}/flow_runs/filter", json={
         "limit": 10, "offset": 0, "flow_runs": {"id": {"any_": [s["prefect_flow_run_id"] for s in summaries]}}}).json()
     assert sorted(r["name"] for r in flow_runs) == ["tiny-v1", "tiny-v2"]  # renamed once it knew its version
 
@@ -112,7 +111,6 @@ def test_concurrent_runs_of_one_dataset_queue_and_publish_one_version_each(tmp_p
 def test_remote_store_runs_queue_on_a_prefect_global_concurrency_limit(prefect_api_url):
     """Object-store datasets cannot be flock'ed: their runs take a one-slot Prefect global
     concurrency limit instead; two holders never overlap."""
-    import httpx
     from prefect import flow
 
     from flows.executor import dataset_lock, lock_name
@@ -131,7 +129,7 @@ def test_remote_store_runs_queue_on_a_prefect_global_concurrency_limit(prefect_a
         list(pool.map(hold, range(2)))
     first, second = sorted(spans)
     assert first[1] <= second[0]  # the second waited for the first
-    limit = httpx.get(f"{prefect_api_url}/v2/concurrency_limits/{lock_name(dataset)}").json()
+    limit = prefect_call("GET", f"{prefect_api_url}/v2/concurrency_limits/{lock_name(dataset)}").json()
     assert limit["limit"] == 1 and limit["active_slots"] == 0  # released after both
 
 
@@ -139,7 +137,6 @@ def test_batch_that_fails_its_suite_is_quarantined_not_published_and_the_ui_show
     """One run, two views: the store (the failed batch quarantined, its Data Docs page) and what the
     Prefect UI shows for the run, read back from the real Prefect API (run name with the version,
     tags, the progress artifact at 100%, the markdown report and the rejection table)."""
-    import httpx
     from prefect.client.orchestration import get_client
 
     from flows.factory import factory_flow
@@ -179,7 +176,7 @@ def test_batch_that_fails_its_suite_is_quarantined_not_published_and_the_ui_show
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
     # the artifacts as the UI asks for them (prefect 3.8's client sends nulls its server rejects)
-    response = httpx.post(f"{prefect_api_url}/artifacts/filter", json={
+    response = prefect_call("POST", f"{prefect_api_url}/artifacts/filter", json={
         "artifacts": {"flow_run_id": {"any_": [str(run.id)]}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"})
     response.raise_for_status()
     artifacts = [SimpleNamespace(**a) for a in response.json()]

@@ -9,12 +9,11 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
-import httpx
 import pytest
 
 from synthfactory import load_dataset_version
 from synthfactory.store import DatasetStore
-from tests.conftest import ROOT, cli_command, cli_env, make_recipe, sigkill_after_first_batch
+from tests.conftest import ROOT, cli_command, cli_env, make_recipe, prefect_call, sigkill_after_first_batch
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url", "ray_cluster")
 
@@ -96,7 +95,7 @@ def test_token_budget_stops_early_publishes_what_passed_and_records_it(tmp_path,
     assert meta.stop.stopped == "budget" and meta.stop.budget.limits == {"max_tokens": budget}
     card = (Path(store.uri) / "_cards" / "v1" / "README.md").read_text()
     assert "`stopped: budget` (`max_tokens`)" in card and "per accepted row" in card
-    response = httpx.post(f"{prefect_api_url}/artifacts/filter", json={
+    response = prefect_call("POST", f"{prefect_api_url}/artifacts/filter", json={
         "artifacts": {"flow_run_id": {"any_": [str(state.state_details.flow_run_id)]}}, "limit": 50, "offset": 0,
         "sort": "CREATED_DESC"})
     response.raise_for_status()
