@@ -113,10 +113,10 @@ ENGINES = Registry("engine", {
 })
 
 # checks that cannot be fooled, `verification: [{name, method, options}]` in a recipe (verify/base.py);
-# needs: the seed fields each reads (a recipe whose seeds lack one exits 2)
+# needs: the seed fields each reads (a recipe whose seeds lack one exits 2; "a|b": either)
 VERIFIERS = Registry("verifier", {
     "math_answer": ("synthfactory.verify.math_answer:MathAnswerVerifier", {"needs": ("answer",)}),
-    "python_tests": ("synthfactory.verify.python_tests:PythonTestsVerifier", {"needs": ("tests",)}),
+    "python_tests": ("synthfactory.verify.python_tests:PythonTestsVerifier", {"needs": ("tests|io_tests",)}),
     "grounded": ("synthfactory.verify.grounded:GroundedVerifier", {"needs": ("source",)}),
     "json_schema": ("synthfactory.verify.json_schema:JsonSchemaVerifier", {"needs": ()}),
 })

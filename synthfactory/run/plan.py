@@ -10,9 +10,9 @@ import jinja2
 import jinja2.meta
 
 from synthfactory.engines.base import EngineSpec
-from synthfactory.errors import RecipeError
+from synthfactory.errors import RecipeError, UserError
 from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
-from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, template_environment
+from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, Recipe, template_environment
 from synthfactory.recipe.options import judge_engine
 from synthfactory.registry import JUDGES, VERIFIERS
 from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet
@@ -196,6 +196,7 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
         batches.append(BatchPlan(batch_id_for(loaded.recipe_hash, version, batch_index), batch_index, tuple(items)))
     generator, judges = judge_specs(loaded)
     judge = next((j for j in judges if j is not None), generator)
+    check_verifiers_can_run(loaded.recipe)
     check_seed_fields(loaded, [seed for seed, _ in rendered])
     panel = recipe.grading.panel if recipe.grading is not None else []
     label = None if recipe.grading is None or recipe.grading.judges is None else "panel: " + ", ".join(
@@ -216,10 +217,21 @@ def check_seed_file(loaded: LoadedRecipe) -> None:
     from synthfactory.inputs.seeds import load_seeds
 
     recipe = loaded.recipe
+    check_verifiers_can_run(recipe)
     if loaded.seeds_path is None or recipe.seeds.from_versions or \
             not any(VERIFIERS.fact(v.method, "needs", ()) for v in recipe.verification):
         return
     check_seed_fields(loaded, load_seeds(recipe.seeds, loaded.seeds_path).rows)
+
+
+def check_verifiers_can_run(recipe: Recipe) -> None:
+    """Each verifier's preflight (python_tests: a sandbox to run generated code in): one that cannot
+    run here is a UserError naming the fix, before any engine starts (exit 2)."""
+    for config in recipe.verification:
+        cls = VERIFIERS.load(config.method)
+        why = cls(cls.Options(**config.options)).preflight()
+        if why:
+            raise UserError(f"verification {config.name!r} ({config.method}): {why}")
 
 
 def check_seed_fields(loaded: LoadedRecipe, seeds: list[SeedRow]) -> None:
@@ -229,7 +241,8 @@ def check_seed_fields(loaded: LoadedRecipe, seeds: list[SeedRow]) -> None:
     have = sorted({k for seed in seeds for k, v in seed.fields.items() if v not in (None, "")})
     for i, config in enumerate(loaded.recipe.verification):
         for need in VERIFIERS.fact(config.method, "needs", ()):
-            if need not in have:
+            if not set(need.split("|")) & set(have):
+                need = " or ".join(need.split("|"))
                 source = loaded.seeds_path or loaded.recipe.seeds.from_version or loaded.recipe.seeds.from_versions
                 raise RecipeError(f"verification[{i}] ({config.method}) needs seed field '{need}'; "
                                   f"{source} has: {', '.join(have) or 'no fields'}")

@@ -6,8 +6,10 @@ name in `synthfactory.registry.VERIFIERS`. A recipe declares it as
 `verification: [{name, method, options}]`; `method` is the registered name, `options` are checked
 against the verifier's own `Options` model when the recipe loads.
 
-- `needs`: the seed fields it reads (`answer`, `tests`, `source`): a recipe whose seeds lack one
-  exits 2 with one line before any engine starts;
+- `needs`: the seed fields it reads (`answer`, `tests|io_tests` for either, `source`): a recipe
+  whose seeds lack one exits 2 with one line before any engine starts;
+- `preflight()`: None, or one line why it cannot run here (python_tests without a sandbox): the run
+  exits 2 with it before any engine starts;
 - `verify_many(claims)`: one `Verdict` per claim, in order. CPU-heavy verifiers (code in a
   sandbox) run the claims in parallel; the default runs `verify` on each.
 
@@ -65,6 +67,10 @@ class Verifier:
     def __init__(self, options: VerifierOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
 
+    def preflight(self) -> str | None:
+        """None when this verifier can run here, else one line naming the fix (exit 2 at run start)."""
+        return None
+
     def verify(self, claim: Claim) -> Verdict:
         raise NotImplementedError
 
@@ -73,5 +79,7 @@ class Verifier:
         return [self.verify(claim) for claim in claims]
 
     def missing(self, seed: Mapping[str, Any]) -> list[str]:
-        """The fields this verifier needs that a seed lacks (empty strings count as missing)."""
-        return [name for name in self.needs if seed.get(name) in (None, "")]
+        """The fields this verifier needs that a seed lacks (empty strings and lists count as missing;
+        a need "a|b" is met by either)."""
+        return [" or ".join(need.split("|")) for need in self.needs
+                if all(seed.get(name) in (None, "", []) for name in need.split("|"))]

@@ -44,13 +44,15 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 SandboxStatus = Literal["ok", "failed", "timeout", "memory", "output_limit", "crashed"]
-SANDBOX_ENV = "SYNTHFACTORY_SANDBOX"  # "rlimits" forces the fallback; anything else: bubblewrap if it works
+SANDBOX_ENV = "SYNTHFACTORY_SANDBOX"  # "rlimits" opts in to the fallback; otherwise bubblewrap or nothing
+BWRAP_ENV = "SYNTHFACTORY_BWRAP"  # the bwrap to use (default: bwrap on PATH, else /usr/bin/bwrap)
 WORKDIR = "/sandbox"  # inside bubblewrap: the only writable place, cwd and HOME
 TAIL_BYTES = 4096
 
 # The trusted prelude, run as `python -I -S -c PRELUDE`: reads its limits (one line) and the
 # program (length-prefixed) from stdin, sets the limits, drops root, then runs the program; the
-# rest of stdin is the program's input. Hard limits equal the soft ones (CPU: one second more) so
+# rest of stdin is the program's input. The program finds the numbers of its control pipes (from
+# and to the verifier; -1 when it has none) as `__sandbox_fds__`. Hard limits equal the soft ones (CPU: one second more) so
 # the program cannot raise them.
 PRELUDE = r"""
 import os, resource, sys
@@ -62,8 +64,9 @@ for _k, _v in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_AS, _c[1]), (resource
 if _c[5] and os.getuid() == 0:
     os.setgroups([]); os.setresgid(_c[5], _c[5], _c[5]); os.setresuid(_c[5], _c[5], _c[5])
 _src = sys.stdin.buffer.read(_c[6])
+_g = {"__name__": "__main__", "__builtins__": __builtins__, "__sandbox_fds__": (_c[7], _c[8])}
 del _c, _k, _v
-exec(compile(_src, "<program>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+exec(compile(_src, "<program>", "exec"), _g)
 """
 
 
@@ -102,6 +105,9 @@ def base_python() -> tuple[str, str]:
 
 
 def _bwrap_path() -> str | None:
+    chosen = os.environ.get(BWRAP_ENV)
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
     return shutil.which("bwrap") or (("/usr/bin/bwrap") if os.access("/usr/bin/bwrap", os.X_OK) else None)
 
 
@@ -142,12 +148,15 @@ def _bwrap_has(bwrap: str, option: str) -> bool:
     return option in (done.stdout + done.stderr).decode(errors="replace")
 
 
-@lru_cache(maxsize=1)
 def _bwrap_check() -> str | None:
+    return _bwrap_check_at(_bwrap_path())
+
+
+@lru_cache(maxsize=4)
+def _bwrap_check_at(bwrap: str | None) -> str | None:
     """None when bubblewrap runs a trivial program here, else why not (one line)."""
-    bwrap = _bwrap_path()
     if bwrap is None:
-        return "bwrap not found (install Debian/Ubuntu package bubblewrap)"
+        return "bwrap not found"
     try:
         done = subprocess.run(_bwrap_args(bwrap, SandboxLimits()) + ["-I", "-S", "-c", "print('sandbox-ok')"],
                               capture_output=True, timeout=30, env={}, stdin=subprocess.DEVNULL)
@@ -163,17 +172,28 @@ _warned: set[str] = set()
 
 
 def sandbox_kind() -> tuple[str, str | None]:
-    """("bubblewrap", None) or ("rlimits", why bubblewrap is not used); the fallback is logged once."""
+    """("bubblewrap", None); ("rlimits", why) when opted in with SYNTHFACTORY_SANDBOX=rlimits (logged
+    once); ("none", why bubblewrap does not work) otherwise: the sandbox fails closed."""
     if os.environ.get(SANDBOX_ENV, "").strip().lower() == "rlimits":
-        why: str | None = f"forced by {SANDBOX_ENV}=rlimits"
-    else:
-        why = _bwrap_check()
-    if why is None:
-        return "bubblewrap", None
-    if why not in _warned:
-        _warned.add(why)
-        log.warning("python_tests sandbox: rlimits only (%s): generated code can read files and use the network", why)
-    return "rlimits", why
+        why = f"opted in with {SANDBOX_ENV}=rlimits"
+        if why not in _warned:
+            _warned.add(why)
+            log.warning("python_tests sandbox: rlimits only (%s): generated code can read files and use the "
+                        "network", why)
+        return "rlimits", why
+    why = _bwrap_check()
+    return ("bubblewrap", None) if why is None else ("none", why)
+
+
+def sandbox_unavailable() -> str | None:
+    """None when generated code can run isolated (or the user opted in to rlimits), else the one-line
+    error naming the fix."""
+    kind, why = sandbox_kind()
+    if kind != "none":
+        return None
+    return (f"generated code will not run without the bubblewrap sandbox ({why}): install bubblewrap "
+            f"(Debian/Ubuntu: apt-get install bubblewrap; `make system-deps`), or set {SANDBOX_ENV}=rlimits "
+            f"to accept the weaker sandbox (no file or network isolation)")
 
 
 def sandbox_in_force() -> str:
@@ -181,7 +201,9 @@ def sandbox_in_force() -> str:
     kind, why = sandbox_kind()
     if kind == "bubblewrap":
         return "bubblewrap (no network, read-only root, pid namespace)"
-    line = f"rlimits only (bubblewrap unavailable: {why}): no file or network isolation"
+    if kind == "none":
+        return f"none: python_tests refuses to run generated code ({why}; install bubblewrap or set {SANDBOX_ENV}=rlimits)"
+    line = f"rlimits only ({why}): no file or network isolation"
     if os.getuid() == 0 and not _drop_uid(base_python()[1], "rlimits"):
         line += "; runs as root with no process bound (the Python installation is private to root)"
     return line
@@ -251,15 +273,17 @@ def _write_stdin(proc: subprocess.Popen, data: bytes) -> None:
         pass
 
 
-def run_python(program: str, stdin: bytes = b"", limits: SandboxLimits | None = None) -> SandboxResult:
-    """Run `program` (Python source) in the sandbox in force with `stdin` as its input."""
-    limits = limits or SandboxLimits()
-    kind, _ = sandbox_kind()
+def _prepare(program: str, limits: SandboxLimits, control: tuple[int, int] = (-1, -1)):
+    """(argv, cwd, env, the prelude's input up to the program's own stdin, kind, workdir) for one
+    sandboxed program; `control`: the fds (in the sandbox) of its control pipes."""
+    kind, why = sandbox_kind()
+    if kind == "none":
+        raise RuntimeError(f"no sandbox to run generated code in: {why}")
     exe, prefix = base_python()
     source = program.encode()
     uid = _drop_uid(prefix, kind)
     config = (f"{limits.cpu_s} {limits.memory_mb * 1024 * 1024} {limits.file_size_mb * 1024 * 1024} "
-              f"{limits.open_files} {limits.max_processes} {uid} {len(source)}\n").encode()
+              f"{limits.open_files} {limits.max_processes} {uid} {len(source)} {control[0]} {control[1]}\n").encode()
     workdir = None
     if kind == "bubblewrap":
         bwrap = _bwrap_path()
@@ -271,12 +295,156 @@ def run_python(program: str, stdin: bytes = b"", limits: SandboxLimits | None = 
             os.chown(workdir, uid, uid)
         argv, cwd = [exe, "-I", "-S", "-c", PRELUDE], workdir
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
+    return argv, cwd, env, config + source, kind, workdir
+
+
+def folders(kind: str, workdir: str | None) -> list[str]:
+    """Where a sandboxed program may write: its private tmpfs folders, or the fallback's temp dir."""
+    return [WORKDIR, "/tmp"] if kind == "bubblewrap" else [workdir or ""]
+
+
+def run_python(program: str, stdin: bytes = b"", limits: SandboxLimits | None = None) -> SandboxResult:
+    """Run `program` (Python source) in the sandbox in force with `stdin` as its input."""
+    limits = limits or SandboxLimits()
+    argv, cwd, env, head, kind, workdir = _prepare(program, limits)
     started = time.monotonic()
     try:
-        return _supervise(argv, cwd, env, config + source + stdin, limits, kind, started)
+        return _supervise(argv, cwd, env, head + stdin, limits, kind, started)
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+class SandboxProcess:
+    """A sandboxed program the verifier talks to while it runs: frames (one JSON line each, see
+    `plain.dumps`) over two control pipes, `__sandbox_fds__` inside; its stdin is `stdin` (then
+    closed), its stdout and stderr are drained into bounded tails under one output cap (stdout
+    whole up to the cap when `keep_stdout`). Nothing the program writes is trusted: a frame is
+    data, and a line longer than the output cap ends the program as `output_limit`."""
+
+    def __init__(self, program: str, limits: SandboxLimits, stdin: bytes = b"", deadline: float | None = None,
+                 keep_stdout: bool = False) -> None:
+        self.limits = limits
+        self.started = time.monotonic()
+        self.deadline = deadline if deadline is not None else self.started + limits.timeout_s
+        self.cap = limits.max_output_kb * 1024
+        self.keep_stdout = keep_stdout
+        to_box_r, to_box_w = os.pipe()
+        from_box_r, from_box_w = os.pipe()
+        argv, cwd, env, head, self.kind, self.workdir = _prepare(program, limits, (to_box_r, from_box_w))
+        self.folders = folders(self.kind, self.workdir)
+        try:
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                                         pass_fds=(to_box_r, from_box_w))
+        except BaseException:
+            for fd in (to_box_r, to_box_w, from_box_r, from_box_w):
+                os.close(fd)
+            raise
+        os.close(to_box_r)
+        os.close(from_box_w)
+        self._to_box, self._from_box = to_box_w, from_box_r
+        self._feeder = threading.Thread(target=_write_stdin, args=(self.proc, head + stdin), daemon=True)
+        self._feeder.start()
+        self._out = b""  # to the box, not yet written
+        self._frames = b""  # from the box, not yet a whole line
+        self.tails = {"stdout": b"", "stderr": b""}
+        self.stdout = b""
+        self.total = 0
+        self.killed: str | None = None
+        self.closed = False
+        self._selector = selectors.DefaultSelector()
+        for name, fd in (("stdout", self.proc.stdout.fileno()), ("stderr", self.proc.stderr.fileno()),  # type: ignore[union-attr]
+                         ("frames", self._from_box)):
+            os.set_blocking(fd, False)
+            self._selector.register(fd, selectors.EVENT_READ, name)
+        os.set_blocking(self._to_box, False)
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame (bytes ending in a newline) for the box; written as `recv` waits."""
+        self._out += frame
+
+    def recv(self) -> bytes | None:
+        """The next whole line from the box's control pipe, writing what `send` queued meanwhile;
+        None when the box ended (its pipe closed), timed out or passed the output cap (`killed`)."""
+        while True:
+            line, sep, rest = self._frames.partition(b"\n")
+            if sep:
+                self._frames = rest
+                return line
+            if self.killed or not self._selector.get_map() or "frames" not in \
+                    {key.data for key in self._selector.get_map().values()}:
+                return None
+            now = time.monotonic()
+            if now >= self.deadline:
+                self.killed = "timeout"
+                return None
+            if self._out and self._to_box >= 0:
+                try:
+                    written = os.write(self._to_box, self._out[:65536])
+                    self._out = self._out[written:]
+                except BlockingIOError:
+                    pass
+                except OSError:  # the box closed its end: it has ended or will
+                    self._out = b""
+            for key, _ in self._selector.select(timeout=min(0.05 if self._out else 0.2, self.deadline - now)):
+                self._read(key)
+            if self.proc.poll() is not None and not self._out:
+                self._drain_after_exit()
+
+    def _read(self, key) -> None:
+        try:
+            chunk = os.read(key.fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self._selector.unregister(key.fd)
+            return
+        name = key.data
+        if name == "frames":
+            self._frames += chunk
+            if len(self._frames) > self.cap and b"\n" not in self._frames:
+                self.killed = "output_limit"
+            return
+        self.total += len(chunk)
+        self.tails[name] = (self.tails[name] + chunk)[-TAIL_BYTES:]
+        if name == "stdout" and self.keep_stdout:
+            self.stdout += chunk
+        if self.total > self.cap:
+            self.killed = "output_limit"
+
+    def _drain_after_exit(self) -> None:
+        """The program has exited: read what its pipes still hold (briefly: in the fallback an escaped
+        grandchild may hold them open), then stop watching them."""
+        until = time.monotonic() + 0.5
+        while self._selector.get_map() and time.monotonic() < until and not self.killed:
+            ready = self._selector.select(timeout=0.05)
+            for key, _ in ready:
+                self._read(key)
+        for key in list(self._selector.get_map().values()):
+            self._selector.unregister(key.fd)
+
+    def finish(self) -> SandboxResult:
+        """End the program (its whole tree), and say how it ended."""
+        if not self.closed:
+            self.closed = True
+            if not self.killed and self.proc.poll() is None:
+                try:  # it was told everything; give it until the deadline to exit by itself
+                    self.proc.wait(timeout=max(0.0, min(self.deadline - time.monotonic(), 0.5)))
+                except subprocess.TimeoutExpired:
+                    pass
+            _kill_tree(self.proc, self.kind)
+            self.proc.wait()
+            self._selector.close()
+            for fd in (self._to_box, self._from_box):
+                os.close(fd)
+            for stream in (self.proc.stdout, self.proc.stderr):
+                assert stream is not None
+                stream.close()
+            self._feeder.join(timeout=1)
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        return _classify(self.proc.returncode, self.killed, self.tails, time.monotonic() - self.started, self.kind)
 
 
 def _supervise(argv: list[str], cwd: str | None, env: dict[str, str], data: bytes, limits: SandboxLimits,
@@ -332,9 +500,11 @@ def _supervise(argv: list[str], cwd: str | None, env: dict[str, str], data: byte
             assert stream is not None
             stream.close()
         feeder.join(timeout=1)
-    wall = time.monotonic() - started
+    return _classify(proc.returncode, killed, tails, time.monotonic() - started, kind)
+
+
+def _classify(code: int, killed: str | None, tails: dict[str, bytes], wall: float, kind: str) -> SandboxResult:
     out, err = (tails[n].decode("utf-8", errors="replace") for n in ("stdout", "stderr"))
-    code = proc.returncode
     if killed:
         return SandboxResult(killed, None, "SIGKILL", out, err, wall, kind)  # type: ignore[arg-type]
     signum = -code if code < 0 else (code - 128 if kind == "bubblewrap" and code > 128 else None)

@@ -1,0 +1,139 @@
+"""The program that runs a seed's tests inside the sandbox, in a process of its own: the solution
+runs in another one and is reached only through the verifier (ours, trusted; never imported for
+its effect). `plain.py`'s source is prepended to it.
+
+It reads one frame on its control pipe: {tests, names}, where `names` are the solution's top-level
+names (["call"] for a callable, ["value", plain] for plain data). Each callable becomes a proxy in
+the tests' namespace: calling it sends {kind: "call", name, args, kwargs} (plain data only) and
+waits for the answer the verifier relays from the solution's process: a return value (decoded:
+exact plain types, never an object of the solution's), an exception raised again here under its
+type's name with its message, or the end of the solution (not plain data, it died, or it attempted
+a forbidden act), which ends the tests at once whatever they catch.
+
+The tests run as the old contract says: bare `assert`s at the top level, then each `def test_*()`
+they define, in order. The verdict, the last frame it writes, is {kind: "verdict", status: ok |
+failed | bad_tests | no_tests | unexpressible | solution_ended, ...}.
+"""
+
+import ast
+import builtins
+import os
+
+try:  # for readers and linters: in the sandbox plain.py's source is prepended (the package is not there)
+    from synthfactory.verify.plain import NotPlain, decode, dumps, encode, loads
+except ImportError:
+    pass
+
+
+class SolutionEnded(BaseException):
+    """The solution's process cannot answer (not plain data, died, a forbidden act): no test may
+    catch this (it is not an Exception)."""
+
+    def __init__(self, answer):
+        super().__init__(answer.get("kind", "?"))
+        self.answer = answer
+
+
+class Unexpressible(BaseException):
+    """The tests passed something to the solution that is not plain data."""
+
+    def __init__(self, type_name):
+        super().__init__(type_name)
+        self.type_name = type_name
+
+
+def _exception_class(name):
+    """The builtin exception of that name, else a new Exception subclass named so."""
+    if type(name) is not str or not name.isidentifier():
+        name = "Exception"
+    found = getattr(builtins, name, None)
+    if isinstance(found, type) and issubclass(found, BaseException) and found not in (SystemExit, KeyboardInterrupt,
+                                                                                      GeneratorExit):
+        return found
+    return type(name, (Exception,), {})
+
+
+def main():
+    read_fd, channel = globals()["__sandbox_fds__"]  # set by the sandbox's prelude
+    buffer = b""
+
+    def receive():
+        nonlocal buffer
+        while b"\n" not in buffer:
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                return None
+            buffer += chunk
+        line, _, buffer = buffer.partition(b"\n")
+        return loads(line)
+
+    def send(frame):
+        data = dumps(frame)
+        while data:
+            data = data[os.write(channel, data):]
+
+    def proxy(name):
+        def call(*args, **kwargs):
+            try:
+                request = {"kind": "call", "name": name, "args": encode(list(args)),
+                           "kwargs": encode(dict(kwargs))}
+            except NotPlain as exc:
+                raise Unexpressible(exc.type_name) from None
+            send(request)
+            answer = receive()
+            if answer is None or answer.get("kind") not in ("return", "raise"):
+                raise SolutionEnded(answer or {"kind": "ended"})
+            if answer["kind"] == "return":
+                try:
+                    return decode(answer.get("value"))
+                except ValueError:
+                    raise SolutionEnded({"kind": "not_plain", "type": "?"}) from None
+            message = answer.get("message")
+            raise _exception_class(answer.get("error"))(message if type(message) is str else "")
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    payload = receive()
+    tests = payload["tests"]
+    try:
+        code = compile(tests, "<tests>", "exec")
+        asserts = sum(isinstance(node, ast.Assert) for node in ast.walk(ast.parse(tests)))
+    except (SyntaxError, ValueError) as exc:
+        send({"kind": "verdict", "status": "bad_tests", "line": getattr(exc, "lineno", 0) or 0})
+        return
+    namespace = {"__name__": "tests", "__builtins__": builtins}
+    for name, spec in payload["names"].items():
+        if spec[0] == "call":
+            namespace[name] = proxy(name)
+        else:
+            namespace[name] = decode(spec[1])
+    found = []
+    try:
+        exec(code, namespace)
+        found = [value for name, value in list(namespace.items())
+                 if name.startswith("test_") and callable(value)
+                 and getattr(getattr(value, "__code__", None), "co_filename", "") == "<tests>"]
+        for test in found:
+            test()
+    except SolutionEnded as ended:
+        send({"kind": "verdict", "status": "solution_ended", "answer": ended.answer})
+        return
+    except Unexpressible as exc:
+        send({"kind": "verdict", "status": "unexpressible", "type": exc.type_name[:100]})
+        return
+    except BaseException as exc:  # noqa: BLE001 - every failure of the tests is the verdict
+        line, tb = 0, exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "<tests>":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        send({"kind": "verdict", "status": "failed", "error": type(exc).__name__, "line": line})
+        return
+    if not asserts and not found:
+        send({"kind": "verdict", "status": "no_tests"})
+        return
+    send({"kind": "verdict", "status": "ok", "tests": len(found), "asserts": asserts})
+
+
+main()
