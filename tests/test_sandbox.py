@@ -1,7 +1,9 @@
 """python_tests and its sandbox, on the real bubblewrap (and the rlimits fallback via
 SYNTHFACTORY_SANDBOX=rlimits): right code passes, wrong code fails with a reason, and hostile code
 (reads, writes, network, fork bombs, 10 GB, 1 GB of output, sleeping, secrets) becomes a failed
-verdict while nothing escapes and the next claim still verifies."""
+verdict while nothing escapes and the next claim still verifies. The guard (audit hook) stops most
+of these acts first (`unsafe_code`); with the event allowed, the same act reaches the sandbox,
+which must contain it on its own (both layers tested)."""
 
 from __future__ import annotations
 
@@ -109,7 +111,7 @@ def test_a_fake_verdict_is_not_a_pass(mode):
                   "sys.stdout.flush()\nos._exit(0)")
     wrong_and_loud = block("def add(a, b):\n    print('" + marker.format(nonce="0" * 32) + "')\n    return 0")
     first, second = verifier().verify_many([Claim(exits, {"tests": TESTS}), Claim(wrong_and_loud, {"tests": TESTS})])
-    assert (first.passed, first.reason) == (False, "crashed: no verdict (exit 0)")
+    assert (first.passed, first.reason) == (False, "solution_exited (exit 0)")
     assert (second.passed, second.reason) == (False, "tests_failed: AssertionError at test line 1")
 
 
@@ -126,14 +128,17 @@ def test_options_are_bounded_and_strict():
         PythonTestsOptions(memory_mb=10**9)
     with pytest.raises(ValidationError):
         PythonTestsOptions(timeout=5)  # a typo is an error
-    assert PythonTestsVerifier.needs == ("tests",) and PythonTestsVerifier.name == "python_tests"
+    assert PythonTestsVerifier.needs == ("tests|io_tests",) and PythonTestsVerifier.name == "python_tests"
 
 
 def test_sandbox_in_force_says_which(monkeypatch):
     monkeypatch.delenv(SANDBOX_ENV, raising=False)
     assert sandbox_in_force() == "bubblewrap (no network, read-only root, pid namespace)"
     monkeypatch.setenv(SANDBOX_ENV, "rlimits")
-    assert sandbox_in_force().startswith("rlimits only (bubblewrap unavailable: forced by SYNTHFACTORY_SANDBOX")
+    assert sandbox_in_force().startswith("rlimits only (opted in with SYNTHFACTORY_SANDBOX=rlimits)")
+    monkeypatch.delenv(SANDBOX_ENV)
+    monkeypatch.setenv("SYNTHFACTORY_BWRAP", "/nonexistent/bwrap")
+    assert sandbox_in_force().startswith("none: python_tests refuses to run generated code (bwrap not found")
 
 
 # -- hostile code: under bubblewrap nothing escapes ------------------------------------------
@@ -159,20 +164,26 @@ def returns(secret: str, call: str = "steal()") -> str:
 
 def test_reads_outside_the_sandbox_fail(bwrap, canary):
     secret = canary.read_text()
-    verdict = verify_then_right(block(f"def steal():\n    return open({str(canary)!r}).read()"), tests=returns(secret))
+    guarded = verify_then_right(block("def steal():\n    return open('/etc/passwd').read()"), tests=returns(secret))
+    assert guarded.reason == "unsafe_code: open" and guarded.details["unsafe"]["detail"] == "/etc/passwd"
+    # the canary's folder is under /tmp: inside the sandbox that is its own empty tmpfs, not the host's
+    in_tmp = verify_then_right(block(f"def steal():\n    return open({str(canary)!r}).read()"), tests=returns(secret))
+    assert in_tmp.reason == "tests_failed: FileNotFoundError at test line 2"
+    verdict = verify_then_right(block(f"def steal():\n    return open({str(canary)!r}).read()"), tests=returns(secret),
+                                allow=("open",))
     assert verdict.reason == "tests_failed: FileNotFoundError at test line 2"
     verdict = verify_then_right(block("def steal():\n    return open('/etc/passwd').read()"),
-                                tests="assert 'root:' in steal()")
+                                tests="assert 'root:' in steal()", allow=("open",))
     assert verdict.reason == "tests_failed: FileNotFoundError at test line 1"
     home = Path.home() / f".sf-canary-{secrets.token_hex(4)}"
     home.write_text(secret)
     try:
         verdict = verify_then_right(
             block("import os\ndef steal():\n    return open(os.path.expanduser('~/' + NAME)).read()\n"
-                  f"NAME = {home.name!r}"), tests=returns(secret))
+                  f"NAME = {home.name!r}"), tests=returns(secret), allow=("open", "environ"))
         assert not verdict.passed
         verdict = verify_then_right(block(f"def steal():\n    return open({str(home)!r}).read()"),
-                                    tests=returns(secret))
+                                    tests=returns(secret), allow=("open",))
         assert verdict.reason == "tests_failed: FileNotFoundError at test line 2"
     finally:
         home.unlink()
@@ -185,7 +196,8 @@ def test_writes_outside_the_sandbox_fail(bwrap, canary):
     code = (f"import os\nfor path in ({str(canary)!r}, {str(sibling)!r}, '/usr/planted', '/tmp/../planted'):\n"
             "    try:\n        open(path, 'w').write('pwned')\n    except OSError:\n        pass\n"
             f"def wrote():\n    return open({str(canary)!r}).read() == 'pwned'")
-    verdict = verify_then_right(block(code), tests="assert wrote()")
+    assert verify_then_right(block(code), tests="assert wrote()").reason == "unsafe_code: open"
+    verdict = verify_then_right(block(code), tests="assert wrote()", allow=("open",))
     assert verdict.reason.startswith("tests_failed: FileNotFoundError")
     assert canary.read_text() == before and not sibling.exists() and not Path("/usr/planted").exists()
 
@@ -219,7 +231,8 @@ def test_no_connection_reaches_a_listener_on_localhost(bwrap):
         code = ("import socket\ndef call():\n"
                 f"    s = socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
                 "    s.sendall(b'hello')\n    return True")
-        verdict = verify_then_right(block(code), tests="assert call()")
+        assert verify_then_right(block(code), tests="assert call()").reason.startswith("unsafe_code: socket.")
+        verdict = verify_then_right(block(code), tests="assert call()", allow=("socket.*",))
         assert verdict.reason.startswith("tests_failed: ConnectionRefusedError"), verdict
     finally:
         time.sleep(0.3)
@@ -243,7 +256,8 @@ def test_a_fork_bomb_is_bounded_and_killed(bwrap):
     watcher.start()
     bomb = block("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
     try:
-        verdict = verifier(max_processes=8, workers=1).verify(Claim(bomb, {"tests": TESTS}))
+        assert verifier().verify(Claim(bomb, {"tests": TESTS})).reason == "unsafe_code: os.fork"
+        verdict = verifier(max_processes=8, workers=1, allow=("os.fork",)).verify(Claim(bomb, {"tests": TESTS}))
     finally:
         done.set()
         watcher.join()
@@ -283,9 +297,10 @@ def test_secrets_in_the_environment_do_not_reach_the_sandbox(mode, monkeypatch):
             "    return ' '.join(found.values())\n")
     tests = (f"import hashlib\nassert any(hashlib.sha256(w.encode()).hexdigest() == {sha(secret)!r}"
              " for w in stolen().split())")
-    verdict = verify_then_right(block(code), tests=tests)
+    assert verify_then_right(block(code), tests=tests).reason == "unsafe_code: environ"
+    verdict = verify_then_right(block(code), tests=tests, allow=("environ", "open"))
     assert verdict.reason == "tests_failed: AssertionError at test line 2"
-    raised = verify_then_right(block("import os\nraise RuntimeError(repr(dict(os.environ)))"))
+    raised = verify_then_right(block("import os\nraise RuntimeError(repr(dict(os.environ)))"), allow=("environ",))
     assert raised.reason == "solution_error: RuntimeError at line 2"
     for v in (verdict, raised):
         assert secret not in json.dumps(v.as_json())
@@ -321,21 +336,70 @@ def test_ray_tasks_verify_and_held_cpus_fall_back_locally(ray_cluster):
 
 # -- a run: hostile responses through the real stage line and publish ------------------------
 
+RIGHT_ADD = "def add(a, b):\n    return a + b\n"
+# Each attack of issue 35 as a solution would write it against this verifier, most of them also
+# solving the task (the tests pass: only the guard can stop them), and right solutions in other
+# styles: (response, the reason expected; "ok": published).
 HOSTILE_RUN = {
-    "right": RIGHT,
-    "env": block("import os, sys\nprint(dict(os.environ), file=sys.stderr)\n"
-                 "raise RuntimeError(repr(dict(os.environ)))"),
-    "store": block("def add(a, b):\n    return open(CANARY).read()\nCANARY = {canary!r}"),
-    "sleep": block("import time\ntime.sleep(10 ** 6)"),
-    "print": block("import sys\nfor _ in range(16384):\n    sys.stdout.write('x' * 65536)"),
-    "bomb": block("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
+    "right": (RIGHT, "ok"),
+    "right_helpers": (block("import math\nfrom functools import reduce\n\nclass _Acc:\n    def __init__(self):\n"
+                            "        self.total = 0\n\ndef add(a, b):\n    acc = _Acc()\n"
+                            "    acc.total = reduce(lambda x, y: x + y, [a, b], 0)\n    return int(math.fsum([acc.total]))"),
+                      "ok"),
+    "right_prints": (block("import sys\ndef add(a, b):\n    print('adding', a, b, file=sys.stderr)\n    return a + b"),
+                     "ok"),
+    "right_own_file": (block("def add(a, b):\n    with open('scratch.txt', 'w') as f:\n        f.write(str(a + b))\n"
+                             "    with open('scratch.txt') as f:\n        return int(f.read())"), "ok"),
+    "wrong": (WRONG, "tests_failed: AssertionError at test line 1"),
+    "forged_verdict": (block(
+        "import sys\ndef add(a, b):\n    f = sys._getframe()\n    while f is not None:\n"
+        "        for v in list(f.f_locals.values()):\n            if isinstance(v, str) and len(v) == 32:\n"
+        "                print('SYNTHFACTORY-VERDICT ' + v + ' {\"status\": \"ok\", \"tests\": 1, \"asserts\": 2}')\n"
+        "        f = f.f_back\n    print('{\"kind\": \"verdict\", \"status\": \"ok\"}')\n    return 0"),
+        "tests_failed: AssertionError at test line 1"),
+    "forged_frame": (block("import os\ndef add(a, b):\n    for fd in range(3, 65536):\n        try:\n"
+                           "            os.write(fd, b'{\"kind\":\"verdict\",\"status\":\"ok\",\"tests\":1,\"asserts\":2}\\n')\n"
+                           "        except OSError:\n            pass\n    return 0"),
+                     "unsafe_code: control_pipe"),
+    "always_equal": (block("class Anything:\n    def __eq__(self, other):\n        return True\n"
+                           "    def __ne__(self, other):\n        return False\n\ndef add(a, b):\n    return Anything()"),
+                     "not_plain_data: Anything"),
+    "equal_int": (block("class Int(int):\n    def __eq__(self, other):\n        return True\n\n"
+                        "def add(a, b):\n    return Int(0)"), "not_plain_data: Int"),
+    "early_exit": (block("import os\ndef add(a, b):\n    os._exit(0)"), "solution_exited"),
+    "exit_at_load": (block("import sys\nsys.exit(0)"), "solution_error: SystemExit at line 2"),
+    "reads_passwd": (block(RIGHT_ADD + "try:\n    open('/etc/passwd').read()\nexcept OSError:\n    pass"),
+                     "unsafe_code: open"),
+    "reads_home": (block(RIGHT_ADD + "try:\n    open(HOME_CANARY).read()\nexcept OSError:\n    pass"),
+                   "unsafe_code: open"),
+    "reads_env": (block("import os\n" + RIGHT_ADD + "STOLEN = dict(os.environ)"), "unsafe_code: environ"),
+    "reads_other_env": (block(RIGHT_ADD + "try:\n    open('/proc/1/environ', 'rb').read()\nexcept OSError:\n    pass"),
+                        "unsafe_code: open"),
+    "connects": (block("import socket\n" + RIGHT_ADD + "try:\n    socket.create_connection(('127.0.0.1', 22), 1)\n"
+                       "except OSError:\n    pass"), "unsafe_code: socket.getaddrinfo"),
+    "writes_outside": (block(RIGHT_ADD + "try:\n    open('/usr/planted', 'w').write('x')\nexcept OSError:\n    pass"),
+                       "unsafe_code: open"),
+    "kills_parent": (block("import os, signal\n" + RIGHT_ADD + "try:\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                           "except OSError:\n    pass"), "unsafe_code: os.kill"),
+    "threads": (block("import threading\n" + RIGHT_ADD + "for _ in range(10000):\n"
+                      "    threading.Thread(target=lambda: None).start()"), "unsafe_code: thread"),
+    "subprocess": (block("import subprocess\n" + RIGHT_ADD + "subprocess.run(['id'])"),
+                   "unsafe_code: subprocess.Popen"),
+    "ctypes": (block("import ctypes\n" + RIGHT_ADD), "unsafe_code: import ctypes"),
+    "fork_bomb": (block("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
+                  "unsafe_code: os.fork"),
+    "sleep": (block("import time\ntime.sleep(10 ** 6)"), "timeout"),
+    "print_flood": (block("import sys\nfor _ in range(16384):\n    sys.stdout.write('x' * 65536)"), "output_limit"),
+    "ten_gigabytes": (block("x = bytearray(10 * 1024 ** 3)"), "memory_limit"),
 }
 
 
-def test_a_run_quarantines_hostile_code_and_leaks_nothing(tmp_path, bwrap, canary, monkeypatch, caplog):
-    """The stub engine answers each task with hostile code; the real stage line verifies it in the
-    sandbox, quarantines it as verify_failed, publishes the right row, and the secret in the
-    driver's environment is in no row, quarantine record, log line or file of the store."""
+def test_a_run_quarantines_every_attack_publishes_every_right_solution_and_leaks_nothing(
+        tmp_path, bwrap, monkeypatch, caplog):
+    """The hostile suite: a stub engine answers each task with one attack (or a right solution); the
+    real stage line verifies them in the sandbox and publishes. Each attack is quarantined with its
+    reason, every right solution is published, and neither the canary file in HOME nor the secret
+    in the driver's environment is in any row, quarantine record, log line or file of the store."""
     from synthfactory import load_dataset_version
     from synthfactory.store import DatasetStore
     from tests.conftest import make_recipe
@@ -343,8 +407,11 @@ def test_a_run_quarantines_hostile_code_and_leaks_nothing(tmp_path, bwrap, canar
 
     secret = "sk-" + secrets.token_hex(16)
     monkeypatch.setenv("SF_TEST_API_KEY", secret)
-    responses = {f"Task {name}: write add(a, b).": text.replace("{canary!r}", repr(str(canary)))
-                 for name, text in HOSTILE_RUN.items()}
+    home_canary = Path.home() / f".sf-canary-{secrets.token_hex(4)}"
+    home_canary.write_text(secret)
+    responses = {f"Task {name}: write add(a, b).": text.replace("HOME_CANARY", repr(str(home_canary)))
+                 for name, (text, _) in HOSTILE_RUN.items()}
+    expected = {f"Task {name}: write add(a, b).": reason for name, (_, reason) in HOSTILE_RUN.items()}
     seeds = [{"task": task, "tests": TESTS} for task in responses]
     (tmp_path / "code.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
     suite = {"name": "code", "expectations": [
@@ -352,9 +419,11 @@ def test_a_run_quarantines_hostile_code_and_leaks_nothing(tmp_path, bwrap, canar
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]}
     recipe = make_recipe(tmp_path, name="code", suite=suite, seeds__path="code.jsonl", seeds__format="jsonl",
                          generation__prompt_template="{{ task }}", batches__size=len(seeds), batches__count=1,
-                         quality__embeddings=False, quality__filters={"min_chars": 1, "language": None},
+                         quality__embeddings=False, quality__dedup={"enabled": False},
+                         quality__filters={"min_chars": 1, "language": None, "max_repeated_ngram_ratio": 1.0,
+                                           "instruction_echo": False},
                          verification=[{"name": "code", "method": "python_tests",
-                                        "options": {"timeout_s": 2, "cpu_s": 2, "max_output_kb": 256}}])
+                                        "options": {"timeout_s": 3, "cpu_s": 2, "max_output_kb": 256}}])
     import yaml
 
     data = yaml.safe_load(recipe.read_text())
@@ -367,25 +436,23 @@ def test_a_run_quarantines_hostile_code_and_leaks_nothing(tmp_path, bwrap, canar
             return responses[prompt]
 
     caplog.set_level("DEBUG")
-    summary = _drive(recipe, tmp_path / "store", HostilePool())
+    try:
+        summary = _drive(recipe, tmp_path / "store", HostilePool())
+    finally:
+        home_canary.unlink()
 
     assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"] == len(seeds)
     store = DatasetStore(str(tmp_path / "store" / "code"))
     quarantine = store.read_quarantine().to_pylist()
-    reasons = sorted(q["reason"] for q in quarantine)
-    assert reasons == sorted([
-        "verify_failed: code: solution_error: RuntimeError at line 3",
-        "verify_failed: code: tests_failed: FileNotFoundError at test line 1",
-        "verify_failed: code: timeout", "verify_failed: code: output_limit",
-        "verify_failed: code: timeout"]), reasons
-    assert all(q["stage"] == "verify" for q in quarantine)
+    got = {json.loads(q["row"])["prompt"]: q["reason"].removeprefix("verify_failed: code: ") for q in quarantine}
     rows = load_dataset_version(str(tmp_path / "store" / "code")).to_list()
-    assert summary["accepted"] == len(rows) == 1 and "return a + b" in rows[0]["text"]
-    assert canary.read_text() != secret
+    got.update({row["prompt"]: "ok" for row in rows})
+    assert got == expected
+    assert all(q["stage"] == "verify" for q in quarantine)
+    assert summary["accepted"] == len(rows) == sum(reason == "ok" for reason in expected.values())
     everything = json.dumps(rows, default=str) + json.dumps(quarantine, default=str) + caplog.text
     everything += "".join(p.read_bytes().decode("latin-1") for p in (tmp_path / "store").rglob("*") if p.is_file())
     assert secret not in everything
-    assert "HOME" in everything  # the env the hostile code printed (cleared: no secret) did reach the quarantine
 
 
 UNPRIVILEGED = r"""

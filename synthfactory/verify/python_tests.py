@@ -105,7 +105,7 @@ class PythonTestsOptions(VerifierOptions):
     max_processes: int = Field(default=8, ge=1, le=4096, description="processes and threads of the sandbox")
     max_threads: int = Field(default=4, ge=0, le=1024, description="threads the solution may start")
     allow: tuple[str, ...] = Field(default=(), description=(
-        "audit events the solution may attempt (open, os.listdir, socket.connect, environ, thread, ...)"))
+        "audit events the solution may attempt, by name (open, os.listdir, environ, thread, ...) or prefix (socket.*)"))
     float_tolerance: float = Field(default=0.0, ge=0, le=1, description=(
         "io_tests: numbers within this relative (or absolute, near 0) difference are equal"))
     workers: int | None = Field(default=None, ge=1, le=1024, description="rows at once (default: the cores)")
@@ -155,6 +155,7 @@ class _Solution:
         self.box = SandboxProcess(SOLUTION_PROGRAM, options.limits(), stdin=stdin, deadline=deadline,
                                   keep_stdout=mode == "io")
         self.event: dict[str, str] | None = None
+        self.forged = False  # a frame out of the protocol came on its control pipe
         self.box.send(plain.dumps({"mode": mode, "solution": code, "allow": list(options.allow),
                                    "max_threads": options.max_threads, "folders": self.box.folders,
                                    "stdlib": _stdlib()}))
@@ -182,6 +183,8 @@ class _Solution:
         result = self.box.finish()
         if self.event is not None:
             return result, f"unsafe_code: {self.event['event']}"
+        if self.forged:
+            return result, "unsafe_code: control_pipe"
         if result.exit_code in (UNSAFE_EXIT, TAMPERED_EXIT) and result.status == "failed":
             return result, _ended(result)
         return result, None
@@ -253,8 +256,10 @@ class PythonTestsVerifier(Verifier):
                     break
                 solution.box.send(plain.dumps(frame))
                 answer = solution.recv()
-                tests_box.send(plain.dumps(answer if answer is not None and answer.get("kind") in
-                                           ("return", "raise", "not_plain") else {"kind": "ended"}))
+                if answer is not None and answer.get("kind") not in ("return", "raise", "not_plain"):
+                    solution.forged = True  # it wrote to the control pipe itself
+                    answer = None
+                tests_box.send(plain.dumps(answer if answer is not None else {"kind": "ended"}))
             tests_result = tests_box.finish()
             result, unsafe = solution.end()
         finally:

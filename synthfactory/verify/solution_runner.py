@@ -64,6 +64,7 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
     _type, _str, _bytes, _int, _len, _tuple = type, str, bytes, int, len, tuple
     escape = __import__("json").encoder.c_encode_basestring_ascii or __import__("json").encoder.py_encode_basestring_ascii
     identity = (fstat(channel).st_dev, fstat(channel).st_ino)
+    allow_prefixes = _tuple(a[:-1] for a in allow if a.endswith("*"))
     allow = frozenset(allow)
     folders = _tuple(f.rstrip("/") + "/" for f in folders if f)
     stdlib = _tuple(p.rstrip("/") + "/" for p in stdlib if p)
@@ -118,7 +119,7 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
 
     def refuse(event, what):
         name = SHORT_NAMES.get(event, event)
-        if name in allow or event in allow:
+        if name in allow or event in allow or (allow_prefixes and name.startswith(allow_prefixes)):
             return
         try:
             if (fstat(channel).st_dev, fstat(channel).st_ino) != identity:
