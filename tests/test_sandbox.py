@@ -492,3 +492,93 @@ def test_the_sandbox_as_an_ordinary_user(bwrap):
     status, peak, left, who_status, who = result.split(" ", 4)
     assert status == "timeout" and 3 <= int(peak) <= 8 + 3 and left == "0"
     assert who_status == "ok" and who.startswith("65534 ") and "'root'" not in who and "'work'" not in who
+
+
+# -- plain data, io_tests, failing closed ------------------------------------------------------
+
+def test_only_exact_plain_data_crosses():
+    from synthfactory.verify import plain
+
+    value = [None, True, 7, 2 ** 80, 2.5, float("inf"), -0.0, 1 + 2j, "é", b"\x00\xff", (1, (2,)), {3}, frozenset({4}),
+             {"k": [1], (1, 2): None}]
+    back = plain.decode(json.loads(plain.dumps({"v": plain.encode(value)}))["v"])
+    assert back == value and [type(x) for x in back] == [type(x) for x in value]
+    assert str(back[6]) == "-0.0"
+
+    class Loose(str):
+        def __eq__(self, other):
+            return True
+
+    for bad, name in ((Loose("x"), "Loose"), ([1, object()], "object"), ({"k": {1: range(3)}}, "range")):
+        with pytest.raises(plain.NotPlain) as raised:
+            plain.encode(bad)
+        assert raised.value.type_name == name
+    for forged in (["D", ["L"], 1], ["X"], 1.5, {"a": 1}, ["S", ["L"]], ["f", 1], ["b", "zz"]):
+        with pytest.raises(ValueError):
+            plain.decode(forged)
+
+
+def test_an_exception_crosses_as_its_name_and_message_and_tests_can_catch_it(bwrap):
+    code = block("def root(x):\n    if x < 0:\n        raise ValueError('negative: ' + str(x))\n    return x ** 0.5\n\n"
+                 "class Custom(Exception):\n    pass\n\ndef boom():\n    raise Custom('custom')")
+    tests = ("assert root(9) == 3.0\ntry:\n    root(-1)\nexcept ValueError as e:\n    assert str(e) == 'negative: -1'\n"
+             "else:\n    assert False\ntry:\n    boom()\nexcept Exception as e:\n    assert type(e).__name__ == 'Custom'\n")
+    verdict = verifier().verify(Claim(code, {"tests": tests}))
+    assert verdict.passed, verdict
+    assert verdict.details["calls"] == 3
+    passes_function = verifier().verify(Claim(code, {"tests": "assert root(abs) == 1"}))
+    assert passes_function.reason == "tests_unusable: passes builtin_function_or_method (only plain data crosses)"
+
+
+IO_CASES = [{"input": "3 4\n", "output": "7\n"}, {"input": "-1 1\n", "output": "0"}]
+
+
+def test_io_tests_compare_each_case_output(mode):
+    claims = {
+        "right": block("a, b = map(int, input().split())\nprint(a + b)"),
+        "wrong": block("a, b = map(int, input().split())\nprint(a - b)"),
+        "extra_line": block("a, b = map(int, input().split())\nprint(a + b)\nprint('debug')"),
+        "raises": block("a, b = map(int, input().split())\nprint(a // 0)"),
+        "exit_code": block("import sys\nsys.exit(3)"),
+        "os_exit_after_output": block("import os, sys\na, b = map(int, input().split())\nprint(a + b)\n"
+                                      "sys.stdout.flush()\nos._exit(0)"),
+        "reads_env": block("import os\nprint(os.environ.get('HOME'))"),
+        "sleeps": block("import time\ntime.sleep(60)"),
+    }
+    verdicts = verifier(timeout_s=2).verify_many([Claim(c, {"io_tests": IO_CASES}) for c in claims.values()])
+    got = {name: v.reason for name, v in zip(claims, verdicts)}
+    assert got == {"right": "ok", "wrong": "tests_failed: case 1: line 1 differs",
+                   "extra_line": "tests_failed: case 1: 2 lines, expected 1",
+                   "raises": "solution_error: ZeroDivisionError at line 2 (case 1)",
+                   "exit_code": "solution_error: exit 3 (case 1)", "os_exit_after_output": "ok",
+                   "reads_env": "unsafe_code: environ", "sleeps": "timeout"}
+    assert verdicts[0].details["cases"] == 2
+    third = "print(1 / 3)"
+    assert verifier().verify(Claim(block(third), {"io_tests": [{"input": "", "output": "0.333333"}]})).reason == \
+        "tests_failed: case 1: line 1 differs"
+    assert verifier(float_tolerance=1e-5).verify(Claim(block(third), {"io_tests": [{"input": "", "output": "0.333333"}]}
+                                                       )).passed
+    assert verifier().verify(Claim(block(third), {"io_tests": "3 4"})).reason == \
+        "tests_unusable: io_tests is not a list of {input, output}"
+
+
+def test_without_bubblewrap_a_code_run_exits_2_before_any_engine_unless_opted_in(tmp_path):
+    """The fallback fails closed: bwrap missing (SYNTHFACTORY_BWRAP names one that is not there),
+    `synthfactory run` on the code recipe exits 2 with one line naming the fix, before Ray or any
+    engine starts; doctor says which sandbox is in force."""
+    import subprocess
+
+    from tests.conftest import ROOT, cli_command
+
+    env = {**os.environ, "SYNTHFACTORY_BWRAP": str(tmp_path / "no-bwrap"), "PYTHONUNBUFFERED": "1"}
+    env.pop(SANDBOX_ENV, None)
+    done = subprocess.run(cli_command("run", str(ROOT / "recipes" / "code.yaml"), "--store", str(tmp_path / "store"),
+                                      "--no-prefect"), env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthfactory: error: verification 'tests' (python_tests): "
+                                                   "generated code will not run without the bubblewrap sandbox")
+    assert "SYNTHFACTORY_SANDBOX=rlimits" in lines[0] and "apt-get install bubblewrap" in lines[0]
+    assert not (tmp_path / "store").exists()
+    doctor = subprocess.run(cli_command("doctor"), env=env, capture_output=True, text=True, timeout=120)
+    assert "none: python_tests refuses to run generated code" in doctor.stdout + doctor.stderr

@@ -47,7 +47,7 @@ def encode(value, depth=0):
             out.append(encode(key, depth + 1))
             out.append(encode(item, depth + 1))
         return out
-    name = type.__dict__["__qualname__"].__get__(kind)  # the class's own name, not an attribute it fakes
+    name = type.__dict__["__name__"].__get__(kind)  # the class's own name, not an attribute it fakes
     raise NotPlain(name if type(name) is str else "?")
 
 
