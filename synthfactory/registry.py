@@ -116,6 +116,7 @@ ENGINES = Registry("engine", {
 # needs: the seed fields each reads (a recipe whose seeds lack one exits 2; "a|b": either)
 VERIFIERS = Registry("verifier", {
     "math_answer": ("synthfactory.verify.math_answer:MathAnswerVerifier", {"needs": ("answer",)}),
+    "math_working": ("synthfactory.verify.math_working:MathWorkingVerifier", {"needs": ()}),
     "python_tests": ("synthfactory.verify.python_tests:PythonTestsVerifier", {"needs": ("tests|io_tests",)}),
     "grounded": ("synthfactory.verify.grounded:GroundedVerifier", {"needs": ("source",)}),
     "json_schema": ("synthfactory.verify.json_schema:JsonSchemaVerifier", {"needs": ()}),

@@ -56,24 +56,30 @@ RECOMPUTE = {
     "add_three": lambda n: Fraction(n["a"] + n["b"] + n["c"]),
 }
 FINAL_LINE = re.compile(r"^[\s>#*_-]*(?:final\s+)?answer\s*[*_]*\s*:\s*(.*)$", re.IGNORECASE)
+STATED_LINE = re.compile(r"^(?:.*[.!?]\s+)?(?:so,?\s+|therefore,?\s+)?(?:the\s+(?:final\s+)?answer\s+is:?|####)\s*(.*)$",
+                         re.IGNORECASE)
 PLAIN = re.compile(r"^[*_\s]*(?:\\?\$)?\s*(-?\d[\d,]*(?:\.\d+)?|-?\d+/\d+)\s*(?:[A-Za-z][A-Za-z ]*)?\.?[*_\s]*$")
 
 
 def final_number(text: str) -> Fraction | None:
     """The solution's final answer as an exact number: `\\boxed{N}` last, else the last `Answer:`
-    line (the next line when it is empty); an equation counts by its right side. None when it is
-    not a plain number (a grade-school answer always is)."""
+    line (the next line when it is empty), else the last line when it states the answer ("The
+    answer is N." or `#### N`); an equation counts by its right side. None when it is not a plain
+    number (a grade-school answer always is)."""
     boxes = re.findall(r"\\boxed\{([^{}]*)\}", text)
+    lines = text.splitlines()
+    found = [k for k, line in enumerate(lines) if FINAL_LINE.match(line)]
     if boxes:
         answer = boxes[-1]
-    else:
-        lines = text.splitlines()
-        found = [k for k, line in enumerate(lines) if FINAL_LINE.match(line)]
-        if not found:
-            return None
+    elif found:
         answer = FINAL_LINE.match(lines[found[-1]]).group(1)
         if not answer.strip("*_ "):
             answer = next((line for line in lines[found[-1] + 1:] if line.strip()), "")
+    else:
+        stated = STATED_LINE.match(next((line for line in reversed(lines) if line.strip()), ""))
+        if not stated:
+            return None
+        answer = stated.group(1).strip().strip("\".")
     answer = answer.rsplit("=", 1)[-1]
     match = PLAIN.match(answer)
     return Fraction(match.group(1).replace(",", "")) if match else None
@@ -86,7 +92,9 @@ def test_the_re_check_reads_answers_as_a_person_would():
     assert final_number("so 6 * 3 = 18\nAnswer: 6 * 3 = 18") == 18
     assert final_number("It is \\boxed{42}.") == 42
     assert final_number("Answer:\n12") == 12
-    assert final_number("The answer is 7.") is None and final_number("Answer: 11 or 12") is None
+    assert final_number("The answer is 7.") == 7 and final_number("Answer: 11 or 12") is None
+    assert final_number("3 * 4 = 12\n#### 12\nThe answer is \"12\".") == 12 and final_number("#### 12") == 12
+    assert final_number("The answer is 7.\nIt is a classic puzzle.") is None
     assert final_number("Answer: 5\nmore text\nAnswer: 6") == 6
 
 

@@ -1,4 +1,4 @@
-"""Fast tests of the verifiers math_answer, json_schema and grounded on fixed responses (no engine)."""
+"""Fast tests of the verifiers math_answer, math_working, json_schema and grounded on fixed responses (no engine)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,9 @@ def test_math_nested_braces_in_box(math):
 
 
 @pytest.mark.parametrize("response", [
-    "The answer is 12.",  # not a final answer line, by design
+    "So Sam has 12 apples.",  # not an explicit answer statement
+    "5 + 7 = 12",  # nor is `= N` at the end
+    "The answer is simply the number of apples left.",  # no number stated
     "I think it is twelve",
     "",
     "answers: 12",
@@ -496,3 +498,219 @@ def test_math_float_answers_compare_as_written(math, expected):
 def test_math_answer_line_scan_is_linear(math):
     verdict = math.verify(Claim(response="answer" + " " * 100_000 + "x", seed={"answer": "1"}))
     assert verdict.reason == "no_final_answer"
+
+
+# -- math_answer: answers stated in the model's own words ----------------------------------------
+@pytest.mark.parametrize("response", [
+    "Tom has 5 + 7 = 12 apples.\nThe answer is 12.",
+    "the final answer is 12",
+    "So, the answer is $12$.",
+    "The correct answer is: 12 apples.",
+    "The answer to the problem is 12",
+    'Each crate holds 4.\n#### 12\nThe answer is "12".',
+    "3 * 4 = 12\n#### 12",
+    "The answer is 12.\n\nThe answer is 12.",
+    "This is a classic puzzle. The answer is indeed 12.",
+    "The answer is 10 + 2 = 12.",
+    "The answer is \\frac{24}{2}.",
+])
+def test_math_stated_answers_pass(math, response):
+    verdict = check(math, response, 12)
+    assert verdict.passed, verdict
+    assert verdict.details["source"] == "answer_statement"
+
+
+@pytest.mark.parametrize("response", [
+    "The answer might be 12.",
+    "The answer could be 12.",
+    "The answer is probably 12.",
+    "The answer is either 11 or 12.",
+    "The answer is 11 or 12.",
+    "The answer is about 12.",
+    "I think the answer is 12.",
+    "Maybe the answer is 12.",
+    "The answer is 12.\nThe answer is not 12, but it can be solved.",
+])
+def test_math_hedged_answers_are_not_answers(math, response):
+    verdict = check(math, response, 12)
+    assert not verdict.passed and verdict.reason.startswith("no_final_answer: a hedged answer"), verdict.reason
+
+
+@pytest.mark.parametrize("response", [
+    "The answer is 11.\nWait.\nThe answer is 12.",
+    "#### 3\nThe answer is 12.",
+    "The answer is 12 apples.\n#### 13",
+])
+def test_math_two_different_stated_answers_fail(math, response):
+    verdict = check(math, response, 12)
+    assert not verdict.passed and verdict.reason.startswith("no_final_answer: different answers stated"), verdict
+
+
+def test_math_stated_answer_must_end_the_response_and_be_right(math):
+    went_on = check(math, "The answer is 12.\n\nThis is a classic example of a lateral thinking puzzle.", 12)
+    assert not went_on.passed and went_on.reason.startswith("no_final_answer: text after the answer")
+    wrong = check(math, "So, the answer is 13.", 12)
+    assert wrong.reason == "wrong_answer: got 13, expected 12"
+    assert check(math, "The answer is 12 because 5 + 7 = 12.", 12).reason.startswith("no_final_answer")
+
+
+def test_math_box_or_answer_line_decides_over_prose(math):
+    """Prose is read only when the response has neither a box nor an Answer: line."""
+    assert check(math, "The answer is 11.\nAnswer: 12", 12).details["source"] == "answer_line"
+    assert check(math, "\\boxed{12} though the answer is 11.", 12).details["source"] == "boxed"
+
+
+def test_math_stated_answer_scan_is_bounded(math):
+    start = time.perf_counter()
+    for response in ("The answer is 5. " * 5000, "".join(f"The answer is {i}. " for i in range(3000)),
+                     "The answer is " + "1 " * 50_000 + "x", "the" + " " * 100_000 + "answer is 5"):
+        math.verify(Claim(response=response, seed={"answer": "5"}))
+    assert time.perf_counter() - start < 5.0
+
+
+# -- math_working --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def working():
+    from synthfactory.verify.math_working import MathWorkingVerifier
+
+    return MathWorkingVerifier()
+
+
+def work(verifier, response: str, prompt: str = "") -> Verdict:
+    return verifier.verify(Claim(response=response, prompt=prompt))
+
+
+@pytest.mark.parametrize("response", [
+    "Ben has 6 - 2 = 4 books.",
+    "3 × 4 = 12.",
+    "So $12 + 5 = 17$ apples.",
+    "4.5 * 2 = 9 dollars.",
+    "2 + 3 = 5 + 1 = 6.",  # a running total
+    "$4 + $5 = $9.",
+    "4 apples + 5 apples = 9 apples",
+    "4 boxes * 6 stickers = 24 stickers",
+    "3x4=12, and 12 \\div 4 = 3.",
+    "$3 \\times 4 = 12$ and \\frac{1}{2} + \\frac{1}{4} = 0.75",
+    "10 / 3 = 3.33.",  # rounded to the digits written
+    "1,000 + 200 = 1,200.",
+    "- 3 + 4 = 7 (a list bullet)",
+    "13 (total) - 1 (sticker) = 12 stickers.",
+    "x = 5 + 2 = 7.",
+    "**3 + 4 = 7**",
+    "Tom has 3 + 4 = 7 apples.\nAnswer: 7",
+])
+def test_math_working_true_equations_pass(working, response):
+    verdict = work(working, response)
+    assert verdict.passed, verdict
+    assert verdict.details["checked"] >= 1, verdict
+
+
+@pytest.mark.parametrize("response, equation", [
+    ("Tom has 3 + 4 = 8 apples.\nAnswer: 7", "3 + 4 = 8"),
+    ("So 5 + 5 = 10. Then 10 * 2 = 21.\nAnswer: 20", "10 * 2 = 21"),
+    ("3 x 4 = 13 cookies.", "3 * 4 = 13"),
+    ("2 + 3 = 6 + 1 = 7.", "2 + 3 = 6 + 1 = 7"),
+    ("$4 + $5 = $10.", "4 + 5 = 10"),
+    ("10 / 3 = 3 each.", "10 / 3 = 3"),
+    ("4 * 4.5 = 19 dollars.", "4 * 4.5 = 19"),
+    ("(7/12) + (8/12) + (3/12) = 17/12 cookies.", "(7/12) + (8/12) + (3/12) = 17/12"),
+    ("5 / 0 = 0 here.", "5 / 0 = 0"),
+    ("14 (total) - 3 (given away) = 12 cookies.", "14 (total) - 3 (given away) = 12"),
+])
+def test_math_working_false_steps_fail(working, response, equation):
+    verdict = work(working, response)
+    assert not verdict.passed and verdict.reason == f"false_step: {equation}", verdict
+
+
+@pytest.mark.parametrize("response", [
+    "2 hours = 120 minutes.", "2 hours + 30 minutes = 150 minutes.", "10 divided by 2 = 5.", "1 dozen = 12.",
+    "7 / 2 = 3 remainder 1.", "2^3 + 1 = 9.", "3:4 = 0.75.", "20% of 50 = 10.", "2x + 3 = 7.", "4,5 * 2 = 9.",
+    "3**2 = 9.", "3 * 2 = 6!", "500 * 4 = 2",  # the last: the response ends on it, it may be cut off
+])
+def test_math_working_leaves_what_it_cannot_read_alone(working, response):
+    verdict = work(working, response)
+    assert verdict.passed and verdict.details["checked"] == 0, verdict
+
+
+def test_math_working_rounding_and_tolerance_options():
+    from synthfactory.verify.math_working import MathWorkingVerifier
+
+    exact = MathWorkingVerifier(MathWorkingVerifier.Options(rounding=False))
+    assert work(exact, "10 / 3 = 3.33 cups.").reason == "false_step: 10 / 3 = 3.33"
+    loose = MathWorkingVerifier(MathWorkingVerifier.Options(rounding=False, rel_tolerance=0.01))
+    assert work(loose, "10 / 3 = 3.33 cups.").passed
+    with pytest.raises(ValueError):
+        MathWorkingVerifier.Options(tolerance=1)
+
+
+@pytest.mark.parametrize("response", [
+    "__import__('os').system('touch /tmp/pwned') = 1 + 1.",
+    "9**9**9**9 = 1 + 1.",
+    "9 ^ 9 ^ 9 ^ 9 = 1 + 1.",
+    "(" * 10_000 + "1" + ")" * 10_000 + " + 1 = 2.",
+    "1 + " * 20_000 + "1 = 3.",
+    "-" * 20_000 + "1 + 1 = 0.",
+    "9" * 5000 + " * " + "9" * 5000 + " = 1 + 1.",
+    "3 + 4 = 8 " * 10_000,
+])
+def test_math_working_hostile_text_is_never_evaluated_and_never_hangs(working, response):
+    start = time.perf_counter()
+    verdict = work(working, response)
+    assert time.perf_counter() - start < 2.0
+    assert verdict.passed or verdict.reason.startswith("false_step"), verdict
+
+
+def test_math_working_parses_without_eval():
+    """No eval, exec or compile in the modules that read equations: the parser is our own."""
+    import ast
+    import inspect
+
+    from synthfactory.verify import arithmetic, math_working
+
+    for module in (arithmetic, math_working):
+        calls = {n.func.id for n in ast.walk(ast.parse(inspect.getsource(module)))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert not calls & {"eval", "exec", "compile", "__import__"}, module.__name__
+
+
+def test_math_working_restated_givens_and_self_comparison(working):
+    from synthfactory.verify.math_working import MathWorkingVerifier
+
+    problem = "One toy car costs 4.5 dollars. How many dollars do 4 toy cars cost?"
+    verdict = work(working, "A toy car costs 4 dollars.\nThere are 4 toy cars.\n4 * 4.5 = 18.\nAnswer: 18.", problem)
+    assert verdict.reason.startswith("contradicts_problem: A toy car costs 4 dollars."), verdict
+    assert work(working, "A toy car costs 4.5 dollars. 4 * 4.5 = 18.\nAnswer: 18", problem).passed
+    # a quantity the problem changes is said again with its new value: not a contradiction
+    assert work(working, "Ben has 6 + 2 = 8 books.\nBen has 8 books.\nAnswer: 8",
+                "Ben has 6 books. Gus gives Ben 2 more books. How many books does Ben have now?").passed
+    # the problem comes from the seed when the claim has no prompt
+    seeded = working.verify(Claim(response="A toy car costs 4 dollars.", seed={"question": problem}))
+    assert seeded.reason.startswith("contradicts_problem")
+    off = MathWorkingVerifier(MathWorkingVerifier.Options(restated_givens=False, self_comparison=False))
+    assert work(off, "A toy car costs 4 dollars.", problem).passed
+    nonsense = "Yusuf has 9 - 5 = 4 more stamps than Yusuf.\nAnswer: 4"
+    assert work(working, nonsense).reason == "self_comparison: Yusuf has 9 - 5 = 4 more stamps than Yusuf"
+    assert work(off, nonsense).passed
+    assert work(working, "Tom has 3 more apples than Tom's sister.").passed
+
+
+def test_math_working_is_registered_and_described():
+    from synthfactory.registry import VERIFIERS
+    from synthfactory.verify.math_answer import MathAnswerVerifier
+
+    cls = VERIFIERS.load("math_working")
+    assert "every equation in the working is true" in cls.description
+    assert MathAnswerVerifier.description.startswith("the final answer only")
+
+
+def test_the_card_says_what_each_verifier_checks():
+    from synthfactory.publish.card import _verification_section
+    from synthfactory.run.metadata import VersionMetadata
+
+    meta = VersionMetadata.model_validate({"version": 1, "verification": {
+        "answer": {"method": "math_answer", "checked": 10, "passed": 4, "rate": 0.4},
+        "working": {"method": "math_working", "checked": 4, "passed": 3, "rate": 0.75}}})
+    card = "\n".join(_verification_section(meta))
+    assert "| working (`math_working`) pass rate | 3 of 4 (0.75) |" in card
+    assert "- **answer** (`math_answer`): the final answer only" in card
+    assert "- **working** (`math_working`): every equation in the working is true" in card
