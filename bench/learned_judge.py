@@ -9,6 +9,12 @@ score on the same rows. Nothing is fitted or tuned on --test: with it, the confi
 best dev CV AUC is trained on all of --labels, its threshold is the lowest one whose dev
 out-of-fold precision reaches 0.5, and the --test rows are scored once.
 
+Across labellers (issue 35: a judge's number must survive a change of labeller): for that
+configuration, each labeller's rows are scored by a model trained only on the other labeller's dev
+rows, both ways, with bootstrap 95% intervals (`grading.cross_labeller`, what a learned judge stores
+and its card cites): on the dev rows alone, and with --test on each labeller's dev and test rows
+(trained on dev rows only, as everything here), beside the same-labeller figures.
+
     .venv/bin/python bench/learned_judge.py --labels recipes/labels/quickstart_real_dev.jsonl \\
         [--test recipes/labels/quickstart_real_test.jsonl] [--pregrade FILE.jsonl] [--json OUT]
 """
@@ -31,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from synthfactory.engines.base import EngineSpec  # noqa: E402
 from synthfactory.grading import learned_model as lm  # noqa: E402
+from synthfactory.grading.cross_labeller import cross_labeller, lines as cross_lines  # noqa: E402
 from synthfactory.grading.learned import build_features  # noqa: E402
 from synthfactory.grading.llm import JudgeScore  # noqa: E402
 from synthfactory.grading.measures import at_threshold, auc_interval, roc_auc, threshold_for_precision  # noqa: E402
@@ -168,6 +175,22 @@ def held_out(dev: list[dict[str, Any]], test: list[dict[str, Any]], cache: dict[
             "panel_at_threshold": at_threshold(labels, panel, panel_threshold)}
 
 
+def across_labellers(dev: list[dict[str, Any]], test: list[dict[str, Any]], cache: dict[str, Any],
+                     groups: tuple[str, ...], logprobs: dict[str, list[float]], threshold: float) -> dict[str, Any]:
+    """The configuration trained on one labeller's dev rows, scored on the other's: on dev alone (the
+    learned judge's own `cross_labeller`), and on dev + test (test rows scored, never trained on)."""
+    table, good, keep = features(dev, cache, groups, logprobs)
+    out: dict[str, Any] = {"dev": cross_labeller(table, good, [dev[k].get("labeller") for k in keep], threshold)}
+    if test:
+        held, held_good, held_keep = features(test, cache, groups, logprobs)
+        both = lm.FeatureTable(table.names, np.vstack([table.scalars, held.scalars]),
+                               None if table.embeddings is None else np.vstack([table.embeddings, held.embeddings]))
+        labellers = [dev[k].get("labeller") for k in keep] + [test[k].get("labeller") for k in held_keep]
+        trainable = np.array([True] * len(keep) + [False] * len(held_keep))
+        out["dev+test"] = cross_labeller(both, np.concatenate([good, held_good]), labellers, threshold, trainable)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, required=True, help="dev rows: CV only")
@@ -211,9 +234,9 @@ def main() -> None:
               "accepted)  " + (f"lowest OOF threshold with precision >= 0.5: {chosen['threshold']:.3f} (recall "
                                f"{chosen['recall']:.3f})" if chosen else "no OOF threshold reaches precision 0.5")
               + f"  [{time.perf_counter() - started:.0f}s]", flush=True)
+    best = max(out["ablations"], key=lambda n: out["ablations"][n]["auc"] or 0.0)
+    chosen = out["ablations"][best]["threshold_for_precision_0.5_on_oof"]
     if test:
-        best = max(out["ablations"], key=lambda n: out["ablations"][n]["auc"] or 0.0)
-        chosen = out["ablations"][best]["threshold_for_precision_0.5_on_oof"]
         t = out["test"] = held_out(dev, test, cache, best, ablations[best], logprobs,
                                    chosen["threshold"] if chosen else 0.5, recipe.grading.pass_mark)
         print(f"TEST (once; {best} trained on all dev): {t['rows']} rows, {t['good']} good (base rate "
@@ -221,6 +244,17 @@ def main() -> None:
               f"{t['threshold_from_dev']:.3f}: precision {_num(t['at_threshold']['precision'])}, recall "
               f"{_num(t['at_threshold']['recall'])}; quickstart panel AUC {t['panel_auc']:.3f} "
               f"(95% CI {_ci(t['panel_auc_interval'])})")
+    started = time.perf_counter()
+    cross = out["across_labellers"] = {"configuration": best, **across_labellers(
+        dev, test, cache, ablations[best], logprobs, chosen["threshold"] if chosen else 0.5)}
+    for part in ("dev", "dev+test"):
+        if cross.get(part):
+            print(f"ACROSS LABELLERS ({best}; trained on dev rows only; tested on {part} rows):")
+            for line in cross_lines(cross[part]):
+                print(f"  {line}")
+        elif part in cross:
+            print(f"ACROSS LABELLERS on {part} rows: not measured (fewer than two labellers named)")
+    print(f"  [{time.perf_counter() - started:.0f}s]")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
 

@@ -269,3 +269,93 @@ def test_the_calibrate_section_gives_cv_numbers_at_the_current_threshold_and_fla
     assert section["at_threshold"]["threshold"] == 0.5 and section["auc"] == cv["auc"]
     [other] = learned_report(panel, load_label_source(_labels(tmp_path / "o.jsonl", _slice(48)[40:])).rows)
     assert "note" not in other
+
+
+REAL_DEV = ROOT / "recipes" / "labels" / "quickstart_real_dev.jsonl"
+
+
+def test_across_labellers_both_directions_with_intervals_and_the_card_cites_the_worse(tmp_path):
+    """Real MiniLM, real labels: trained on the dev rows of labellers A and B (every good row and a third
+    of the bad ones, signals only, so it is fast: MiniLM's encoding is most of its time), the judge
+    stores each labeller's rows scored by a model trained on the other's, both ways, with bootstrap
+    intervals and the same-labeller figures; calibrate's section and the card cite the worse
+    direction, the very figures stored."""
+    from synthfactory.grading.cross_labeller import lines
+    from synthfactory.grading.learned import learned_report, stored_summary
+    from synthfactory.publish.card import _grading_section
+    from synthfactory.run.metadata import JudgeInfo
+    from tests.test_calibration_origins import _meta
+
+    rows = [json.loads(line) for line in REAL_DEV.read_text(encoding="utf-8").splitlines()]
+    rows = [r for k, r in enumerate(rows) if r["label"] == "good" or k % 3 == 0]
+    per = {n: [r for r in rows if r["labeller"] == n] for n in ("A", "B")}
+    grading = GradingConfig(judges=[JudgeConfig(name="form", method="form", weight=0),
+                                    JudgeConfig(name="learned", method="learned", features=["signals"],
+                                                labels=str(_labels(tmp_path / "dev.jsonl", rows)))], threshold=0.091377)
+    dataset = tmp_path / "store" / "across"
+    panel = Panel(grading, dataset_uri=str(dataset))
+    panel.grade([(rows[0]["prompt"], rows[0]["text"])], [None, None], lambda k, a: 0)
+    judge = panel.judges[1]
+    cross = judge.cv["cross_labeller"]
+    assert judge.cv["labels"]["labellers"] == {n: {"rows": len(per[n]), "good": sum(r["label"] == "good" for r in per[n])}
+                                               for n in per}
+    assert [(d["train"], d["test"]) for d in cross["directions"]] == [(["B"], "A"), (["A"], "B")]
+    for d in cross["directions"]:
+        other = "B" if d["test"] == "A" else "A"
+        assert (d["rows"], d["train_rows"]) == (len(per[d["test"]]), len(per[other]))
+        assert d["good"] == sum(r["label"] == "good" for r in per[d["test"]])
+        lo, hi = d["auc_interval"]
+        assert 0.0 <= lo <= d["auc"] <= hi <= 1.0 and len(d["scores"]) == d["rows"]
+    assert [w["labeller"] for w in cross["within"]] == ["A", "B"]
+    assert all(w["auc_interval"][0] <= w["auc"] <= w["auc_interval"][1] for w in cross["within"])
+    worst = min(cross["directions"], key=lambda d: d["auc"])
+    assert cross["worst"]["auc"] == worst["auc"] and cross["worst"]["test"] == worst["test"]
+    assert any(line.startswith("the figure to cite") for line in lines(cross))
+    # calibrate's section: both directions, no per-row scores
+    [section] = learned_report(panel)
+    assert len(section["cross_labeller"]["directions"]) == 2 and section["cross_labeller"]["worst"] == cross["worst"]
+    assert all("scores" not in d for d in section["cross_labeller"]["directions"])
+    # the card: the stored figures, the worse direction first
+    summary = stored_summary(str(dataset), grading, f"learned:{judge.fingerprint}")
+    assert summary["cross_labeller"]["worst"] == cross["worst"]
+    meta = _meta(None)
+    judges = [JudgeInfo(name="form", method="form", weight=0),
+              JudgeInfo.model_validate({"name": "learned", "method": "learned", "weight": 1,
+                                        "model": f"learned:{judge.fingerprint}", "cross_validated": summary})]
+    meta = meta.model_copy(update={"judging": meta.judging.model_copy(update={"judges": judges})})
+    card = "\n".join(_grading_section(meta, grading.model_dump(mode="json")))
+    lo, hi = worst["auc_interval"]
+    other = "B" if worst["test"] == "A" else "A"
+    direction = (f"{worst['auc']:.4g} (95% CI {lo:.2f}-{hi:.2f}), trained on labeller {other}'s {worst['train_rows']} "
+                 f"rows, tested on labeller {worst['test']}'s {worst['rows']} rows ({worst['good']} good)")
+    cited = f"ROC-AUC across labellers {direction}: the worse of 2 directions"
+    assert f"Learned judge **learned** (`learned:{judge.fingerprint}`): {cited}" in card
+    assert f"; {cited}" in card  # in the estimate of what a person would see too
+    assert f"out of fold (the same labellers' rows): ROC-AUC {judge.cv['auc']:.4g}" in card
+    # calibrate on the rows that trained it: the card's sentence cites the worse direction too
+    from synthfactory.grading.calibration import calibration_folder, latest_calibration, report_for, write_calibration
+    from synthfactory.grading.labelsets import load_label_source
+    from synthfactory.publish.card import what_a_person_would_see
+    from tests.test_calibration_origins import _graded
+
+    labels = load_label_source(tmp_path / "dev.jsonl")
+    [section] = learned_report(panel, labels.rows)
+    graded = _graded([(f"r{k}", "real", k < 4, 0.9 if k % 2 else 0.05) for k in range(16)])
+    write_calibration(calibration_folder(str(dataset), grading),
+                      report_for(graded, grading, 0.8, labels, "across", learned=[section]), graded)
+    said = what_a_person_would_see(_meta(latest_calibration(str(dataset), grading)).judging.calibration)
+    assert f"its ROC-AUC across labellers: {direction}; cross-validated on the same labellers' rows" in said
+
+
+def test_labels_of_one_labeller_have_no_cross_labeller_figure_and_the_card_says_so(tmp_path):
+    from synthfactory.publish.card import _learned_sentence
+    from synthfactory.run.metadata import JudgeInfo
+
+    rows = [dict(r, labeller="A") for r in _slice(40)]
+    panel = Panel(_grading(_labels(tmp_path / "l.jsonl", rows), ["signals"]), embedder=StandInEmbedder)
+    panel.grade([("Explain rain.", "Rain falls.")], [None, None], lambda k, a: 0)
+    cv = panel.judges[1].cv
+    assert cv["cross_labeller"] is None and cv["labels"]["labellers"] == {"A": {"rows": 40, "good": 20}}
+    info = JudgeInfo.model_validate({"name": "learned", "method": "learned", "model": "learned:x",
+                                     "cross_validated": {**cv, "labellers": cv["labels"]["labellers"]}})
+    assert _learned_sentence(info, 0.5).startswith("not measured across labellers (its labels name one labeller, A); ")

@@ -274,5 +274,7 @@ def latest_calibration(dataset_uri: str | Location, grading: GradingConfig,
                                                  "precision_interval", "recall", "recall_interval", "accepted",
                                                  "true_positives")} for o, m in by_origin.items()},
             **({"learned": [{"judge": e.get("judge"), "fingerprint": e.get("fingerprint"), "auc": e.get("auc"),
-                             "training_overlap": e.get("training_overlap", 0)} for e in report["learned"]]}
+                             "training_overlap": e.get("training_overlap", 0),
+                             **({"cross_labeller_worst": e["cross_labeller"]["worst"]}
+                                if (e.get("cross_labeller") or {}).get("worst") else {})} for e in report["learned"]]}
                if report.get("learned") else {})}

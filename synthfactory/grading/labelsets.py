@@ -70,7 +70,8 @@ def _label_row(fields: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
             "prompt": fields["prompt"], "text": fields["text"], "good": label in GOOD,
             "kind": str(fields.get("kind") or ("good" if label in GOOD else "bad")),
             "source": fields["source"] if isinstance(fields.get("source"), str) else None,
-            "origin": origin}, None
+            "origin": origin,
+            "labeller": None if fields.get("labeller") in (None, "") else str(fields["labeller"])}, None
 
 
 def _check_usable(rows: list[dict[str, Any]], quarantined: list[QuarantinedRow], where: str) -> None:
@@ -83,9 +84,10 @@ def _check_usable(rows: list[dict[str, Any]], quarantined: list[QuarantinedRow],
 
 def load_labels(path: str | Path) -> LabelSet:
     """Rows with `prompt`, `text` and `label` (good/bad, 1/0, true/false), from JSONL or Parquet;
-    `kind` (what makes a bad row bad), `origin` and `id` are kept when present. A bad line (broken
-    JSON, invalid UTF-8, empty, too long, missing or wrong fields) is quarantined with its reason
-    and file:line; a file with no usable rows, or only one kind of label, is a one-line error."""
+    `kind` (what makes a bad row bad), `origin`, `id` and `labeller` (whose label it is) are kept when
+    present. A bad line (broken JSON, invalid UTF-8, empty, too long, missing or wrong fields) is
+    quarantined with its reason and file:line; a file with no usable rows, or only one kind of label,
+    is a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--labels: no such file: {path}")

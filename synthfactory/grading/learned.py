@@ -13,7 +13,8 @@ The FineWeb-Edu pattern: it reads signals the factory already computes for a row
 It runs after the panel's other judges for the same items (panel.py). It is trained on the rows of
 `labels` (whose other-judge scores the panel computes the same way), the first time it grades, and
 stored beside the calibration: `{dataset}/_calibration/{judges fingerprint}/learned/{fingerprint}/`
-with `model.json` (plain numbers) and `cv.json` (its nested cross-validation: the quality figure).
+with `model.json` (plain numbers) and `cv.json` (its nested cross-validation and, when the labels
+name several labellers, its figures across labellers (`cross_labeller`): the worse is the one to cite).
 The fingerprint hashes the labels' content, the feature spec, the classifier grid and the other
 judges, so the same labels give the same model and the same fingerprint; a stored model whose
 fingerprint matches is loaded instead of trained.
@@ -33,6 +34,7 @@ import numpy as np
 
 from synthfactory.errors import UserError
 from synthfactory.grading import learned_model as lm
+from synthfactory.grading.cross_labeller import cross_labeller, labeller_counts, summary as cross_summary
 from synthfactory.grading.llm import JudgeScore
 from synthfactory.lineage import stable_hash
 from synthfactory.quality import text as tq
@@ -40,7 +42,7 @@ from synthfactory.storage import Location
 
 FEATURE_GROUPS = ("embeddings", "signals", "judges", "generator")
 DEFAULT_GROUPS = ("embeddings", "signals", "judges")
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: cv.json carries the cross-labeller figures (a model stored without them is trained again)
 CALIBRATION_DIR = "_calibration"  # as grading.calibration (which imports this module for its report)
 LEARNED_DIR = "learned"
 MODEL_FILE = "model.json"
@@ -77,8 +79,10 @@ def load_training_rows(config: Any) -> list[dict[str, Any]]:
 
 
 def labels_digest(rows: list[dict[str, Any]]) -> str:
-    """Content of the labelled rows (order-free): what the model is trained on."""
-    return stable_hash("labels", sorted((r["prompt"], r["text"], bool(r["good"])) for r in rows))
+    """Content of the labelled rows (order-free): what the model is trained on, and whose label each
+    row carries (the cross-labeller figures depend on it)."""
+    return stable_hash("labels", sorted((r["prompt"], r["text"], bool(r["good"]), r.get("labeller") or "")
+                                        for r in rows))
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -248,7 +252,9 @@ def stored_summary(dataset_uri: str | Location, grading: Any, model: str | None)
     labels = cv.get("labels") or {}
     summary = {"measured_on": "out-of-fold scores of nested stratified cross-validation on its labelled rows",
                "labels": labels.get("path"), "origins": labels.get("origins"), "rows": cv.get("rows"),
-               "good": cv.get("good"), "auc": cv.get("auc"), "features": cv.get("groups")}
+               "good": cv.get("good"), "auc": cv.get("auc"), "features": cv.get("groups"),
+               "labellers": labels.get("labellers"),
+               "cross_labeller": cross_summary(cv.get("cross_labeller"), grading.pass_mark)}
     oof, good = cv.get("oof_scores") or [], cv.get("oof_good") or []
     if oof and len(oof) == len(good):
         summary["at_threshold"] = with_intervals(at_threshold(good, oof, grading.pass_mark))
@@ -324,9 +330,11 @@ class LearnedJudge:
             raise UserError(f"grading.judges {self.config.name}: cannot train on {labels_path(self.config)}: {exc}"
                             ) from None
         origins = sorted({str(rows[k].get("origin") or rows[k].get("source") or "unknown") for k in readable})
+        labellers = [rows[k].get("labeller") for k in readable]
+        cv["cross_labeller"] = cross_labeller(table, good, labellers, self.grading.pass_mark)
         cv.update({"fingerprint": fingerprint, "judge": self.config.name, "groups": list(self.groups),
                    "labels": {"path": labels_path(self.config).name, "digest": labels_digest(rows),
-                              "rows": len(rows), "origins": origins},
+                              "rows": len(rows), "origins": origins, "labellers": labeller_counts(labellers, good)},
                    "unreadable_by_other_judges": len(rows) - len(readable), "features": table.names})
         return model, cv
 
@@ -373,13 +381,15 @@ def learned_report(panel: Any, rows: list[dict[str, Any]] | None = None) -> list
     rows the calibration measured; when any of them trained the judge, the calibration's own AUC
     and precision of this judge (and of an aggregate it votes in) are partly a training fit:
     `training_overlap` counts them and `note` says so (a version's card then does not state them as
-    the precision a person would see)."""
+    the precision a person would see). `cross_labeller`: its figures across labellers, when its
+    labels name several."""
     from synthfactory.grading.measures import at_threshold
 
     out = []
     for judge in getattr(panel, "judges", []):
         if isinstance(judge, LearnedJudge) and judge.cv is not None:
             cv = {k: v for k, v in judge.cv.items() if k not in ("oof_scores", "at_threshold", "features")}
+            cv["cross_labeller"] = cross_summary(judge.cv.get("cross_labeller"), panel.grading.pass_mark)
             oof = judge.cv.get("oof_scores") or []
             good = judge.cv.get("oof_good") or []
             if oof and len(good) == len(oof):

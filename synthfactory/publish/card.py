@@ -90,9 +90,12 @@ def what_a_person_would_see(calibration: Calibration | None) -> str:
     fitted = [e for e in ((calibration.model_extra or {}).get("learned") or [] if calibration else [])
               if e.get("training_overlap")]
     if calibration and real and real.rows and fitted:
+        worst = fitted[0].get("cross_labeller_worst")
+        measured = (f"its ROC-AUC across labellers: {_across(worst)}; cross-validated on the same labellers' rows: "
+                    f"{_fmt(fitted[0].get('auc'))}" if worst else f"its cross-validated ROC-AUC: {_fmt(fitted[0].get('auc'))}")
         return (f"not measured on real outputs it was not trained on: {fitted[0]['training_overlap']} of the "
                 f"calibration's labelled rows trained the learned judge `{fitted[0]['judge']}`, so its precision there "
-                f"is partly a training fit (its cross-validated ROC-AUC: {_fmt(fitted[0].get('auc'))})")
+                f"is partly a training fit ({measured})")
     if calibration and real and real.rows:
         precision = f"{real.precision:.2f}" if real.precision is not None else "n/a (no labelled row accepted)"
         recall = f"{real.recall:.2f}" if real.recall is not None else "n/a"
@@ -114,17 +117,50 @@ def what_a_person_would_see(calibration: Calibration | None) -> str:
     return said
 
 
+def _across(d: dict[str, Any]) -> str:
+    """One direction across labellers: 'AUC (CI), trained on labeller A's M rows, tested on labeller B's N rows (G good)'."""
+    train = d.get("train") or []
+    return (f"{_fmt(d.get('auc'))} ({_ci(d.get('auc_interval'))}), trained on labeller{'s' if len(train) > 1 else ''} "
+            f"{'+'.join(train)}'s {d.get('train_rows')} rows, tested on labeller {d.get('test')}'s {d.get('rows')} rows "
+            f"({d.get('good')} good)")
+
+
+def _across_labellers(cv: dict[str, Any]) -> str:
+    """The worse ROC-AUC across labellers (the figure to cite) and the other directions; or that it
+    was not measured, when the labels name one labeller or none; '' when not recorded (older models)."""
+    cross = cv.get("cross_labeller") or {}
+    worst = cross.get("worst")
+    if worst:
+        others = [d for d in cross.get("directions") or [] if d.get("auc") is not None and d.get("test") != worst["test"]]
+        which = {0: "the only direction measured", 1: "the worse of 2 directions"}.get(
+            len(others), f"the lowest of {len(others) + 1} directions")
+        return (f"ROC-AUC across labellers {_across(worst)}: {which}"
+                + "".join(f"; {'the other' if len(others) == 1 else 'another'} {_across(d)}" for d in others) + "; ")
+    if cross:  # several labellers, none with enough rows of both kinds on each side
+        reasons = [d["skipped"] for d in cross.get("directions") or [] if d.get("skipped")]
+        return f"not measured across labellers ({reasons[0] if reasons else 'no direction had good and bad rows'}); "
+    if cv.get("labellers") is not None and len(cv["labellers"]) < 2:
+        named = f"one labeller, {next(iter(cv['labellers']))}" if cv["labellers"] else "no labeller"
+        return f"not measured across labellers (its labels name {named}); "
+    return ""
+
+
 def _learned_sentence(judge: Any, threshold: Any, estimate: bool = False) -> str:
-    """A learned judge's own measure: out-of-fold scores of its cross-validation on the labelled
-    rows it was trained on (never its training fit), at the version's threshold."""
+    """A learned judge's own measure: its worse ROC-AUC across labellers when its labels name several
+    (trained on one labeller's rows, tested on another's), then the out-of-fold scores of its
+    cross-validation on the labelled rows it was trained on (never its training fit), at the version's
+    threshold."""
     cv = judge.cross_validated or {}
     origins = " and ".join(cv.get("origins") or ["unknown-origin"])
     at = cv.get("at_threshold") or {}
+    across = _across_labellers(cv)
     if estimate:
         head = f"precision a person would see at threshold {threshold}, estimated by the learned judge's cross-validation: "
     else:
-        head = (f"cross-validated on {cv.get('rows')} labelled {origins} rows of `{cv.get('labels')}` "
-                f"({cv.get('good')} good), out of fold: ROC-AUC {_fmt(cv.get('auc'))}; at threshold {threshold}: precision ")
+        same = " (the same labellers' rows)" if cv.get("cross_labeller") else ""
+        head = (f"{across}cross-validated on {cv.get('rows')} labelled {origins} rows of `{cv.get('labels')}` "
+                f"({cv.get('good')} good), out of fold{same}: ROC-AUC {_fmt(cv.get('auc'))}; at threshold {threshold}: "
+                "precision ")
     if not at:
         return head + "n/a"
     base = f", base rate {_fmt(cv['good'] / cv['rows'])}" if cv.get("rows") and cv.get("good") is not None else ""
@@ -132,7 +168,8 @@ def _learned_sentence(judge: Any, threshold: Any, estimate: bool = False) -> str
     return (head + f"{_fmt(at.get('precision'))} ({_ci(at.get('precision_interval'))}; {counts})"
             + (f" on {cv.get('rows')} labelled {origins} rows{base}" if estimate else "")
             + f", recall {_fmt(at.get('recall'))} ({_ci(at.get('recall_interval'))})"
-            + (f"; ROC-AUC {_fmt(cv.get('auc'))} (out of fold)" if estimate else ""))
+            + ((f"; {across}out of fold on the same labellers' rows {_fmt(cv.get('auc'))}" if across.startswith("ROC")
+                else f"; ROC-AUC {_fmt(cv.get('auc'))} (out of fold)") if estimate else ""))
 
 
 def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layout: Layout | None) -> list[str]:
@@ -165,7 +202,18 @@ def _verification_section(meta: VersionMetadata) -> list[str]:
              "each published row carries the verdicts in its `verification` column.", ""]
     lines += _table([(f"{name} (`{v.method}`) pass rate", f"{v.passed} of {v.checked} ({_fmt(v.rate)})")
                      for name, v in meta.verification.items()])
+    checks = [(name, v.method, _verifier_description(v.method)) for name, v in meta.verification.items()]
+    if any(about for _, _, about in checks):
+        lines += ["", "What each verifier checks (and so what a published row is known to have):", "",
+                  *[f"- **{name}** (`{method}`): {about or 'no description'}." for name, method, about in checks]]
     return lines + [""]
+
+
+def _verifier_description(method: str) -> str:
+    """The verifier's own one-line `description` (what it checks); '' for a name no longer registered."""
+    from synthfactory.registry import VERIFIERS
+
+    return VERIFIERS.load(method).description if method in VERIFIERS else ""
 
 
 def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str]:
