@@ -204,6 +204,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     """Grade labelled rows with the recipe's judges and write the report, scores and plots."""
     from synthfactory.grading.calibration import (calibration_folder, calibration_panel, grade_labels,
                                                   learned_section, load_label_source, report_for, write_calibration)
+    from synthfactory.grading.cross_labeller import lines as cross_labeller_lines
     from synthfactory.run.plan import judge_specs
     from synthfactory.recipe import load_recipe
     from synthfactory.store import DatasetStore
@@ -279,6 +280,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"  learned judge {learned.get('judge')} (cross-validated, not its training fit): " + ", ".join(
             f"{k} {_num(v) if isinstance(v, float) else v}" for k, v in learned.items()
             if k != "judge" and (isinstance(v, (int, float, str)) or v is None)))
+        for line in cross_labeller_lines(learned.get("cross_labeller")):
+            print(f"    {line}")
     print(f"report, per-row scores, ROC and calibration plots: {folder}")
     return 0
 
@@ -607,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     from synthfactory.probe.command import add_probe_parser  # `synthfactory probe` (light: torch loads on use)
 
     add_probe_parser(sub, common)
+    from synthfactory.verify.seeds_check import add_seeds_parser  # `synthfactory seeds check` (light: loads on use)
+
+    add_seeds_parser(sub, common)
     return parser
 
 

@@ -111,3 +111,183 @@ def test_plan_is_deterministic_and_ids_depend_on_version(tmp_path):
     assert [len(b.items) for b in one.batches] == [4, 4]
     seeds_per_row = [i.sampling_seed for b in one.batches for i in b.items]
     assert len(set(seeds_per_row)) == len(seeds_per_row)
+
+
+# -- code seeds: do their tests catch near misses? (synthfactory.verify.mutation) ------------------
+PICK = ("def pick(n, items):\n    if n > 0 and n in items:\n        return n * 2\n    else:\n"
+        "        return not items\n")
+COUNT_BELOW = "def count_below(numbers, limit):\n    return sum(1 for n in numbers if n < limit)\n"
+WEAK = "assert count_below([1, 5], 3) == 1"
+STRONG = WEAK + ("\nassert count_below([3, 3, 2], 3) == 1\nassert count_below([1, 2], 5) == 2"
+                 "\nassert count_below([], 0) == 0")
+
+
+def _code_verifier():
+    """The code recipe's check as code.yaml sets it; bubblewrap is required (make system-deps)."""
+    from synthfactory.verify.python_tests import PythonTestsOptions, PythonTestsVerifier
+
+    verifier = PythonTestsVerifier(PythonTestsOptions(timeout_s=5))
+    assert verifier.preflight() is None, f"no sandbox for generated code here: {verifier.preflight()}"
+    return verifier
+
+
+def test_mutation_operators_make_the_expected_near_misses():
+    """Every operator on one small function, in source order, none equal to the reference or to
+    each other, each a program that compiles; no sandbox (nothing runs)."""
+    import ast
+
+    from synthfactory.verify.mutation import mutants
+
+    found = mutants(PICK)
+    assert [m.description for m in found] == [
+        "line 2: n > 0 and n in items -> not (n > 0 and n in items)",  # negated condition
+        "line 2: if n > 0 and n in items: body dropped",
+        "line 2: if n > 0 and n in items: else dropped",
+        "line 2: n > 0 and n in items -> n > 0 or n in items",  # and/or
+        "line 2: n > 0 -> n >= 0", "line 2: n > 0 -> n > 1", "line 2: n > 0 -> n > -1",  # comparison, off by one
+        "line 2: n in items -> n not in items",
+        "line 3: return n * 2 -> return n",  # the first argument, unchanged
+        "line 3: return n * 2 -> return None", "line 3: return n * 2 -> return 0",
+        "line 3: n * 2 -> n / 2", "line 3: n * 2 -> n * 3", "line 3: n * 2 -> n * 1",  # arithmetic
+        "line 5: return not items -> return n", "line 5: return not items -> return None",
+        "line 5: return not items -> return 0",
+        "line 5: not items -> items",  # `not` dropped
+    ]
+    sources = [m.source for m in found]
+    assert len(set(sources)) == len(sources) and ast.unparse(ast.parse(PICK)) not in sources
+    assert "    if not (n > 0 and n in items):\n        return n * 2" in sources[0]
+    assert [m.source for m in mutants(PICK)] == sources  # deterministic
+    for source in sources:
+        compile(source, "<mutant>", "exec")
+    assert [m.description for m in mutants("def f(a, b=1):\n    while a < b:\n        a += 1\n    return a\n")] == [
+        "line 1: 1 -> 2", "line 1: 1 -> 0", "line 2: a < b -> not a < b", "line 2: a < b -> a <= b",
+        "line 3: a += 1 -> a -= 1", "line 3: a += 1 -> a += 2", "line 3: a += 1 -> a += 0",
+        "line 4: return a -> return None", "line 4: return a -> return 0"]  # a is the first argument already
+    assert [m.description for m in mutants("def g(words):\n    return [w for w in words if w]\n")][1:4] == [
+        "line 2: return [w for w in words if w] -> return None", "line 2: return [w for w in words if w] -> return 0",
+        "line 2: return [w for w in words if w] -> return []"]  # the empty value of an evident type
+
+
+def test_weak_tests_leave_survivors_and_strong_ones_kill_them(tmp_path):
+    """Through the real verifier (the sandbox): one example kills the mutants that change it and
+    lets `<=` for `<` and the negated filter through; boundary cases kill those too. A reference
+    that fails its own tests is reported broken; a second check of the same seed is read back
+    from the cache."""
+    from synthfactory.verify.mutation import mutation_score, mutation_scores
+
+    verifier = _code_verifier()
+    weak, strong, broken = mutation_scores([
+        ({"name": "weak", "tests": WEAK}, COUNT_BELOW),
+        ({"name": "strong", "tests": STRONG}, COUNT_BELOW),
+        ({"name": "broken", "tests": "assert count_below([1], 5) == 2"}, COUNT_BELOW),
+    ], verifier, cache=tmp_path)
+    assert (weak.killed, weak.total) == (5, 7) and weak.broken is None
+    assert weak.survivors == ("line 2: n < limit -> not n < limit", "line 2: n < limit -> n <= limit")
+    assert (strong.killed, strong.total, strong.survivors, strong.score) == (7, 7, (), 1.0)
+    assert broken.broken.startswith("reference: tests_failed") and broken.score == 0.0
+    again = mutation_score({"name": "weak", "tests": WEAK}, COUNT_BELOW, verifier, cache=tmp_path)
+    assert again.cached and (again.killed, again.total, again.survivors) == (weak.killed, weak.total, weak.survivors)
+    assert not mutation_score({"name": "broken", "tests": "assert count_below([1], 5) == 2"}, COUNT_BELOW,
+                              verifier, cache=tmp_path).cached  # a broken result is never kept
+
+
+def test_seeds_check_prints_scores_and_exits_1_under_the_minimum(tmp_path):
+    """`synthfactory seeds check RECIPE`: a line per seed (killed/total, score, survivors) and the
+    overall score; exit 1 with a seed under --min-score, 0 without; the second run reads the
+    cache; a minimum out of range is one line and exit 2."""
+    import subprocess
+    import os
+
+    import yaml
+
+    from tests.conftest import cli_command
+
+    rows = [{"task": "count below, weak", "tests": WEAK, "reference": COUNT_BELOW},
+            {"task": "count below, strong", "tests": STRONG, "reference": COUNT_BELOW},
+            {"task": "no reference", "tests": WEAK}]
+    (tmp_path / "code.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = make_recipe(tmp_path, name="code", seeds__path="code.jsonl", seeds__format="jsonl", seeds__max_chars=2000,
+                         generation__prompt_template="{{ task }}",
+                         verification=[{"name": "tests", "method": "python_tests", "options": {"timeout_s": 5}}])
+    data = yaml.safe_load(recipe.read_text())
+    data.pop("grading")
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def check(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cli_command("seeds", "check", str(recipe), *flags), capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    under = check("--min-score", "0.9")
+    assert under.returncode == 1, under.stderr
+    lines = under.stdout.splitlines()
+    assert "2 seeds with tests and a reference (1 without" in lines[0]
+    assert lines[1].split()[:2] == ["code.jsonl:1", "5/7"] and " 0.71  BELOW" in lines[1]
+    assert "BELOW" in lines[1] and "survivors: line 2: n < limit -> not n < limit; line 2: n < limit -> n <= limit" \
+        in lines[1]
+    assert "7/7" in lines[2] and "1.00" in lines[2] and "BELOW" not in lines[2] and "survivors" not in lines[2]
+    assert lines[-1].startswith("overall: 12/14 mutants killed (0.86)") and "0 seeds from the cache" in lines[-1]
+    assert "1 seeds below --min-score 0.9" in under.stderr and "Traceback" not in under.stderr
+
+    over = check("--min-score", "0.7", "--json")
+    assert over.returncode == 0, over.stderr
+    report = json.loads(over.stdout)
+    assert (report["killed"], report["total"], report["below"]) == (12, 14, [])
+    assert [s["cached"] for s in report["seeds"]] == [True, True]
+
+    bad = check("--min-score", "2")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "synthfactory: error: --min-score 2.0: give a share from 0 to 1"
+
+
+# -- the shipped code seeds (recipes/seeds/code.jsonl, written by recipes/seeds/make_code.py) -------
+FIRST_36 = ("add square is_even maximum minimum total average reverse_string is_palindrome count_vowels first_item "
+            "last_item count_words factorial fibonacci celsius_to_fahrenheit absolute count_occurrences "
+            "remove_duplicates evens double_all to_upper capitalize_words is_prime gcd sum_of_digits count_char "
+            "repeat_string clamp count_positive join_words starts_with_vowel sort_numbers product word_lengths "
+            "merge_dicts").split()
+
+
+def _shipped_code_seeds() -> list[dict]:
+    from tests.conftest import ROOT
+
+    return [json.loads(line) for line in (ROOT / "recipes" / "seeds" / "code.jsonl").read_text().splitlines()]
+
+
+def test_code_seeds_keep_the_quickstart_first_and_a_fifth_held_out():
+    """The 36 functions the quickstart always generated from come first, in order, and `make run`
+    (batches.max_candidates: 72) still generates 2 tries of each and nothing else; the prompts show
+    signature and description, never the reference or the tests; every 4th seed after the first 36
+    is held out."""
+    from tests.conftest import ROOT
+
+    seeds = _shipped_code_seeds()
+    assert len(seeds) >= 150 and [s["name"] for s in seeds[:36]] == FIRST_36
+    assert all(s["reference"].startswith(("def ", "import ", "from ")) for s in seeds)
+    held = [k for k, s in enumerate(seeds) if s["split"] == "heldout"]
+    assert held == list(range(39, len(seeds), 4)) and {s["split"] for s in seeds} == {"train", "heldout"}
+    assert 0.18 <= len(held) / len(seeds) <= 0.22
+    loaded = load_recipe(ROOT / "recipes" / "code.yaml")
+    plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
+    items = [i for b in plan.batches for i in b.items]
+    assert len(items) == 72 and plan.capped and not plan.seeds_quarantined
+    assert [i.seed.fields["name"] for i in items] == [name for name in FIRST_36 for _ in range(2)]
+    for item in items:
+        shown = " ".join(m["content"] for m in item.messages)
+        assert item.seed.fields["signature"] in shown and item.seed.fields["description"] in shown
+        assert item.seed.fields["reference"] not in shown and item.seed.fields["tests"] not in shown
+
+
+def test_shipped_code_seeds_tests_kill_their_near_misses():
+    """The mutation bar on a deterministic sample of the shipped seeds (every 10th: the whole check
+    runs ~2,700 sandboxed programs, minutes on 2 cores; `synthfactory seeds check recipes/code.yaml
+    --min-score 0.8` runs it all, cached): every seed kills at least 80% of its reference's mutants
+    and the sample at least 90% overall, through the real verifier."""
+    from synthfactory.verify.mutation import mutation_scores
+
+    sample = _shipped_code_seeds()[::10]
+    reports = mutation_scores([(s, s["reference"]) for s in sample], _code_verifier())
+    assert not [r.name for r in reports if r.broken]
+    assert [(r.name, r.survivors) for r in reports if r.score < 0.8] == []
+    killed, total = sum(r.killed for r in reports), sum(r.total for r in reports)
+    assert killed / total >= 0.9, (killed, total)

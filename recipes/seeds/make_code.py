@@ -1,22 +1,33 @@
 """Write recipes/seeds/code.jsonl: small Python functions described by a docstring, with tests.
 
 Run `python recipes/seeds/make_code.py`; its output is committed. The problems, tests and reference
-solutions were written for this project (its license, Apache-2.0, covers them). Each seed holds:
+solutions were written for this project (its license, Apache-2.0, covers them): the first 36 here,
+the rest in code_problems.py (appended in its order, so the first 36 seeds stay the first). Each
+seed holds:
 
 - `name`, `signature` and `description`: what the prompt shows (the function to write);
-- `tests`: Python `assert` lines that call the function (the `python_tests` verifier's contract).
+- `tests`: Python `assert` lines that call the function (the `python_tests` verifier's contract);
+- `reference`: a solution that passes them (never shown to the model: the prompt template uses
+  signature and description only); `synthfactory seeds check` mutates it to measure the tests;
+- `split`: `heldout` for every 4th problem after the first 36 (about a fifth of all), else `train`,
+  so a model can be measured on functions no training row came from.
 
-The reference solutions stay here, out of the seeds: `check()` runs every seed's tests against its
-reference (they must pass) and against a function that returns None (they must fail), so a seed
-whose tests are wrong or toothless never ships (tests/test_verified_recipes.py calls it).
+`check()` runs every seed's tests against its reference (they must pass) and against a function
+that returns None (they must fail), so a seed whose tests are wrong or toothless never ships
+(tests/test_verified_recipes.py calls it); tests/test_seeds.py measures how many near misses of each
+reference the tests reject (synthfactory.verify.mutation).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "code.jsonl"
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "code.jsonl"
+FIRST = 36  # the original problems: the quickstart's `make run` generates from these (max_candidates: 72)
+HELDOUT_EVERY = 4  # after the first 36, every 4th problem is held out
 
 # (name, signature, description, reference solution, tests)
 PROBLEMS: list[tuple[str, str, str, str, str]] = [
@@ -67,10 +78,12 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
      "assert fibonacci(0) == 0\nassert fibonacci(1) == 1\nassert fibonacci(10) == 55"),
     ("celsius_to_fahrenheit", "celsius_to_fahrenheit(c)", "Convert a temperature from degrees Celsius to degrees Fahrenheit.",
      "def celsius_to_fahrenheit(c):\n    return c * 9 / 5 + 32\n",
-     "assert celsius_to_fahrenheit(0) == 32\nassert celsius_to_fahrenheit(100) == 212\nassert celsius_to_fahrenheit(-40) == -40"),
+     "assert celsius_to_fahrenheit(0) == 32\nassert celsius_to_fahrenheit(100) == 212\nassert celsius_to_fahrenheit(-40) == -40\n"
+     "assert abs(celsius_to_fahrenheit(37) - 98.6) < 1e-9"),
     ("absolute", "absolute(n)", "Return the absolute value of the number n.",
      "def absolute(n):\n    return -n if n < 0 else n\n",
-     "assert absolute(-3) == 3\nassert absolute(4) == 4\nassert absolute(0) == 0"),
+     "assert absolute(-3) == 3\nassert absolute(4) == 4\nassert absolute(0) == 0\n"
+     "assert absolute(0.5) == 0.5\nassert absolute(-0.5) == 0.5"),
     ("count_occurrences", "count_occurrences(items, value)", "Return how many times value appears in the list items.",
      "def count_occurrences(items, value):\n    return items.count(value)\n",
      "assert count_occurrences([1, 2, 1, 1], 1) == 3\nassert count_occurrences([], 5) == 0\nassert count_occurrences(['a', 'b'], 'c') == 0"),
@@ -131,9 +144,27 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
 ]
 
 
+def _more_problems() -> list[tuple[str, str, str, str, str]]:
+    """code_problems.PROBLEMS, loaded by path (this file runs as a script and is loaded by path too)."""
+    spec = importlib.util.spec_from_file_location("code_problems", HERE / "code_problems.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.PROBLEMS)
+
+
+PROBLEMS += _more_problems()
+
+
+def split_of(index: int) -> str:
+    """`heldout` for every HELDOUT_EVERY-th problem after the first FIRST, else `train` (deterministic)."""
+    return "heldout" if index >= FIRST and (index - FIRST) % HELDOUT_EVERY == HELDOUT_EVERY - 1 else "train"
+
+
 def seeds() -> list[dict[str, str]]:
-    return [{"name": name, "signature": signature, "description": description, "tests": tests}
-            for name, signature, description, _, tests in PROBLEMS]
+    return [{"name": name, "signature": signature, "description": description, "tests": tests,
+             "reference": reference, "split": split_of(index)}
+            for index, (name, signature, description, reference, tests) in enumerate(PROBLEMS)]
 
 
 def check() -> list[str]:

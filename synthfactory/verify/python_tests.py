@@ -231,6 +231,8 @@ class PythonTestsVerifier(Verifier):
         solution = _Solution(code, self.options, "calls", deadline=deadline)
         tests_box: SandboxProcess | None = None
         try:
+            # both start at once (each start is mostly the interpreter's); the tests wait for their frame
+            tests_box = SandboxProcess(TESTS_PROGRAM, self.options.limits(), deadline=deadline)
             loaded = solution.recv()
             if loaded is None or loaded.get("kind") != "loaded" or loaded.get("status") != "ok":
                 result, unsafe = solution.end()
@@ -240,7 +242,6 @@ class PythonTestsVerifier(Verifier):
             if not isinstance(names, dict):
                 result, unsafe = solution.end()
                 return Verdict(False, unsafe or "crashed: no verdict (exit 0)", self._details(result, False, solution))
-            tests_box = SandboxProcess(TESTS_PROGRAM, self.options.limits(), deadline=deadline)
             tests_box.send(plain.dumps({"tests": tests, "names": names}))
             verdict, calls = None, 0
             while verdict is None:

@@ -428,16 +428,17 @@ class SandboxProcess:
         """End the program (its whole tree), and say how it ended."""
         if not self.closed:
             self.closed = True
+            os.close(self._to_box)  # end of its input: a runner waiting for a frame exits now
+            self._to_box = -1
             if not self.killed and self.proc.poll() is None:
-                try:  # it was told everything; give it until the deadline to exit by itself
+                try:  # it was told everything; give it a moment to exit by itself (how it exits is the verdict)
                     self.proc.wait(timeout=max(0.0, min(self.deadline - time.monotonic(), 0.5)))
                 except subprocess.TimeoutExpired:
                     pass
             _kill_tree(self.proc, self.kind)
             self.proc.wait()
             self._selector.close()
-            for fd in (self._to_box, self._from_box):
-                os.close(fd)
+            os.close(self._from_box)
             for stream in (self.proc.stdout, self.proc.stderr):
                 assert stream is not None
                 stream.close()
