@@ -291,3 +291,31 @@ def test_shipped_code_seeds_tests_kill_their_near_misses():
     assert [(r.name, r.survivors) for r in reports if r.score < 0.8] == []
     killed, total = sum(r.killed for r in reports), sum(r.total for r in reports)
     assert killed / total >= 0.9, (killed, total)
+
+
+def test_a_recipe_minimum_mutation_score_quarantines_weak_seeds_before_generation(tmp_path, monkeypatch):
+    """python_tests' `min_mutation_score`: planning mutation-tests the seeds the run will use (the
+    real sandbox), quarantines the weak one, the broken one and the one without a reference as
+    `weak_tests: ...`, and takes the next seeds in their place."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # cold: nothing from earlier runs
+    rows = [
+        {"task": "strong", "tests": STRONG, "reference": COUNT_BELOW},
+        {"task": "weak", "tests": WEAK, "reference": COUNT_BELOW},
+        {"task": "no reference", "tests": STRONG},
+        {"task": "broken", "tests": "assert count_below([1], 5) == 2", "reference": COUNT_BELOW},
+        {"task": "strong again", "tests": STRONG + "\nassert count_below([0], 1) == 1", "reference": COUNT_BELOW},
+        {"task": "unused", "tests": WEAK, "reference": COUNT_BELOW},
+    ]
+    (tmp_path / "code.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = make_recipe(tmp_path, name="code", seeds__path="code.jsonl", seeds__format="jsonl",
+                         generation__prompt_template="Write count_below: {{ task }}",
+                         generation__samples_per_seed=1, batches__size=2, batches__max_candidates=2, seeds__max_chars=2000,
+                         verification=[{"name": "tests", "method": "python_tests",
+                                        "options": {"min_mutation_score": 0.9}}])
+    loaded = load_recipe(recipe)
+    plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), version=1)
+    assert [i.seed.fields["task"] for b in plan.batches for i in b.items] == ["strong", "strong again"]
+    reasons = {json.loads(q.payload)["task"]: q.reason for q in plan.seeds_quarantined}
+    assert reasons == {"weak": "weak_tests: mutation score 0.71 < 0.9 (5 of 7 mutants killed)",
+                       "no reference": "weak_tests: no reference solution to mutation-test",
+                       "broken": "weak_tests: reference: tests_failed: AssertionError at test line 1"}

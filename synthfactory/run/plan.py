@@ -156,6 +156,41 @@ def render_seeds(loaded: LoadedRecipe, seeds: SeedSet, contaminated: Callable[[s
     return rendered, quarantined
 
 
+def screen_seed_tests(loaded: LoadedRecipe, rendered: list[tuple[SeedRow, str]]
+                      ) -> tuple[list[tuple[SeedRow, str]], list[QuarantinedRow]]:
+    """Seeds whose tests a verifier finds too weak (python_tests' `min_mutation_score`: mutants of
+    the seed's `reference` its tests do not kill) quarantined as `weak_tests: ...` before any engine
+    time. Only the seeds the run will use are checked (their results are cached), taking the next
+    seeds in order in place of the ones refused."""
+    from synthfactory.run.runner import build_verifiers
+
+    screens = [verifier for _, verifier in build_verifiers(loaded.recipe) if verifier.screens_seeds()]
+    if not screens:
+        return rendered, []
+    recipe = loaded.recipe
+    per_seed = recipe.generation.samples_per_seed
+    space = recipe.batches.count * recipe.batches.size if recipe.batches.count else len(rendered) * per_seed
+    total = min(space, recipe.batches.max_candidates) if recipe.batches.max_candidates else space
+    wanted = min(len(rendered), -(-total // per_seed))
+    kept: list[tuple[SeedRow, str]] = []
+    refused: list[QuarantinedRow] = []
+    position = 0
+    while len(kept) < wanted and position < len(rendered):
+        chunk = rendered[position:position + wanted - len(kept)]
+        position += len(chunk)
+        reasons: list[str | None] = [None] * len(chunk)
+        for verifier in screens:
+            for k, reason in enumerate(verifier.weak_seeds([seed.fields for seed, _ in chunk])):
+                reasons[k] = reasons[k] or reason
+        for (seed, prompt), reason in zip(chunk, reasons, strict=True):
+            if reason:
+                payload = json.dumps(seed.fields, ensure_ascii=False, default=str)
+                refused.append(QuarantinedRow("seeds", reason, payload, seed.location or seed.seed_id))
+            else:
+                kept.append((seed, prompt))
+    return kept + rendered[position:], refused
+
+
 def batch_bounds(total: int, size: int) -> list[tuple[int, int]]:
     """[start, end) of each batch. A trailing batch of fewer than half `size` rows joins the one
     before it, so set-level expectations (diversity, near-dup rate) never judge a sliver."""
@@ -171,6 +206,8 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
     """Render every prompt once, screen the seeds, and cut the work into batches of `batches.size`."""
     recipe = loaded.recipe
     rendered, quarantined = render_seeds(loaded, seeds, contaminated)
+    rendered, weak = screen_seed_tests(loaded, rendered)
+    quarantined += weak
     if not rendered:
         reasons = sorted({q.reason.split(":")[0] for q in quarantined}) or ["the file is empty"]
         source = loaded.seeds_path or loaded.recipe.seeds.from_version or loaded.recipe.seeds.from_versions

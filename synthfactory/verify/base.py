@@ -71,6 +71,14 @@ class Verifier:
         """None when this verifier can run here, else one line naming the fix (exit 2 at run start)."""
         return None
 
+    def screens_seeds(self) -> bool:
+        """Whether `weak_seeds` refuses any seed (the recipe asked for it)."""
+        return False
+
+    def weak_seeds(self, seeds: list[Mapping[str, Any]]) -> list[str | None]:
+        """Per seed: None, or why its checks are too weak to trust (quarantined before generation)."""
+        return [None] * len(seeds)
+
     def verify(self, claim: Claim) -> Verdict:
         raise NotImplementedError
 

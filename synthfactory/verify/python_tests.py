@@ -108,6 +108,9 @@ class PythonTestsOptions(VerifierOptions):
         "audit events the solution may attempt, by name (open, os.listdir, environ, thread, ...) or prefix (socket.*)"))
     float_tolerance: float = Field(default=0.0, ge=0, le=1, description=(
         "io_tests: numbers within this relative (or absolute, near 0) difference are equal"))
+    min_mutation_score: float | None = Field(default=None, ge=0, le=1, description=(
+        "refuse seeds whose tests kill fewer of their reference's mutants (seeds need `reference`; "
+        "`synthfactory seeds check` shows the scores; results are cached)"))
     workers: int | None = Field(default=None, ge=1, le=1024, description="rows at once (default: the cores)")
     where: Literal["auto", "local", "ray"] = Field(
         default="auto", description="auto: Ray tasks on a multi-node cluster with free CPUs, else local threads")
@@ -204,6 +207,35 @@ class PythonTestsVerifier(Verifier):
 
     def preflight(self) -> str | None:
         return sandbox_unavailable()
+
+    def screens_seeds(self) -> bool:
+        return self.options.min_mutation_score is not None
+
+    def weak_seeds(self, seeds: list[Any]) -> list[str | None]:
+        """`weak_tests: ...` for a seed whose tests kill less than `min_mutation_score` of its
+        reference's mutants, or that has no reference or no `tests` to mutation-test."""
+        minimum = self.options.min_mutation_score
+        if minimum is None:
+            return [None] * len(seeds)
+        from synthfactory.verify.mutation import default_cache, mutation_scores
+
+        reasons: list[str | None] = [None] * len(seeds)
+        testable = []
+        for k, seed in enumerate(seeds):
+            if not isinstance(seed.get("reference"), str) or not seed.get("reference").strip():
+                reasons[k] = "weak_tests: no reference solution to mutation-test"
+            elif seed.get("tests") in (None, ""):
+                reasons[k] = "weak_tests: io_tests are not mutation-tested"
+            else:
+                testable.append(k)
+        reports = mutation_scores([(seeds[k], seeds[k]["reference"]) for k in testable], self, default_cache())
+        for k, report in zip(testable, reports, strict=True):
+            if report.broken:
+                reasons[k] = f"weak_tests: {report.broken}"
+            elif report.score is not None and report.score < minimum:
+                reasons[k] = (f"weak_tests: mutation score {report.score:.2f} < {minimum} "
+                              f"({report.killed} of {report.total} mutants killed)")
+        return reasons
 
     def verify(self, claim: Claim) -> Verdict:
         code = extract_code(claim.response)
