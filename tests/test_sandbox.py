@@ -262,7 +262,7 @@ def test_a_fork_bomb_is_bounded_and_killed(bwrap):
         done.set()
         watcher.join()
     assert verdict.reason in ("timeout", "crashed: SIGXCPU"), verdict
-    assert 3 <= peak[0] <= 8 + 3  # the bomb ran, bounded by max_processes (+ bwrap's two processes)
+    assert 3 <= peak[0] <= 8 + 3 + 3  # the bomb ran, bounded by max_processes (+ bwrap's two, + the tests' sandbox)
     assert set(_descendants(os.getpid())) - before == set()
     assert verifier().verify(Claim(RIGHT, {"tests": TESTS})).passed
 
@@ -542,7 +542,7 @@ def test_io_tests_compare_each_case_output(mode):
         "exit_code": block("import sys\nsys.exit(3)"),
         "os_exit_after_output": block("import os, sys\na, b = map(int, input().split())\nprint(a + b)\n"
                                       "sys.stdout.flush()\nos._exit(0)"),
-        "reads_env": block("import os\nprint(os.environ.get('HOME'))"),
+        "reads_env": block("import os\nprint(os.environ.get('AWS_SECRET_ACCESS_KEY'))"),
         "sleeps": block("import time\ntime.sleep(60)"),
     }
     verdicts = verifier(timeout_s=2).verify_many([Claim(c, {"io_tests": IO_CASES}) for c in claims.values()])
@@ -582,3 +582,31 @@ def test_without_bubblewrap_a_code_run_exits_2_before_any_engine_unless_opted_in
     assert not (tmp_path / "store").exists()
     doctor = subprocess.run(cli_command("doctor"), env=env, capture_output=True, text=True, timeout=120)
     assert "none: python_tests refuses to run generated code" in doctor.stdout + doctor.stderr
+
+
+def test_attacks_on_the_relay_and_the_guard_fail_and_honest_stdlib_use_passes(bwrap):
+    """Written against this verifier by a reviewer: a solution's own `abs` shadowing the tests'
+    builtin, a StopIteration that would end the tests' `all(map(...))` early, a path object whose
+    `__str__` and `__fspath__` disagree (and whose methods would run inside the guard), NaN in a
+    frame; and honest code that reads PATH/TMPDIR through the standard library or returns a
+    9,000-digit int."""
+    shadow = block("def add(a, b):\n    return 0\n\ndef abs(x):\n    return 0")
+    stop = block("def add(a, b):\n    raise StopIteration")
+    fake_path = block("import io\nclass P:\n    def __fspath__(self):\n        return '/etc/hostname'\n"
+                      "    def __str__(self):\n        return '/sandbox/x'\nP.__name__ = 'PosixPath'\n"
+                      "P.__module__ = 'pathlib'\n" + RIGHT_ADD + "try:\n    io.FileIO(P()).read()\nexcept OSError:\n    pass")
+    nan_frame = block("import os\ndef add(a, b):\n    for fd in range(3, 65536):\n        try:\n"
+                      "            os.write(fd, b'{\"kind\":\"return\",\"value\":NaN}\\n')\n"
+                      "        except OSError:\n            pass\n    return a + b")
+    stdlib = block("import shutil, tempfile\n" + RIGHT_ADD + "assert shutil.which('sh') or True\n"
+                   "with tempfile.TemporaryFile() as f:\n    f.write(b'x')")
+    big = block("import math\ndef add(a, b):\n    return math.factorial(3000) + a + b - math.factorial(3000)\n\n"
+                "def big():\n    return math.factorial(3000)")
+    claims = [(shadow, "assert abs(add(1, 2) - 3) < 1e-9"), (stop, "assert all(map(lambda x: add(x, 0), [1, 2]))"),
+              (fake_path, TESTS), (nan_frame, TESTS), (stdlib, TESTS),
+              (big, TESTS + "import math\nassert big() == math.factorial(3000)")]
+    verdicts = verifier().verify_many([Claim(response, {"tests": tests}) for response, tests in claims])
+    assert [v.reason for v in verdicts] == [
+        "tests_failed: AssertionError at test line 1", "tests_failed: StopIteration at test line 1",
+        "unsafe_code: open", "unsafe_code: control_pipe", "ok", "ok"], verdicts
+    assert verdicts[2].details["unsafe"]["detail"] == "<PosixPath>"  # never str()-ed: its name only

@@ -14,6 +14,8 @@ Standard library only, and self-contained: this file's source is also run inside
 import json
 
 MAX_DEPTH = 64
+BIG = 2 ** 64  # ints at least this large cross as hex
+MAX_HEX_DIGITS = 1_000_000
 
 
 class NotPlain(Exception):
@@ -28,6 +30,8 @@ def encode(value, depth=0):
     """JSON-able form: str, int, bool and None as themselves; everything else a list tagged by its
     first item (floats by `float.hex`, so nan, inf and -0.0 cross exactly)."""
     kind = type(value)
+    if kind is int and not -BIG < value < BIG:
+        return ["i", int.__format__(value, "x")]  # hex: no digit limit (a decimal past 4,300 digits is refused)
     if value is None or kind is bool or kind is int or kind is str:
         return value
     if depth >= MAX_DEPTH:
@@ -62,6 +66,8 @@ def decode(data, depth=0):
         raise ValueError("nesting too deep")
     tag, rest = data[0], data[1:]
     try:
+        if tag == "i" and len(rest) == 1 and type(rest[0]) is str and len(rest[0]) <= MAX_HEX_DIGITS:
+            return int(rest[0], 16)
         if tag == "f" and len(rest) == 1 and type(rest[0]) is str:
             return float.fromhex(rest[0])
         if tag == "c" and len(rest) == 2 and all(type(x) is str for x in rest):
@@ -89,10 +95,14 @@ def dumps(frame):
     return (json.dumps(frame, separators=(",", ":"), allow_nan=False) + "\n").encode()
 
 
+def _no_constant(name):
+    raise ValueError("NaN and Infinity are not JSON")
+
+
 def loads(line):
     """A frame (a dict) from one line; ValueError for anything else."""
     try:
-        frame = json.loads(line)
+        frame = json.loads(line, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise ValueError("not a frame") from None
     if type(frame) is not dict:

@@ -47,6 +47,7 @@ exits 2 before any engine starts) unless SYNTHFACTORY_SANDBOX=rlimits opts in to
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import re
@@ -75,6 +76,7 @@ ERROR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
 EVENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_. ]{0,59}")
 STDERR_TAIL_CHARS = 1000
 MAX_CALLS = 10_000  # calls the tests may make of the solution in one row
+BUILTIN_NAMES = frozenset(vars(builtins))
 
 
 def extract_code(response: str) -> str | None:
@@ -172,7 +174,8 @@ class _Solution:
             try:
                 frame = plain.loads(line)
             except ValueError:
-                return None  # a broken frame: the solution wrote to the pipe itself
+                self.forged = True  # a broken frame: the solution wrote to the pipe itself
+                return None
             if frame.get("kind") == "event":
                 event, what = frame.get("event"), frame.get("detail")
                 if self.event is None:
@@ -241,9 +244,14 @@ class PythonTestsVerifier(Verifier):
         code = extract_code(claim.response)
         if code is None:
             return Verdict(False, "no_code_block", {"status": "not_run"})
-        if claim.seed.get("io_tests") not in (None, "", []):
-            return self._verify_io(code, claim.seed.get("io_tests"))
-        return self._verify_calls(code, str(claim.seed.get("tests") or ""))
+        try:
+            if claim.seed.get("io_tests") not in (None, "", []):
+                return self._verify_io(code, claim.seed.get("io_tests"))
+            return self._verify_calls(code, str(claim.seed.get("tests") or ""))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            # a frame of the solution's making the relay could not pass on (the processes are ended)
+            log.debug("python_tests: a frame the relay refused: %s", type(exc).__name__)
+            return Verdict(False, "unsafe_code: control_pipe", {"status": "failed"})
 
     def _details(self, result: SandboxResult, passed: bool, solution: _Solution | None = None,
                  status: str | None = None) -> dict[str, Any]:
@@ -270,10 +278,10 @@ class PythonTestsVerifier(Verifier):
                 result, unsafe = solution.end()
                 reason = unsafe or _load_failure(loaded, result)
                 return Verdict(False, reason, self._details(result, False, solution))
-            names = loaded.get("names")
-            if not isinstance(names, dict):
+            names = _offered_names(loaded.get("names"))
+            if names is None:
                 result, unsafe = solution.end()
-                return Verdict(False, unsafe or "crashed: no verdict (exit 0)", self._details(result, False, solution))
+                return Verdict(False, unsafe or "unsafe_code: control_pipe", self._details(result, False, solution))
             tests_box.send(plain.dumps({"tests": tests, "names": names}))
             verdict, calls = None, 0
             while verdict is None:
@@ -390,6 +398,21 @@ class PythonTestsVerifier(Verifier):
         if self.options.where == "ray":
             return True
         return sum(1 for node in ray.nodes() if node.get("Alive")) > 1
+
+
+def _offered_names(names: Any) -> dict[str, list[Any]] | None:
+    """The solution's top-level names the tests may call or read: identifiers not starting with `_`
+    and not shadowing a builtin (a solution's own `abs` or `sorted` must not change what the tests'
+    calls mean); None when the frame is not the runner's shape (the solution wrote it)."""
+    if not isinstance(names, dict):
+        return None
+    offered = {}
+    for name, spec in names.items():
+        if not (isinstance(spec, list) and spec and (spec == ["call"] or (spec[0] == "value" and len(spec) == 2))):
+            return None
+        if isinstance(name, str) and name.isidentifier() and not name.startswith("_") and name not in BUILTIN_NAMES:
+            offered[name] = spec
+    return offered
 
 
 def _frame(line: bytes | None) -> dict[str, Any] | None:

@@ -331,15 +331,18 @@ class SandboxProcess:
         self.keep_stdout = keep_stdout
         to_box_r, to_box_w = os.pipe()
         from_box_r, from_box_w = os.pipe()
-        argv, cwd, env, head, self.kind, self.workdir = _prepare(program, limits, (to_box_r, from_box_w))
-        self.folders = folders(self.kind, self.workdir)
+        self.workdir = None
         try:
+            argv, cwd, env, head, self.kind, self.workdir = _prepare(program, limits, (to_box_r, from_box_w))
+            self.folders = folders(self.kind, self.workdir)
             self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
                                          pass_fds=(to_box_r, from_box_w))
         except BaseException:
             for fd in (to_box_r, to_box_w, from_box_r, from_box_w):
                 os.close(fd)
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
             raise
         os.close(to_box_r)
         os.close(from_box_w)

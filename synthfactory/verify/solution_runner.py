@@ -41,7 +41,7 @@ FORBIDDEN_IMPORTS = frozenset({"ctypes", "_ctypes", "_testcapi", "_testinternalc
                                "_xxinterpchannels", "_posixsubprocess", "_thread", "posix"})
 PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
                             "os.forkpty", "os.startfile", "pty.spawn", "os.kill", "os.killpg", "signal.pthread_kill",
-                            "os.putenv", "os.unsetenv", "resource.setrlimit", "resource.prlimit",
+                            "os.putenv", "os.unsetenv", "resource.prlimit",
                             "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.addaudithook",
                             "os.symlink", "os.link", "webbrowser.open", "urllib.Request",
                             "synthfactory.environ", "synthfactory.thread"})
@@ -53,6 +53,12 @@ NETWORK_PREFIXES = ("socket.", "http.client.", "ftplib.", "smtplib.", "poplib.",
                     "telnetlib.", "ctypes.")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 READABLE_DEVICES = frozenset({"/dev/null", "/dev/urandom", "/dev/random", "/dev/zero"})
+WRITABLE_DEVICES = frozenset({"/dev/null"})
+READABLE_FOLDERS = ("/usr/share/zoneinfo/",)  # zoneinfo's data; the standard library is added at run time
+# what the standard library itself reads on behalf of honest code (tempfile, shutil.which, gettext,
+# time zones); the sandbox's environment holds nothing else but PATH, HOME and LANG
+BENIGN_ENVIRON = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LC_CTYPE", "TMPDIR",
+                            "TEMP", "TMP", "TZ", "COLUMNS", "LINES", "TERM", "PYTHONTZPATH"})
 SHORT_NAMES = {"synthfactory.environ": "environ", "synthfactory.thread": "thread"}
 
 
@@ -62,12 +68,14 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
     replaces module attributes or builtins does not change what the hook does."""
     write, fstat, exit_now, getcwd = os.write, os.fstat, os._exit, os.getcwd
     _type, _str, _bytes, _int, _len, _tuple = type, str, bytes, int, len, tuple
+    typename = type.__dict__["__name__"].__get__  # a class's own name (no metaclass property runs)
     escape = __import__("json").encoder.c_encode_basestring_ascii or __import__("json").encoder.py_encode_basestring_ascii
     identity = (fstat(channel).st_dev, fstat(channel).st_ino)
     allow_prefixes = _tuple(a[:-1] for a in allow if a.endswith("*"))
     allow = frozenset(allow)
     folders = _tuple(f.rstrip("/") + "/" for f in folders if f)
     stdlib = _tuple(p.rstrip("/") + "/" for p in stdlib if p)
+    readable = stdlib + READABLE_FOLDERS
     audit = sys.audit
     import _posixsubprocess
     import _thread
@@ -80,11 +88,7 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
         if _type(path) is _bytes:
             path = path.decode("utf-8", "replace")
         elif _type(path) is not _str:
-            name = _type(path).__name__
-            if name in ("PosixPath", "PurePosixPath") and _type(path).__module__ == "pathlib":
-                path = _str(path)
-            else:
-                return None
+            return None  # never touched: its __str__ or __fspath__ would be the solution's code, run in here
         if not path.startswith("/"):
             path = getcwd() + "/" + path
         parts = []
@@ -130,6 +134,14 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
             exit_now(UNSAFE_EXIT)
 
     def hook(event, args):
+        try:
+            check(event, args)
+        except BaseException:  # noqa: BLE001 - nothing the solution made may make the guard let an act through
+            exit_now(UNSAFE_EXIT)
+
+    def check(event, args):
+        if _type(event) is not _str or _type(args) is not _tuple:
+            refuse("sys.audit", "")
         if event == "open":
             path, mode, flags = (args + (None, None, None))[:3]
             if _type(path) is _int:
@@ -139,9 +151,13 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
             writes = (_type(mode) is _str and any(c in mode for c in "wax+")) or \
                      (mode is None and _type(flags) is _int and flags & WRITE_FLAGS)
             full = absolute(path)
-            if inside(path, folders) or (not writes and (inside(path, stdlib) or full in READABLE_DEVICES)):
+            if inside(path, folders) or full in WRITABLE_DEVICES:
                 return
-            refuse("open", full if full is not None else "<" + _type(path).__name__ + ">")
+            # os.open (mode None) outside the folders is refused even to read: a directory fd opened
+            # that way would let a later open(name, dir_fd=fd) escape the path check
+            if mode is not None and not writes and (inside(path, readable) or full in READABLE_DEVICES):
+                return
+            refuse("open", full if full is not None else "<" + _str(typename(_type(path))) + ">")
         elif event == "import":
             if args and _type(args[0]) is _str and args[0].split(".")[0] in FORBIDDEN_IMPORTS:
                 refuse("import " + args[0].split(".")[0], args[0])
@@ -155,7 +171,7 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
                 refuse(event, detail(args))
         elif event in PROCESS_EVENTS or event.startswith(NETWORK_PREFIXES):
             refuse(event, detail(args))
-        elif event == "object.__setattr__" and _len(args) > 1 and args[1] == "__code__":
+        elif event == "object.__setattr__" and _len(args) > 1 and _type(args[1]) is _str and args[1] == "__code__":
             refuse("object.__setattr__", "__code__")
 
     # The environment: os.environ reads raise an audited event (the sandbox's own is PATH, HOME, LANG).
@@ -164,7 +180,9 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
     def environ_class(store):
         class AuditedEnviron(MutableMapping):
             def __getitem__(self, key):
-                audit("synthfactory.environ", key if _type(key) in (_str, _bytes) else "")
+                if not (_type(key) is _str and key in BENIGN_ENVIRON) and \
+                        not (_type(key) is _bytes and key.decode("latin-1") in BENIGN_ENVIRON):
+                    audit("synthfactory.environ", key if _type(key) in (_str, _bytes) else "")
                 return store[key]
 
             def __setitem__(self, key, value):
@@ -207,18 +225,28 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
 
     _thread.start_new_thread = start_new_thread
 
-    # Processes: subprocess audits Popen; the call under it is audited here too.
-    fork_exec = _posixsubprocess.fork_exec
-
-    def audited_fork_exec(*args):
-        audit("subprocess.Popen", "fork_exec")
-        return fork_exec(*args)
-
-    _posixsubprocess.fork_exec = audited_fork_exec
+    # Processes: subprocess audits Popen; the call under it is audited here too, and unless the
+    # recipe allows subprocesses the real one is not kept anywhere the solution could fish it out of.
+    if "subprocess.Popen" in allow or "subprocess.Popen".startswith(allow_prefixes or ("\0",)):
+        _posixsubprocess.fork_exec = _audited(_posixsubprocess.fork_exec, audit)
+    else:
+        _posixsubprocess.fork_exec = _refused
     _thread.start_new = start_new_thread
     if "threading" in sys.modules:
         sys.modules["threading"]._start_new_thread = start_new_thread
     sys.addaudithook(hook)  # last: nothing above is the solution's
+
+
+def _audited(function, audit):
+    def audited_fork_exec(*args):
+        audit("subprocess.Popen", "fork_exec")
+        return function(*args)
+    return audited_fork_exec
+
+
+def _refused(*args):
+    sys.audit("subprocess.Popen", "fork_exec")
+    raise PermissionError("no subprocesses in the sandbox")
 
 
 def _line(exc, filename):

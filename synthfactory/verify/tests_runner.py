@@ -47,8 +47,10 @@ def _exception_class(name):
     if type(name) is not str or not name.isidentifier():
         name = "Exception"
     found = getattr(builtins, name, None)
-    if isinstance(found, type) and issubclass(found, BaseException) and found not in (SystemExit, KeyboardInterrupt,
-                                                                                      GeneratorExit):
+    # exceptions with a meaning to the interpreter (StopIteration ends a map() early, so `all(map(f, xs))`
+    # would pass) cross as plain Exceptions of the same name
+    if isinstance(found, type) and issubclass(found, Exception) and not issubclass(found, (StopIteration,
+                                                                                          StopAsyncIteration)):
         return found
     return type(name, (Exception,), {})
 
@@ -72,22 +74,29 @@ def main():
         while data:
             data = data[os.write(channel, data):]
 
+    ended = []  # set once the solution can no longer answer: the verdict then, whatever the tests caught
+
     def proxy(name):
         def call(*args, **kwargs):
             try:
                 request = {"kind": "call", "name": name, "args": encode(list(args)),
                            "kwargs": encode(dict(kwargs))}
             except NotPlain as exc:
+                ended.append({"kind": "unexpressible", "type": exc.type_name})
                 raise Unexpressible(exc.type_name) from None
+            if ended:
+                raise SolutionEnded(ended[0])
             send(request)
             answer = receive()
             if answer is None or answer.get("kind") not in ("return", "raise"):
-                raise SolutionEnded(answer or {"kind": "ended"})
+                ended.append(answer or {"kind": "ended"})
+                raise SolutionEnded(ended[0])
             if answer["kind"] == "return":
                 try:
                     return decode(answer.get("value"))
                 except ValueError:
-                    raise SolutionEnded({"kind": "not_plain", "type": "?"}) from None
+                    ended.append({"kind": "not_plain", "type": "?"})
+                    raise SolutionEnded(ended[0]) from None
             message = answer.get("message")
             raise _exception_class(answer.get("error"))(message if type(message) is str else "")
 
@@ -104,6 +113,8 @@ def main():
         return
     namespace = {"__name__": "tests", "__builtins__": builtins}
     for name, spec in payload["names"].items():
+        if type(name) is not str or not name.isidentifier() or name.startswith("_") or name in builtins.__dict__:
+            continue  # a solution's `abs` or `sorted` must not change what the tests' own calls mean
         if spec[0] == "call":
             namespace[name] = proxy(name)
         else:
@@ -116,19 +127,22 @@ def main():
                  and getattr(getattr(value, "__code__", None), "co_filename", "") == "<tests>"]
         for test in found:
             test()
-    except SolutionEnded as ended:
-        send({"kind": "verdict", "status": "solution_ended", "answer": ended.answer})
-        return
-    except Unexpressible as exc:
-        send({"kind": "verdict", "status": "unexpressible", "type": exc.type_name[:100]})
-        return
+    except (SolutionEnded, Unexpressible):
+        pass  # settled below from `ended`
     except BaseException as exc:  # noqa: BLE001 - every failure of the tests is the verdict
-        line, tb = 0, exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == "<tests>":
-                line = tb.tb_lineno
-            tb = tb.tb_next
-        send({"kind": "verdict", "status": "failed", "error": type(exc).__name__, "line": line})
+        if not ended:
+            line, tb = 0, exc.__traceback__
+            while tb is not None:
+                if tb.tb_frame.f_code.co_filename == "<tests>":
+                    line = tb.tb_lineno
+                tb = tb.tb_next
+            send({"kind": "verdict", "status": "failed", "error": type(exc).__name__, "line": line})
+            return
+    if ended:  # even when the tests caught it (a bare except): the solution could not answer
+        if ended[0].get("kind") == "unexpressible":
+            send({"kind": "verdict", "status": "unexpressible", "type": str(ended[0].get("type"))[:100]})
+        else:
+            send({"kind": "verdict", "status": "solution_ended", "answer": ended[0]})
         return
     if not asserts and not found:
         send({"kind": "verdict", "status": "no_tests"})
