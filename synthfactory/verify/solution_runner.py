@@ -28,7 +28,7 @@ import os
 import sys
 
 try:  # for readers and linters: in the sandbox plain.py's source is prepended (the package is not there)
-    from synthfactory.verify.plain import NotPlain, decode, dumps, encode, loads
+    from synthfactory.verify.plain import NotPlain, channel, decode, encode
 except ImportError:
     pass
 
@@ -273,25 +273,10 @@ def _error(exc):
 
 
 def main():
-    read_fd, channel = globals()["__sandbox_fds__"]  # set by the sandbox's prelude
-    write, exit_now = os.write, os._exit
+    read_fd, channel_fd = globals()["__sandbox_fds__"]  # set by the sandbox's prelude
+    exit_now = os._exit
     sys.dont_write_bytecode = True
-    buffer = b""
-
-    def receive():
-        nonlocal buffer
-        while b"\n" not in buffer:
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                return None
-            buffer += chunk
-        line, _, buffer = buffer.partition(b"\n")
-        return loads(line)
-
-    def send(frame):
-        data = dumps(frame)
-        while data:
-            data = data[write(channel, data):]
+    receive, send = channel(read_fd, channel_fd)
 
     payload = receive()
     mode = payload["mode"]
@@ -301,7 +286,7 @@ def main():
         send({"kind": "loaded", "status": "syntax_error", "line": getattr(exc, "lineno", 0) or 0})
         exit_now(0)
     namespace = {"__name__": "__main__" if mode == "io" else "solution", "__builtins__": builtins}
-    _install_guard(channel, payload.get("allow") or [], int(payload.get("max_threads", 4)),
+    _install_guard(channel_fd, payload.get("allow") or [], int(payload.get("max_threads", 4)),
                    payload.get("folders") or [], payload.get("stdlib") or [])
     if mode == "io":
         status = {"kind": "done", "status": "ok"}
