@@ -163,7 +163,7 @@ def screen_seed_tests(loaded: LoadedRecipe, rendered: list[tuple[SeedRow, str]]
     the seed's `reference` its tests do not kill) quarantined as `weak_tests: ...` before any engine
     time. Only the seeds the run will use are checked (their results are cached), taking the next
     seeds in order in place of the ones refused."""
-    screens = [verifier for verifier in _verifiers(loaded.recipe) if verifier.screens_seeds()]
+    screens = [verifier for _, verifier in build_verifiers(loaded.recipe) if verifier.screens_seeds()]
     if not screens:
         return rendered, []
     recipe = loaded.recipe
@@ -263,15 +263,19 @@ def check_seed_file(loaded: LoadedRecipe) -> None:
 def check_verifiers_can_run(recipe: Recipe) -> None:
     """Each verifier's preflight (python_tests: a sandbox to run generated code in): one that cannot
     run here is a UserError naming the fix, before any engine starts (exit 2)."""
-    for config, verifier in zip(recipe.verification, _verifiers(recipe), strict=True):
+    for config, (_, verifier) in zip(recipe.verification, build_verifiers(recipe), strict=True):
         why = verifier.preflight()
         if why:
             raise UserError(f"verification {config.name!r} ({config.method}): {why}")
 
 
-def _verifiers(recipe: Recipe) -> list[Any]:
-    """The recipe's verifiers, built from the registry with their options (as the runner builds them)."""
-    return [VERIFIERS.load(c.method)(VERIFIERS.load(c.method).Options(**c.options)) for c in recipe.verification]
+def build_verifiers(recipe: Recipe) -> list[tuple[str, Any]]:
+    """(name, verifier) for each of `recipe.verification`, from the registry, with its options."""
+    built = []
+    for config in recipe.verification:
+        cls = VERIFIERS.load(config.method)
+        built.append((config.name, cls(cls.Options(**config.options))))
+    return built
 
 
 def check_seed_fields(loaded: LoadedRecipe, seeds: list[SeedRow]) -> None:

@@ -21,7 +21,7 @@ from synthfactory.run.control import trim_to_target
 from synthfactory.run.cost import Prices
 from synthfactory.grading import Panel
 from synthfactory.methods import Method
-from synthfactory.run.plan import BatchPlan, RunPlan
+from synthfactory.run.plan import BatchPlan, RunPlan, build_verifiers
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
@@ -29,7 +29,6 @@ from synthfactory.run.metadata import Judging, VersionMetadata
 from synthfactory.run.results import (commit_metadata, not_published_reason, published_rows, quarantine_records,
                                       totals_for, verification_totals)
 from synthfactory.rows import row_schema
-from synthfactory.registry import VERIFIERS
 from synthfactory.verify.base import Verifier
 from synthfactory.inputs.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore
@@ -94,15 +93,6 @@ class BatchRunner:
         for stage in STAGE_LINE:
             state = getattr(self, stage)(state)
         return state
-
-
-def build_verifiers(recipe: Recipe) -> list[tuple[str, Verifier]]:
-    """(name, verifier) for each of `recipe.verification`, from the registry, with its options."""
-    built = []
-    for config in recipe.verification:
-        cls = VERIFIERS.load(config.method)
-        built.append((config.name, cls(cls.Options(**config.options))))
-    return built
 
 
 def run_seeds(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> SeedSet:
