@@ -42,7 +42,7 @@ from synthfactory.grading.learned import build_features  # noqa: E402
 from synthfactory.grading.llm import JudgeScore  # noqa: E402
 from synthfactory.grading.measures import at_threshold, auc_interval, roc_auc, threshold_for_precision  # noqa: E402
 from synthfactory.grading.panel import Panel  # noqa: E402
-from synthfactory.lineage import stable_hash  # noqa: E402
+from synthfactory.model.lineage import stable_hash  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
 
 ABLATIONS = {"embeddings": ("embeddings",), "signals": ("signals",), "judges": ("judges",),

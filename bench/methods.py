@@ -34,7 +34,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import make_judge  # noqa: E402
-from synthfactory.lineage import row_id_for  # noqa: E402
+from synthfactory.model.lineage import row_id_for  # noqa: E402
 from synthfactory.methods import method_for  # noqa: E402
 from synthfactory.methods.base import Row, run_rounds  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402

@@ -36,7 +36,7 @@ from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.engines.base import ChatRequest  # noqa: E402
 from bench.methods import busy_share, equal_speed, graded_ids  # noqa: E402
-from synthfactory.lineage import row_id_for  # noqa: E402
+from synthfactory.model.lineage import row_id_for  # noqa: E402
 from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
 from synthfactory.inputs.seeds import load_seeds  # noqa: E402

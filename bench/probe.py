@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthfactory.lineage import ROW_SCHEMA, row_id_for  # noqa: E402
+from synthfactory.model.lineage import ROW_SCHEMA, row_id_for  # noqa: E402
 from synthfactory.probe.evalsets import LABELS_DIR  # noqa: E402
-from synthfactory.run.metadata import VersionMetadata  # noqa: E402
+from synthfactory.model.metadata import VersionMetadata  # noqa: E402
 from synthfactory.store import DatasetStore  # noqa: E402
 
 SYSTEM = "You are a patient teacher who explains things clearly and accurately."

@@ -24,9 +24,9 @@ from prefect.utilities.asyncutils import run_sync_in_worker_thread
 from pydantic import Field
 
 from synthfactory.recipe import LoadedRecipe
-from synthfactory.run.batch import BatchState
-from synthfactory.run.metadata import VersionMetadata
-from synthfactory.run.plan import BatchPlan, RunPlan
+from synthfactory.model.batch import BatchState
+from synthfactory.model.metadata import VersionMetadata
+from synthfactory.model.plan import BatchPlan, RunPlan
 from synthfactory.run.runner import STAGE_LINE
 from synthfactory.storage import Location, storage_options
 from synthfactory.store import DatasetStore

@@ -83,8 +83,8 @@ def _run(args: argparse.Namespace) -> int:
             f"({summary['seeds_quarantined']} seed rows quarantined) in {summary['seconds']:.1f}s"
             + (f" (first accepted batch at {first:.1f}s)" if first is not None else "")
         )
-        from synthfactory.run.cost import Cost
-        from synthfactory.run.metadata import StopRecord
+        from synthfactory.model.cost import Cost
+        from synthfactory.model.metadata import StopRecord
 
         print(f"  {StopRecord.model_validate(summary).sentence(summary['batches']).replace('`', '')}")
         print(f"  cost: {Cost.model_validate(summary.get('cost') or {}).line()}")
@@ -289,7 +289,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     """A few of the plan's rows through every stage on the real engines, then an estimate of the
     whole run; the store is read, never written."""
-    from synthfactory.run.cost import Prices
+    from synthfactory.model.cost import Prices
     from synthfactory.run.plan import engine_specs_for
     from synthfactory.run.preview import estimate, outcome_rows, plan_for_preview, preview_items, run_preview
     from synthfactory.quality.guards import QualityGuards
@@ -355,7 +355,7 @@ def _scores_line(scores: dict[str, Any]) -> str:
 
 
 def _estimate_text(e: dict[str, Any]) -> str:
-    from synthfactory.run.cost import NO_PRICE, money_text
+    from synthfactory.model.cost import NO_PRICE, money_text
 
     low, high = e["acceptance_interval"]
     lines = [f"\nestimate from {e['accepted']} of {e['previewed']} rows passing screen, judge and filter "
@@ -384,7 +384,7 @@ def _check_models(specs: list[Any]) -> None:
 
 def _version_row(info: Any) -> dict[str, Any]:
     """One version as `versions --json` lists it."""
-    from synthfactory.run.cost import PerRow
+    from synthfactory.model.cost import PerRow
 
     meta, cost = info.metadata, info.metadata.cost
     per_accepted, per_rejected = cost.per_accepted_row or PerRow(), cost.per_rejected_row or PerRow()
@@ -405,7 +405,7 @@ def _version_row(info: Any) -> dict[str, Any]:
 
 
 def _versions(args: argparse.Namespace) -> int:
-    from synthfactory.run.cost import PerRow, money_text
+    from synthfactory.model.cost import PerRow, money_text
     from synthfactory.store import DatasetStore
 
     infos = DatasetStore(args.dataset).versions()

@@ -25,8 +25,8 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from synthfactory.errors import UserError
-from synthfactory.lineage import ROW_SCHEMA
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.lineage import ROW_SCHEMA
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.storage import Location, StorageOptions, storage_options
 
 METADATA_KEY = "synthfactory"

@@ -13,13 +13,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from synthfactory.run.batch import BatchState
+from synthfactory.model.batch import BatchState
 from synthfactory.engines.base import EngineSpec
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.engines.pool import EnginePool
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.publish.report import rejection_table, run_report_markdown
 from synthfactory.run.executor import (ENGINE_RETRIES, ENGINE_RETRY_DELAY_S, ENGINE_STAGES, PUBLISH_RETRIES,
                                        PUBLISH_RETRY_DELAY_S, worth_retrying)

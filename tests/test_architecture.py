@@ -125,6 +125,45 @@ def test_no_import_circle_in_the_core() -> None:
     assert not found, "import circles in synthfactory/: " + "; ".join(" <-> ".join(c) for c in found)
 
 
+# Floors, bottom up: a module may import its own floor and the floors below, never one above. The
+# data model (rows, batch state, plan, version metadata, the run context) sits just above the
+# foundation, with what it describes (the recipe, seeds and corpora, the store of versions).
+FLOORS = (
+    ("foundation", {"errors", "registry", "cache", "storage"}),
+    ("data model", {"model", "recipe", "inputs", "store"}),
+    ("the work", {"engines", "methods", "verify", "grading", "quality", "labels"}),
+    ("publish", {"publish"}),
+    ("the run", {"run"}),
+    ("commands", {"probe", "cli", CORE}),
+)
+
+
+def floor_of(module: str) -> int:
+    """The floor of a core module: that of its room (`synthfactory.<room>...`)."""
+    parts = module.split(".")
+    room = parts[1] if len(parts) > 1 else parts[0]
+    for level, (_, rooms) in enumerate(FLOORS):
+        if room in rooms:
+            return level
+    raise AssertionError(f"{module}: room {room!r} is on no floor; add it to FLOORS in tests/test_architecture.py")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} ({FLOORS[floor_of(m)][0]}) -> {e} ({FLOORS[floor_of(e)][0]})"
+                  for m, edges in graph.items() for e in edges if floor_of(e) > floor_of(m))
+
+
+def test_every_import_points_down_a_floor() -> None:
+    found = upward_imports(import_graph())
+    assert not found, "imports up a floor:\n" + "\n".join(found)
+
+
+def test_the_floor_check_sees_an_upward_import() -> None:
+    """A floor check that cannot fail is no check: the data model importing the run is caught."""
+    graph = {"synthfactory.model.batch": {"synthfactory.run.driver"}, "synthfactory.run.driver": set()}
+    assert upward_imports(graph) == ["synthfactory.model.batch (data model) -> synthfactory.run.driver (the run)"]
+
+
 # The command line is the one place the core reaches Prefect: `synthfactory run` starts the flow
 # (DESIGN: the core "knows nothing of Prefect except where the CLI starts a flow"). It is an entry
 # point: no core module may import it, so that one edge cannot carry the flows into the core.

@@ -22,7 +22,7 @@ from synthfactory.grading.calibration import (auc_interval, latest_calibration, 
 from synthfactory.publish.card import _grading_section, what_a_person_would_see
 from synthfactory.publish.report import run_report_markdown
 from synthfactory.recipe import load_recipe
-from synthfactory.run.metadata import Calibration, VersionMetadata
+from synthfactory.model.metadata import Calibration, VersionMetadata
 from tests.conftest import make_recipe
 from tests.test_metadata import COLLAPSE
 
@@ -178,7 +178,7 @@ def test_a_learned_judge_voting_alone_puts_its_cross_validated_precision_on_the_
     """Without a calibration, a version graded by one learned judge states what its out-of-fold
     scores give at the version's threshold: the estimate of the precision a person would see."""
     from synthfactory.grading.learned import CALIBRATION_DIR, CV_FILE, LEARNED_DIR, judges_fingerprint, stored_summary
-    from synthfactory.run.metadata import JudgeInfo
+    from synthfactory.model.metadata import JudgeInfo
 
     grading = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "quickstart_learned.yaml").recipe.grading
     folder = tmp_path / CALIBRATION_DIR / judges_fingerprint(grading) / LEARNED_DIR / "abc123"

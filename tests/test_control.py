@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import pytest
 
-from synthfactory.run.batch import BatchState, synthetic
+from synthfactory.model.batch import BatchState, synthetic
 from synthfactory.run.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
-from synthfactory.run.cost import Prices, Spend, run_cost
+from synthfactory.model.cost import Prices, Spend, run_cost
 from synthfactory.run.driver import BatchLoop
 from synthfactory.run.executor import LocalExecutor
-from synthfactory.run.plan import BatchPlan
+from synthfactory.model.plan import BatchPlan
 from synthfactory.errors import EngineFailure, RecipeError
 from synthfactory.recipe import load_recipe
 from tests.conftest import ROOT

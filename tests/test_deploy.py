@@ -375,10 +375,10 @@ def test_the_probe_flow_probes_the_version_its_factory_run_published(prefect_api
     from datetime import datetime, timezone
 
     from flows.probe import probe_flow
-    from synthfactory.lineage import ROW_SCHEMA, row_id_for
+    from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
     from synthfactory.probe import read_probes
     from synthfactory.recipe import load_recipe
-    from synthfactory.run.metadata import VersionMetadata
+    from synthfactory.model.metadata import VersionMetadata
     from tests.conftest import TOPICS
 
     recipe = make_recipe(tmp_path)

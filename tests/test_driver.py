@@ -21,7 +21,7 @@ from synthfactory import load_dataset_version
 from synthfactory.engines.base import ChatResult
 from synthfactory.errors import EngineFailure, RecipeError, ValidationGateError
 from synthfactory.recipe import load_recipe
-from synthfactory.run.batch import BatchState
+from synthfactory.model.batch import BatchState
 from synthfactory.run.driver import drive_run
 from synthfactory.run.executor import LocalExecutor, read_staged, stage_key, write_staged
 from synthfactory.store import DatasetStore

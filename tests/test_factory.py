@@ -14,7 +14,7 @@ import datasets
 import pytest
 
 from synthfactory import load_dataset_version
-from synthfactory.lineage import LINEAGE_COLUMNS
+from synthfactory.model.lineage import LINEAGE_COLUMNS
 from synthfactory.store import DatasetStore
 from tests.conftest import TOPICS, cli_command, cli_env, make_recipe, prefect_call
 

@@ -19,8 +19,8 @@ from synthfactory.labels.command import label_command
 from synthfactory.labels.labelstudio import _annotation_label, import_annotations
 from synthfactory.labels.sample import candidates, describe_row, draw_sample
 from synthfactory.labels.table import LABELS_SCHEMA, append_labels, labels_uri, read_all_labels, read_labels
-from synthfactory.lineage import ROW_SCHEMA, row_id_for
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
 
 from .conftest import cli_command

@@ -283,7 +283,7 @@ def test_across_labellers_both_directions_with_intervals_and_the_card_cites_the_
     from synthfactory.grading.cross_labeller import lines
     from synthfactory.grading.learned import learned_report, stored_summary
     from synthfactory.publish.card import _grading_section
-    from synthfactory.run.metadata import JudgeInfo
+    from synthfactory.model.metadata import JudgeInfo
     from tests.test_calibration_origins import _meta
 
     rows = [json.loads(line) for line in REAL_DEV.read_text(encoding="utf-8").splitlines()]
@@ -349,7 +349,7 @@ def test_across_labellers_both_directions_with_intervals_and_the_card_cites_the_
 
 def test_labels_of_one_labeller_have_no_cross_labeller_figure_and_the_card_says_so(tmp_path):
     from synthfactory.publish.card import _learned_sentence
-    from synthfactory.run.metadata import JudgeInfo
+    from synthfactory.model.metadata import JudgeInfo
 
     rows = [dict(r, labeller="A") for r in _slice(40)]
     panel = Panel(_grading(_labels(tmp_path / "l.jsonl", rows), ["signals"]), embedder=StandInEmbedder)

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pytest
 
 from synthfactory.errors import UserError
-from synthfactory.lineage import ROW_SCHEMA
+from synthfactory.model.lineage import ROW_SCHEMA
 from synthfactory.publish.card import dataset_card, write_card
 from synthfactory.publish.hub import diff_versions
 from synthfactory.publish.report import rejection_table, run_report_markdown
-from synthfactory.run.cost import Cost, money_text
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.cost import Cost, money_text
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.run.results import SUMMARY_FIELDS, run_summary
 from synthfactory.store import METADATA_KEY, DatasetStore
 

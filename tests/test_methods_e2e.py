@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from synthfactory import load_dataset_version
-from synthfactory.lineage import LINEAGE_COLUMNS
+from synthfactory.model.lineage import LINEAGE_COLUMNS
 from synthfactory.publish.hub import export_version
 from synthfactory.store import DatasetStore
 

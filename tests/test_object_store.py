@@ -279,8 +279,8 @@ def test_racing_publishes_never_lose_a_commit(s3):
     put lets exactly one Delta commit through; each other is the one-line 'published meanwhile'
     error, and the table holds one version 1 with its rows (none lost, none twice)."""
     from synthfactory.errors import UserError
-    from synthfactory.lineage import ROW_SCHEMA
-    from synthfactory.run.metadata import VersionMetadata
+    from synthfactory.model.lineage import ROW_SCHEMA
+    from synthfactory.model.metadata import VersionMetadata
     from synthfactory.store import DatasetStore
 
     fixture = json.loads((Path(__file__).parent / "fixtures" / "metadata_c6c96d3.json").read_text())

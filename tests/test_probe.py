@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from synthfactory.cli import main
-from synthfactory.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
 from synthfactory.probe.evalsets import LABELS_DIR, good_answers_eval, labelled_file
 from synthfactory.probe.evaluate import ItemLoss, paired_bootstrap, perplexity
-from synthfactory.probe.record import EvalResult, ProbeRecord, probe_fingerprint, read_probes, write_probe
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.probe import EvalResult, ProbeRecord, probe_fingerprint, read_probes, write_probe
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
 
 SYSTEM = "You are a patient teacher who explains things clearly and accurately."

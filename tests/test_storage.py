@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from synthfactory.errors import UserError
-from synthfactory.lineage import ROW_SCHEMA
+from synthfactory.model.lineage import ROW_SCHEMA
 from synthfactory.storage import Location, StorageError, StorageOptions, storage_options
 from tests.conftest import free_port, start_moto
 
@@ -96,7 +96,7 @@ def test_staged_stages_index_and_embeddings_are_read_back_through_a_fresh_locati
     """What a rerun on another machine reads: a new Location, no cached listing, the same bytes."""
     from synthfactory.quality.dedup import NearDupIndex, write_version_index
     from synthfactory.quality.embed import read_version_embeddings, write_version_embeddings
-    from synthfactory.run.batch import BatchState
+    from synthfactory.model.batch import BatchState
     from synthfactory.run.executor import read_staged, write_staged
 
     state = BatchState("b1", 0, "generate", rows=[{"id": "r1", "text": "hello"}], status="passed")
@@ -122,7 +122,7 @@ def test_staged_stages_index_and_embeddings_are_read_back_through_a_fresh_locati
 
 def test_a_version_on_s3_publishes_reads_back_and_gets_its_card_in_the_bucket(s3):
     from synthfactory.publish.card import write_card
-    from synthfactory.run.metadata import VersionMetadata
+    from synthfactory.model.metadata import VersionMetadata
     from synthfactory.store import DatasetStore
 
     store = DatasetStore(f"s3://{BUCKET}/published/tiny", s3)

@@ -705,7 +705,7 @@ def test_math_working_is_registered_and_described():
 
 def test_the_card_says_what_each_verifier_checks():
     from synthfactory.publish.card import _verification_section
-    from synthfactory.run.metadata import VersionMetadata
+    from synthfactory.model.metadata import VersionMetadata
 
     meta = VersionMetadata.model_validate({"version": 1, "verification": {
         "answer": {"method": "math_answer", "checked": 10, "passed": 4, "rate": 0.4},

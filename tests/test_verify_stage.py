@@ -23,9 +23,9 @@ from synthfactory.publish.card import _verification_section
 from synthfactory.publish.formats import convert
 from synthfactory.recipe import load_recipe, recipe_identity
 from synthfactory.registry import VERIFIERS, Entry
-from synthfactory.rows import row_schema, verify_rate_column
-from synthfactory.run.batch import BatchState
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.rows import row_schema, verify_rate_column
+from synthfactory.model.batch import BatchState
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.run.plan import plan_run
 from synthfactory.run.results import totals_for, verification_totals
 from synthfactory.run.runner import STAGE_LINE, build_verifiers

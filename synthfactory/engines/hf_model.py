@@ -22,7 +22,7 @@ from pathlib import Path
 
 from synthfactory.cache import cache_root
 from synthfactory.errors import UserError
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 
 log = logging.getLogger(__name__)
 

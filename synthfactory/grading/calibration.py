@@ -31,7 +31,7 @@ from synthfactory.grading.measures import (at_threshold, auc_interval, cohen_kap
                                            roc_auc, roc_curve, spearman, threshold_for_precision,
                                            wilson_interval, with_intervals)
 from synthfactory.inputs.readers import QuarantinedRow
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.recipe import GradingConfig
 from synthfactory.storage import Location, StorageOptions
 
@@ -100,7 +100,7 @@ def grade_labels(rows: list[dict[str, Any]], grading: GradingConfig, chats: list
     every criterion and every judge."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from synthfactory.lineage import sampling_seed
+    from synthfactory.model.lineage import sampling_seed
 
     panel = panel or calibration_panel(grading)
 

@@ -22,7 +22,7 @@ from typing import Any
 from synthfactory.errors import UserError
 from synthfactory.grading.measures import cohen_kappa
 from synthfactory.inputs.readers import PAYLOAD_CHARS, QuarantinedRow, read_records
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.recipe import file_fingerprint
 from synthfactory.storage import Location, is_remote
 

@@ -36,7 +36,7 @@ from synthfactory.errors import UserError
 from synthfactory.grading import learned_model as lm
 from synthfactory.grading.cross_labeller import cross_labeller, labeller_counts, summary as cross_summary
 from synthfactory.grading.llm import JudgeScore
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.quality import text as tq
 from synthfactory.storage import Location
 

@@ -106,7 +106,7 @@ class Panel:
                       ) -> dict[str, list[JudgeScore | None]]:
         """Every judge but the learned ones on `pairs` (a learned judge's labelled rows, to train on),
         with fixed retry seeds; their engine cost is not a batch's."""
-        from synthfactory.lineage import sampling_seed
+        from synthfactory.model.lineage import sampling_seed
 
         scratch = PanelResult(verdicts=[None] * len(pairs), errors=[None] * len(pairs), prompt_tokens=[0] * len(pairs),
                               completion_tokens=[0] * len(pairs), latency_s=[0.0] * len(pairs))

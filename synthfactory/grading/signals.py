@@ -16,7 +16,7 @@ import re
 from typing import Any, Callable
 
 from synthfactory.grading.llm import JudgeScore
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.quality import text as tq
 
 _ENDS_SENTENCE = re.compile(r"[.!?][\"')\]\u201d\u2019]*\s*$")

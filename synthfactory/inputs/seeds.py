@@ -14,7 +14,7 @@ from typing import Any
 
 from synthfactory.errors import RecipeError, UserError
 from synthfactory.inputs.readers import QuarantinedRow, read_rows
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.recipe import SeedsConfig
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthfactory.errors import UserError
-from synthfactory.lineage import stable_hash
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.lineage import stable_hash
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
 
 SCORE_BINS = 10

@@ -26,12 +26,12 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.verify.base import Claim, Verdict
 
 if TYPE_CHECKING:
     from synthfactory.grading import JudgeScore
-    from synthfactory.run.plan import WorkItem
+    from synthfactory.model.plan import WorkItem
     from synthfactory.recipe import GenerationConfig
 
 # OpenAI chat format as Arrow: what `datasets` loads as a list of {"role", "content"} dicts

@@ -16,7 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.methods.base import Draft, Fail, MethodOptions, Next, Row, strip_label
 from synthfactory.methods.instruct import InstructMethod, sft_messages
 from synthfactory.quality.text import is_refusal, words

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pydantic import BaseModel, Field, model_validator
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.lineage import ROW_SCHEMA
+from synthfactory.model.lineage import ROW_SCHEMA
 from synthfactory.methods.base import Draft, Fail, Method, MethodOptions, Next, Row
 from synthfactory.verify.json_schema import schema_problem, validate_json, validator_for, violation_path
 

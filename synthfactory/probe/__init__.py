@@ -13,7 +13,7 @@ The API other code calls (light to import; torch, transformers and TRL load on f
 """
 
 from synthfactory.probe.evalsets import EvalSet, good_answers_eval, real_text_eval
-from synthfactory.probe.record import EvalResult, ProbeRecord, read_probes, write_probe
+from synthfactory.model.probe import EvalResult, ProbeRecord, read_probes, write_probe
 
 __all__ = ["EvalResult", "EvalSet", "ProbeRecord", "compare_versions", "fine_tune", "good_answers_eval",
            "load_base_model", "paired_bootstrap", "perplexity", "probe_version", "read_probes", "real_text_eval",

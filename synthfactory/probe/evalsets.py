@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthfactory.errors import RecipeError
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 
 REAL_TEXT_ITEMS = 32
 LABELS_DIR = Path(__file__).resolve().parents[2] / "recipes" / "labels"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synthfactory.errors import RecipeError, UserError
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 
 TASK_ACCURACY = "task_accuracy"
 TASK_ITEMS = 8

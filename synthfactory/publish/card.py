@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from synthfactory.run.metadata import Calibration, JudgeBias, VersionMetadata
+from synthfactory.model.metadata import Calibration, JudgeBias, VersionMetadata
 from synthfactory.storage import Location
 from synthfactory.store import DatasetStore, VersionInfo
 
@@ -459,7 +459,7 @@ def write_card(store: DatasetStore, version: int, folder: Path | Location | None
     rows = sum(v.rows for v in history)
     example = _example(store, version, info.metadata.method)
     write_plots(history, info.metadata, folder)  # the plots first: a card's README never names missing plots
-    from synthfactory.probe.card import probe_section  # probes recorded beside the dataset (`synthfactory probe`)
+    from synthfactory.publish.probe import probe_section  # probes recorded beside the dataset (`synthfactory probe`)
 
     probes = probe_section(store, version, folder, history)
     return folder.child("README.md").write_text(dataset_card(info.metadata, rows, history[:-1], repo_id, example,

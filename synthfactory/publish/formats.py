@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from synthfactory.errors import UserError
 from synthfactory.methods.base import MESSAGES
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.metadata import VersionMetadata
 
 FORMATS = ("hub", "jsonl", "messages", "sharegpt", "dpo")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}

@@ -16,9 +16,9 @@ from typing import Any
 from synthfactory.publish.card import write_card
 from synthfactory.errors import UserError
 from synthfactory.publish.formats import convert, write_rows
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.quality.embed import frechet_distance, read_version_embeddings
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
 
 def _store(uri: str | Path) -> DatasetStore:

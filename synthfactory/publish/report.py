@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthfactory.run.metadata import VersionMetadata
+from synthfactory.model.metadata import VersionMetadata
 
 
 def _pct(part: float, whole: float) -> str:

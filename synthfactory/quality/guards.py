@@ -22,7 +22,7 @@ from synthfactory.inputs.readers import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.quality.screens import Screen
 from synthfactory.recipe import LoadedRecipe
-from synthfactory.rows import real_row
+from synthfactory.model.rows import real_row
 from synthfactory.inputs.seeds import SeedSet
 from synthfactory.registry import SCREENS
 from synthfactory.storage import Location

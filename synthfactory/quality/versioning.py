@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from synthfactory.run.batch import BatchState
+from synthfactory.model.batch import BatchState
 from synthfactory.quality import text as tq
 from synthfactory.quality.dedup import write_version_index
 from synthfactory.quality.embed import read_version_embeddings, write_version_embeddings

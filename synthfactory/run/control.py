@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from synthfactory.run.batch import BatchState
-from synthfactory.run.cost import Prices, Spend
+from synthfactory.model.batch import BatchState
+from synthfactory.model.cost import Prices, Spend
 
 COMPLETE, TARGET, BUDGET, MAX_CANDIDATES, SEEDS_EXHAUSTED = (
     "complete", "target", "budget", "max_candidates", "seeds_exhausted")

@@ -19,9 +19,9 @@ from typing import Any, Callable, Sequence
 
 from synthfactory.errors import NothingToPublishError, ValidationGateError
 from synthfactory.run import progress
-from synthfactory.run.batch import BatchState, synthetic
+from synthfactory.model.batch import BatchState, synthetic
 from synthfactory.run.control import RunControl
-from synthfactory.run.cost import Prices, batch_spend
+from synthfactory.model.cost import Prices, batch_spend
 from synthfactory.run.executor import Executor, LocalExecutor
 from synthfactory.run.plan import BatchPlan, engine_specs_for
 from synthfactory.run.progress import RunProgress

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
 
 from synthfactory.errors import SynthfactoryError
-from synthfactory.run.batch import BatchState
+from synthfactory.model.batch import BatchState
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.storage import Location, StorageError
 from synthfactory.store import DatasetStore
 
 if TYPE_CHECKING:
-    from synthfactory.run.metadata import VersionMetadata
+    from synthfactory.model.metadata import VersionMetadata
 
 log = logging.getLogger("synthfactory.run")
 T = TypeVar("T")

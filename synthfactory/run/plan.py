@@ -5,71 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import jinja2
 import jinja2.meta
 
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError, UserError
-from synthfactory.lineage import batch_id_for, sampling_seed, stable_hash
+from synthfactory.model.lineage import batch_id_for, sampling_seed, stable_hash
 from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, Recipe, template_environment
 from synthfactory.recipe.options import judge_engine
 from synthfactory.registry import JUDGES, VERIFIERS
 from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet
+from synthfactory.model.plan import BatchPlan, RunPlan, WorkItem
 
-
-@dataclass(frozen=True)
-class WorkItem:
-    """One generation request of a batch, with everything lineage needs."""
-
-    row_index: int
-    seed: SeedRow
-    sample_index: int
-    prompt: str
-    messages: tuple[dict[str, str], ...]
-    sampling_seed: int
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    batch_id: str
-    batch_index: int
-    items: tuple[WorkItem, ...]
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """Everything a run will do, fixed before any engine starts."""
-
-    dataset: str
-    version: int
-    run_id: str
-    recipe_hash: str
-    template_hash: str
-    generator: EngineSpec
-    judge: EngineSpec  # the (first LLM) judge's engine; the generator's if a panel has no LLM
-    batches: tuple[BatchPlan, ...]
-    seeds_quarantined: tuple[QuarantinedRow, ...] = field(default=())
-    seeds_recycled: int = 0
-    seed_versions: tuple[int, ...] = ()  # published versions the seeds came from (accumulation)
-    judges: tuple[EngineSpec | None, ...] = ()  # per judge of the panel: its engine, None for non-LLM judges
-    panel_label: str | None = None  # a panel's judges as rows name them in `judge_model`
-    capped: bool = False  # batches.max_candidates cut the work short of every seed's samples
-    judged: bool = True  # False: a verified recipe without grading (rows' judge_model is null)
-
-    @property
-    def candidates(self) -> int:
-        """Rows the plan would generate if every batch ran."""
-        return sum(len(b.items) for b in self.batches)
-
-    @property
-    def judge_model(self) -> str | None:
-        """What a row's `judge_model` says: the judge's model, every judge of a panel, or None
-        when no judge runs (a verified recipe without grading)."""
-        if not self.judged:
-            return None
-        return self.panel_label or self.judge.model
+__all__ = ["BatchPlan", "RunPlan", "WorkItem", "plan_run", "engine_specs_for", "render_seeds", "build_verifiers"]
 
 
 def judge_specs(loaded: LoadedRecipe) -> tuple[EngineSpec, tuple[EngineSpec | None, ...]]:

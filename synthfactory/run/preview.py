@@ -13,9 +13,9 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from synthfactory.run.batch import BatchState, synthetic
+from synthfactory.model.batch import BatchState, synthetic
 from synthfactory.run.control import wilson_interval, wilson_midpoint
-from synthfactory.run.cost import Prices, batch_spend
+from synthfactory.model.cost import Prices, batch_spend
 from synthfactory.run.stages import ChatFn
 from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
 from synthfactory.quality.guards import QualityGuards

@@ -7,11 +7,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from synthfactory.run.batch import BatchState, synthetic, synthetic_count
-from synthfactory.run.cost import Cost, Prices, run_cost
-from synthfactory.lineage import ROW_SCHEMA
-from synthfactory.run.metadata import GateRecord, RunTotals, VerifierRecord, VersionMetadata
-from synthfactory.run.plan import RunPlan
+from synthfactory.model.batch import BatchState, synthetic, synthetic_count
+from synthfactory.model.cost import Cost, Prices, run_cost
+from synthfactory.model.lineage import ROW_SCHEMA
+from synthfactory.model.metadata import GateRecord, RunTotals, VerifierRecord, VersionMetadata
+from synthfactory.model.plan import RunPlan
 from synthfactory.inputs.seeds import QuarantinedRow
 
 

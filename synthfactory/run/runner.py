@@ -15,20 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from synthfactory.run import stages
-from synthfactory.run.batch import BatchState
+from synthfactory.model.batch import BatchState
 from synthfactory.publish.card import write_card
 from synthfactory.run.control import trim_to_target
-from synthfactory.run.cost import Prices
+from synthfactory.model.cost import Prices
 from synthfactory.grading import Panel
 from synthfactory.methods import Method
 from synthfactory.run.plan import BatchPlan, RunPlan, build_verifiers
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import LoadedRecipe, Recipe
-from synthfactory.run.metadata import Judging, VersionMetadata
+from synthfactory.model.metadata import Judging, VersionMetadata
 from synthfactory.run.results import (commit_metadata, not_published_reason, published_rows, quarantine_records,
                                       totals_for, verification_totals)
-from synthfactory.rows import row_schema
+from synthfactory.model.rows import row_schema
 from synthfactory.verify.base import Verifier
 from synthfactory.inputs.seeds import SeedSet, load_seeds
 from synthfactory.store import DatasetStore

@@ -11,18 +11,18 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from synthfactory.run.batch import BatchState, synthetic_count, with_reason
+from synthfactory.model.batch import BatchState, synthetic_count, with_reason
 from synthfactory.engines.base import ChatRequest, ChatResult, EngineSpec
 from synthfactory.grading import JudgementError, Panel, krippendorff_alpha
 from synthfactory.grading.llm import p_first, pairwise_request
-from synthfactory.lineage import sampling_seed
+from synthfactory.model.lineage import sampling_seed
 from synthfactory.methods import Method, method_for
 from synthfactory.methods.base import Fail, run_rounds
-from synthfactory.run.plan import BatchPlan, RunPlan
+from synthfactory.model.plan import BatchPlan, RunPlan
 from synthfactory.recipe import Recipe
-from synthfactory.rows import generated_row
+from synthfactory.model.rows import generated_row
 from synthfactory.registry import JUDGES
-from synthfactory.rows import verify_rate_column
+from synthfactory.model.rows import verify_rate_column
 from synthfactory.verify.base import Claim, Verdict
 
 if TYPE_CHECKING:

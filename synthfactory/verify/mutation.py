@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from synthfactory.cache import cache_root
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 from synthfactory.verify.base import Claim, Verifier
 
 # any change to the operators changes this module's source, hence every cache key

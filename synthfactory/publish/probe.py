@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthfactory.probe.record import EvalResult, ProbeRecord, read_probes
+from synthfactory.model.probe import EvalResult, ProbeRecord, read_probes
 
 PROBE_PLOT = "probe_across_versions.png"
 

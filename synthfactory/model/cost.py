@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from synthfactory.run.batch import BatchState
+from synthfactory.model.batch import BatchState
 
 NO_PRICE = "n/a (no price in the recipe's card)"
 

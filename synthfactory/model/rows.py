@@ -9,15 +9,35 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
-from synthfactory.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.plan import BatchPlan, RunPlan, WorkItem
 
-if TYPE_CHECKING:
-    from synthfactory.methods.base import Draft, Method
-    from synthfactory.run.plan import BatchPlan, RunPlan
+
+class Method(Protocol):
+    """What rows need of a generation method (`synthfactory.methods.base.Method`): its columns and
+    what identifies a row it made."""
+
+    name: str
+
+    @property
+    def columns(self) -> list[pa.Field]: ...
+
+    def identity(self, fields: dict[str, Any]) -> Any: ...
+
+
+class Draft(Protocol):
+    """What rows need of a finished draft (`synthfactory.methods.base.Draft`)."""
+
+    item: WorkItem
+    node_id: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
 
 
 def row_schema(method: "Method", verifiers: "list[str] | tuple[str, ...]" = ()) -> pa.Schema:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from synthfactory.run.cost import Cost, Prices
+from synthfactory.model.cost import Cost, Prices
 
 
 class _Block(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthfactory.lineage import stable_hash
+from synthfactory.model.lineage import stable_hash
 
 PROBES_DIR = "_probes"
 PROBE_SCHEMA = 2  # bump when what a probe measures changes (older records stay readable); 2: task accuracy
