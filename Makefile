@@ -108,6 +108,12 @@ test: $(VENV)/.installed-dev system-deps
 	@$(MAKE) --no-print-directory vllm-env || echo "make test: the vLLM engine environment did not install (above); tests/test_vllm.py will be skipped"
 	$(BIN)/python -m pytest
 
+# The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link or anchor fails.
+# tests/test_docs.py builds it the same way in every test run.
+.PHONY: docs
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/neardup.py
