@@ -1,15 +1,18 @@
-"""The Prefect executor: the run driver's steps as Prefect tasks (`tasks/stages.py`), so a run gets
-fan-out, retries, result caching under `{batch_id}-{stage}`, the dataset lock, and the UI's
-progress and report artifacts. What the run does is the core's (`synthfactory.run.driver`).
+"""The Prefect executor: whatever function the run driver submits becomes a Prefect task on the fly
+(`tasks/units.py`), so a run gets fan-out, retries, the dataset lock and the UI; the watcher
+names and tags the run and keeps its progress and report artifacts. What the run does is the
+core's (`synthfactory.run.driver`); what a finished unit keeps is the core's staging format.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, TypeVar
 
 from prefect import get_run_logger, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -18,26 +21,15 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.filesystems import WritableFileSystem
-from prefect.futures import PrefectFuture, as_completed
-from prefect.utilities.asyncutils import run_sync_in_worker_thread
-from pydantic import Field
+from prefect.futures import PrefectFuture
 
-from synthfactory.recipe import LoadedRecipe
-from synthfactory.model.batch import BatchState
+from synthfactory.model.context import RunContext
 from synthfactory.model.metadata import VersionMetadata
-from synthfactory.model.plan import BatchPlan, RunPlan
-from synthfactory.run.runner import STAGE_LINE
-from synthfactory.storage import Location, storage_options
+from synthfactory.run.executor import first_done
 from synthfactory.store import DatasetStore
-from tasks.stages import (
-    STAGE_TASKS,
-    load_seeds_task,
-    plan_run_task,
-    publish_task,
-    report_task,
-    start_engines_task,
-)
+from tasks.units import as_task, report_task
+
+T = TypeVar("T")
 
 
 def artifact_key(dataset: str) -> str:
@@ -84,59 +76,6 @@ def dataset_lock(dataset: DatasetStore, lease_seconds: float = 60) -> Iterator[N
         yield
 
 
-class StagingStorage(WritableFileSystem):
-    """Prefect result storage for a dataset on an object store: its staging folder, reached through
-    `synthfactory.storage` with the credentials each process reads from its own environment.
-
-    Prefect keeps result storage as a saved block (a rerun, on any worker, reads the results
-    through it). This block holds the folder's URI and the NAMES of the environment variables a
-    recipe's `storage_options` section gives, never a value: nothing secret reaches the server."""
-
-    _block_type_name = "Synthfactory Staging"
-    _block_type_slug = "synthfactory-staging"
-    _description = "A synthfactory dataset's staging folder on an object store (credentials from the environment)."
-
-    basepath: str = Field(description="the staging folder's URI, e.g. s3://bucket/datasets/name/_staging")
-    variables: dict[str, str] = Field(default_factory=dict, description=(
-        "a recipe's storage_options: standard option name -> the NAME of the variable holding it"))
-
-    def _at(self, path: str) -> Location:
-        folder = Location.of(self.basepath, storage_options(self.basepath, self.variables or None))
-        return folder.child(path.removeprefix(self.basepath.rstrip("/") + "/"))
-
-    # Prefect calls these with `_sync=True` (its blocks dispatch sync/async on it); ours are always sync
-    def read_path(self, path: str, _sync: bool | None = None) -> bytes:
-        return self._at(path).read_bytes()
-
-    def write_path(self, path: str, content: bytes, _sync: bool | None = None) -> str:
-        return self._at(path).write_bytes(content).uri
-
-    async def aread_path(self, path: str) -> bytes:
-        return await run_sync_in_worker_thread(self.read_path, path)
-
-    async def awrite_path(self, path: str, content: bytes) -> str:
-        return await run_sync_in_worker_thread(self.write_path, path, content)
-
-
-def result_storage(dataset: DatasetStore, variables: dict[str, str] | None = None) -> Any:
-    """Where the stage tasks persist their results: the dataset's staging folder, so a rerun on any
-    worker that reaches the store loads them. A local folder is a path; an object store's is a
-    `StagingStorage` block, saved under a name derived from the folder (a rerun saves the same)."""
-    local = dataset.staging_path.local_path
-    if local is not None:
-        return local
-    block = StagingStorage(basepath=dataset.staging_path.uri, variables=dict(variables or {}))
-    name = "staging-" + hashlib.sha256(block.basepath.encode()).hexdigest()[:16]
-    for attempt in range(3):  # two runs starting together may both register the type or save the block
-        try:
-            block.save(name, overwrite=True)
-            return block
-        except ObjectAlreadyExists:
-            if attempt == 2:
-                raise
-    return block
-
-
 def tag_run(*tags: str, name: str | None = None) -> None:
     """Add tags to the current flow run, and rename it (`name`) if given."""
     with get_client(sync_client=True) as client:
@@ -144,32 +83,52 @@ def tag_run(*tags: str, name: str | None = None) -> None:
 
 
 class PrefectExecutor:
-    """Inside a flow run: each step a task of `tasks/stages.py`, batch stages with their result
-    storage in the dataset's staging folder (a rerun loads them: state `Cached`)."""
+    """Inside a flow run: each submitted function a Prefect task made on the fly (`tasks.units`),
+    run by the flow's task runner; keyed units kept in the dataset's staging folder in the core's
+    format. Its futures are the standard library's (the driver treats both executors alike); the
+    Prefect futures behind them carry the dependencies Prefect shows and waits for."""
 
-    def __init__(self, dataset: DatasetStore, variables: dict[str, str] | None = None) -> None:
+    def __init__(self, dataset: DatasetStore) -> None:
         self.log = get_run_logger()
         self.run_ids: dict[str, Any] = {"prefect_flow_run_id": str(runtime.flow_run.id)}
-        storage = result_storage(dataset, variables)
-        self._stages = {name: STAGE_TASKS[name].with_options(result_storage=storage) for name in STAGE_LINE}
-        self._bar: Any = None
-        self._key = "dataset"
+        self.staging = dataset.staging_path
+        self._prefect: dict[Future[Any], PrefectFuture[Any]] = {}
 
     def lock(self, dataset: DatasetStore):
         return dataset_lock(dataset)
 
-    def start_engines(self, specs: list[Any]) -> PrefectFuture:
-        return start_engines_task.submit(specs)
+    def submit(self, fn: Callable[..., T], *args: Any, name: str, key: str | None = None,
+               retries: int = 0) -> Future[T]:
+        unit, leading = as_task(fn, name, key=key, retries=retries, staging=self.staging)
+        submitted = unit.submit(*leading, *(self._prefect.get(a, a) if isinstance(a, Future) else a for a in args))
+        out: Future[T] = Future()
+        out.set_running_or_notify_cancel()
 
-    def load_seeds(self, loaded: LoadedRecipe, guards: Any, dataset_uri: str) -> Any:
-        return load_seeds_task(loaded, guards, dataset_uri)
+        def settle(done: PrefectFuture[Any]) -> None:
+            try:
+                out.set_result(done.result())
+            except BaseException as exc:  # the unit's own exception, or Prefect's for a unit that never ran
+                out.set_exception(exc)
 
-    def plan(self, loaded: LoadedRecipe, seeds: Any, version: int, guards: Any) -> RunPlan:
-        return plan_run_task(loaded, seeds, version, guards)
+        self._prefect[out] = submitted
+        submitted.add_done_callback(settle)
+        return out
 
-    def planned(self, plan: RunPlan, loaded: LoadedRecipe) -> None:
+    def wait_any(self, futures: Sequence[Future[Any]]) -> Future[Any]:
+        return first_done(futures)
+
+
+class PrefectWatcher:
+    """What the UI shows of a run: its name and tags once planned, a progress artifact, and the
+    run report and rejection table as artifacts once published."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._key = "dataset"
+
+    def planned(self, context: RunContext) -> None:
         """Name the run after the version it publishes, tag it, and start its progress artifact."""
-        recipe = loaded.recipe
+        recipe, plan = context.recipe, context.plan
         name = f"{recipe.name}-v{plan.version}"  # differs from the name given at start if a run published meanwhile
         tag_run("synthfactory", f"recipe:{recipe.name}", f"engine:{recipe.generation.engine}",
                 name=name if name != runtime.flow_run.name else None)
@@ -178,36 +137,9 @@ class PrefectExecutor:
             f"accepted of {recipe.batches.target_rows} target rows of {plan.run_id}" if recipe.batches.target_rows
             else f"batches of {plan.run_id}"))
 
-    def submit_stage(self, stage: str, runner: Any, holder: BatchPlan | PrefectFuture) -> PrefectFuture:
-        return self._stages[stage].submit(runner, holder)
-
-    def wait_any(self, futures: list[PrefectFuture]) -> PrefectFuture:
-        return next(as_completed(futures))
-
-    def batch_result(self, chain: list[PrefectFuture]) -> BatchState:
-        """The batch's final state; if a stage failed, its own exception (the engine's cause), not the
-        `UnfinishedRun` that Prefect reports for the stages waiting behind it."""
-        try:
-            return chain[-1].result()
-        except Exception:
-            for future in chain:
-                if future.state.is_failed() or future.state.is_crashed():
-                    future.result()  # raises the stage's own exception
-            raise
-
-    def resumed(self, last: PrefectFuture) -> bool:
-        return last.state.name == "Cached"  # the whole batch finished in an earlier run
-
     def progressed(self, fraction: float) -> None:
         if self._bar is not None:
             update_progress_artifact(self._bar, 100.0 * fraction)
 
-    def publish(self, plan: RunPlan, states: list[BatchState], dataset: DatasetStore, guards: Any,
-                extra: dict[str, Any], min_rows: int) -> VersionMetadata:
-        return publish_task(plan, states, dataset.uri, guards, extra, min_rows)
-
-    def report(self, metadata: VersionMetadata) -> None:
+    def finished(self, metadata: VersionMetadata) -> None:
         report_task(metadata, self._key)
-
-    def close(self) -> None:
-        pass

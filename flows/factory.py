@@ -1,9 +1,9 @@
-"""The factory flow: orchestration only. It names the run, builds the Prefect executor and hands the
-run to the core's driver (`synthfactory.run.driver`): engines → plan → the stage line per batch
-(generate → screen → grade → filter → measure → validate, one task each) → publish once.
+"""The factory flow: orchestration only. It builds the Prefect executor and watcher and hands the
+run to the core's driver (`synthfactory.run.driver`): engines -> plan -> the stage line per batch
+(`synthfactory.registry.STAGES`, one task each) -> publish once.
 
 Batches are kept in flight, a few per engine replica, so no engine idles while work remains.
-Finished stages are cached per batch in the dataset's staging folder: a rerun after a crash
+Finished stages are kept per batch in the dataset's staging folder: a rerun after a crash
 resumes without regenerating them (a run begun with `synthfactory run --no-prefect` too).
 """
 
@@ -18,11 +18,11 @@ import yaml
 from prefect import flow, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.executor import PrefectExecutor
+from flows.executor import PrefectExecutor, PrefectWatcher
 from synthfactory.errors import UserError
 from synthfactory.recipe import load_recipe
 from synthfactory.run.driver import MAX_WINDOW, drive_run
-from synthfactory.run.runner import STAGE_LINE
+from synthfactory.registry import STAGES
 from synthfactory.storage import StorageError, storage_options
 from synthfactory.store import DatasetStore
 
@@ -45,7 +45,7 @@ def _run_name() -> str:
 @flow(name="synthfactory", flow_run_name=_run_name, log_prints=True,
       # a stage task waits for its batch's previous stage in a runner thread: every stage of every
       # batch in flight gets one, or later batches' generate calls queue behind waiting stages
-      task_runner=ThreadPoolTaskRunner(max_workers=len(STAGE_LINE) * MAX_WINDOW + 8))
+      task_runner=ThreadPoolTaskRunner(max_workers=len(STAGES) * MAX_WINDOW + 8))
 def factory_flow(recipe_path: str, store: str = "store", batches: int | None = None,
                  batch_size: int | None = None, target_rows: int | None = None) -> dict[str, Any]:
     """Run one recipe end to end and publish one new version of its dataset (`target_rows`:
@@ -53,6 +53,6 @@ def factory_flow(recipe_path: str, store: str = "store", batches: int | None = N
     started = time.perf_counter()
     loaded = load_recipe(recipe_path, batches=batches, batch_size=batch_size, target_rows=target_rows)
     dataset = DatasetStore.for_run(store, loaded.recipe)
-    executor = PrefectExecutor(dataset, loaded.recipe.storage_options)
+    executor = PrefectExecutor(dataset)
     with executor.lock(dataset):
-        return drive_run(loaded, dataset, executor, started)
+        return drive_run(loaded, dataset, executor, started, watcher=PrefectWatcher())

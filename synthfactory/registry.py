@@ -1,11 +1,12 @@
-"""Every extension point by name: methods, judges, screens, engines and verifiers.
+"""Every extension point by name: methods, judges, screens, engines, verifiers, and the stages
+of the line.
 
 A registry maps a name a recipe can use to where its implementation lives ("module:attribute")
 and to the few facts the recipe schema needs to check a recipe (e.g. whether a judge is an LLM).
 Listing names and reading facts imports nothing, so the schema validates names here without
 importing any implementation (no import circle); `load` imports the one module a name needs.
 
-Adding a method, judge, screen, engine or verifier is its module plus one line below
+Adding a method, judge, screen, engine, verifier or stage is its module plus one line below
 (README "Add a ...").
 """
 
@@ -122,4 +123,17 @@ VERIFIERS = Registry("verifier", {
     "json_schema": ("synthfactory.verify.json_schema:JsonSchemaVerifier", {"needs": ()}),
 })
 
-REGISTRIES = {r.kind: r for r in (METHODS, JUDGES, SCREENS, ENGINES, VERIFIERS)}
+
+# the stage line, in this order: every batch goes through each (a stage is its module plus one
+# line here; the driver, both executors, the progress bar and the report read the line from here)
+STAGES = Registry("stage", {
+    "generate": "synthfactory.run.stages.generate:GenerateStage",
+    "screen": "synthfactory.run.stages.screen:ScreenStage",
+    "verify": "synthfactory.run.stages.verify:VerifyStage",
+    "grade": "synthfactory.run.stages.grade:GradeStage",
+    "filter": "synthfactory.run.stages.filter:FilterStage",
+    "measure": "synthfactory.run.stages.measure:MeasureStage",
+    "validate": "synthfactory.run.stages.validate:ValidateStage",
+})
+
+REGISTRIES = {r.kind: r for r in (METHODS, JUDGES, SCREENS, ENGINES, VERIFIERS, STAGES)}

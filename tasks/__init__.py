@@ -1,20 +1,5 @@
-"""Prefect tasks: thin wrappers that call the synthfactory core, one per stage."""
+"""Prefect tasks: any core function as a task on the fly (`units`), the run report, and the probe's."""
 
-from tasks.stages import (
-    filter_batch_task,
-    generate_batch_task,
-    grade_batch_task,
-    load_seeds_task,
-    measure_batch_task,
-    publish_task,
-    report_task,
-    screen_batch_task,
-    start_engines_task,
-    validate_batch_task,
-    verify_batch_task,
-)
+from tasks.units import as_task, report_task
 
-__all__ = [
-    "filter_batch_task", "generate_batch_task", "grade_batch_task", "load_seeds_task", "measure_batch_task", "publish_task", "report_task", "screen_batch_task",
-    "start_engines_task", "validate_batch_task", "verify_batch_task",
-]
+__all__ = ["as_task", "report_task"]

@@ -166,24 +166,56 @@ def test_the_floor_check_sees_an_upward_import() -> None:
 
 # The command line is the one place the core reaches Prefect: `synthfactory run` starts the flow
 # (DESIGN: the core "knows nothing of Prefect except where the CLI starts a flow"). It is an entry
-# point: no core module may import it, so that one edge cannot carry the flows into the core.
+# point, a package of one module per command: any module of it may import these names of the flows
+# and nothing else of tasks/flows; no core module outside it may import it, so that edge cannot carry
+# the flows into the core.
 ENTRY_POINT = "synthfactory.cli"
 ENTRY_POINT_MAY_IMPORT = {"flows.factory", "flows.factory.factory_flow",  # and the flow's API server, started first
                          "flows.server", "flows.server.start_early_server", "flows.server.prefect_api"}
 
 
-def test_the_core_never_imports_tasks_or_flows() -> None:
+def in_entry_point(module: str) -> bool:
+    return module == ENTRY_POINT or module.startswith(ENTRY_POINT + ".")
+
+
+def orchestration_imports(modules: dict[str, Path]) -> dict[str, list[str]]:
+    """Core module -> the names of tasks/flows it imports that it may not (the CLI's allowed ones aside)."""
     wrong = {}
-    for module, path in module_names().items():
+    for module, path in modules.items():
         names = {n for n in imported_names(path, module) if n.split(".")[0] in ("tasks", "flows")}
-        if module == ENTRY_POINT:
+        if in_entry_point(module):
             names -= ENTRY_POINT_MAY_IMPORT
         if names:
             wrong[module] = sorted(names)
+    return wrong
+
+
+def entry_point_importers(graph: dict[str, set[str]]) -> list[str]:
+    """Core modules outside the CLI package that import any module of it."""
+    return sorted(m for m, edges in graph.items() if not in_entry_point(m) and any(map(in_entry_point, edges)))
+
+
+def test_the_core_never_imports_tasks_or_flows() -> None:
+    wrong = orchestration_imports(module_names())
     assert not wrong, f"the core imports the orchestration layer (flows -> tasks -> core only): {wrong}"
-    graph = import_graph()
-    importers = sorted(m for m, edges in graph.items() if ENTRY_POINT in edges)
+    assert [m for m in module_names() if in_entry_point(m)] != [ENTRY_POINT], "the CLI is one module per command"
+    importers = entry_point_importers(import_graph())
     assert not importers, f"core modules import the command line (and through it the flows): {importers}"
+
+
+def test_the_entry_point_rule_sees_a_wrong_import(tmp_path: Path) -> None:
+    """A rule that cannot fail is no check: any CLI module may import the flow and its server, no
+    more; a core module that imports any CLI module is caught."""
+    (tmp_path / "run.py").write_text("from flows.factory import factory_flow\nfrom flows.server import prefect_api\n")
+    (tmp_path / "sneaky.py").write_text("from tasks.stages import STAGE_TASKS\n")
+    (tmp_path / "core.py").write_text("from flows.factory import factory_flow\n")
+    modules = {"synthfactory.cli.run": tmp_path / "run.py", "synthfactory.cli.sneaky": tmp_path / "sneaky.py",
+               "synthfactory.run.core": tmp_path / "core.py"}
+    assert orchestration_imports(modules) == {"synthfactory.cli.sneaky": ["tasks.stages", "tasks.stages.STAGE_TASKS"],
+                                              "synthfactory.run.core": ["flows.factory", "flows.factory.factory_flow"]}
+    graph = {"synthfactory.cli": {"synthfactory.cli.run"}, "synthfactory.cli.run": {"synthfactory.run.driver"},
+             "synthfactory.run.driver": {"synthfactory.cli.console"}, "synthfactory.cli.console": set()}
+    assert entry_point_importers(graph) == ["synthfactory.run.driver"]
 
 
 def test_tasks_never_import_flows() -> None:
@@ -206,7 +238,7 @@ def test_every_registry_entry_resolves_to_what_its_kind_needs() -> None:
     from synthfactory.quality.screens import Screen, ScreenOptions
     from synthfactory.registry import ENGINES, JUDGES, METHODS, REGISTRIES, SCREENS, VERIFIERS
 
-    assert set(REGISTRIES) == {"method", "judge", "screen", "engine", "verifier"}
+    assert set(REGISTRIES) == {"method", "judge", "screen", "engine", "verifier", "stage"}
     for name in METHODS:
         cls = METHODS.load(name)
         assert issubclass(cls, Method) and cls.name == name and issubclass(cls.Options, BaseModel)

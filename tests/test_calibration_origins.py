@@ -211,7 +211,7 @@ def test_a_learned_judge_voting_alone_puts_its_cross_validated_precision_on_the_
 def test_a_calibration_partly_on_the_learned_judges_training_rows_is_no_precision_a_person_would_see(tmp_path):
     """calibrate on labels that trained the learned judge: the card says it is partly a training fit;
     and a version whose learned judge was retrained since (new labels) cites no calibration at all."""
-    from synthfactory.run.runner import judging_metadata
+    from synthfactory.run.commit import judging_metadata
     from synthfactory.store import DatasetStore
 
     grading = load_recipe(make_recipe(tmp_path, grading__threshold=0.5)).recipe.grading

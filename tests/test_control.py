@@ -15,6 +15,8 @@ from synthfactory.run.control import RunControl, trim_to_target, wilson_interval
 from synthfactory.model.cost import Prices, Spend, run_cost
 from synthfactory.run.driver import BatchLoop
 from synthfactory.run.executor import LocalExecutor
+from synthfactory.registry import STAGES
+from synthfactory.run.stages import Stage
 from synthfactory.model.plan import BatchPlan
 from synthfactory.errors import EngineFailure, RecipeError
 from synthfactory.recipe import load_recipe
@@ -54,6 +56,17 @@ class StubStages:
         return lambda state: state  # screen, grade, filter, measure
 
 
+class StubStage(Stage):
+    """A registered stage's place in the line, run by `StubStages`."""
+
+    def __init__(self, name: str, stages: StubStages) -> None:
+        self.name, self.stages = name, stages  # type: ignore[misc]
+        self.calls_engines = STAGES.load(name).calls_engines  # type: ignore[misc]
+
+    def run(self, work, state):
+        return getattr(self.stages, self.name)(state)
+
+
 def run_loop(control: RunControl, stages: StubStages, window: int = 6,
              recount=lambda states: sum(synthetic(s.rows) for s in states)) -> BatchLoop:
     """The driver's loop over `control`'s batches, on one local worker thread (batches finish in
@@ -61,7 +74,8 @@ def run_loop(control: RunControl, stages: StubStages, window: int = 6,
     batches = [BatchPlan(f"b{i}", i, tuple(range(size))) for i, size in enumerate(control.sizes)]
     executor = LocalExecutor(workers=1)
     try:
-        loop = BatchLoop(control, executor, stages, batches, window=window, recount=recount)
+        line = [StubStage(name, stages) for name in STAGES]
+        loop = BatchLoop(control, executor, None, line, batches, window=window, recount=recount)
         loop.run()
     finally:
         executor.close()
@@ -131,7 +145,7 @@ def test_a_failed_stage_ends_the_loop_with_its_own_error_unretried():
 def test_a_transient_failure_of_an_engine_stage_is_retried(monkeypatch):
     import synthfactory.run.executor as executor
 
-    monkeypatch.setattr(executor, "ENGINE_RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(executor, "RETRY_DELAY_S", 0.0)
     stages = StubStages(accept=lambda i: 4)
     calls = _failing(stages, ConnectionError("endpoint blip"), batch_index=1, times=executor.ENGINE_RETRIES)
     loop = run_loop(RunControl(sizes=[4] * 3, replicas=1), stages)

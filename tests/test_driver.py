@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,8 @@ from synthfactory.errors import EngineFailure, RecipeError, ValidationGateError
 from synthfactory.recipe import load_recipe
 from synthfactory.model.batch import BatchState
 from synthfactory.run.driver import drive_run
-from synthfactory.run.executor import LocalExecutor, read_staged, stage_key, write_staged
+from synthfactory.run.executor import LocalExecutor
+from synthfactory.run.staging import read_staged, stage_key, write_staged
 from synthfactory.store import DatasetStore
 from tests.conftest import ROOT, make_recipe
 
@@ -90,27 +90,15 @@ class StubPool:
         self.shut_down = True
 
 
-class StubEngineExecutor(LocalExecutor):
-    """The local executor with the stub pool for engines; one worker thread, so stages run in the
-    order they became ready and a failure lands at the same point every time."""
-
-    def __init__(self, staging: Path, pool: StubPool) -> None:
-        super().__init__(staging, workers=1)
-        self.pool = pool
-
-    def start_engines(self, specs):
-        started: Future = Future()
-        started.set_result(self.pool)
-        return started
-
-
 def _drive(recipe: Path, store: Path, pool: StubPool) -> dict:
+    """The driver on the local executor with one worker thread (stages run in the order they became
+    ready, so a failure lands at the same point every time) and the stub pool for engines."""
     loaded = load_recipe(recipe)
     dataset = DatasetStore.for_recipe(store, loaded.recipe.name)
-    executor = StubEngineExecutor(dataset.staging_path, pool)
+    executor = LocalExecutor(dataset.staging_path, workers=1)
     try:
         with executor.lock(dataset):
-            return drive_run(loaded, dataset, executor, time.perf_counter())
+            return drive_run(loaded, dataset, executor, time.perf_counter(), engines=lambda specs: pool)
     finally:
         executor.close(wait=True)  # stages still running finish before the test looks at the staging
 
@@ -171,38 +159,47 @@ def test_a_suite_gx_cannot_build_stops_the_run_before_any_engine_starts(tmp_path
     recipe = make_recipe(tmp_path, suite=suite, **FAST)
     started: list = []
 
-    class Watching(StubEngineExecutor):
-        def start_engines(self, specs):
-            started.append(specs)
-            return super().start_engines(specs)
+    def engines(specs):
+        started.append(specs)
+        return StubPool()
 
     loaded = load_recipe(recipe)
     dataset = DatasetStore.for_recipe(tmp_path / "store", loaded.recipe.name)
-    executor = Watching(dataset.staging_path, StubPool())
+    executor = LocalExecutor(dataset.staging_path, workers=1)
     try:
         with pytest.raises(RecipeError, match="validation.suite"):
-            drive_run(loaded, dataset, executor, time.perf_counter())
+            drive_run(loaded, dataset, executor, time.perf_counter(), engines=engines)
     finally:
         executor.close(wait=True)
     assert started == []
 
 
-def test_staged_stages_are_prefect_result_records_both_ways(tmp_path):
-    """A run begun by either executor resumes under the other: the local executor writes and
-    reads the record Prefect's result storage does, under the same key."""
-    from prefect.filesystems import LocalFileSystem
-    from prefect.results import ResultStore
+def test_staged_stages_are_the_cores_format_and_the_previous_format_still_resumes(tmp_path):
+    """What a finished stage keeps is the core's (synthfactory.run.staging), whichever executor wrote
+    it; a stage staged in the previous format (Prefect's result record, with the batch state under
+    its old module) is still read, so a run begun before the change resumes."""
+    import base64
+    import pickle
 
     state = BatchState("abc123", 0, "generated", rows=[{"id": "r1", "source": "synthetic"}], engine_seconds=1.5)
-    prefect_store = ResultStore(result_storage=LocalFileSystem(basepath=str(tmp_path)))
     write_staged(tmp_path, stage_key("abc123", "generate"), state)
-    assert prefect_store.exists("abc123-generate")
-    assert prefect_store.read("abc123-generate").result == state
-    prefect_store.write(obj=state, key="abc123-grade")
+    record = json.loads((tmp_path / "abc123-generate").read_text())
+    assert record["format"] == "synthfactory-staging" and record["version"] == 2 and record["key"] == "abc123-generate"
+    assert read_staged(tmp_path, "abc123-generate") == state
+
+    # version 1: Prefect's result record of a pickled synthfactory.run.batch.BatchState
+    old = pickle.dumps(state, protocol=0).replace(b"synthfactory.model.batch", b"synthfactory.run.batch")
+    (tmp_path / "abc123-grade").write_text(json.dumps({
+        "metadata": {"storage_key": str(tmp_path / "abc123-grade"), "expiration": None,
+                     "serializer": {"type": "pickle", "picklelib": "cloudpickle", "picklelib_version": None},
+                     "prefect_version": "3.8.8", "storage_block_id": None},
+        "result": base64.encodebytes(old).decode()}))
     assert read_staged(tmp_path, "abc123-grade") == state
+
     (tmp_path / "abc123-screen").write_text("{torn")
+    (tmp_path / "abc123-verify").write_text(json.dumps({"format": "synthfactory-staging", "version": 99}))
     assert read_staged(tmp_path, "abc123-screen") is None and read_staged(tmp_path, "missing") is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["abc123-generate", "abc123-grade", "abc123-screen"]
+    assert read_staged(tmp_path, "abc123-verify") is None  # a format from the future: run it again
 
 
 def test_the_local_path_imports_no_prefect(tmp_path):
@@ -213,7 +210,7 @@ def test_the_local_path_imports_no_prefect(tmp_path):
     (blocker / "__init__.py").write_text("raise ImportError('prefect imported on the local path')\n")
     code = ("import synthfactory.cli, synthfactory.run.driver, synthfactory.run.executor, "
             "synthfactory.engines.session, synthfactory.engines.doctor, synthfactory.quality.validation, "
-            "synthfactory.quality.guards, synthfactory.run.runner; "
+            "synthfactory.quality.guards, synthfactory.run.commit, synthfactory.run.stages; "
             "from synthfactory import run_recipe; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": f"{blocker.parent}:{ROOT}", "PATH": "/usr/bin:/bin"})

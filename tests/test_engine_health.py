@@ -167,7 +167,7 @@ def test_prefect_retries_transient_errors_but_not_our_failures():
     from prefect.states import Failed
 
     from synthfactory.errors import RecipeError
-    from tasks.stages import _not_ours
+    from tasks.units import _not_ours
 
     assert _not_ours(None, None, Failed(data=EngineFailure("engine crashed"))) is False
     assert _not_ours(None, None, Failed(data=RecipeError("bad"))) is False

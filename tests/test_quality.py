@@ -113,8 +113,9 @@ def test_degenerate_batch_fails_the_diversity_expectation_and_a_varied_batch_pas
         {"type": "expect_column_min_to_be_between", "kwargs": {"column": "batch_distinct_2", "min_value": 0.5}},
     ]}
     guards = _guards(tmp_path, suite=suite)
-    gate = SuiteGate(guards.loaded.suite_path)
-    plan = plan_run(guards.loaded, load_seeds(guards.loaded.recipe.seeds, guards.loaded.seeds_path), 1)
+    loaded = load_recipe(tmp_path / "tiny.yaml")
+    gate = SuiteGate(loaded.suite_path)
+    plan = plan_run(loaded, load_seeds(loaded.recipe.seeds, loaded.seeds_path), 1)
     paraphrases = ["The moon pulls the sea, which makes the tides.", "The moon's pull on the sea makes tides.",
                    "Tides happen because the moon pulls the sea.", "The sea is pulled by the moon, making tides.",
                    "Because the moon pulls on the sea, we get tides.", "Tides: the moon pulling the sea."]
@@ -134,10 +135,11 @@ def test_recycled_seeds_are_flagged_with_the_matched_depth(tmp_path):
     write_version_index(store.index_path, 1, [VARIED[0], VARIED[1]], ["syn0", "real1"], [2, 0])
     seeds_text = f"{VARIED[0]}\n{VARIED[1]}\nvolcanoes\n".encode()
     guards = _guards(tmp_path, seeds_text=seeds_text)
-    seeds = guards.flag_recycled(load_seeds(guards.loaded.recipe.seeds, guards.loaded.seeds_path))
+    loaded = load_recipe(tmp_path / "tiny.yaml")
+    seeds = guards.flag_recycled(load_seeds(loaded.recipe.seeds, loaded.seeds_path))
     assert [(s.recycled, s.source, s.generation_depth) for s in seeds.rows] == [
         (True, "synthetic", 2), (False, "real", 0), (False, "real", 0)]
-    assert plan_run(guards.loaded, seeds, 1).seeds_recycled == 1
+    assert plan_run(loaded, seeds, 1).seeds_recycled == 1
 
 
 def test_real_rows_take_only_the_named_field(tmp_path):

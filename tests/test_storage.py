@@ -97,7 +97,7 @@ def test_staged_stages_index_and_embeddings_are_read_back_through_a_fresh_locati
     from synthfactory.quality.dedup import NearDupIndex, write_version_index
     from synthfactory.quality.embed import read_version_embeddings, write_version_embeddings
     from synthfactory.model.batch import BatchState
-    from synthfactory.run.executor import read_staged, write_staged
+    from synthfactory.run.staging import read_staged, write_staged
 
     state = BatchState("b1", 0, "generate", rows=[{"id": "r1", "text": "hello"}], status="passed")
     write_staged(root.child("_staging"), "b1-generate", state)
@@ -108,9 +108,8 @@ def test_staged_stages_index_and_embeddings_are_read_back_through_a_fresh_locati
     again = Location.of(root.uri, root.options)
     assert read_staged(again.child("_staging"), "b1-generate") == state
     assert read_staged(again.child("_staging"), "b1-grade") is None
-    record = json.loads(again.child("_staging", "b1-generate").read_bytes())  # Prefect's result record layout
-    assert record["metadata"]["serializer"]["type"] == "pickle" and record["metadata"]["storage_key"].endswith(
-        "_staging/b1-generate")
+    record = json.loads(again.child("_staging", "b1-generate").read_bytes())  # the core's staging format
+    assert record["format"] == "synthfactory-staging" and record["key"] == "b1-generate"
     index = NearDupIndex.load(again.child("_index"))
     assert [v.version for v in index.versions] == [1]
     found = index.screen(["the quick brown fox jumps over the lazy dog today", "nothing like the others here"],

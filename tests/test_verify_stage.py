@@ -28,7 +28,8 @@ from synthfactory.model.batch import BatchState
 from synthfactory.model.metadata import VersionMetadata
 from synthfactory.run.plan import plan_run
 from synthfactory.run.results import totals_for, verification_totals
-from synthfactory.run.runner import STAGE_LINE, build_verifiers
+from synthfactory.registry import STAGES
+from synthfactory.run.plan import build_verifiers
 from synthfactory.run.stages import filter_batch, generate_batch, grade_batch, measure_batch, verify_batch
 from synthfactory.verify.base import Claim, Verdict, Verifier, VerifierOptions
 from tests.conftest import make_recipe
@@ -133,7 +134,7 @@ def _made(tmp_path: Path, answer=_right_for_even, **kwargs):
 
 
 def test_stage_line_has_verify_between_screen_and_grade():
-    assert STAGE_LINE == ("generate", "screen", "verify", "grade", "filter", "measure", "validate")
+    assert STAGES.names == ("generate", "screen", "verify", "grade", "filter", "measure", "validate")
 
 
 def test_failed_rows_are_quarantined_with_the_reason_and_never_graded(tmp_path, test_verifiers):

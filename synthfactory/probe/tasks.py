@@ -74,7 +74,7 @@ def task_set(recipe: dict[str, Any], used_seed_ids: set[str], items: int = TASK_
     from synthfactory.inputs.seeds import load_seeds
     from synthfactory.recipe import LoadedRecipe, Recipe, load_recipe
     from synthfactory.run.plan import render_seeds
-    from synthfactory.run.runner import build_verifiers
+    from synthfactory.run.plan import build_verifiers
 
     if items <= 0:
         return None, None
@@ -155,7 +155,7 @@ def verify_answers(tasks: TaskSet, answers: list[str], errors: list[str] | None 
     A verifier that raises on an answer fails that answer, as the run's verify stage quarantines such
     a row (generated text is hostile input); each such error is appended to `errors` ("item i:
     verifier: cause") so the probe counts and reports them instead of hiding them in the accuracy."""
-    from synthfactory.run.runner import build_verifiers
+    from synthfactory.run.plan import build_verifiers
     from synthfactory.verify.base import Claim
 
     claims = [Claim(response=a, seed=s.fields, prompt=p) for a, s, p in zip(answers, tasks.seeds, tasks.prompts,

@@ -22,6 +22,7 @@ from synthfactory.inputs.readers import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.quality.screens import Screen
 from synthfactory.recipe import LoadedRecipe
+from synthfactory.recipe.schema import QualityConfig, RealDataConfig
 from synthfactory.model.rows import real_row
 from synthfactory.inputs.seeds import SeedSet
 from synthfactory.registry import SCREENS
@@ -32,7 +33,8 @@ from synthfactory.storage import Location
 class QualityGuards:
     """Everything the guards need for one run, loaded once (index, benchmarks, model, real rows)."""
 
-    loaded: LoadedRecipe
+    quality: QualityConfig  # the recipe's `quality` section
+    real: RealDataConfig | None  # the recipe's `seeds.real`: real rows mixed in, or None
     method: Method
     index: NearDupIndex
     decontaminator: Decontaminator | None
@@ -56,7 +58,7 @@ class QualityGuards:
         reference = (read_texts(loaded.files["reference"], "text", "quality.reference")
                      if "reference" in loaded.files else [])
         method = method_for(loaded.recipe)
-        guards = cls(loaded=loaded, method=method, index=index, decontaminator=decon,
+        guards = cls(quality=q, real=real, method=method, index=index, decontaminator=decon,
                      screens=build_screens(q.filters, method),
                      real_texts=real_texts, reference_texts=reference, embeddings_folder=embeddings_folder)
         if reference:
@@ -79,7 +81,7 @@ class QualityGuards:
     def flag_recycled(self, seeds: "SeedSet") -> "SeedSet":
         """Seeds the recipe calls real that near-match published synthetic rows: flagged, with the
         matched row's depth, so provenance stays honest."""
-        if not (self.loaded.recipe.quality.enabled and self.index.versions and seeds.rows):
+        if not (self.quality.enabled and self.index.versions and seeds.rows):
             return seeds
         texts = [" ".join(str(v) for v in s.fields.values()) for s in seeds.rows]
         hits = self.index.screen(texts, [s.seed_id for s in seeds.rows], [0] * len(texts), keep=False)
@@ -113,7 +115,7 @@ class QualityGuards:
     # -- before the judge ------------------------------------------------------------------
     def screen(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
         """(kept rows with quality columns, [(row, reason)]); dedup within batch and vs published."""
-        q = self.loaded.recipe.quality
+        q = self.quality
         kept, dropped = [], []
         for row in rows:
             tokens = tq.words(row["text"])
@@ -143,7 +145,7 @@ class QualityGuards:
         return [real_row(template, self.real_texts[(start + k) % len(self.real_texts)]) for k in range(count)]
 
     def real_count(self, synthetic: int) -> int:
-        real = self.loaded.recipe.seeds.real
+        real = self.real
         if real is None or synthetic == 0:
             return 0
         return math.ceil(real.share / (1.0 - real.share) * synthetic)
@@ -164,7 +166,7 @@ class QualityGuards:
         if tails is not None:
             metrics["batch_rare_word_share"] = tails.rare_word_share([t for t, g in zip(texts, generated) if g])
             metrics["batch_vocab_coverage"] = tails.vocab_coverage([t for t, g in zip(texts, generated) if g])
-        if self.loaded.recipe.quality.enabled and self.loaded.recipe.quality.embeddings and len(rows) > 1:
+        if self.quality.enabled and self.quality.embeddings and len(rows) > 1:
             from synthfactory.quality.embed import frechet_distance, mean_pairwise_cosine_distance
 
             vectors = self.embedder.encode([r["id"] for r in rows], texts)

@@ -16,7 +16,7 @@ from synthfactory.storage import Location
 
 def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[BatchState]:
     """In batch order (deterministic, also after a resume): drop rows repeating an earlier batch."""
-    q = guards.loaded.recipe.quality
+    q = guards.quality
     if not (q.enabled and q.dedup.enabled):
         return states
     run_index = guards.index.fork()
@@ -42,7 +42,7 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
                     embeddings_folder: Location | Path, near_dup_rate: float) -> dict[str, Any]:
     """Metrics of the rows a version adds, drift vs the previous version and the reference set;
     writes the version's LSH index and embeddings next to the table (before the commit)."""
-    q = guards.loaded.recipe.quality
+    q = guards.quality
     texts = [guards.content(r) for r in rows]
     metrics: dict[str, Any] = {
         "rows": len(rows), "near_dup_rate": near_dup_rate, "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),

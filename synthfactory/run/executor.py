@@ -1,44 +1,41 @@
-"""Where a run's steps execute: the executor protocol the run driver (`synthfactory.run.driver`)
-hands its work to, and the core's local executor (threads, no Prefect).
+"""Where a run's work executes: the executor protocol and the core's local executor (threads, no
+Prefect).
 
-The driver decides what runs (plan, admission, the stage line, recount, publish); an executor
-decides where and how: threads in this process here, Prefect tasks with retries, result caching
-and artifacts in `flows/executor.py`. Both keep each finished batch stage under
-`{batch_id}-{stage}` in the dataset's staging folder, so a killed run resumes from it either way.
+An executor knows nothing of what the work is (seeds, stages, publishing are the driver's,
+`synthfactory.run.driver`): it runs functions. Its whole interface is `submit` a function with a
+name, a key and retries; `wait_any` of the futures it returned; and a `lock` for a dataset. A
+keyed unit is kept in the run's staging folder under its key in the core's format
+(`synthfactory.run.staging`), and a later run loads it instead of running it, on either
+executor. The local executor is here; Prefect's, which makes each submitted function a task on
+the fly (its name, retries, the UI), is `flows/executor.py`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from synthfactory.errors import SynthfactoryError
-from synthfactory.model.batch import BatchState
-from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
-from synthfactory.storage import Location, StorageError
+from synthfactory.run.staging import load_or_run
+from synthfactory.storage import Location
 from synthfactory.store import DatasetStore
-
-if TYPE_CHECKING:
-    from synthfactory.model.metadata import VersionMetadata
 
 log = logging.getLogger("synthfactory.run")
 T = TypeVar("T")
 
-# what either executor retries, and when (Prefect: the tasks' `retries` and `retry_condition_fn`)
-ENGINE_STAGES = ("generate", "grade")  # the stages that call engines
-ENGINE_RETRIES, ENGINE_RETRY_DELAY_S = 2, 2.0
-PUBLISH_RETRIES, PUBLISH_RETRY_DELAY_S = 2, 1.0
+ENGINE_RETRIES = 2  # units that call engines (`Stage.calls_engines`) and publish: tries after the first
+RETRY_DELAY_S = 2.0
 
 
 def worth_retrying(error: BaseException) -> bool:
-    """Whether a retry may cure a failed step: not one of ours (an engine failure, endpoints down,
+    """Whether a retry may cure a failed unit: not one of ours (an engine failure, endpoints down,
     a bad recipe, a failed gate), whose cause a retry would only repeat, minutes later."""
     return isinstance(error, Exception) and not isinstance(error, SynthfactoryError)
 
@@ -48,7 +45,7 @@ def retrying(step: Callable[[], T], retries: int, delay_s: float, what: str) -> 
     for attempt in range(retries + 1):
         try:
             return step()
-        except Exception as exc:  # noqa: BLE001 - retried or raised as it is
+        except Exception as exc:
             if attempt == retries or not worth_retrying(exc):
                 raise
             log.warning("%s failed (%s: %s); retrying in %gs (attempt %d of %d)", what, type(exc).__name__, exc,
@@ -57,119 +54,40 @@ def retrying(step: Callable[[], T], retries: int, delay_s: float, what: str) -> 
     raise AssertionError("unreachable")
 
 
-class StageFuture(Protocol):
-    """A batch stage started by an executor; `result()` raises the stage's own exception."""
-
-    def result(self) -> Any: ...
-
-
 class Executor(Protocol):
-    """What the run driver needs from wherever a run executes."""
+    """Where a run's functions execute. Nothing here knows what they do."""
 
     log: logging.Logger | logging.LoggerAdapter  # the run's log (Prefect: the flow run's logger)
     run_ids: dict[str, Any]  # recorded in the commit metadata (`prefect_flow_run_id`)
 
+    def submit(self, fn: Callable[..., T], *args: Any, name: str, key: str | None = None,
+               retries: int = 0) -> Future[T]:
+        """Run `fn(*args)`. An argument that is a future this executor returned is waited for and
+        replaced by its result (if it failed, so does this, with its exception). `key`: the
+        unit's result is kept in the staging folder under it, and a unit with a key already kept
+        returns that instead of running. `retries`: tried again after an error `worth_retrying`."""
+
+    def wait_any(self, futures: Sequence[Future[Any]]) -> Future[Any]:
+        """One of `futures` that has finished (the first of them in their order)."""
+
     def lock(self, dataset: DatasetStore) -> AbstractContextManager[None]:
         """Hold `dataset` from planning to publish, so runs of one dataset never interleave."""
 
-    def start_engines(self, specs: list[Any]) -> StageFuture:
-        """Start the engine pool in the background (models load while seeds are read and planned)."""
 
-    def load_seeds(self, loaded: Any, guards: Any, dataset_uri: str) -> Any: ...
-
-    def plan(self, loaded: Any, seeds: Any, version: int, guards: Any) -> RunPlan: ...
-
-    def planned(self, plan: RunPlan, loaded: Any) -> None:
-        """The run knows its version and batches (Prefect: names and tags the run, a progress artifact)."""
-
-    def submit_stage(self, stage: str, runner: Any, holder: BatchPlan | StageFuture) -> StageFuture:
-        """Start `stage` of one batch once `holder` (the batch plan, or the previous stage) is ready."""
-
-    def wait_any(self, futures: list[StageFuture]) -> StageFuture:
-        """One of `futures` that has finished (the oldest of those finished)."""
-
-    def batch_result(self, chain: list[StageFuture]) -> BatchState:
-        """The last stage's state, or the first failed stage's own exception."""
-
-    def resumed(self, last: StageFuture) -> bool:
-        """Whether the batch's last stage was loaded from an earlier run instead of run."""
-
-    def progressed(self, fraction: float) -> None: ...
-
-    def publish(self, plan: RunPlan, states: list[BatchState], dataset: DatasetStore, guards: Any,
-                extra: dict[str, Any], min_rows: int) -> VersionMetadata: ...
-
-    def report(self, metadata: VersionMetadata) -> None:
-        """The run report for whoever watches (Prefect: markdown and table artifacts)."""
-
-
-# -- the stage results each executor leaves in the staging folder ---------------------------------
-
-def stage_key(batch_id: str, stage: str) -> str:
-    """The name of a finished stage's result in the staging folder (Prefect's cache key too)."""
-    return f"{batch_id}-{stage}"
-
-
-def read_staged(folder: Location | Path, key: str) -> BatchState | None:
-    """A stage result an earlier run staged, written by either executor, or None.
-
-    The file is Prefect's result record (JSON: `metadata` and the cloudpickled, base64 `result`);
-    one that cannot be read is treated as absent, so the stage runs again. A store that cannot be
-    reached is not absent: its StorageError stops the run."""
-    path = Location.of(folder).child(key)
-    try:
-        record = json.loads(path.read_bytes())
-        serializer = record["metadata"]["serializer"]
-        if serializer.get("type") != "pickle":
-            return None
-        import cloudpickle
-
-        value = cloudpickle.loads(base64.decodebytes(record["result"].encode()))
-    except FileNotFoundError:
-        return None
-    except StorageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a torn or foreign file: run the stage again
-        log.warning("staged result %s unreadable (%s); running the stage again", path, exc)
-        return None
-    return value if isinstance(value, BatchState) else None
-
-
-def write_staged(folder: Location | Path, key: str, state: BatchState) -> None:
-    """Stage a finished stage's result in the layout Prefect's result storage writes, whole or not
-    at all (a run killed mid-write leaves no torn file), so a rerun by either executor, on any
-    machine that reaches the store, loads it."""
-    import cloudpickle
-
-    path = Location.of(folder).child(key)
-    record = {
-        "metadata": {"storage_key": str(path), "expiration": None,
-                     "serializer": {"type": "pickle", "picklelib": "cloudpickle", "picklelib_version": None},
-                     "prefect_version": "synthfactory-local", "storage_block_id": None},
-        "result": base64.encodebytes(cloudpickle.dumps(state)).decode(),
-    }
-    path.write_bytes(json.dumps(record).encode())
-
-
-# -- the local executor ---------------------------------------------------------------------------
-
-class _Stage(Future):
-    """A local stage future that knows whether it was loaded from the staging folder."""
-
-    loaded = False
+def first_done(futures: Sequence[Future[Any]]) -> Future[Any]:
+    wait(futures, return_when=FIRST_COMPLETED)
+    return next(f for f in futures if f.done())
 
 
 class LocalExecutor:
-    """Threads in this process: the run's steps are plain core calls, each batch stage a thread-pool
-    job started when the stage before it finished, its result staged under `{batch_id}-{stage}`.
-    `staging` None (tests) keeps nothing."""
+    """Threads in this process. `staging` None (tests, previews) keeps nothing."""
 
     def __init__(self, staging: Location | Path | None = None, workers: int = 16,
                  logger: logging.Logger | logging.LoggerAdapter | None = None) -> None:
         self.staging = Location.of(staging) if staging is not None else None
         self.log = logger or log
         self.run_ids: dict[str, Any] = {"prefect_flow_run_id": None}
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synthfactory-stage")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synthfactory")
 
     @contextmanager
     def lock(self, dataset: DatasetStore) -> Iterator[None]:
@@ -183,92 +101,50 @@ class LocalExecutor:
         with dataset.exclusive(holder=f"local run (pid {os.getpid()})", on_wait=self.log.info):
             yield
 
-    def start_engines(self, specs: list[Any]) -> Future:
-        from synthfactory.engines.pool import EnginePool
-
-        def start() -> Any:
-            pool = EnginePool(specs)
-            for replica in pool.replicas:
-                self.log.info("engine %s ready on node %s (loaded in %.1fs)", replica["model"],
-                              replica["node_id"][:12], replica["load_seconds"])
-            return pool
-
-        return self._pool.submit(start)
-
-    def load_seeds(self, loaded: Any, guards: Any, dataset_uri: str) -> Any:
-        from synthfactory.run.runner import run_seeds
-
-        seeds = run_seeds(loaded, guards, dataset_uri)
-        self.log.info("seeds: %d usable (%d recycled from published synthetic rows), %d quarantined",
-                      len(seeds.rows), sum(s.recycled for s in seeds.rows), len(seeds.quarantined))
-        return seeds
-
-    def plan(self, loaded: Any, seeds: Any, version: int, guards: Any) -> RunPlan:
-        plan = plan_run(loaded, seeds, version, contaminated=guards.contaminated_by)
-        self.log.info("planned %d batches; %d seed rows quarantined", len(plan.batches), len(plan.seeds_quarantined))
-        return plan
-
-    def planned(self, plan: RunPlan, loaded: Any) -> None:
-        pass
-
-    def submit_stage(self, stage: str, runner: Any, holder: BatchPlan | Future) -> Future:
-        out = _Stage()
+    def submit(self, fn: Callable[..., T], *args: Any, name: str, key: str | None = None,
+               retries: int = 0) -> Future[T]:
+        out: Future[T] = Future()
         out.set_running_or_notify_cancel()
+        waiting = [a for a in args if isinstance(a, Future)]
 
-        def start(value: Any) -> None:
+        def unit(values: tuple[Any, ...]) -> T:
+            call = lambda: retrying(lambda: fn(*values), retries, RETRY_DELAY_S, name)  # noqa: E731
+            return load_or_run(self.staging, key, call) if key is not None else call()
+
+        def start() -> None:
+            failed = next((a.exception() for a in waiting if a.exception() is not None), None)
+            if failed is not None:
+                out.set_exception(failed)
+                return
+            values = tuple(a.result() if isinstance(a, Future) else a for a in args)
             try:
-                self._pool.submit(self._run_stage, stage, runner, value, out)
-            except RuntimeError:  # the executor was closed: the run is over, this stage never starts
-                out.set_exception(CancelledError(f"{stage} of batch {value.batch_index}: the run stopped"))
+                job = self._pool.submit(unit, values)
+            except RuntimeError:  # the executor was closed: the run is over, this unit never starts
+                out.set_exception(CancelledError(f"{name}: the run stopped"))
+                return
+            job.add_done_callback(lambda done: out.set_exception(done.exception()) if done.exception() is not None
+                                  else out.set_result(done.result()))
 
-        if isinstance(holder, Future):
-            holder.add_done_callback(lambda done: out.set_exception(done.exception()) if done.exception()
-                                     else start(done.result()))
-        else:
-            start(holder)
+        if not waiting:
+            start()
+            return out
+        remaining, counting = [len(waiting)], threading.Lock()
+
+        def ready(_: Future[Any]) -> None:
+            with counting:  # the futures may finish in different threads
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                start()
+
+        for dependency in waiting:
+            dependency.add_done_callback(ready)
         return out
 
-    def _run_stage(self, stage: str, runner: Any, value: Any, out: _Stage) -> None:
-        try:
-            key = stage_key(value.batch_id, stage)
-            state = read_staged(self.staging, key) if self.staging is not None else None
-            out.loaded = state is not None
-            if state is None:
-                retries = ENGINE_RETRIES if stage in ENGINE_STAGES else 0
-                state = retrying(lambda: getattr(runner, stage)(value), retries, ENGINE_RETRY_DELAY_S,
-                                 f"{stage} of batch {value.batch_index}")
-                if self.staging is not None:
-                    write_staged(self.staging, key, state)
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the batch
-            out.set_exception(exc)
-            return
-        out.set_result(state)
-
-    def wait_any(self, futures: list[Future]) -> Future:
-        wait(futures, return_when=FIRST_COMPLETED)
-        return next(f for f in futures if f.done())
-
-    def batch_result(self, chain: list[Future]) -> BatchState:
-        return chain[-1].result()  # a failed stage's exception travels down its chain unchanged
-
-    def resumed(self, last: Future) -> bool:
-        return bool(getattr(last, "loaded", False))
-
-    def progressed(self, fraction: float) -> None:
-        pass
-
-    def publish(self, plan: RunPlan, states: list[BatchState], dataset: DatasetStore, guards: Any,
-                extra: dict[str, Any], min_rows: int) -> VersionMetadata:
-        from synthfactory.run.runner import publish_run
-
-        return retrying(lambda: publish_run(plan, states, dataset, guards, extra, min_rows, info=self.log.info,
-                                            warn=self.log.warning), PUBLISH_RETRIES, PUBLISH_RETRY_DELAY_S, "publish")
-
-    def report(self, metadata: VersionMetadata) -> None:
-        pass
+    def wait_any(self, futures: Sequence[Future[Any]]) -> Future[Any]:
+        return first_done(futures)
 
     def close(self, wait: bool = False) -> None:
-        """Start no more stages; those running finish in their threads (a failed run does not wait
+        """Start no more units; those running finish in their threads (a failed run does not wait
         for them unless `wait`)."""
         self._pool.shutdown(wait=wait, cancel_futures=True)
-

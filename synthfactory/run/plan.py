@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from dataclasses import replace
 
 import jinja2
@@ -16,8 +16,11 @@ from synthfactory.model.lineage import batch_id_for, sampling_seed, stable_hash
 from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, Recipe, template_environment
 from synthfactory.recipe.options import judge_engine
 from synthfactory.registry import JUDGES, VERIFIERS
-from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet
+from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet, load_seeds
 from synthfactory.model.plan import BatchPlan, RunPlan, WorkItem
+
+if TYPE_CHECKING:
+    from synthfactory.quality.guards import QualityGuards
 
 __all__ = ["BatchPlan", "RunPlan", "WorkItem", "plan_run", "engine_specs_for", "render_seeds", "build_verifiers"]
 
@@ -200,7 +203,6 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
 def check_seed_file(loaded: LoadedRecipe) -> None:
     """The seed contract checked on the seeds file itself, before Ray, Prefect or any engine start
     (the CLI calls it); seeds from published versions are checked when the run is planned."""
-    from synthfactory.inputs.seeds import load_seeds
 
     recipe = loaded.recipe
     check_verifiers_can_run(recipe)
@@ -240,3 +242,12 @@ def check_seed_fields(loaded: LoadedRecipe, seeds: list[SeedRow]) -> None:
                 source = loaded.seeds_path or loaded.recipe.seeds.from_version or loaded.recipe.seeds.from_versions
                 raise RecipeError(f"verification[{i}] ({config.method}) needs seed field '{need}'; "
                                   f"{source} has: {', '.join(have) or 'no fields'}")
+
+
+def run_seeds(loaded: LoadedRecipe, guards: "QualityGuards", dataset_uri: str) -> SeedSet:
+    """The seeds a run of `loaded` uses: its file or published versions, with the real share mixed
+    in; seeds a file calls real that near-match published synthetic rows flagged as recycled."""
+    seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path, own=dataset_uri, real_texts=guards.real_texts)
+    if loaded.seeds_path is not None and not seeds.versions:
+        seeds = guards.flag_recycled(seeds)
+    return seeds

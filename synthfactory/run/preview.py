@@ -16,11 +16,12 @@ from typing import Any
 from synthfactory.model.batch import BatchState, synthetic
 from synthfactory.run.control import wilson_interval, wilson_midpoint
 from synthfactory.model.cost import Prices, batch_spend
-from synthfactory.run.stages import ChatFn
-from synthfactory.run.plan import BatchPlan, RunPlan, plan_run
+from synthfactory.model.context import RunContext
+from synthfactory.run.stages import BatchWork, ChatFn, run_batch
+from synthfactory.model.plan import BatchPlan, RunPlan
+from synthfactory.run.plan import plan_run, run_seeds
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.recipe import LoadedRecipe
-from synthfactory.run.runner import BatchRunner, run_seeds
 from synthfactory.store import DatasetStore
 from synthfactory.quality.validation import SuiteGate
 
@@ -45,7 +46,7 @@ def run_preview(loaded: LoadedRecipe, plan: RunPlan, batch: BatchPlan, guards: Q
                 ) -> BatchState:
     """Every stage of the line on the preview batch; the suite validates it without Data Docs."""
     gate = SuiteGate(loaded.suite_path, docs_dir=None)
-    return BatchRunner(plan, loaded.recipe, guards, gate, chat).run(batch)
+    return run_batch(BatchWork(RunContext(loaded, plan), guards, gate, chat), batch)
 
 
 def outcome_rows(batch: BatchPlan, state: BatchState) -> list[dict[str, Any]]:
