@@ -307,3 +307,71 @@ def test_the_schema_imports_no_implementation() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+# --- the run's shape ---------------------------------------------------------------------------
+
+EXECUTOR_INTERFACE = {"submit", "wait_any", "lock", "log", "run_ids"}
+
+
+def test_the_executor_protocol_has_no_step_of_the_run_in_it() -> None:
+    """Executors run functions: submit, wait for any, lock. Seeds, plans, stages and publishing are
+    the driver's; an executor with a method per step would have to change with every step."""
+    from flows.executor import PrefectExecutor
+    from synthfactory.run.executor import Executor, LocalExecutor
+
+    protocol = {n for n in vars(Executor) if not n.startswith("_")} | set(Executor.__annotations__)
+    assert protocol == EXECUTOR_INTERFACE
+    for executor in (LocalExecutor, PrefectExecutor):
+        public = {n for n in vars(executor) if not n.startswith("_") and callable(getattr(executor, n))}
+        assert public <= EXECUTOR_INTERFACE | {"close"}, f"{executor.__name__}: {sorted(public - EXECUTOR_INTERFACE)}"
+
+
+def test_every_stage_is_a_module_and_a_registry_line_read_by_driver_and_flow() -> None:
+    from synthfactory.registry import STAGES
+    from synthfactory.run.stages import Stage, stage_line
+
+    assert STAGES.names == ("generate", "screen", "verify", "grade", "filter", "measure", "validate")
+    line = stage_line()
+    assert [s.name for s in line] == list(STAGES.names) and all(isinstance(s, Stage) for s in line)
+    modules = {STAGES.entry(name).target.partition(":")[0] for name in STAGES}
+    assert len(modules) == len(STAGES), "one module per stage"
+    for path in (ROOT / "synthfactory" / "run" / "driver.py", ROOT / "flows" / "executor.py",
+                 ROOT / "flows" / "factory.py", ROOT / "synthfactory" / "run" / "executor.py"):
+        text = path.read_text()
+        for name in STAGES:  # nobody but the registry and the stage's own module lists the stages
+            assert f'"{name}"' not in text, f"{path.name} names the stage {name!r}"
+
+
+def test_a_new_stage_is_one_module_plus_one_registry_line(tmp_path, monkeypatch) -> None:
+    """Adding a stage: write its module, add its line to `registry.STAGES`. The run driver, the
+    local executor, the staging and resume pick it up with no other change."""
+    import sys
+
+    from synthfactory import registry
+    from synthfactory.registry import Registry
+    from tests.test_driver import FAST, StubPool, _drive, _suite
+    from tests.conftest import make_recipe
+
+    (tmp_path / "stamp_stage.py").write_text(
+        "from dataclasses import replace\n"
+        "from synthfactory.run.stages import Stage\n\n"
+        "class StampStage(Stage):\n"
+        "    name = 'stamp'\n\n"
+        "    def run(self, work, state):\n"
+        "        return replace(state, rows=[{**row, 'text': row['text'] + ' [stamped]'} for row in state.rows])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entries = {name: registry.STAGES.entry(name).target for name in registry.STAGES}
+    line = list(entries.items())
+    line.insert(line.index(("filter", entries["filter"])) + 1, ("stamp", "stamp_stage:StampStage"))  # the one line
+    monkeypatch.setattr(registry, "STAGES", Registry("stage", dict(line)))
+    try:
+        recipe = make_recipe(tmp_path, suite=_suite(), batches__count=2, batches__size=3, **FAST)
+        summary = _drive(recipe, tmp_path / "store", StubPool())
+    finally:
+        sys.modules.pop("stamp_stage", None)
+    from synthfactory import load_dataset_version
+
+    rows = load_dataset_version(tmp_path / "store" / "tiny")
+    assert summary["accepted"] == rows.num_rows > 0
+    assert all(text.endswith(" [stamped]") for text in rows["text"]), "every published row went through the stage"

@@ -11,7 +11,7 @@ accepted, rejected (with a reason) or quarantined (with a reason), so counts rec
 from __future__ import annotations
 
 from synthfactory.model.batch import BatchState, synthetic_count
-from synthfactory.registry import STAGES
+from synthfactory import registry
 from synthfactory.run.stages.base import BatchWork, ChatFn, Stage
 from synthfactory.run.stages.filter import filter_batch
 from synthfactory.run.stages.generate import generate_batch
@@ -27,9 +27,10 @@ __all__ = ["BatchState", "BatchWork", "ChatFn", "Stage", "stage_line", "run_batc
 
 
 def stage_line() -> tuple[Stage, ...]:
-    """The registered stages, in line order (one instance each)."""
-    line = tuple(STAGES.load(name)() for name in STAGES)
-    for name, stage in zip(STAGES, line):
+    """The registered stages (`registry.STAGES`, read when called), in line order, one instance each."""
+    stages = registry.STAGES
+    line = tuple(stages.load(name)() for name in stages)
+    for name, stage in zip(stages, line):
         if not isinstance(stage, Stage) or stage.name != name:
             raise TypeError(f"stage {name!r}: {type(stage).__name__} is not a Stage named {name!r}")
     return line
