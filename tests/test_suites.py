@@ -1,6 +1,7 @@
 """GX suites load strictly: every shipped suite builds whole, an expectation Great Expectations
 cannot build is a one-line recipe error (exit 2) before any engine starts, and the preference
-suite's "chosen outscores rejected" expectation gates real preference rows."""
+suite's "chosen outscores rejected" expectation gates real preference rows, and a batch that kept no
+row goes through its suite as an empty table."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from synthfactory.errors import RecipeError
 from synthfactory.grading.llm import JudgeScore
 from synthfactory.methods import method_for
-from synthfactory.quality.validation import SuiteGate
+from synthfactory.model.batch import BatchState, synthetic_count, with_reason
+from synthfactory.quality.validation import SuiteGate, failed_with_rows
 from synthfactory.recipe import load_recipe
+from synthfactory.registry import STAGES
 from tests.conftest import ROOT, cli_command, make_recipe
 
 SUITES = sorted((ROOT / "expectations").glob("*.json"))
@@ -87,6 +91,50 @@ def test_the_preference_pair_expectation_gates_the_rows_the_method_makes(tmp_pat
     failing = pair_result([*rows, flipped])
     assert not failing["success"] and failing["result"]["unexpected_count"] == 1
     assert f"{PAIR}()" in gate.validate([*rows, flipped])["failed_expectations"]
+
+
+def _all_failed_verification(count: int = 3) -> BatchState:
+    """A code batch after the measure stage whose every row failed its tests: none left in play."""
+    failed = [with_reason({"id": f"r{i}", "source": "synthetic", "text": "def f(:", "prompt": "p"}, "verify",
+                          "verify_failed: tests: SyntaxError") for i in range(count)]
+    return BatchState("b-all-failed", 0, "measured", quarantined=failed, verified={"tests": [count, 0]})
+
+
+def test_a_batch_whose_every_row_failed_verification_goes_through_the_suite_and_fails_it(tmp_path):
+    """The validate stage on a batch that kept no row: the real code suite sees an empty table with
+    the published columns, fails `expect_table_row_count_to_be_between` (min 1), and the batch is
+    quarantined with that result and its Data Docs page; its rows stay where verify put them."""
+    gate = SuiteGate(ROOT / "expectations" / "code.json", docs_dir=tmp_path / "docs")
+    state = _all_failed_verification()
+    settled = STAGES.load("validate")().run(SimpleNamespace(gate=gate), state)
+    assert settled.status == "quarantined" and settled.rows == [] and settled.quarantined == state.quarantined
+    validation = settled.validation
+    assert validation["success"] is False and validation["suite"] == "code"
+    assert "expect_table_row_count_to_be_between()" in validation["failed_expectations"]
+    results = validation["result"]["results"]
+    [count] = [r for r in results if r["expectation_config"]["type"] == "expect_table_row_count_to_be_between"]
+    assert count["result"]["observed_value"] == 0
+    assert not [r for r in results if r["exception_info"]["raised_exception"]]  # every column the suite names exists
+    assert Path(validation["data_docs_url"].removeprefix("file://")).is_file()
+    assert synthetic_count(settled) == len(settled.rows) + len(settled.rejected) + len(settled.quarantined) == 3
+
+
+def test_on_failure_fail_counts_the_batches_whose_rows_failed_not_those_that_kept_none():
+    """Both are quarantined batches with their results; only rows the gate moved stop a `fail` run."""
+    gate = SuiteGate(ROOT / "expectations" / "code.json")
+    validate = STAGES.load("validate")()
+    empty = validate.run(SimpleNamespace(gate=gate), _all_failed_verification())
+    kept = [{"id": "k0", "source": "synthetic", "text": "no code here", "prompt": "p"}]
+    failing = validate.run(SimpleNamespace(gate=gate), BatchState("b-bad-rows", 1, "measured", rows=kept))
+    assert (empty.status, failing.status) == ("quarantined", "quarantined")
+    assert failed_with_rows([empty, failing]) == ["b-bad-rows"]
+
+
+def test_a_batch_with_no_row_that_its_suite_accepts_is_empty_with_its_result(tmp_path):
+    gate = SuiteGate(_suite(tmp_path))  # only `expect_column_to_exist(id)`: an empty table passes
+    settled = STAGES.load("validate")().run(SimpleNamespace(gate=gate), _all_failed_verification(2))
+    assert settled.status == "empty" and settled.validation["success"] is True
+    assert len(settled.quarantined) == synthetic_count(settled) == 2
 
 
 class _Recording(BaseHTTPRequestHandler):

@@ -8,6 +8,7 @@ and into every export.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -69,6 +70,14 @@ def _table(rows: list[tuple[str, Any]]) -> list[str]:
     for key, value in rows:
         out.append(f"| {key} | {_fmt(value)} |")
     return out
+
+
+def fenced(text: str, info: str = "") -> list[str]:
+    """`text` as a fenced code block whose fence it cannot close: CommonMark ends a fence only at a
+    line of at least as many backticks, so the fence is one longer than the longest run in `text`."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, text, fence]
 
 
 def _fmt(value: Any) -> str:
@@ -181,14 +190,14 @@ def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layou
     about = method_class(name).description if name in METHODS else ""
     lines = ["## Method", "", f"`{name}`: {about}." if about else f"`{name}`.", ""]
     if generation.get("method_options"):
-        lines += ["Options:", "", "```json", json.dumps(generation["method_options"], indent=2, sort_keys=True), "```", ""]
+        lines += ["Options:", "", *fenced(json.dumps(generation["method_options"], indent=2, sort_keys=True), "json"), ""]
     if layout is not None:
         fmt, data_file, columns = layout
         lines += [f"This copy is in the `{fmt}` layout ({LAYOUT_NOTES.get(fmt, fmt)}): `{data_file}`, columns "
                   + ", ".join(f"`{c}`" for c in columns[:12]) + (" ..." if len(columns) > 12 else "") + ".", ""]
     if example:
         text = json.dumps(example, indent=2, ensure_ascii=False, default=str)
-        lines += ["An example row:", "", "```json", text if len(text) < 3000 else text[:3000] + "\n...", "```", ""]
+        lines += ["An example row:", "", *fenced(text if len(text) < 3000 else text[:3000] + "\n...", "json"), ""]
     return lines
 
 
@@ -284,6 +293,21 @@ def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str
     return lines + [""]
 
 
+def has_scores(meta: VersionMetadata) -> bool:
+    """Whether any published synthetic row of this version has a judge score (the histogram's rows)."""
+    return sum(meta.score_histogram.values()) > 0
+
+
+def _score_histogram_line(meta: VersionMetadata, grading: dict[str, Any]) -> str:
+    """The score histogram's plot, or one line on why there is none: a plot of no rows says nothing."""
+    if has_scores(meta):
+        return f"![score histogram]({SCORE_PLOT})"
+    if not grading and not meta.judge_model:
+        kept = "verified, not scored" if meta.verification else "not scored"
+        return f"No score histogram: no judge ran, so the rows were {kept} (their `score` is null)."
+    return "No score histogram: no published synthetic row of this version has a judge score."
+
+
 def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], repo_id: str | None = None,
                  example: dict[str, Any] | None = None, layout: Layout | None = None) -> str:
     """README.md for one version: YAML header, then how it was made, measured and validated."""
@@ -312,10 +336,7 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
         f"mixed in" + (f", on top of the {rows - accepted - real} rows of versions 1-{version - 1}" if previous else "")
         + ". Every row carries its lineage (seed, generator, judge, scores, run, batch, generation depth).",
         "",
-        "```python",
-        "import datasets",
-        f"ds = {load}",
-        "```",
+        *fenced(f"import datasets\nds = {load}", "python"),
         "",
         *_method_section(meta, example, layout),
         "## How it was generated",
@@ -329,10 +350,8 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
         "",
         "Prompt template:",
         "",
-        "```jinja",
-        str(gen.get("prompt_template", "")).strip(),
-        "```",
-        *(["", "System prompt:", "", "```", str(gen["system_prompt"]).strip(), "```"] if gen.get("system_prompt") else []),
+        *fenced(str(gen.get("prompt_template", "")).strip(), "jinja"),
+        *(["", "System prompt:", "", *fenced(str(gen["system_prompt"]).strip())] if gen.get("system_prompt") else []),
         "",
         *_verification_section(meta),
         *_grading_section(meta, grading),
@@ -344,7 +363,7 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
                  ("real rows added", real),
                  ("real share of rows added", real / (real + accepted) if real + accepted else 0.0)]),
         "",
-        f"![score histogram]({SCORE_PLOT})",
+        _score_histogram_line(meta, grading),
         "",
         "## Quality and diversity",
         "",
@@ -387,22 +406,24 @@ def _png(fig: Any) -> bytes:
 
 
 def write_plots(history: list[VersionInfo], meta: VersionMetadata, folder: Path | Location) -> list[Location]:
-    """The score histogram of this version and its metrics next to every earlier version's,
-    rendered to bytes and written through the store's file system (any store)."""
+    """The score histogram of this version (when a row has a score) and its metrics next to every
+    earlier version's, rendered to bytes and written through the store's file system (any store)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder = Location.of(folder)
-    histogram = meta.score_histogram
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.bar(list(histogram), list(histogram.values()), color="#4c72b0")
-    ax.set(title=f"{meta.dataset} v{meta.version}: judge scores of accepted rows", xlabel="score",
-           ylabel="rows")
-    fig.tight_layout()
-    score_png = _png(fig)
-    plt.close(fig)
+    written = []
+    if has_scores(meta):  # no judge ran (verified rows) or no row kept: no empty plot
+        histogram = meta.score_histogram
+        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+        ax.bar(list(histogram), list(histogram.values()), color="#4c72b0")
+        ax.set(title=f"{meta.dataset} v{meta.version}: judge scores of accepted rows", xlabel="score",
+               ylabel="rows")
+        fig.tight_layout()
+        written.append(folder.child(SCORE_PLOT).write_bytes(_png(fig)))
+        plt.close(fig)
 
     series: dict[str, list[tuple[int, float]]] = {}
     for info in history:
@@ -428,7 +449,7 @@ def write_plots(history: list[VersionInfo], meta: VersionMetadata, folder: Path 
     fig.tight_layout()
     metrics_png = _png(fig)
     plt.close(fig)
-    return [folder.child(SCORE_PLOT).write_bytes(score_png), folder.child(METRICS_PLOT).write_bytes(metrics_png)]
+    return [*written, folder.child(METRICS_PLOT).write_bytes(metrics_png)]
 
 
 def _example(store: DatasetStore, version: int, method: str) -> dict[str, Any] | None:
