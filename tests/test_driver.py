@@ -118,6 +118,15 @@ def test_local_driver_runs_the_stage_line_and_publishes_one_version(tmp_path):
     assert meta["prefect_flow_run_id"] is None and meta["engine_requests"] == pool.requests
     assert meta["suite"] and meta["stopped"] == "complete"
     assert not (tmp_path / "store" / "tiny" / "_staging").exists(), "staged stages are cleared once published"
+    # the report's stage table reads the registered line, in order, and reconciles with the totals
+    from synthfactory.publish.report import run_report_markdown
+    from synthfactory.registry import STAGES
+
+    version = DatasetStore(tmp_path / "store" / "tiny").versions()[-1].metadata
+    table = run_report_markdown(version).split("## Where rows left the line")[1].split("##")[0]
+    stages = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert stages[1:1 + len(STAGES)] == list(STAGES.names)
+    assert sum(version.totals.left_at.values()) == summary["rejected"] + summary["quarantined"]
 
 
 def test_a_failed_local_run_resumes_from_its_staged_stages_and_publishes_the_same_rows(tmp_path):

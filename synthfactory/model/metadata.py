@@ -57,6 +57,7 @@ class RunTotals(_FlatGroup):
     batches_quarantined: int = 0
     batches_resumed: int = 0  # finished in an earlier, interrupted run of the recipe
     reasons: dict[str, int] = Field(default_factory=dict)
+    left_at: dict[str, int] = Field(default_factory=dict)  # stage of the line -> synthetic rows rejected or quarantined there
 
 
 class GateRecord(_FlatGroup):

@@ -49,12 +49,13 @@ def run_report_markdown(meta: VersionMetadata) -> str:
         *[f"Verifier `{name}` (`{v.method}`): {v.passed} of {v.checked} checked passed ({_num(v.rate)}); "
           "the rest were quarantined as `verify_failed`." for name, v in meta.verification.items()],
         *([""] if meta.verification else []),
-        "## Score distribution (published synthetic rows)",
+        "## Where rows left the line",
         "",
-        "| score | rows |",
-        "| --- | --- |",
-        *[f"| {bucket} | {count} |" for bucket, count in meta.score_histogram.items()],
+        *_line_table(meta),
         "",
+        *(["## Score distribution (published synthetic rows)", "", "| score | rows |", "| --- | --- |",
+           *[f"| {bucket} | {count} |" for bucket, count in meta.score_histogram.items()], ""]
+          if any(meta.score_histogram.values()) else []),
         "## Quality",
         "",
         "| metric | value |",
@@ -77,6 +78,19 @@ def run_report_markdown(meta: VersionMetadata) -> str:
         *meta.cost.table(),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _line_table(meta: VersionMetadata) -> list[str]:
+    """Each stage of the line (`registry.STAGES`, in order) with the generated rows that left there
+    (rejected or quarantined), and how many reached the end."""
+    from synthfactory.registry import STAGES
+
+    left = meta.totals.left_at
+    # then `publish` (dedup across the run, trimming to the target) and any stage no longer registered
+    names = [*STAGES.names, *sorted(set(left) - set(STAGES.names))]
+    return ["| stage | rows that left here |", "| --- | --- |",
+            *[f"| {name} | {left.get(name, 0)} |" for name in names],
+            f"| (published) | {meta.totals.accepted} |"]
 
 
 def rejection_table(meta: VersionMetadata) -> list[dict[str, Any]]:

@@ -85,7 +85,7 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
     lock (the caller holds it). `started` is when the run began (`time.perf_counter`); `engines`
     starts the engine pool (a stub in fast tests)."""
     from synthfactory.quality.guards import QualityGuards
-    from synthfactory.quality.validation import SuiteGate
+    from synthfactory.quality.validation import SuiteGate, failed_with_rows
     from synthfactory.storage.check import check_store
 
     log = executor.log
@@ -138,7 +138,7 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
     log.info("stopped starting batches: %s%s after %d of %d planned batches", outcome["stopped"],
              f" ({control.stopped_by})" if control.stopped_by else "", len(states), len(plan.batches))
 
-    failed = [s.batch_id for s in states if s.status == "quarantined"]
+    failed = failed_with_rows(states)  # a batch that kept no row (its rows already quarantined) does not stop the run
     if failed and recipe.validation.on_failure == "fail":
         raise ValidationGateError(f"validation.on_failure is 'fail' and batches {failed} failed their suite")
     extra = {

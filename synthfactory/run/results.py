@@ -36,6 +36,8 @@ def totals_for(plan: RunPlan, states: list[BatchState]) -> RunTotals:
         for row in [*state.rejected, *state.quarantined]:
             code = _reason_code(row["reason"])
             totals.reasons[code] = totals.reasons.get(code, 0) + 1
+            if row.get("source") != "real" and row.get("stage"):
+                totals.left_at[row["stage"]] = totals.left_at.get(row["stage"], 0) + 1
     for seed in plan.seeds_quarantined:
         code = "seed_" + _reason_code(seed.reason)
         totals.reasons[code] = totals.reasons.get(code, 0) + 1
