@@ -190,3 +190,42 @@ def start_moto(**env: str):
                 server.kill()
                 pytest.fail(f"moto's server did not start (exit {server.poll()})")
             time.sleep(0.1)
+
+
+# -- the edit loop: `make test-fast` -----------------------------------------------------------
+# tests/durations.json holds each test's seconds (setup + call + teardown) from a full run on this
+# kind of machine (`make durations` records it). `--fast` keeps the tests that took at most
+# FAST_TEST_S there, and every test not in the file yet (a new test runs until it is measured).
+DURATIONS = ROOT / "tests" / "durations.json"
+FAST_TEST_S = 3.0
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true",
+                     help=f"only tests that took at most {FAST_TEST_S:g}s in tests/durations.json (the edit loop)")
+    parser.addoption("--record-durations", metavar="PATH", default=None,
+                     help="write each test's seconds (setup + call + teardown) to PATH as JSON")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    recorded = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    keep = [item for item in items if recorded.get(item.nodeid, 0.0) <= FAST_TEST_S]
+    dropped = [item for item in items if recorded.get(item.nodeid, 0.0) > FAST_TEST_S]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = session.config.getoption("--record-durations")
+    if path and _seconds:
+        Path(path).write_text(json.dumps({k: round(v, 2) for k, v in sorted(_seconds.items())}, indent=0) + "\n")

@@ -12,7 +12,7 @@ import pytest
 
 from synthfactory.model.batch import BatchState, synthetic
 from synthfactory.run.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
-from synthfactory.model.cost import Prices, Spend, run_cost
+from synthfactory.model.cost import PerRow, Prices, Spend, run_cost
 from synthfactory.run.driver import BatchLoop
 from synthfactory.run.executor import LocalExecutor
 from synthfactory.registry import STAGES
@@ -177,7 +177,8 @@ def test_token_budget_stops_starting_batches_and_overshoots_at_most_the_batches_
     assert len(started) < 10
     assert spent <= limit + control.in_flight_at_stop * 1000  # the documented bound
     outcome = control.outcome()
-    assert outcome["stopped"] == "budget" and outcome["budget"]["stopped_by"] == "max_tokens"
+    assert outcome.stopped == "budget" and outcome.budget is not None and outcome.budget.stopped_by == "max_tokens"
+    assert outcome.budget.batches_in_flight_at_stop == control.in_flight_at_stop and outcome.batches_planned == 10
 
 
 def test_budget_starts_one_batch_per_replica_until_one_has_finished():
@@ -240,14 +241,13 @@ def test_trim_to_target_keeps_the_first_rows_in_batch_order_and_quarantines_the_
 def test_cost_block_prices_only_with_prices_and_splits_per_row():
     states = [_state(0, 3, rejected=1), _state(1, 1, real=1, rejected=1)]
     unpriced = run_cost(states, Prices(), accepted=4)
-    assert unpriced["tokens"] == 36 * 6 and unpriced["money"] is None and unpriced["currency"] is None
-    assert unpriced["per_accepted_row"] == {"tokens": 36 * 6 / 4, "engine_seconds": 6 / 4, "money": None}
-    assert unpriced["per_rejected_row"]["tokens"] == 36 and unpriced["per_rejected_row"]["engine_seconds"] == 0.75
+    assert unpriced.tokens == 36 * 6 and unpriced.money is None and unpriced.currency is None
+    assert unpriced.per_accepted_row == PerRow(tokens=36 * 6 / 4, engine_seconds=6 / 4, money=None)
+    assert unpriced.per_rejected_row == PerRow(tokens=36, engine_seconds=0.75, money=None)
     priced = run_cost(states, Prices(per_engine_hour=3600.0, currency="EUR"), accepted=4)
-    assert priced["money"] == 6.0 and priced["currency"] == "EUR"
-    assert priced["per_accepted_row"]["money"] == 1.5
-    assert run_cost([], Prices(), accepted=0)["per_accepted_row"] == {"tokens": None, "engine_seconds": None,
-                                                                      "money": None}
+    assert priced.money == 6.0 and priced.currency == "EUR"
+    assert priced.per_accepted_row is not None and priced.per_accepted_row.money == 1.5
+    assert run_cost([], Prices(), accepted=0).per_accepted_row == PerRow(tokens=None, engine_seconds=None, money=None)
 
 
 def test_acceptance_interval_and_estimate():

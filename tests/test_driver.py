@@ -21,6 +21,7 @@ from synthfactory.engines.base import ChatResult
 from synthfactory.errors import EngineFailure, RecipeError, ValidationGateError
 from synthfactory.recipe import load_recipe
 from synthfactory.model.batch import BatchState
+from synthfactory.model.metadata import EngineStats
 from synthfactory.run.driver import drive_run
 from synthfactory.run.executor import LocalExecutor
 from synthfactory.run.staging import read_staged, stage_key, write_staged
@@ -82,9 +83,9 @@ class StubPool:
         return ChatResult(text="Yes", finish_reason="length", prompt_tokens=10, completion_tokens=1,
                           latency_s=0.01, logprobs=[{"token": "Yes", "logprob": top[0]["logprob"], "top": top}])
 
-    def stats(self):
-        return {"replicas": 1, "requests": self.requests, "busy_seconds": 0.5, "busy_share": 0.5,
-                "retried_batches": 0, "nodes": ["stub-node"]}
+    def stats(self) -> EngineStats:
+        return EngineStats(replicas=1, requests=self.requests, busy_seconds=0.5, busy_share=0.5, batches_retried=0,
+                           nodes=["stub-node"])
 
     def shutdown(self):
         self.shut_down = True
@@ -117,6 +118,13 @@ def test_local_driver_runs_the_stage_line_and_publishes_one_version(tmp_path):
     meta = meta if isinstance(meta, dict) else meta.as_commit()  # the commit's JSON keys
     assert meta["prefect_flow_run_id"] is None and meta["engine_requests"] == pool.requests
     assert meta["suite"] and meta["stopped"] == "complete"
+    # the run's facts (`RunFacts`) under the flat keys the commit always held
+    assert {k: meta[k] for k in ("engine_replicas", "engine_busy_seconds", "engine_busy_share", "engine_nodes",
+                                 "engine_batches_retried", "batches_planned", "target_rows", "budget")} == {
+        "engine_replicas": 1, "engine_busy_seconds": 0.5, "engine_busy_share": 0.5, "engine_nodes": ["stub-node"],
+        "engine_batches_retried": 0, "batches_planned": 3, "target_rows": None, "budget": None}
+    assert meta["dataset_uri"] == summary["dataset"] and meta["recipe"]["name"] == "tiny" and meta["published"]
+    assert meta["engines_ready_seconds"] >= 0 and meta["first_batch_seconds"] >= meta["engines_ready_seconds"]
     assert not (tmp_path / "store" / "tiny" / "_staging").exists(), "staged stages are cleared once published"
     # the report's stage table reads the registered line, in order, and reconciles with the totals
     from synthfactory.publish.report import run_report_markdown

@@ -194,3 +194,15 @@ def test_a_prefect_task_takes_the_record_as_a_parameter_unchanged():
     meta = VersionMetadata.model_validate(C6C96D3)
     assert visit_collection(meta, visit_fn=lambda x: x, return_data=True) is meta
     assert dict(meta.totals)["accepted"] == 52 and dict(meta.engines)["requests"] == 287
+
+
+def test_a_prefect_task_takes_the_runs_facts_as_a_parameter_unchanged():
+    """`publish_run` is a Prefect task under the flow: the run's facts come through the same walk."""
+    from prefect.utilities.collections import visit_collection
+
+    from synthfactory.model.facts import RunFacts
+
+    meta = VersionMetadata.model_validate(C6C96D3)
+    facts = RunFacts(dataset_uri="/data/store/tiny", suite="tiny", engines=meta.engines, stop=meta.stop,
+                     recipe=meta.recipe, batches_resumed=1, first_batch_seconds=2.5, prefect_flow_run_id="f")
+    assert visit_collection(facts, visit_fn=lambda x: x, return_data=True) == facts

@@ -185,13 +185,13 @@ def test_the_pool_hands_a_calls_requests_to_whichever_llama_cpp_replica_is_free(
         for answer in answers:
             assert [a.completion_tokens for a in answer] == list(range(1, 7)) and not any(a.error for a in answer)
         actors = [actor for group in pool._actors.values() for actor in group]
-        before = [ray.get(actor.stats.remote())["requests"] for actor in actors]
+        before = [ray.get(actor.stats.remote()).requests for actor in actors]
         alone = pool.chat(spec, [ChatRequest(messages=({"role": "user", "content": f"{n}: say a word."},),
                                              max_tokens=1, temperature=0.0) for n in range(8)])  # no shared prefix
         assert len(alone) == 8
-        after = [ray.get(actor.stats.remote())["requests"] for actor in actors]
+        after = [ray.get(actor.stats.remote()).requests for actor in actors]
         assert sum(after) == 3 * 6 + 8 and min(a - b for a, b in zip(after, before)) > 0, (before, after)
         stats = pool.stats()
-        assert stats["requests"] == 26 and 0.0 < stats["busy_share"] <= 1.0
+        assert stats.requests == 26 and stats.busy_share is not None and 0.0 < stats.busy_share <= 1.0
     finally:
         pool.shutdown()

@@ -23,7 +23,8 @@ from synthfactory.publish.card import _verification_section
 from synthfactory.publish.formats import convert
 from synthfactory.recipe import load_recipe, recipe_identity
 from synthfactory.registry import VERIFIERS, Entry
-from synthfactory.model.rows import row_schema, verify_rate_column
+from synthfactory.model.columns import verify_rate_column
+from synthfactory.recipe.columns import recipe_schema
 from synthfactory.model.batch import BatchState
 from synthfactory.model.metadata import VersionMetadata
 from synthfactory.run.plan import plan_run
@@ -181,7 +182,11 @@ def test_pass_rate_is_a_batch_column_a_version_metric_and_a_card_line(tmp_path, 
     column = verify_rate_column("answer")
     assert column == "batch_verify_pass_rate_answer"
     assert [r[column] for r in measured.rows] == [0.5, 0.5]
-    assert column in row_schema(method, ["answer"]).names and "verification" in row_schema(method).names
+    schema = recipe_schema(loaded.recipe, method)  # the verifier declares its rate; every row has `verification`
+    assert column in schema.names and "verification" in schema.names
+    (tmp_path / "plain").mkdir()
+    unverified = recipe_schema(load_recipe(make_recipe(tmp_path / "plain")).recipe)
+    assert "verification" in unverified.names and column not in unverified.names
 
     records = verification_totals([measured, measured], {"answer": "ends_with"})
     assert records["answer"].model_dump() == {"method": "ends_with", "checked": 8, "passed": 4, "rate": 0.5}
@@ -292,7 +297,7 @@ def test_preference_pairs_from_a_verifier(tmp_path, test_verifiers):
 
     kept = filter_batch(grade_batch(plan, verified, loaded.recipe, StubChat(lambda r: pytest.fail("judged")),
                                     method), None)
-    schema = row_schema(method, ["answer"])
+    schema = recipe_schema(loaded.recipe, method)
     table = pa.Table.from_pylist([{k: v for k, v in r.items() if k in schema.names} for r in kept.rows], schema=schema)
     dpo = convert(table, "dpo", VersionMetadata(version=1, method="preference")).to_pylist()
     assert dpo[0]["prompt"] == [{"role": "user", "content": "What is 2 + 3?"}]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
@@ -22,6 +23,9 @@ import pytest
 from synthfactory.engines.base import ChatRequest, EngineSpec
 from synthfactory.engines.vllm import engine_python
 from tests.conftest import cli_command, cli_env, write_recipe
+
+if TYPE_CHECKING:
+    from synthfactory.engines.pool import ReplicaStats
 
 
 def _engine_env_problem() -> str | None:
@@ -127,7 +131,7 @@ def test_a_request_vllm_refuses_is_one_error_row(pool):
 def test_calls_in_flight_at_once_are_batched_together_on_both_replicas(pool):
     """Eight calls at once (eight batches of a run): all answered, spread over both replicas, and
     each replica's engine batched several calls' requests in one step."""
-    before = {r["node_id"] + str(i): r["requests"] for i, r in enumerate(_replica_stats(pool))}
+    before = {r.node_id + str(i): r.requests for i, r in enumerate(_replica_stats(pool))}
     answers: dict[int, list] = {}
 
     def call(k: int) -> None:
@@ -141,13 +145,13 @@ def test_calls_in_flight_at_once_are_batched_together_on_both_replicas(pool):
         t.join(timeout=600)
     assert sorted(answers) == list(range(8)) and all(len(a) == 4 and not any(r.error for r in a)
                                                      for a in answers.values())
-    after = [r["requests"] for r in _replica_stats(pool)]
+    after = [r.requests for r in _replica_stats(pool)]
     served = [a - b for a, b in zip(after, before.values())]
     assert sum(served) == 32 and all(s > 0 for s in served), served
     assert max(s["most_in_one_step"] for s in _engine_stats(pool)) > 4  # more than one call's requests at once
 
 
-def _replica_stats(pool) -> list[dict]:
+def _replica_stats(pool) -> list[ReplicaStats]:
     import ray
 
     return [ray.get(a.stats.remote()) for group in pool._actors.values() for a in group]

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import uuid
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from synthfactory.engines.crash import crash_cause, report_faults, start_failure
 from synthfactory.engines.dispatch import ReplicaDied, RequestQueue
 from synthfactory.engines.placement import actor_options, default_replicas, gpu_capacity, placed
 from synthfactory.errors import EngineFailure, SynthfactoryError
+from synthfactory.model.metadata import EngineStats
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,16 @@ def ensure_ray(quiet: bool = False) -> None:
         # orchestration stalls them all (measured: ~20% slower engines). Engines get normal priority.
         os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(address=address, **kwargs)
+
+
+@dataclass(frozen=True)
+class ReplicaStats:
+    """What one replica served since it (last) started: its counts go with it when it dies."""
+
+    model: str
+    requests: int
+    busy_seconds: float  # seconds any call was in flight (overlapping calls count once)
+    node_id: str
 
 
 MAX_RESTARTS = 2  # a replica that keeps dying is not restarted forever: then the run fails with the cause
@@ -111,9 +123,8 @@ class EngineActor:
             result.node_id = self.node_id
         return results
 
-    def stats(self) -> dict[str, Any]:
-        return {"model": self.spec.model, "requests": self.requests, "busy_seconds": self.busy_seconds,
-                "node_id": self.node_id}
+    def stats(self) -> ReplicaStats:
+        return ReplicaStats(self.spec.model, self.requests, self.busy_seconds, self.node_id)
 
     def engine_stats(self) -> dict[str, Any]:
         """What the engine itself counts (vLLM: the most requests it ran in one step), or {}."""
@@ -345,13 +356,13 @@ class EnginePool:
             self._dead.discard(key)
             log.info("engine replica is back after a restart")
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> EngineStats:
         """Requests served and busy seconds, summed over every replica still reachable, and their
         `busy_share`: busy engine-seconds / (seconds since every replica passed its start check x
         those replicas). Called when the last batch is done, it is the share of the run's engine
-        time spent answering requests."""
+        time spent answering requests. `ready_seconds` is the run's to fill (None here)."""
         up = time.perf_counter() - self.ready_at
-        rows = []
+        rows: list[ReplicaStats] = []
         with self._lock:
             self._revive()
         for group in self._actors.values():
@@ -363,10 +374,10 @@ class EnginePool:
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError,
                         ray.exceptions.ActorUnavailableError):
                     continue  # a replica lost with its node: its counts went with it
-        busy = sum(r["busy_seconds"] for r in rows)
-        return {"replicas": len(rows), "requests": sum(r["requests"] for r in rows), "busy_seconds": busy,
-                "busy_share": round(busy / (up * len(rows)), 4) if rows and up > 0 else None,
-                "retried_batches": self.retried_batches, "nodes": sorted({r["node_id"] for r in rows})}
+        busy = sum(r.busy_seconds for r in rows)
+        return EngineStats(replicas=len(rows), requests=sum(r.requests for r in rows), busy_seconds=busy,
+                           busy_share=round(busy / (up * len(rows)), 4) if rows and up > 0 else None,
+                           batches_retried=self.retried_batches, nodes=sorted({r.node_id for r in rows}))
 
     def shutdown(self, close_timeout_s: float = 60.0) -> None:
         """Ask every vLLM replica to close its engine (its engine core process holds GPU memory

@@ -35,7 +35,7 @@ import numpy as np
 from synthfactory.errors import UserError
 from synthfactory.grading import learned_model as lm
 from synthfactory.grading.cross_labeller import cross_labeller, labeller_counts, summary as cross_summary
-from synthfactory.grading.llm import JudgeScore
+from synthfactory.grading.llm import SCORE_COLUMNS, JudgeScore
 from synthfactory.model.lineage import stable_hash
 from synthfactory.quality import text as tq
 from synthfactory.storage import Location
@@ -263,6 +263,7 @@ def stored_summary(dataset_uri: str | Location, grading: Any, model: str | None)
 
 class LearnedJudge:
     criteria = ("p_good",)
+    columns = SCORE_COLUMNS
 
     @classmethod
     def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "LearnedJudge":

@@ -6,6 +6,10 @@ Two methods, one interface (`requests` for a row, `parse` of the answers):
 - `logprobs`: one yes/no question per criterion; the score is P(yes) / (P(yes) + P(no)) from the
   first token's log-probabilities. Small models that answer every JSON rubric with the same
   grade still rank answers this way (G-Eval style probability weighting).
+
+A judge declares the columns it fills (`columns`): `score` and `scores`, the base row's (every
+row has them, null without a judge). A log-probability judge also checks position bias on the rows
+of a method that compares pairs (`pair_columns`, filled by the grade stage).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import pyarrow as pa
 
 from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.recipe import GradingConfig
@@ -35,6 +41,14 @@ class JudgeScore:
     score: float
 
 
+# what every judge fills: the row's score and every grade behind it (JSON; a panel's by judge)
+SCORE_COLUMNS: tuple[pa.Field, ...] = (pa.field("scores", pa.string()), pa.field("score", pa.float64()))
+# the position-bias check (a log-probability judge compares a pair in both orders): mean P(the first
+# slot wins), and whether the verdict followed the answers
+POSITION_BIAS_COLUMNS: tuple[pa.Field, ...] = (pa.field("judge_first_slot_p", pa.float64()),
+                                               pa.field("judge_order_consistent", pa.bool_()))
+
+
 class JudgementError(ValueError):
     """The judge's answer could not be read as a grade for every criterion."""
 
@@ -53,6 +67,8 @@ def judge_schema(grading: GradingConfig) -> dict:
 class LLMJudge:
     """Base of the judges that ask an engine: built from the grading the panel's judge sees
     (its method, model and rubric; `GradingConfig.for_judge`)."""
+
+    columns = SCORE_COLUMNS
 
     @classmethod
     def for_panel(cls, grading: GradingConfig, embedder: Callable[[], Any]) -> "LLMJudge":
@@ -96,6 +112,8 @@ class JsonJudge(LLMJudge):
 class LogprobJudge(LLMJudge):
     """One yes/no question per criterion; the instruction and response come first so the
     engine's prefix cache serves every criterion of a row."""
+
+    pair_columns = POSITION_BIAS_COLUMNS  # on rows of a method that compares pairs (`Method.compares_pairs`)
 
     def requests(self, instruction: str, response: str, seed: int) -> list[ChatRequest]:
         head = f"Instruction:\n{instruction}\n\nResponse:\n{response}\n\n"

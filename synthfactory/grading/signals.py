@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from synthfactory.grading.llm import JudgeScore
+from synthfactory.grading.llm import SCORE_COLUMNS, JudgeScore
 from synthfactory.model.lineage import stable_hash
 from synthfactory.quality import text as tq
 
@@ -24,6 +24,7 @@ _ENDS_SENTENCE = re.compile(r"[.!?][\"')\]\u201d\u2019]*\s*$")
 
 class RelevanceJudge:
     criteria = ("relevance",)
+    columns = SCORE_COLUMNS
 
     @classmethod
     def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "RelevanceJudge":
@@ -55,6 +56,7 @@ class RelevanceJudge:
 
 class FormJudge:
     criteria = ("complete", "no_repetition", "no_refusal")
+    columns = SCORE_COLUMNS
 
     @classmethod
     def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "FormJudge":

@@ -8,11 +8,14 @@ in `synthfactory/methods/__init__.py`. The core drives every method the same way
   of a batch go to the engines in ONE call per round, so vLLM still batches them;
 - `parse(draft, results)`: `Next(state)` for another round, `Row(fields)` when the row is made,
   or `Fail(reason)`: quarantined (could not be made) or rejected (made, but fails a screen);
-- `columns`: the Arrow fields the method adds to the published table (its row contract);
+- `columns`: the Arrow fields the method adds to the published table (its row contract; a name
+  no other part of the line declares), and `internal`: the keys its rows carry that are not
+  published (state `settle` reads, a failed draft's state);
 - `instruction(row)`, `judge_items(row)`, `settle(row, scores)`: what the judge grades and how
   its scores become the row's; `content(row)` and `screen(row)`: what the screens read;
 - `verify_claims(row)`, `settle_verified(row, checks)`: what the verifiers check and how their
-  verdicts settle the row.
+  verdicts settle the row; `pairs(row)` (with `compares_pairs`): what a log-probability judge
+  compares in both orders (position bias).
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class Method:
     name: ClassVar[str]
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     description: ClassVar[str] = ""
+    internal: ClassVar[tuple[str, ...]] = ("method_state",)  # row keys never published (`_partial`: quarantine only)
+    compares_pairs: ClassVar[bool] = False  # `pairs` gives rows a position-bias check (its judge's `pair_columns`)
 
     def __init__(self, options: MethodOptions, generation: "GenerationConfig") -> None:
         self.options = options

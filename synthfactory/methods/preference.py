@@ -47,15 +47,14 @@ class PreferenceMethod(Method):
     Options = PreferenceOptions
     description = "k graded candidates per prompt; best vs worst as a DPO pair when the margin allows"
     options: PreferenceOptions
+    internal = (*Method.internal, "prompt_messages")  # what `settle` builds chosen and rejected from
+    compares_pairs = True  # a log-probability judge compares each pair in both orders (its `pair_columns`)
 
     @property
     def columns(self) -> list[pa.Field]:
         return [pa.field("chosen", MESSAGES), pa.field("rejected", MESSAGES),
                 pa.field("score_chosen", pa.float64()), pa.field("score_rejected", pa.float64()),
-                pa.field("margin", pa.float64()), pa.field("candidates", pa.list_(pa.string())),
-                # the position-bias check (an LLM judge with log-probabilities compares the pair in
-                # both orders): mean P(the first slot wins), and whether the verdict followed the answers
-                pa.field("judge_first_slot_p", pa.float64()), pa.field("judge_order_consistent", pa.bool_())]
+                pa.field("margin", pa.float64()), pa.field("candidates", pa.list_(pa.string()))]
 
     def requests(self, draft: Draft) -> list[ChatRequest]:
         temps = self.options.temperatures or [None] * self.options.candidates

@@ -73,14 +73,14 @@ def batch_spend(state: BatchState) -> Spend:
     return Spend(sum(token_counts(every_row([state]))), state.engine_seconds)
 
 
-def _per(spend_tokens: float, seconds: float, rows: int, prices: Prices) -> dict[str, Any]:
+def _per(spend_tokens: float, seconds: float, rows: int, prices: Prices) -> PerRow:
     if not rows:
-        return {"tokens": None, "engine_seconds": None, "money": None}
-    return {"tokens": round(spend_tokens / rows, 3), "engine_seconds": round(seconds / rows, 6),
-            "money": prices.money(spend_tokens / rows, seconds / rows)}
+        return PerRow(tokens=None, engine_seconds=None, money=None)
+    return PerRow(tokens=round(spend_tokens / rows, 3), engine_seconds=round(seconds / rows, 6),
+                  money=prices.money(spend_tokens / rows, seconds / rows))
 
 
-def run_cost(states: Iterable[BatchState], prices: Prices, accepted: int) -> dict[str, Any]:
+def run_cost(states: Iterable[BatchState], prices: Prices, accepted: int) -> Cost:
     """The run's cost block: totals, money (null without prices), and per row.
 
     `per_accepted_row` is the whole spend divided by the rows published: what one kept row cost,
@@ -92,13 +92,13 @@ def run_cost(states: Iterable[BatchState], prices: Prices, accepted: int) -> dic
     seconds = sum(s.engine_seconds for s in states)
     dropped = [r for s in states for r in (*s.rejected, *s.quarantined) if r.get("source") != "real"]
     dropped_seconds = sum((r.get("latency_s") or 0.0) + (r.get("judge_latency_s") or 0.0) for r in dropped)
-    return {
-        "prompt_tokens": prompt, "completion_tokens": completion, "tokens": prompt + completion,
-        "engine_seconds": round(seconds, 3), "money": prices.money(prompt + completion, seconds),
-        "currency": prices.currency if prices.priced else None,
-        "per_accepted_row": _per(prompt + completion, seconds, accepted, prices),
-        "per_rejected_row": _per(sum(token_counts(dropped)), dropped_seconds, len(dropped), prices),
-    }
+    return Cost(
+        prompt_tokens=prompt, completion_tokens=completion, tokens=prompt + completion,
+        engine_seconds=round(seconds, 3), money=prices.money(prompt + completion, seconds),
+        currency=prices.currency if prices.priced else None,
+        per_accepted_row=_per(prompt + completion, seconds, accepted, prices),
+        per_rejected_row=_per(sum(token_counts(dropped)), dropped_seconds, len(dropped), prices),
+    )
 
 
 def money_text(value: float | None, currency: str | None, digits: int = 4, missing: str = NO_PRICE) -> str:

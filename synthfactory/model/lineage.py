@@ -13,12 +13,16 @@ LINEAGE_COLUMNS = (
     "sampling", "judge_model", "scores", "score", "run_id", "batch_id", "created_at", "verification",
 )
 
-# The published table's schema: lineage first, then content, cost and quality columns.
+# What every row has, the base of every published table: lineage first, then content and cost.
+# Whatever a method, screen, verifier, judge or stage adds on top it declares itself (its `columns`);
+# the published schema is this plus those declarations (`synthfactory.model.columns.published_schema`).
 ROW_SCHEMA = pa.schema([
     ("id", pa.string()), ("seed_id", pa.string()), ("source", pa.string()),
     ("generation_depth", pa.int32()), ("generator_model", pa.string()),
-    ("prompt_template_hash", pa.string()), ("sampling", pa.string()), ("judge_model", pa.string()),
-    ("scores", pa.string()), ("score", pa.float64()), ("run_id", pa.string()), ("batch_id", pa.string()),
+    ("prompt_template_hash", pa.string()), ("sampling", pa.string()),
+    # null without a judge; judges and the verify stage declare them again as what they fill
+    ("judge_model", pa.string()), ("scores", pa.string()), ("score", pa.float64()),
+    ("run_id", pa.string()), ("batch_id", pa.string()),
     ("created_at", pa.timestamp("us", tz="UTC")),
     ("recipe_hash", pa.string()), ("version", pa.int32()), ("batch_index", pa.int32()),
     ("node_id", pa.string()),  # the Ray node whose engine generated the row
@@ -28,15 +32,6 @@ ROW_SCHEMA = pa.schema([
     ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()), ("latency_s", pa.float64()),
     ("judge_prompt_tokens", pa.int32()), ("judge_completion_tokens", pa.int32()),
     ("judge_latency_s", pa.float64()), ("text_chars", pa.int32()),
-    # quality columns (the guards add them; the GX suite can gate on each)
-    ("repeated_ngram_ratio", pa.float64()), ("duplicate_line_ratio", pa.float64()), ("language", pa.string()),
-    ("batch_near_dup_rate", pa.float64()), ("batch_distinct_1", pa.float64()), ("batch_distinct_2", pa.float64()),
-    ("batch_compression_ratio", pa.float64()), ("batch_real_share", pa.float64()),
-    ("batch_embedding_diversity", pa.float64()), ("batch_drift_vs_previous", pa.float64()),
-    ("batch_judge_agreement", pa.float64()),  # Krippendorff's alpha of a judge panel (null: one judge)
-    # tails vs quality.reference (null without one): quality/tails.py
-    ("batch_rare_word_share", pa.float64()), ("batch_vocab_coverage", pa.float64()),
-    ("batch_reference_coverage", pa.float64()),
 ])
 
 

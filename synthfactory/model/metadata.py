@@ -80,7 +80,8 @@ class GateRecord(_FlatGroup):
 
 class EngineStats(_FlatGroup):
     """What the engines did: requests, busy engine-seconds (and their share of the run's engine
-    time), where they ran, batches retried after a lost replica, and when they were ready."""
+    time), where they ran, batches retried after a lost replica, and when they were ready.
+    `EnginePool.stats()` returns it; the run driver adds `ready_seconds` (`RunFacts.engines`)."""
 
     requests: int | None = Field(None, alias="engine_requests")
     busy_seconds: float | None = Field(None, alias="engine_busy_seconds")

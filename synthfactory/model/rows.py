@@ -1,8 +1,8 @@
 """Rows are built here and only here, from one declared schema per method.
 
-The published table's schema is the base `ROW_SCHEMA` (lineage, prompt, text, cost, quality
-columns) plus the columns the recipe's method declares. Generated rows, real rows mixed in and
-failed drafts (kept in the quarantine) all come from the functions below.
+Every row has the base `ROW_SCHEMA` (lineage, prompt, text, cost); the published table adds what
+the recipe's line declares (`synthfactory.model.columns.published_schema`). Generated rows, real
+rows mixed in and failed drafts (kept in the quarantine) all come from the functions below.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.lineage import row_id_for
 from synthfactory.model.plan import BatchPlan, RunPlan, WorkItem
 
 
@@ -38,19 +38,6 @@ class Draft(Protocol):
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
-
-
-def row_schema(method: "Method", verifiers: "list[str] | tuple[str, ...]" = ()) -> pa.Schema:
-    """The published table's schema for rows of `method`, with each verifier's batch pass rate."""
-    extra = [f for f in method.columns if f.name not in ROW_SCHEMA.names]
-    rates = [pa.field(verify_rate_column(name), pa.float64()) for name in verifiers]
-    return pa.schema([*ROW_SCHEMA, *extra, *rates])
-
-
-def verify_rate_column(name: str) -> str:
-    """The batch column holding verifier `name`'s pass rate (passed / checked in the batch), which
-    a GX suite gates like any batch metric (expect_column_min_to_be_between)."""
-    return f"batch_verify_pass_rate_{name}"
 
 
 def generated_row(plan: "RunPlan", batch: "BatchPlan", method: "Method", draft: "Draft",

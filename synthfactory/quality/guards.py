@@ -3,7 +3,8 @@
 `screen` runs before the judge (no engine time is spent on rows that cannot be published):
 heuristic filters, decontamination, exact and near dedup within the batch and against every
 published version. `measure` runs on accepted rows: it mixes in real rows for the recipe's
-real-data share and adds the batch metrics as columns, so the GX suite can gate on them.
+real-data share and adds the batch metrics as columns, so the GX suite can gate on them
+(declared in `BATCH_METRICS`, which the measure stage adds to every row).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from synthfactory.methods import Method, method_for
 from synthfactory.quality import text as tq
@@ -23,10 +25,18 @@ from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.quality.screens import Screen
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.recipe.schema import QualityConfig, RealDataConfig
+from synthfactory.model.columns import UndeclaredColumnError
 from synthfactory.model.rows import real_row
 from synthfactory.inputs.seeds import SeedSet
 from synthfactory.registry import SCREENS
 from synthfactory.storage import Location
+
+# what `batch_metrics` computes, as the columns the measure stage adds to every row of a batch;
+# tails vs quality.reference are null without one (quality/tails.py)
+BATCH_METRICS: tuple[pa.Field, ...] = tuple(pa.field(name, pa.float64()) for name in (
+    "batch_near_dup_rate", "batch_distinct_1", "batch_distinct_2", "batch_compression_ratio", "batch_real_share",
+    "batch_embedding_diversity", "batch_drift_vs_previous",
+    "batch_rare_word_share", "batch_vocab_coverage", "batch_reference_coverage"))
 
 
 @dataclass
@@ -121,7 +131,7 @@ class QualityGuards:
             tokens = tq.words(row["text"])
             row = dict(row)
             for check in self.screens:
-                row.update(check.measure(row, tokens, q.enabled))
+                row.update(measured(check, row, tokens, q.enabled))
             reason = self.method.screen(row)  # the method's own (role order, early end, ...), always on
             if reason is None and q.enabled:  # the first registered screen the row fails names the reason
                 reason = next((r for check in self.screens if (r := check.reason(row, tokens))), None)
@@ -177,6 +187,17 @@ class QualityGuards:
             if tails is not None:
                 metrics["batch_reference_coverage"] = tails.reference_coverage(vectors[np.array(generated, bool)])
         return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
+
+
+def measured(check: Screen, row: dict[str, Any], tokens: list[str], enabled: bool) -> dict[str, Any]:
+    """What `check.measure` adds to the row; a key it does not declare in its `columns` is its bug
+    (the published table would not have it): an UndeclaredColumnError naming both."""
+    values = check.measure(row, tokens, enabled)
+    undeclared = sorted(set(values) - {f.name for f in check.columns})
+    if undeclared:
+        raise UndeclaredColumnError(f"screen {type(check).__name__}: measure adds {', '.join(map(repr, undeclared))}, "
+                                    f"which its `columns` do not declare")
+    return values
 
 
 def build_screens(filters: dict[str, Any], method: Method) -> list[Screen]:

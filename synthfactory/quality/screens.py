@@ -2,15 +2,17 @@
 cannot be published. Each is registered in `synthfactory.registry.SCREENS` (they run in that
 order) and declares its own thresholds, which a recipe sets under `quality.filters`.
 
-A screen may add quality columns to every row (`measure`, so the GX suite can gate on them) and
-names why a row fails (`reason`), or None; a row that fails is rejected with that reason, never
-dropped silently.
+A screen may add quality columns to every row (`measure`, so the GX suite can gate on them), which
+it declares as Arrow fields (`columns`: the published table has them, and a key `measure` returns
+that is not declared fails the run), and names why a row fails (`reason`), or None; a row that
+fails is rejected with that reason, never dropped silently.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthfactory.quality import text as tq
@@ -28,6 +30,7 @@ class Screen:
     """Base of every screen. `method` is the run's generation method (what its rows' instruction is)."""
 
     Options: ClassVar[type[ScreenOptions]] = ScreenOptions
+    columns: ClassVar[tuple[pa.Field, ...]] = ()  # what `measure` adds to every row
 
     def __init__(self, options: ScreenOptions, method: Any) -> None:
         self.options = options
@@ -66,6 +69,7 @@ class RepetitionOptions(ScreenOptions):
 
 class RepetitionScreen(Screen):
     Options = RepetitionOptions
+    columns = (pa.field("repeated_ngram_ratio", pa.float64()), pa.field("duplicate_line_ratio", pa.float64()))
 
     def measure(self, row: dict[str, Any], words: list[str], enabled: bool) -> dict[str, Any]:
         return {"repeated_ngram_ratio": round(tq.repeated_ngram_ratio(words), 4),
@@ -96,6 +100,7 @@ class LanguageOptions(ScreenOptions):
 
 class LanguageScreen(Screen):
     Options = LanguageOptions
+    columns = (pa.field("language", pa.string()),)  # ISO 639-1 code (null: the guards are off)
 
     def measure(self, row: dict[str, Any], words: list[str], enabled: bool) -> dict[str, Any]:
         return {"language": tq.language(row["text"]) if enabled and self.options.language else None}

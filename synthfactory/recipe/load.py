@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from synthfactory.errors import RecipeError
+from synthfactory.recipe.columns import recipe_schema
 from synthfactory.recipe.options import settle_options
 from synthfactory.recipe.schema import Recipe, _message
 
@@ -108,6 +109,10 @@ def load_recipe(path: str | Path, *, batches: int | None = None, batch_size: int
         raise RecipeError(f"{path}: grading.scale_max: must be greater than grading.scale_min")
     if recipe.quality.dedup.num_perm % recipe.quality.dedup.bands:
         raise RecipeError(f"{path}: quality.dedup.bands: must divide quality.dedup.num_perm")
+    try:  # the whole line's declared columns: one name, one type (a method's columns, one owner)
+        recipe_schema(recipe)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
     base = path.resolve().parent
     seeds_path = _resolve(base, recipe.seeds.path, "seeds.path") if recipe.seeds.path else None
     suite_path = _resolve(base, recipe.validation.suite, "validation.suite")

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from synthfactory.model.batch import BatchState
 from synthfactory.model.context import RunContext
 from synthfactory.model.cost import Prices
-from synthfactory.model.metadata import Judging, VersionMetadata
-from synthfactory.model.rows import row_schema
+from synthfactory.model.facts import RunFacts
+from synthfactory.model.metadata import Judging, Quality, VersionMetadata
+from synthfactory.model.columns import published_schema
 from synthfactory.publish.card import write_card
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import Recipe
+from synthfactory.recipe.columns import line_columns
 from synthfactory.run.control import trim_to_target
 from synthfactory.run.results import (commit_metadata, not_published_reason, published_rows, quarantine_records,
                                       totals_for, verification_totals)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def publish_run(context: RunContext, states: list[BatchState], store: DatasetStore, guards: QualityGuards,
-                extra: dict[str, Any], min_rows: int = 1, info: Callable[..., None] | None = None,
+                facts: RunFacts, min_rows: int = 1, info: Callable[..., None] | None = None,
                 warn: Callable[..., None] | None = None) -> VersionMetadata:
     """Dedup across the run and trim to `batches.target_rows` (surplus quarantined as
     `over_target`), then the quarantine (idempotent per run), the version's index and
@@ -42,13 +43,14 @@ def publish_run(context: RunContext, states: list[BatchState], store: DatasetSto
     totals = totals_for(plan, states)
     prices = Prices.from_card(recipe.card)
     store.quarantine(plan.run_id, plan.version, quarantine_records(plan, states))
-    schema = row_schema(guards.method, [v.name for v in recipe.verification])
-    rows = published_rows(states, schema)
-    method = {"method": guards.method.name,
-              "verification": verification_totals(states, {v.name: v.method for v in recipe.verification})}
+    declared = line_columns(recipe, guards.method)  # what the line adds to the base row, by whom
+    schema = published_schema(declared)
+    rows = published_rows(states, schema, declared)
+    verification = verification_totals(states, {v.name: v.method for v in recipe.verification})
     if totals.accepted < min_rows:
-        metadata = commit_metadata(plan, states, totals, {**extra, **method, "published": False, "not_published_because": (
-            not_published_reason(plan.dataset, totals, min_rows, store.quarantine_uri))}, prices)
+        metadata = commit_metadata(plan, states, totals, facts, method=guards.method.name, verification=verification,
+                                   not_published_because=not_published_reason(plan.dataset, totals, min_rows,
+                                                                               store.quarantine_uri), prices=prices)
         store.clear_staged([b.batch_id for b in plan.batches])  # finished: a rerun of this recipe would repeat it
         info("%s", metadata.not_published_because)  # the CLI prints it as its error
         return metadata
@@ -56,8 +58,8 @@ def publish_run(context: RunContext, states: list[BatchState], store: DatasetSto
     dups = totals.reasons.get("exact_duplicate", 0) + totals.reasons.get("near_duplicate", 0)
     quality = version_quality(rows, plan.version, guards, store.index_path, store.embeddings_path,
                               dups / totals.generated if totals.generated else 0.0)
-    metadata = commit_metadata(plan, states, totals, {**extra, **method, "judging": judging, "quality": quality,
-                                                      "published": True}, prices)
+    metadata = commit_metadata(plan, states, totals, facts, method=guards.method.name, verification=verification,
+                               judging=judging, quality=Quality.model_validate(quality), prices=prices)
     store.publish(rows, metadata, schema)
     store.clear_staged([b.batch_id for b in plan.batches])  # also batches a resumed run with a target never needed
     info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Callable
 
 from synthfactory.model.batch import BatchState
 from synthfactory.model.cost import Prices, Spend
+from synthfactory.model.metadata import Budget, StopRecord
 
 COMPLETE, TARGET, BUDGET, MAX_CANDIDATES, SEEDS_EXHAUSTED = (
     "complete", "target", "budget", "max_candidates", "seeds_exhausted")
@@ -144,12 +145,12 @@ class RunControl:
             return min(1.0, self.accepted / self.target)
         return batches_done / len(self.sizes) if self.sizes else 1.0
 
-    def outcome(self) -> dict[str, Any]:
+    def outcome(self) -> StopRecord:
         """What the commit metadata, summary, report and card record about the stop."""
-        return {"stopped": self.stopped, "target_rows": self.target, "batches_planned": len(self.sizes),
-                "budget": {"limits": dict(self.limits), "stopped_by": self.stopped_by,
-                           "batches_in_flight_at_stop": self.in_flight_at_stop if self.stopped_by else None,
-                           "wall_seconds": round(self.elapsed(), 3)} if self.limits else None}
+        budget = Budget(limits=dict(self.limits), stopped_by=self.stopped_by,
+                        batches_in_flight_at_stop=self.in_flight_at_stop if self.stopped_by else None,
+                        wall_seconds=round(self.elapsed(), 3)) if self.limits else None
+        return StopRecord(stopped=self.stopped, target_rows=self.target, batches_planned=len(self.sizes), budget=budget)
 
 
 def trim_to_target(states: list[BatchState], target: int | None) -> list[BatchState]:

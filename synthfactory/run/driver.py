@@ -25,6 +25,7 @@ from synthfactory.model.batch import BatchState, synthetic
 from synthfactory.model.chat import EngineSpec
 from synthfactory.model.context import RunContext
 from synthfactory.model.cost import Prices, batch_spend
+from synthfactory.model.facts import RunFacts
 from synthfactory.model.metadata import VersionMetadata
 from synthfactory.model.plan import BatchPlan
 from synthfactory.recipe import LoadedRecipe, load_recipe
@@ -135,26 +136,23 @@ def drive_run(loaded: LoadedRecipe, dataset: DatasetStore, executor: Executor, s
     finally:
         pool.shutdown()
     outcome = control.outcome()
-    log.info("stopped starting batches: %s%s after %d of %d planned batches", outcome["stopped"],
+    log.info("stopped starting batches: %s%s after %d of %d planned batches", outcome.stopped,
              f" ({control.stopped_by})" if control.stopped_by else "", len(states), len(plan.batches))
 
     failed = failed_with_rows(states)  # a batch that kept no row (its rows already quarantined) does not stop the run
     if failed and recipe.validation.on_failure == "fail":
         raise ValidationGateError(f"validation.on_failure is 'fail' and batches {failed} failed their suite")
-    extra = {
-        "dataset_uri": dataset.uri, **executor.run_ids, "batches_resumed": loop.resumed,
-        "engine_requests": engine_stats["requests"], "engine_busy_seconds": round(engine_stats["busy_seconds"], 3),
-        "engine_nodes": engine_stats["nodes"], "engine_replicas": engine_stats["replicas"],
-        "engine_batches_retried": engine_stats["retried_batches"],
-        "engine_busy_share": engine_stats["busy_share"],
-        "engines_ready_seconds": round(engines_ready - started, 3),
-        "first_batch_seconds": round(loop.first_accepted_s, 3) if loop.first_accepted_s is not None else None,
-        "suite": gate.suite.name, **outcome,
-        "recipe": recipe.model_dump(mode="json"),  # for the dataset card; holds no secrets (key env NAMES only)
-    }
+    facts = RunFacts(
+        dataset_uri=dataset.uri, **executor.run_ids, batches_resumed=loop.resumed,
+        engines=engine_stats.model_copy(update={"busy_seconds": round(engine_stats.busy_seconds or 0.0, 3),
+                                                "ready_seconds": round(engines_ready - started, 3)}),
+        first_batch_seconds=round(loop.first_accepted_s, 3) if loop.first_accepted_s is not None else None,
+        suite=gate.suite.name, stop=outcome,
+        recipe=recipe.model_dump(mode="json"),  # for the dataset card; holds no secrets (key env NAMES only)
+    )
     target = recipe.batches.target_rows
     progress.report(RunProgress("publishing", len(states), len(plan.batches), loop.accepted, target))
-    metadata = executor.submit(publish_run, context, states, dataset, guards, extra, recipe.publish.min_rows,
+    metadata = executor.submit(publish_run, context, states, dataset, guards, facts, recipe.publish.min_rows,
                                log.info, log.warning, name="publish", retries=ENGINE_RETRIES).result()
     if watcher is not None:
         watcher.finished(metadata)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from synthfactory.model.batch import BatchState, synthetic, synthetic_count
-from synthfactory.model.cost import Cost, Prices, run_cost
+from synthfactory.model.cost import Prices, run_cost
+from synthfactory.model.columns import Declared, check_declared, internal_keys
+from synthfactory.model.facts import RunFacts
 from synthfactory.model.lineage import ROW_SCHEMA
-from synthfactory.model.metadata import GateRecord, RunTotals, VerifierRecord, VersionMetadata
+from synthfactory.model.metadata import GateRecord, Judging, Quality, RunTotals, VerifierRecord, VersionMetadata
 from synthfactory.model.plan import RunPlan
 from synthfactory.inputs.seeds import QuarantinedRow
 
@@ -56,13 +59,19 @@ def verification_totals(states: list[BatchState], methods: dict[str, str]) -> di
     return out
 
 
-def published_rows(states: list[BatchState], schema: pa.Schema = ROW_SCHEMA) -> list[dict[str, Any]]:
-    """Accepted rows of passing batches, in batch order, restricted to the table's columns."""
-    columns = set(schema.names)
+def published_rows(states: list[BatchState], schema: pa.Schema = ROW_SCHEMA,
+                   declared: Sequence[Declared] = ()) -> list[dict[str, Any]]:
+    """Accepted rows of passing batches, in batch order, restricted to the table's columns. A key
+    that is neither a column nor declared internal by the line (`declared`) is nobody's column: an
+    UndeclaredColumnError naming it, never a silent drop."""
+    columns, internal = set(schema.names), internal_keys(declared)
     rows = []
     for state in sorted(states, key=lambda s: s.batch_index):
         if state.status == "passed":
-            rows.extend({k: v for k, v in row.items() if k in columns} for row in state.rows)
+            for row in state.rows:
+                if not row.keys() <= columns:
+                    check_declared(row, schema, internal, declared, where=f"{row.get('id')} of batch {state.batch_id}")
+                rows.append({k: v for k, v in row.items() if k in columns})
     return rows
 
 
@@ -121,15 +130,19 @@ def _histogram(scores: list[float], bins: int = 5) -> dict[str, int]:
     return counts
 
 
-def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, extra: dict[str, Any],
+def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, facts: RunFacts, *, method: str,
+                    verification: dict[str, VerifierRecord], judging: Judging | None = None,
+                    quality: Quality | None = None, not_published_because: str | None = None,
                     prices: Prices = Prices()) -> VersionMetadata:
     """What the Delta commit records about the run that produced a version: the one place the
-    record is written. `extra`: what the run driver measured (engines, stop, flow run; flat keys
-    as the commit holds them) and what publishing adds (method, judging, quality, published)."""
+    record is written. `facts`: what the run driver measured (engines, stop, flow run, suite);
+    the rest is what publishing adds. A `not_published_because` means the version was not published
+    (no judging, no quality)."""
     scores = [r["score"] for s in states if s.status == "passed" for r in s.rows
               if r["source"] != "real" and r["score"] is not None]  # null: no judge ran (verified recipes)
     ordered = sorted(states, key=lambda s: s.batch_index)
     gate = GateRecord(
+        suite=facts.suite,
         outcomes={s.batch_id: s.status for s in ordered},
         failures={s.batch_id: s.validation["failed_expectations"] for s in ordered
                   if s.status == "quarantined" and s.validation},
@@ -139,10 +152,15 @@ def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, 
     return VersionMetadata.model_validate({
         "version": plan.version, "run_id": plan.run_id, "recipe_hash": plan.recipe_hash,
         "dataset": plan.dataset, "generator_model": plan.generator.model, "judge_model": plan.judge_model,
-        "prompt_template_hash": plan.template_hash, "totals": totals, "gate": gate,
+        "prompt_template_hash": plan.template_hash, "gate": gate,
+        "totals": totals.model_copy(update={"batches_resumed": facts.batches_resumed}),
         "acceptance_rate": totals.accepted / totals.generated if totals.generated else 0.0,
         "mean_score": sum(scores) / len(scores) if scores else None,
         "score_histogram": _histogram(scores),
-        "cost": Cost.model_validate(run_cost(states, prices, totals.accepted)),
-        **extra,
+        "cost": run_cost(states, prices, totals.accepted),
+        "dataset_uri": facts.dataset_uri, "prefect_flow_run_id": facts.prefect_flow_run_id,
+        "first_batch_seconds": facts.first_batch_seconds, "engines": facts.engines, "stop": facts.stop,
+        "recipe": facts.recipe, "method": method, "verification": verification,
+        "judging": judging or Judging(), "quality": quality,
+        "published": not_published_because is None, "not_published_because": not_published_because,
     })

@@ -11,7 +11,9 @@ against the verifier's own `Options` model when the recipe loads.
 - `preflight()`: None, or one line why it cannot run here (python_tests without a sandbox): the run
   exits 2 with it before any engine starts;
 - `verify_many(claims)`: one `Verdict` per claim, in order. CPU-heavy verifiers (code in a
-  sandbox) run the claims in parallel; the default runs `verify` on each.
+  sandbox) run the claims in parallel; the default runs `verify` on each;
+- `columns(name)`: the columns a verifier the recipe names `name` adds to the published table:
+  its batch pass rate `batch_verify_pass_rate_<name>` (the measure stage writes it).
 
 A `Verdict` is pass or fail, a short reason (`ok`, `no_final_answer`, `wrong_answer: ...`) and
 JSON-able details. A failed row is quarantined as `verify_failed: <name>: <reason>` and the
@@ -25,7 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
+
+from synthfactory.model.columns import verify_rate_column
 
 
 class VerifierOptions(BaseModel):
@@ -66,6 +71,12 @@ class Verifier:
 
     def __init__(self, options: VerifierOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def columns(cls, name: str) -> tuple[pa.Field, ...]:
+        """The columns this verifier, named `name` in `verification`, adds to every published row:
+        its pass rate over the batch, which a GX suite gates like any batch metric."""
+        return (pa.field(verify_rate_column(name), pa.float64()),)
 
     def preflight(self) -> str | None:
         """None when this verifier can run here, else one line naming the fix (exit 2 at run start)."""

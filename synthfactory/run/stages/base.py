@@ -2,7 +2,8 @@
 stages use, built once per run.
 
 A stage is one module with one `Stage` subclass plus one line in `synthfactory.registry.STAGES`;
-the registry's order is the stage line. The driver, both executors, the progress bar and the
+the registry's order is the stage line. A stage declares the columns it adds to rows itself
+(`columns`); what the method, screens, verifiers and judges add they declare themselves. The driver, both executors, the progress bar and the
 report read the line from there (`stage_line()`).
 """
 
@@ -12,6 +13,8 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
 
 from synthfactory.model.batch import BatchState
 from synthfactory.model.chat import ChatRequest, ChatResult, EngineSpec
@@ -34,6 +37,7 @@ class Stage:
 
     name: ClassVar[str]
     calls_engines: ClassVar[bool] = False  # retried by the executor after errors worth retrying
+    columns: ClassVar[tuple[pa.Field, ...]] = ()  # the columns this stage itself adds to rows (published)
 
     def run(self, work: BatchWork, state: Any) -> BatchState:
         raise NotImplementedError

@@ -1,10 +1,16 @@
-"""Verify: checks a row cannot fool (math, code in the sandbox, grounding), before any judge."""
+"""Verify: checks a row cannot fool (math, code in the sandbox, grounding), before any judge.
+
+It fills the base row's `verification` column (declared again here as what this stage writes);
+each verifier declares its own batch pass-rate column (`Verifier.columns`).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from synthfactory.run.stages.base import BatchWork, Stage
 
@@ -88,6 +94,7 @@ def _verification_json(checks: list[dict[str, Verdict]], lacking: str | None) ->
 
 class VerifyStage(Stage):
     name = "verify"
+    columns = (pa.field("verification", pa.string()),)  # every verifier's verdicts, JSON (`_verification_json`)
 
     def run(self, work: BatchWork, state: BatchState) -> BatchState:
         return verify_batch(state, work.method, work.verifiers)
