@@ -5,8 +5,6 @@ take it from here, not from one another's objects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from synthfactory.model.plan import RunPlan
 from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.storage import Location
@@ -14,6 +12,8 @@ from synthfactory.storage import Location
 
 @dataclass(frozen=True)
 class RunContext:
+    """One run: its recipe, its plan, and where it publishes."""
+
     loaded: LoadedRecipe  # the recipe as loaded: files resolved, hash
     plan: RunPlan
     dataset_uri: str | None = None  # None: a preview, which publishes nothing
@@ -26,6 +26,3 @@ class RunContext:
     @property
     def run_id(self) -> str:
         return self.plan.run_id
-
-    def describe(self) -> dict[str, Any]:
-        return {"run_id": self.plan.run_id, "dataset": self.plan.dataset, "version": self.plan.version}
