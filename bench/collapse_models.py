@@ -88,7 +88,7 @@ def plot(table: dict[str, list[dict]], path: Path) -> None:
 
     shown = ("perplexity", *METRICS[1:])
     fig, axes = plt.subplots(3, 3, figsize=(14, 10), dpi=100)
-    for ax, metric in zip(axes.flat, shown):
+    for ax, metric in zip(axes.flat, shown, strict=False):
         for arm, rows in table.items():
             xs = [r["generation"] for r in rows if r.get(metric) is not None]
             ax.plot(xs, [r[metric] for r in rows if r.get(metric) is not None], marker="o",
@@ -184,8 +184,8 @@ def report(table: dict[str, list[dict]], size: dict[str, int], base_ppl: float, 
     for arm, rows in table.items():
         for r in rows:
             ppl = r.get("perplexity")
-            cells = [f"{r.get(m):.3f}" if isinstance(r.get(m), float) else str(r.get(m) if r.get(m) is not None else "-")
-                     for m in METRICS]
+            cells = [f"{r.get(m):.3f}" if isinstance(r.get(m), float)
+                     else str(r.get(m) if r.get(m) is not None else "-") for m in METRICS]
             print(f"| ({arm}) | {r['generation']} | {f'{ppl:.3f}' if ppl else '-'} | "
                   f"{f'{ppl / base_ppl:.3f}' if ppl else '-'} | " + " | ".join(cells) + f" | {r.get('reasons', '')} |")
     print("\nLast generation's perplexity / generation 0's (the paper: replace rises every generation; "

@@ -45,7 +45,8 @@ def main() -> None:
     outcome = gate.validate_frame(data)
     seconds = time.perf_counter() - started
     print(f"GX suite '{gate.suite.name}' ({len(gate.suite.expectations)} expectations) on {args.rows:,} rows: "
-          f"{seconds:.2f}s = {args.rows / seconds:,.0f} rows/s, success={outcome['success']}  (target >= 1,000,000 rows/s)")
+          f"{seconds:.2f}s = {args.rows / seconds:,.0f} rows/s, success={outcome['success']}  "
+          "(target >= 1,000,000 rows/s)")
 
 
 if __name__ == "__main__":

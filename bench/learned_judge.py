@@ -37,7 +37,8 @@ import numpy as np  # noqa: E402
 
 from synthfactory.engines.base import EngineSpec  # noqa: E402
 from synthfactory.grading import learned_model as lm  # noqa: E402
-from synthfactory.grading.cross_labeller import cross_labeller, lines as cross_lines  # noqa: E402
+from synthfactory.grading.cross_labeller import cross_labeller  # noqa: E402
+from synthfactory.grading.cross_labeller import lines as cross_lines  # noqa: E402
 from synthfactory.grading.learned import build_features  # noqa: E402
 from synthfactory.grading.llm import JudgeScore  # noqa: E402
 from synthfactory.grading.measures import at_threshold, auc_interval, roc_auc, threshold_for_precision  # noqa: E402

@@ -34,12 +34,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from synthfactory.engines import create_engine  # noqa: E402
 from synthfactory.grading import make_judge  # noqa: E402
-from synthfactory.model.lineage import row_id_for  # noqa: E402
+from synthfactory.inputs.seeds import load_seeds  # noqa: E402
 from synthfactory.methods import method_for  # noqa: E402
 from synthfactory.methods.base import Row, run_rounds  # noqa: E402
-from synthfactory.run.plan import plan_run  # noqa: E402
+from synthfactory.model.lineage import row_id_for  # noqa: E402
 from synthfactory.recipe import load_recipe  # noqa: E402
-from synthfactory.inputs.seeds import load_seeds  # noqa: E402
+from synthfactory.run.plan import plan_run  # noqa: E402
 from synthfactory.store import DatasetStore  # noqa: E402
 
 _worker: dict = {}
@@ -155,7 +155,8 @@ def main() -> None:
             raw_s, raw_requests, raw_busy = raw_engine(recipe, batches, args.batch_size, args.replicas, graded)
             print(f"{name:<13} {batches * args.batch_size} items: raw engine {raw_requests} requests in {raw_s:.1f}s "
                   f"(engines busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} of the raw wall); "
-                  f"factory {summary.get('engine_requests')} requests in {fac_s:.1f}s wall (flow {summary.get('seconds')}s, "
+                  f"factory {summary.get('engine_requests')} requests in {fac_s:.1f}s wall "
+                  f"(flow {summary.get('seconds')}s, "
                   f"engines ready after {summary.get('engines_ready_seconds')}s, engines busy "
                   f"{summary.get('engine_busy_seconds')}s, busy share {busy_share(summary)}, "
                   f"accepted {summary.get('accepted')}); ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.15); "

@@ -32,7 +32,7 @@ def synthetic_docs(n: int, seed: int = 0) -> list[str]:
     vocab = [f"w{i}" for i in range(20000)]
     weights = [1.0 / (i + 1) for i in range(len(vocab))]
     docs: list[str] = []
-    for i in range(n):
+    for _ in range(n):
         if docs and rng.random() < 0.1:
             base = rng.choice(docs).split()
             base[rng.randrange(len(base))] = rng.choice(vocab)

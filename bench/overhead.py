@@ -32,14 +32,14 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from synthfactory.engines import create_engine  # noqa: E402
-from synthfactory.grading import Panel  # noqa: E402
-from synthfactory.engines.base import ChatRequest  # noqa: E402
 from bench.methods import busy_share, equal_speed, graded_ids  # noqa: E402
-from synthfactory.model.lineage import row_id_for  # noqa: E402
-from synthfactory.run.plan import plan_run  # noqa: E402
-from synthfactory.recipe import load_recipe  # noqa: E402
+from synthfactory.engines import create_engine  # noqa: E402
+from synthfactory.engines.base import ChatRequest  # noqa: E402
+from synthfactory.grading import Panel  # noqa: E402
 from synthfactory.inputs.seeds import load_seeds  # noqa: E402
+from synthfactory.model.lineage import row_id_for  # noqa: E402
+from synthfactory.recipe import load_recipe  # noqa: E402
+from synthfactory.run.plan import plan_run  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "quickstart.yaml"
 
@@ -74,7 +74,7 @@ def _run_batch(items, sampling, grading, graded: set[str]) -> tuple[int, float]:
                     top_p=sampling.top_p, seed=i.sampling_seed)
         for i in items
     ])
-    pairs = [(item.prompt, g.text.strip()) for item, g in zip(items, generated)]
+    pairs = [(item.prompt, g.text.strip()) for item, g in zip(items, generated, strict=True)]
     judged = panel.grade([pair for pair in pairs if row_id_for(*pair) in graded],
                          [_timed_chat if c.method in ("json", "logprobs") else None for c in panel.configs],
                          lambda k, attempt: attempt)
@@ -128,9 +128,10 @@ def main() -> None:
         graded = graded_ids(store / load_recipe(RECIPE).recipe.name)
         raw_s, raw_requests, raw_busy = raw_engine(batches, args.batch_size, args.replicas, graded)
         print(f"raw engine : {samples} samples, {raw_requests} requests in {raw_s:.1f}s "
-              f"({args.replicas} engine processes, busy {raw_busy:.1f}s, share {raw_busy / (raw_s * args.replicas):.3f} "
-              "of the raw wall)", flush=True)
-        print(f"overhead ratio (factory wall / raw engine) at {samples} samples: {fac_s / raw_s:.3f}  (target <= 1.10); "
+              f"({args.replicas} engine processes, busy {raw_busy:.1f}s, "
+              f"share {raw_busy / (raw_s * args.replicas):.3f} of the raw wall)", flush=True)
+        print(f"overhead ratio (factory wall / raw engine) at {samples} samples: {fac_s / raw_s:.3f}  "
+              "(target <= 1.10); "
               f"at equal engine speed {equal_speed(fac_s, summary, raw_s, raw_busy)}")
         if not args.skip_quickstart:
             q_s, q = factory(Path(tmp) / "quickstart")

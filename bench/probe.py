@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthfactory.model.lineage import ROW_SCHEMA, row_id_for  # noqa: E402
-from synthfactory.probe.evalsets import LABELS_DIR  # noqa: E402
-from synthfactory.model.metadata import VersionMetadata  # noqa: E402
-from synthfactory.store import DatasetStore  # noqa: E402
+from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.metadata import VersionMetadata
+from synthfactory.probe.evalsets import LABELS_DIR
+from synthfactory.store import DatasetStore
 
 SYSTEM = "You are a patient teacher who explains things clearly and accurately."
 
@@ -60,7 +60,8 @@ def main() -> None:
         wall = time.monotonic() - started
     per_k = 1000 / record.tokens
     print(record.summary())
-    print(f"probe wall time per 1,000 training tokens: {wall * per_k:.1f} s (training alone {record.train_seconds * per_k:.1f} s); "
+    print(f"probe wall time per 1,000 training tokens: {wall * per_k:.1f} s "
+          f"(training alone {record.train_seconds * per_k:.1f} s); "
           f"{record.steps} steps, {record.tokens} tokens, batch {record.batch_size}, "
           f"{'LoRA' if record.lora else 'full'} on {record.device}, {os.cpu_count()} CPUs, "
           f"evaluation items {sum(e.items for e in record.evals)}")

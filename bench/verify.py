@@ -30,11 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -101,7 +102,8 @@ def rows_per_second(verifier: Verifier, claims: list[tuple[Claim, bool]]) -> tup
     started, cpu = time.perf_counter(), time.process_time()
     verdicts = [verifier.verify(claim) for claim, _ in claims]
     wall, used = time.perf_counter() - started, time.process_time() - cpu
-    wrong = [(c.response[-60:], v.reason) for (c, expected), v in zip(claims, verdicts) if v.passed != expected]
+    wrong = [(c.response[-60:], v.reason)
+             for (c, expected), v in zip(claims, verdicts, strict=True) if v.passed != expected]
     if wrong:
         sys.exit(f"{verifier.name}: {len(wrong)} verdicts differ from the constructed truth, e.g. {wrong[:3]}")
     passed = sum(v.passed for v in verdicts)
@@ -215,7 +217,8 @@ def main() -> None:
         line = f"{name:<13} {len(claims)} constructed rows ({checks}): {wall_rate:.1f} rows/s on one thread"
         if name == "python_tests":
             line += (f" (one sandbox at a time; this process's own CPU: {cpu_rate:.0f} rows per CPU-second); "
-                     f"{cores} threads, the stage's local default: {parallel_rows_per_second(claims, cores):.1f} rows/s; "
+                     f"{cores} threads, the stage's local default: "
+                     f"{parallel_rows_per_second(claims, cores):.1f} rows/s; "
                      f"sandbox {sandbox_kind()[0]}")
         else:
             line += f" ({cpu_rate:.1f} rows per CPU-second)"
@@ -241,7 +244,8 @@ def main() -> None:
           f"engines busy {summary.get('engine_busy_seconds')}s, busy share {busy_share(summary)}, "
           f"verified {json.dumps(verified) if verified else 'n/a'}, accepted {summary.get('accepted')}); "
           f"ratio factory/raw {fac_s / raw_s:.3f}  (target <= 1.10); flow alone/raw "
-          f"{(summary.get('seconds') or 0) / raw_s:.3f}; at equal engine speed {equal_speed(fac_s, summary, raw_s, raw_busy)}",
+          f"{(summary.get('seconds') or 0) / raw_s:.3f}; "
+          f"at equal engine speed {equal_speed(fac_s, summary, raw_s, raw_busy)}",
           flush=True)
 
 

@@ -92,13 +92,13 @@ def raw(recipe_path: str, batches: int, batch_size: int) -> None:
     def chat(requests: list[ChatRequest]) -> list:
         outputs = llm.chat([[dict(m) for m in r.messages] for r in requests], use_tqdm=False,
                            sampling_params=[vllm.SamplingParams(**sampling_kwargs(r)) for r in requests])
-        return [result_from_output(o, 0.0, r.logprobs) for o, r in zip(outputs, requests)]
+        return [result_from_output(o, 0.0, r.logprobs) for o, r in zip(outputs, requests, strict=True)]
 
     chat([ChatRequest(messages=items[0].messages, max_tokens=8)])  # warm: allocate, first step
     started = time.perf_counter()
     generated = chat([ChatRequest(messages=i.messages, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
                                   top_p=sampling.top_p, seed=i.sampling_seed) for i in items])
-    judged = chat([r for item, g in zip(items, generated) for r in judge.requests(item.prompt, g.text, 0)])
+    judged = chat([r for item, g in zip(items, generated, strict=True) for r in judge.requests(item.prompt, g.text, 0)])
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "tokens": sum(r.completion_tokens for r in generated + judged),
                       "samples": len(items), "load_seconds": load_seconds}), flush=True)

@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from prefect import flow, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.executor import PrefectExecutor, PrefectWatcher
 from synthfactory.errors import UserError
 from synthfactory.recipe import load_recipe
-from synthfactory.run.driver import MAX_WINDOW, drive_run
 from synthfactory.registry import STAGES
+from synthfactory.run.driver import MAX_WINDOW, drive_run
 from synthfactory.storage import StorageError, storage_options
 from synthfactory.store import DatasetStore
 

@@ -56,7 +56,10 @@ class EarlyServer:
         assert spec is not None and spec.submodule_search_locations, "prefect is not installed"
         app_dir = Path(list(spec.submodule_search_locations)[0]).parent  # as Prefect's own: prefect's parent
         # from the main thread only (preexec_fn is unsafe once threads run, and the death signal
-        # follows the thread that started the child): a relaunch from a warm-up thread goes without
+        # follows the thread that started the child): a relaunch from a warm-up thread goes without.
+        # With the death signal, a session of its own: a SIGTERM to the command's process group (a
+        # Prefect cancel signals the group) must not stop the server before the run has recorded
+        # its end in it; the server ends with the command, however it ends
         main = threading.current_thread() is threading.main_thread() and sys.platform == "linux"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
@@ -64,7 +67,7 @@ class EarlyServer:
              "--log-level", "error", "--lifespan", "on"],
             env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1"},
-            preexec_fn=_die_with_parent if main else None)
+            preexec_fn=_die_with_parent if main else None, start_new_session=main)
         log.info("starting Prefect's temporary server on http://127.0.0.1:%d", self.port)
 
     def wait_ready(self, timeout_s: float) -> None:

@@ -82,11 +82,11 @@ class DatasetStore:
         self.data_docs_path = self.root.child(DATA_DOCS_DIR)  # GX Data Docs of failed batches
 
     @classmethod
-    def for_recipe(cls, store: str | Path, name: str, options: StorageOptions | None = None) -> "DatasetStore":
+    def for_recipe(cls, store: str | Path, name: str, options: StorageOptions | None = None) -> DatasetStore:
         return cls(f"{str(store).rstrip('/')}/{name}", options)
 
     @classmethod
-    def for_run(cls, store: str | Path, recipe: Any) -> "DatasetStore":
+    def for_run(cls, store: str | Path, recipe: Any) -> DatasetStore:
         """The dataset a recipe publishes to, reached with the environment variables its
         `storage_options` section names (if it has one; else the standard ones)."""
         uri = f"{str(store).rstrip('/')}/{recipe.name}"

@@ -13,7 +13,8 @@ from synthfactory.store import DatasetStore
 
 
 @task(name="find-version", cache_policy=NO_CACHE, persist_result=False)
-def find_version_task(store: str, recipe_path: str, flow_run_id: str | None, version: int | None) -> tuple[str, int | None]:
+def find_version_task(store: str, recipe_path: str, flow_run_id: str | None,
+                      version: int | None) -> tuple[str, int | None]:
     """The dataset's uri and the version to probe: `version` if given, else the one the factory run
     `flow_run_id` published (its commit metadata names the run), else the newest."""
     dataset = DatasetStore.for_run(store, load_recipe(recipe_path).recipe)

@@ -11,16 +11,21 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Every CLI run in a test starts Prefect's temporary server on a fresh PREFECT_HOME (migrations
 # included); on 2 busy cores that took over Prefect's default 20 s in CI. The harness waits 120 s too.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Ray 2.60 turns token auth on for every new local cluster (ray.init with no address), but a driver
+# joining through an explicit address (a CLI run with RAY_ADDRESS) presents the token only when
+# RAY_AUTH_MODE=token is in its environment (ray/_private/worker.py). Set from the start, not only
+# once ray_cluster's ray.init has set it in this process; the token itself: pytest_configure.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-import json  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import json
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
 
-import pytest  # noqa: E402
-import yaml  # noqa: E402
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = [
@@ -48,8 +53,8 @@ def ray_cluster():
     the run's pool or its process."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():  # "local": never a cluster some `ray start` recorded in /tmp/ray
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -207,7 +212,50 @@ def pytest_addoption(parser):
                      help="write each test's seconds (setup + call + teardown) to PATH as JSON")
 
 
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # once, in the controller (or the only process), before any worker
+        _ensure_ray_token()
+
+
+def _ensure_ray_token() -> None:
+    """Ray's cluster token (~/.ray/auth_token), created once if missing. Ray's first local ray.init
+    creates it, but not atomically: two pytest-xdist workers (or CLI runs) starting their first
+    cluster on a fresh HOME at once could read a half-written token."""
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        return
+    path = Path.home() / ".ray" / "auth_token"
+    if path.is_file() and path.stat().st_size:
+        return
+    from ray._private.authentication.authentication_token_generator import generate_new_authentication_token
+    from ray._raylet import AuthenticationTokenLoader
+
+    if AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):  # RAY_AUTH_TOKEN(_PATH)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".auth_token.{os.getpid()}")
+    temporary.write_text(generate_new_authentication_token())
+    try:
+        os.link(temporary, path)  # all or nothing, and never over a token another process made
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    AuthenticationTokenLoader.instance().reset_cache()  # this process reads the file from now on
+
+
+# Modules that take longest, handed out first: with `--dist loadscope --no-loadscope-reorder` a
+# worker takes whole modules in collection order, so a long module started last cannot leave
+# the other worker idle at the end.
+LONG_MODULES_FIRST = (
+    "test_deploy.py", "test_vllm.py", "test_object_store.py", "test_target.py", "test_scale.py",
+    "test_calibration.py", "test_methods_e2e.py", "test_verified_recipes.py", "test_factory.py",
+    "test_probe.py", "test_collapse.py", "test_gpu_path.py", "test_sandbox.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONG_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its order
     if not config.getoption("--fast"):
         return
     recorded = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
@@ -226,6 +274,8 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist worker: its reports reach the controller
+        return
     path = session.config.getoption("--record-durations")
     if path and _seconds:
         Path(path).write_text(json.dumps({k: round(v, 2) for k, v in sorted(_seconds.items())}, indent=0) + "\n")

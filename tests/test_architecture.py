@@ -350,8 +350,8 @@ def test_a_new_stage_is_one_module_plus_one_registry_line(tmp_path, monkeypatch)
 
     from synthfactory import registry
     from synthfactory.registry import Registry
-    from tests.test_driver import FAST, StubPool, _drive, _suite
     from tests.conftest import make_recipe
+    from tests.test_driver import FAST, StubPool, _drive, _suite
 
     (tmp_path / "stamp_stage.py").write_text(
         "from dataclasses import replace\n"

@@ -67,7 +67,7 @@ def test_calibrate_writes_a_report_the_per_row_scores_reproduce_and_the_next_car
         cohen_kappa_score(good, [s >= threshold for s in scores]))
     wanted = report["threshold_for_target_precision"]
     precise = [t for t in sorted(set(scores))
-               if sum(g for g, s in zip(good, scores) if s >= t) >= 0.8 * sum(s >= t for s in scores)]
+               if sum(g for g, s in zip(good, scores, strict=True) if s >= t) >= 0.8 * sum(s >= t for s in scores)]
     assert wanted["threshold"] == pytest.approx(precise[0])
     for judge in ("smollm2", "relevance", "form"):  # every judge of the panel measured on its own
         assert report["auc_per_judge"][judge] == pytest.approx(

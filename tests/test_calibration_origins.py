@@ -17,12 +17,19 @@ import pytest
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from synthfactory.errors import UserError
-from synthfactory.grading.calibration import (auc_interval, latest_calibration, load_label_source, report_for,
-                                              wilson_interval, write_calibration, calibration_folder)
+from synthfactory.grading.calibration import (
+    auc_interval,
+    calibration_folder,
+    latest_calibration,
+    load_label_source,
+    report_for,
+    wilson_interval,
+    write_calibration,
+)
+from synthfactory.model.metadata import Calibration, VersionMetadata
 from synthfactory.publish.card import _grading_section, what_a_person_would_see
 from synthfactory.publish.report import run_report_markdown
 from synthfactory.recipe import load_recipe
-from synthfactory.model.metadata import Calibration, VersionMetadata
 from tests.conftest import make_recipe
 from tests.test_metadata import COLLAPSE
 
@@ -156,7 +163,8 @@ def test_the_card_and_the_report_state_the_precision_a_person_would_see_or_that_
     assert Calibration.model_validate(cited).real.precision == 0.25
 
 
-def test_a_labelled_row_is_graded_on_the_pair_the_table_keeps_and_a_preference_pair_is_quarantined_not_dropped(tmp_path):
+def test_a_labelled_row_is_graded_on_the_pair_the_table_keeps_and_a_preference_pair_is_quarantined_not_dropped(
+        tmp_path):
     """The table keeps the (instruction, response) the run's judges graded (labels.sample); calibrate
     grades exactly that, whatever the prompt looks like."""
     dataset = tmp_path / "store" / "chat"
@@ -202,7 +210,8 @@ def test_a_learned_judge_voting_alone_puts_its_cross_validated_precision_on_the_
     assert ("precision a person would see at threshold 0.091377, estimated by the learned judge's cross-validation: "
             f"0.8 (95% CI {lo:.2f}-{hi:.2f}; 4 good of 5 accepted) on 10 labelled real rows, base rate 0.4") in card
     assert "cross-validated on 10 labelled real rows of `l.jsonl` (4 good), out of fold: ROC-AUC 0.96" in card
-    observer = [judges[0], judges[1].model_copy(update={"weight": 0.0}), JudgeInfo(name="relevance", method="relevance")]
+    observer = [judges[0], judges[1].model_copy(update={"weight": 0.0}),
+                JudgeInfo(name="relevance", method="relevance")]
     meta = meta.model_copy(update={"judging": meta.judging.model_copy(update={"judges": observer})})
     card = "\n".join(_grading_section(meta, {**grading.model_dump(mode="json")}))
     assert "not measured on real outputs" in card and "estimated by the learned judge" not in card

@@ -66,7 +66,8 @@ def test_calibrate_on_a_labels_table_and_on_the_same_labels_in_a_file_gives_the_
     assert real["auc"] == pytest.approx(roc_auc_score(good, [scores[r["id"]] for r in rows]))
     assert real["auc_interval"][0] <= real["auc"] <= real["auc_interval"][1]
     accepted = [scores[r["id"]] >= 0.6 for r in rows]
-    assert real["accepted"] == sum(accepted) and real["true_positives"] == sum(a and g for a, g in zip(accepted, good))
+    assert real["accepted"] == sum(accepted)
+    assert real["true_positives"] == sum(a and g for a, g in zip(accepted, good, strict=True))
 
     code, out, err = _calibrate(capsys, str(recipe), "--labels", str(store / "tiny"), "--store", str(store))
     assert code == 0, err

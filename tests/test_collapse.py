@@ -11,8 +11,8 @@ import pytest
 
 from synthfactory.inputs.corpus import CORPORA, corpus_file, paragraphs
 from synthfactory.inputs.readers import read_texts
-from synthfactory.recipe import load_recipe
 from synthfactory.inputs.seeds import SeedRow, _interleave, load_seeds, versions_named
+from synthfactory.recipe import load_recipe
 from tests.conftest import TOPICS, make_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +115,31 @@ def test_accumulated_seeds_from_every_version_with_real_rows_keep_depths_and_the
     quality = runs[2]["quality"]
     assert {"rare_word_share", "vocab_coverage", "reference_coverage", "drift_vs_reference"} <= set(quality)
 
+    # provenance on the same runs (was test_provenance.py, two more runs of this path): version 1 holds
+    # the real share, its rows are real at depth 0 or generated at depth 1, and the counts say which
+    v1 = [r for r in rows if r["version"] == 1]
+    sources = [r["source"] for r in v1]
+    assert sources.count("real") >= 0.5 * len(sources) and runs[0]["quality"]["real_share"] >= 0.5
+    assert runs[0]["real_published"] == sources.count("real") and runs[0]["accepted"] == sources.count("synthetic")
+    assert {(r["source"], r["generation_depth"]) for r in v1} <= {("real", 0), ("synthetic", 1)}
+    # later versions drift from the one before and from the reference, and each batch's drift is a column
+    assert all(r["quality"]["drift_vs_previous"] > 0 and r["quality"]["drift_vs_reference"] > 0 for r in runs[1:])
+    assert all(r["batch_drift_vs_previous"] is not None for r in rows if r["version"] > 1)
+    # seeding from version 2 or 3 with max_depth 2 refuses the rows that are that deep already
+    (tmp_path / "capped").mkdir()
+    refusals = 0
+    for version in (2, 3):
+        capped = load_recipe(make_recipe(tmp_path / "capped", generation__prompt_template="Rewrite: {{ text }}",
+                                         seeds={"from_version": f"{dataset}@{version}", "max_depth": 2}))
+        added = [r for r in rows if r["version"] == version]
+        seeds = load_seeds(capped.recipe.seeds, capped.seeds_path)
+        assert seeds.rows and all(s.generation_depth + 1 <= 2 for s in seeds.rows)
+        refused = [q for q in seeds.quarantined if q.reason.startswith("max_depth")]
+        assert len(refused) == sum(r["generation_depth"] >= 2 for r in added)
+        assert len(seeds.rows) + len(refused) == len(added)  # the seeds are the rows that version added
+        refusals += len(refused)
+    assert refusals > 0
+
 
 @pytest.mark.usefixtures("ray_cluster")
 def test_a_batch_in_one_corner_of_the_reference_covers_less_and_the_suite_quarantines_it(tmp_path):
@@ -130,7 +155,7 @@ def test_a_batch_in_one_corner_of_the_reference_covers_less_and_the_suite_quaran
     tails = guards.tails
     regions = tails.regions(tails.vectors).tolist()
     corner = max(set(regions), key=regions.count)
-    narrow = [t for t, r in zip(tails.sample, regions) if r == corner][:8]
+    narrow = [t for t, r in zip(tails.sample, regions, strict=True) if r == corner][:8]
     broad = tails.sample[::64][:8]
 
     def batch(texts: list[str], tag: str) -> list[dict]:

@@ -56,8 +56,9 @@ def tuned_gguf(tmp_path_factory):
     base, tokenizer = load_base_model("smollm2-135m-instruct")
     ids = tokenizer(TEXT)["input_ids"]
     torch.manual_seed(0)
-    tuned = get_peft_model(load_base_model("smollm2-135m-instruct")[0], LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                                                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    tuned = get_peft_model(load_base_model("smollm2-135m-instruct")[0],
+                           LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     tuned.eval()
     expected = _mean_logprob_hf(tuned, ids)
     bundled = resolve_model_path("smollm2-135m-instruct")

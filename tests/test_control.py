@@ -10,16 +10,16 @@ from dataclasses import replace
 
 import pytest
 
+from synthfactory.errors import EngineFailure, RecipeError
 from synthfactory.model.batch import BatchState, synthetic
-from synthfactory.run.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
 from synthfactory.model.cost import PerRow, Prices, Spend, run_cost
+from synthfactory.model.plan import BatchPlan
+from synthfactory.recipe import load_recipe
+from synthfactory.registry import STAGES
+from synthfactory.run.control import RunControl, trim_to_target, wilson_interval, wilson_midpoint
 from synthfactory.run.driver import BatchLoop
 from synthfactory.run.executor import LocalExecutor
-from synthfactory.registry import STAGES
 from synthfactory.run.stages import Stage
-from synthfactory.model.plan import BatchPlan
-from synthfactory.errors import EngineFailure, RecipeError
-from synthfactory.recipe import load_recipe
 from tests.conftest import ROOT
 
 
@@ -38,7 +38,8 @@ class StubStages:
 
     def __init__(self, accept, tokens_per_row: int = 100, seconds_per_batch: float = 1.0,
                  clock: FakeClock | None = None, ids=lambda index, k: f"{index}-{k}") -> None:
-        self.accept, self.tokens, self.seconds, self.clock, self.ids = accept, tokens_per_row, seconds_per_batch, clock, ids
+        self.accept, self.tokens, self.seconds = accept, tokens_per_row, seconds_per_batch
+        self.clock, self.ids = clock, ids
 
     def generate(self, batch: BatchPlan) -> BatchState:
         rows = [{"id": self.ids(batch.batch_index, k), "source": "synthetic", "prompt_tokens": self.tokens}
@@ -216,7 +217,8 @@ def _row(i: int, source: str = "synthetic") -> dict:
 
 def _state(index: int, rows: int, real: int = 0, rejected: int = 0, status: str = "passed") -> BatchState:
     return BatchState(f"b{index}", index, "validated",
-                      rows=[_row(index * 100 + k) for k in range(rows)] + [_row(index * 100 + k, "real") for k in range(real)],
+                      rows=[_row(index * 100 + k) for k in range(rows)]
+                      + [_row(index * 100 + k, "real") for k in range(real)],
                       rejected=[{**_row(index * 100 + 50 + k), "stage": "filter", "reason": "below_threshold: 0.1"}
                                 for k in range(rejected)],
                       status=status, engine_seconds=1.0 * (rows + rejected))

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from synthfactory import load_dataset_version
-from tests.conftest import cli_command, free_port, make_recipe, prefect_call, wait_for
 from synthfactory.store import DatasetStore
+from tests.conftest import cli_command, free_port, make_recipe, prefect_call, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -93,6 +93,19 @@ def server(tmp_path, request):
         proc.wait()
 
 
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """One Prefect server (SQLite) with the work pool and deploy/prefect.yaml's deployments, shared by
+    the tests that only run deployments on it: each tells its own runs apart by their `store`."""
+    env, proc = start_server(tmp_path_factory.mktemp("deployed"))
+    try:
+        _deploy(env)
+        yield env
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
 def _prefect(env, *args, timeout=300):
     return subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
@@ -151,10 +164,9 @@ def _mechanics_recipe(tmp_path: Path) -> Path:
                        quality__enabled=False)
 
 
-def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(server, tmp_path):
-    env = server
-    _deploy(env)
-    worker = _start_worker(env, tmp_path / "worker.log")
+def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(deployed, tmp_path, ray_cluster):
+    env = deployed
+    worker = _start_worker(env, tmp_path / "worker.log", RAY_ADDRESS=ray_cluster)  # its runs join the session's Ray
     try:
         store = tmp_path / "store"
         started = _prefect(env, "deployment", "run", "synthfactory/quickstart", "--param", f"store={store}",
@@ -169,7 +181,9 @@ def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(serve
     assert versions[0].metadata.totals.generated == 4
     assert load_dataset_version(store / "quickstart").num_rows == versions[0].metadata.totals.accepted
     factory = {"flows": {"name": {"any_": ["synthfactory"]}}}  # the completed run also triggered a probe run
-    runs = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}}, **factory})
+    runs = [r for r in _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}},
+                                                        **factory})
+            if r["parameters"].get("store") == str(store)]  # the server is shared: this test's runs
     assert [r["name"] for r in runs] == ["quickstart-v1"] and runs[0]["state_type"] == "COMPLETED"
     nightly = _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, **factory})
     assert nightly and all(r["auto_scheduled"] for r in nightly)  # the nightly cron schedule is live
@@ -180,7 +194,8 @@ def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(serve
     assert (tmp_path / "flow-run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "flow-run.png").stat().st_size > 10_000  # a rendered page, not a blank one
     assert "quickstart-v1" in run_page and "Completed" in run_page
-    [report] = _api(env, "/artifacts/filter", {"artifacts": {"key": {"any_": ["quickstart-report"]}}})
+    [report] = _api(env, "/artifacts/filter", {"artifacts": {"key": {"any_": ["quickstart-report"]},
+                                                             "flow_run_id": {"any_": [runs[0]["id"]]}}})
     artifact_page = _screenshot_and_text(f"{ui}/artifacts/artifact/{report['id']}", tmp_path / "report.png")
     assert "quickstart version 1" in artifact_page and "Validation per batch" in artifact_page
 
@@ -188,7 +203,7 @@ def test_deploy_worker_and_deployment_run_publish_a_version_seen_in_the_ui(serve
 INTERVAL = 20
 
 
-def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(postgres, tmp_path):
+def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(postgres, tmp_path, ray_cluster):
     """Deploy-and-run against a server whose database is PostgreSQL; the schedule fires on its own."""
     env, proc = start_server(tmp_path, PREFECT_API_DATABASE_CONNECTION_URL=postgres,
                              PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2")
@@ -203,7 +218,8 @@ def test_interval_schedule_on_postgresql_makes_exactly_one_version_per_slot(post
                                       "recipe_path": str(_mechanics_recipe(tmp_path))})
         (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec))
         _deploy(env, str(tmp_path / "prefect.yaml"))
-        worker = _start_worker(env, tmp_path / "worker.log", PREFECT_WORKER_QUERY_SECONDS="2")
+        worker = _start_worker(env, tmp_path / "worker.log", PREFECT_WORKER_QUERY_SECONDS="2",
+                               RAY_ADDRESS=ray_cluster)  # its flow runs join the session's Ray
 
         def completed():
             return _api(env, "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
@@ -291,7 +307,7 @@ SECRET = "admin:s3cret-Auth-9f2c"
 
 
 @pytest.mark.parametrize("server", [SECRET], indirect=True)
-def test_auth_on_rejects_anonymous_calls_and_an_authenticated_client_runs(server, tmp_path):
+def test_auth_on_rejects_anonymous_calls_and_an_authenticated_client_runs(server, tmp_path, ray_cluster):
     api = server["PREFECT_API_URL"]
     anonymous = prefect_call("POST", f"{api}/flow_runs/filter", json={"limit": 1, "offset": 0})
     assert anonymous.status_code == 401
@@ -300,7 +316,7 @@ def test_auth_on_rejects_anonymous_calls_and_an_authenticated_client_runs(server
 
     recipe = make_recipe(tmp_path, batches__count=1, batches__size=2, grading__method="logprobs")
     done = subprocess.run(cli_command("run", str(recipe), "--store", str(tmp_path / "store"), "--json"),
-                          env=server, capture_output=True, text=True, timeout=300)
+                          env={**server, "RAY_ADDRESS": ray_cluster}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["version"] == 1
     assert SECRET.split(":", 1)[1] not in done.stdout + done.stderr  # never logged
@@ -334,13 +350,12 @@ def test_the_probe_deployment_is_triggered_by_completed_factory_runs_with_their_
             assert value.split("flow_run.parameters.")[1].split()[0] in factory_takes
 
 
-def test_a_completed_factory_run_starts_a_probe_run_and_a_failed_one_does_not(server, tmp_path):
+def test_a_completed_factory_run_starts_a_probe_run_and_a_failed_one_does_not(deployed, tmp_path):
     """On a real server, with the deployments from deploy/prefect.yaml: factory runs of the quickstart
     deployment are moved to Failed and Completed through the API (no worker: the trigger is the
     subject, not the run), and the probe deployment gets one flow run, for the completed run only,
     with that run's store, recipe and id."""
-    env = server
-    _deploy(env)
+    env = deployed
     deployments = {d["name"]: d["id"] for d in _api(env, "/deployments/filter")}
     api = env["PREFECT_API_URL"]
     store, recipe = str(tmp_path / "store"), str(tmp_path / "recipe.yaml")
@@ -358,8 +373,9 @@ def test_a_completed_factory_run_starts_a_probe_run_and_a_failed_one_does_not(se
     failed = factory_run_ending("FAILED")
     completed = factory_run_ending("COMPLETED")
 
-    def probe_runs():
-        return _api(env, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployments["probe"]]}}})
+    def probe_runs():  # this test's: the server is shared, and other factory runs completed on it
+        return [r for r in _api(env, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployments["probe"]]}}})
+                if r["parameters"].get("store") == store]
 
     [probe] = wait_for(probe_runs, 90, "no probe run was created for the completed factory run")
     assert probe["parameters"] == {**_probe_deployment()["parameters"], "store": store, "recipe_path": recipe,
@@ -376,9 +392,9 @@ def test_the_probe_flow_probes_the_version_its_factory_run_published(prefect_api
 
     from flows.probe import probe_flow
     from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
+    from synthfactory.model.metadata import VersionMetadata
     from synthfactory.probe import read_probes
     from synthfactory.recipe import load_recipe
-    from synthfactory.model.metadata import VersionMetadata
     from tests.conftest import TOPICS
 
     recipe = make_recipe(tmp_path)

@@ -20,22 +20,36 @@ def ask(text: str, seconds: float = 0.01) -> ChatRequest:
     return ChatRequest(messages=({"role": "user", "content": text},), max_tokens=max(1, int(seconds * 1000)))
 
 
+class Gate:
+    """Holds a request on whichever replica runs it: `started` is set when it begins, and it runs
+    until `release` is set. Tests wait on these events, never on how long something takes."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+
 class StubReplica:
     """An engine that answers one request at a time (like llama.cpp); records what it ran."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, gates: dict[str, Gate] | None = None) -> None:
         self.name = name
         self.ran: list[str] = []
         self.busy = threading.Lock()
         self.die_on: set[str] = set()  # requests during which this replica's process dies
         self.gone = False  # dead for good (out of restarts)
+        self.gates = gates or {}  # requests (by text) held until their gate is released
 
     def chat(self, requests: list[ChatRequest]) -> list[ChatResult]:
         with self.busy:  # one request at a time, as the engine runs them
             results, ran = [], []
             for request in requests:
                 text = request.messages[0]["content"]
-                time.sleep(request.max_tokens / 1000)
+                if text in self.gates:
+                    self.gates[text].started.set()
+                    assert self.gates[text].release.wait(60), f"{text} was never released"
+                else:
+                    time.sleep(request.max_tokens / 1000)
                 if text in self.die_on or text.startswith("poison"):  # poison: kills every replica
                     self.die_on.discard(text)
                     raise ReplicaDied()
@@ -64,7 +78,7 @@ def test_concurrent_calls_get_their_answers_in_request_order_and_every_replica_w
     calls = [[ask(f"call{c}-req{r}", 0.002 * (1 + (c + r) % 3)) for r in range(8)] for c in range(6)]
     with ThreadPoolExecutor(6) as threads:
         answers = list(threads.map(queue.run, calls))
-    for call, answer in zip(calls, answers):
+    for call, answer in zip(calls, answers, strict=True):
         assert texts(answer) == [r.messages[0]["content"] for r in call]
     ran = replicas[0].ran + replicas[1].ran
     assert sorted(ran) == sorted(r.messages[0]["content"] for call in calls for r in call)  # each exactly once
@@ -75,17 +89,20 @@ def test_concurrent_calls_get_their_answers_in_request_order_and_every_replica_w
 def test_a_call_is_not_stuck_behind_a_busy_replica_while_another_is_free():
     """The old pool sent a whole call to one replica; here a second call's requests all go to the
     replica that is free, while the first call's long request still runs on the other."""
-    a, b = StubReplica("a"), StubReplica("b")
+    gates = {"long": Gate()}
+    a, b = StubReplica("a", gates), StubReplica("b", gates)
     queue = make_queue([a, b])
     with ThreadPoolExecutor(2) as threads:
-        long_call = threads.submit(queue.run, [ask("long", 1.0)])
-        time.sleep(0.1)  # the long request has started on one replica
-        started = time.perf_counter()
-        short = queue.run([ask(f"short{i}", 0.02) for i in range(5)])
-        short_s = time.perf_counter() - started
-        assert texts(long_call.result()) == ["long"]
+        long_call = threads.submit(queue.run, [ask("long")])
+        assert gates["long"].started.wait(30)  # the long request runs on one replica (until released)
+        try:
+            short = threads.submit(queue.run, [ask(f"short{i}", 0.02) for i in range(5)]).result(timeout=30)
+            # the short call is answered while the long request still runs: not stuck behind it
+            assert not long_call.done()
+        finally:
+            gates["long"].release.set()
+        assert texts(long_call.result(timeout=30)) == ["long"]
     assert texts(short) == [f"short{i}" for i in range(5)]
-    assert short_s < 0.5, f"the short call waited {short_s:.2f}s behind the long request"
     busy_with_long = a if "long" in a.ran else b
     assert busy_with_long.ran == ["long"]  # every short request went to the free replica
 
@@ -135,17 +152,22 @@ def test_an_engine_error_reaches_its_caller_and_the_rest_of_that_call_is_skipped
 
 
 def test_close_fails_the_calls_still_waiting_and_refuses_new_ones():
-    a = StubReplica("a")
-    queue = make_queue([a])
+    gates = {"slow": Gate()}
+    a = StubReplica("a", gates)
+    queue = make_queue([a])  # one replica, one feeder: "queued" waits while "slow" runs
     with ThreadPoolExecutor(2) as threads:
-        running = threads.submit(queue.run, [ask("slow", 0.3)])
-        time.sleep(0.05)
+        running = threads.submit(queue.run, [ask("slow")])
+        assert gates["slow"].started.wait(30)
         waiting = threads.submit(queue.run, [ask("queued")])
-        time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while not queue._jobs and time.monotonic() < deadline:  # "queued" is in the queue, not yet run
+            time.sleep(0.01)
+        assert queue._jobs and not waiting.done()
         queue.close()
-        assert texts(running.result(timeout=5)) == ["slow"]  # what was running finishes
+        gates["slow"].release.set()
+        assert texts(running.result(timeout=30)) == ["slow"]  # what was running finishes
         with pytest.raises(EngineFailure, match="shut down"):
-            waiting.result(timeout=5)
+            waiting.result(timeout=30)
     with pytest.raises(EngineFailure, match="shut down"):
         queue.run([ask("late")])
 

@@ -19,9 +19,9 @@ import pytest
 from synthfactory import load_dataset_version
 from synthfactory.engines.base import ChatResult
 from synthfactory.errors import EngineFailure, RecipeError, ValidationGateError
-from synthfactory.recipe import load_recipe
 from synthfactory.model.batch import BatchState
 from synthfactory.model.metadata import EngineStats
+from synthfactory.recipe import load_recipe
 from synthfactory.run.driver import drive_run
 from synthfactory.run.executor import LocalExecutor
 from synthfactory.run.staging import read_staged, stage_key, write_staged
@@ -157,7 +157,8 @@ def test_a_failed_local_run_resumes_from_its_staged_stages_and_publishes_the_sam
     assert again.generation_requests == 4, "only the batch whose generation failed is generated again"
     rows = load_dataset_version(tmp_path / "store" / "tiny")
     assert rows.num_rows == clean["accepted"] > 0
-    assert sorted(zip(rows["id"], rows["text"])) == sorted(zip(clean_rows["id"], clean_rows["text"]))
+    assert sorted(zip(rows["id"], rows["text"], strict=True)) == sorted(
+        zip(clean_rows["id"], clean_rows["text"], strict=True))
 
 
 def test_on_failure_fail_stops_the_local_run_unpublished(tmp_path):

@@ -61,7 +61,8 @@ def test_start_check_needs_a_token_and_logprobs_when_the_judge_reads_them():
         start_check(_Stub([ChatResult("", "error", 0, 0, 0.0, error="engine_error: boom")]), SPEC)
     bare = ChatResult("ok", "length", 5, 1, 0.01)
     with pytest.raises(EngineFailure, match="no log-probabilities"):
-        start_check(_Stub([bare, bare]), EngineSpec("openai", "m", {"base_urls": ["http://127.0.0.1:1/v1"]}, logprobs=True))
+        start_check(_Stub([bare, bare]),
+                    EngineSpec("openai", "m", {"base_urls": ["http://127.0.0.1:1/v1"]}, logprobs=True))
 
 
 def test_crash_cause_names_engine_model_signal_activity_and_logs(tmp_path):
@@ -86,14 +87,14 @@ def test_crash_cause_names_engine_model_signal_activity_and_logs(tmp_path):
 class _Status(BaseHTTPRequestHandler):
     status = 500
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = b'{"data": []}'
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         body = json.dumps({"error": {"message": "prompt is too long"}}).encode()
         self.send_response(type(self).status)

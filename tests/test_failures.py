@@ -38,7 +38,8 @@ def aborting_model(folder: Path) -> Path:
     return path
 
 
-def run_cli(recipe: Path, store: Path, env: dict[str, str], timeout: float = 240) -> tuple[subprocess.CompletedProcess, float]:
+def run_cli(recipe: Path, store: Path, env: dict[str, str],
+            timeout: float = 240) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     done = subprocess.run(cli_command("run", str(recipe), "--store", str(store)), env=env, capture_output=True,
                           text=True, timeout=timeout)
@@ -92,7 +93,7 @@ class _Crashing(BaseHTTPRequestHandler):
     """An OpenAI-compatible server whose model crashes on every request: /models answers, every
     completion is a 500 (as llama.cpp servers did on the AMX CPU)."""
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):  # http.server's naming
         body = json.dumps({"data": [{"id": "smollm2-135m-instruct"}]}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -100,7 +101,7 @@ class _Crashing(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(500)
         self.send_header("content-length", "0")

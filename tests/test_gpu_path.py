@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from synthfactory.engines.base import EngineSpec
+from synthfactory.engines.placement import default_replicas, gpu_capacity
 from synthfactory.engines.vllm import close_vllm, prompt_too_long
 from synthfactory.errors import EngineUnavailableError
-from synthfactory.engines.placement import default_replicas, gpu_capacity
 from synthfactory.recipe import load_recipe
 from tests.conftest import make_recipe
 

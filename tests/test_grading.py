@@ -33,7 +33,8 @@ def test_unreadable_json_judgements_raise_with_reason(text, reason):
 def _answer(yes: float, no: float, other: float = 0.5) -> ChatResult:
     top = [{"token": " Yes", "logprob": math.log(yes)}, {"token": "no", "logprob": math.log(no)},
            {"token": "The", "logprob": math.log(other)}]
-    return ChatResult("Yes", "length", 10, 1, 0.01, logprobs=[{"token": "Yes", "logprob": top[0]["logprob"], "top": top}])
+    return ChatResult("Yes", "length", 10, 1, 0.01,
+                      logprobs=[{"token": "Yes", "logprob": top[0]["logprob"], "top": top}])
 
 
 def test_logprob_judge_scores_p_yes_per_criterion():

@@ -14,12 +14,11 @@ from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from synthfactory.engines.base import ChatResult
 from synthfactory.grading import krippendorff_alpha
-from synthfactory.grading.calibration import (at_threshold, fingerprint, load_labels, roc_auc,
-                                              threshold_for_precision)
-from synthfactory.run.stages import filter_batch, generate_batch, grade_batch
-from synthfactory.run.plan import engine_specs_for, plan_run
-from synthfactory.recipe import load_recipe
+from synthfactory.grading.calibration import at_threshold, fingerprint, load_labels, roc_auc, threshold_for_precision
 from synthfactory.inputs.seeds import load_seeds
+from synthfactory.recipe import load_recipe
+from synthfactory.run.plan import engine_specs_for, plan_run
+from synthfactory.run.stages import filter_batch, generate_batch, grade_batch
 from tests.conftest import cli_command, make_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -146,15 +146,17 @@ def test_a_label_keeps_the_pair_the_runs_judges_graded_not_the_request_that_made
     must measure that pair, not the prompt that asked the model to write an instruction."""
     import yaml
 
-    generation = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "instruct.yaml").read_text())["generation"]
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "instruct.yaml"
+    generation = yaml.safe_load(recipe.read_text())["generation"]
     store = DatasetStore(tmp_path / "store" / "inst")
     meta = VersionMetadata(version=1, run_id="run1", dataset="inst", method="instruct",
                            recipe={"name": "inst", "generation": generation, "grading": {"threshold": THRESHOLD}})
     store.publish([_row(1, 0, 0.9)], meta, ROW_SCHEMA)
     made = {**_row(1, 1, 0.1), "prompt": "Write one instruction about tides.", "instruction": "Explain tides.",
             "text": "The moon pulls the sea."}
-    store.quarantine("run1", 1, [{"batch_id": "b1", "stage": "filter", "status": "rejected", "reason": "below_threshold",
-                                  "location": made["id"], "row": json.dumps(made, default=str), "validation": None}])
+    store.quarantine("run1", 1, [{"batch_id": "b1", "stage": "filter", "status": "rejected",
+                                  "reason": "below_threshold", "location": made["id"],
+                                  "row": json.dumps(made, default=str), "validation": None}])
     pool = {i.table: i for i in candidates(store, 1, store.versions()[0].metadata)}
     assert (pool["quarantine"].prompt, pool["quarantine"].text) == ("Explain tides.", "The moon pulls the sea.")
     assert pool["published"].prompt == "Explain topic 0 in two sentences."  # no instruction: the row as it is
@@ -184,7 +186,8 @@ def test_rows_are_shown_by_method():
     chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     prompt, text, shown = describe_row({"prompt": "hi", "text": "User: hi", "messages": chat}, "conversation")
     assert shown == {"kind": "chat", "turns": chat} and json.loads(prompt) == chat
-    pair = {"prompt": "q", "text": "yes", "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "yes"}],
+    pair = {"prompt": "q", "text": "yes",
+            "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "yes"}],
             "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "no"}]}
     _, text, shown = describe_row(pair, "preference")
     assert json.loads(text) == {"chosen": "yes", "rejected": "no"}
@@ -220,7 +223,8 @@ def test_label_studio_export_then_import_round_trips_the_labels(dataset, tmp_pat
         who = {"id": 7, "email": "ann@example.org"} if index < 4 else 8
         task.update({"id": 100 + index, "annotations": [{"id": 1000 + index, "result": result, "completed_by": who,
                                                           "was_cancelled": False, "lead_time": 3.2}]})
-        filled[task["data"]["row_id"]] = (label, note, "label-studio:ann@example.org" if index < 4 else "label-studio:8")
+        filled[task["data"]["row_id"]] = (label, note,
+                                          "label-studio:ann@example.org" if index < 4 else "label-studio:8")
     tasks.append({"id": 200, "data": tasks[0]["data"], "annotations": []})  # nobody labelled it
     tasks.append({"id": 201, "data": {"row_id": "nope"}, "annotations": []})
     tasks.append({"id": 202, "data": tasks[1]["data"], "annotations": [{"result": [{"type": "choices",
@@ -231,7 +235,8 @@ def test_label_studio_export_then_import_round_trips_the_labels(dataset, tmp_pat
     capsys.readouterr()
     assert label_command(_args(dataset, who=None, import_label_studio=export)) == 0  # v2 is latest: tasks name v1
     out = capsys.readouterr()
-    assert "imported 6 labels (good 3, bad 3, skip 0)" in out.out and "1 tasks unannotated; 3 tasks unreadable" in out.out
+    assert ("imported 6 labels (good 3, bad 3, skip 0)" in out.out
+            and "1 tasks unannotated; 3 tasks unreadable" in out.out)
     assert "task 201 (row nope): no such row in this dataset" in out.err and "got ['meh']" in out.err
     got = {r["row_id"]: (r["label"], r["note"], r["labeller"]) for r in read_labels(dataset.uri)}
     assert got == filled
@@ -312,13 +317,13 @@ def test_a_person_labels_rows_with_the_keyboard_in_headless_chromium(dataset, tm
         started = json.loads(server.stdout.readline() or "{}") if ready else {}
         assert started.get("url", "").startswith("http://127.0.0.1:"), log.read_text()[-3000:]
         browser.get(started["url"])
-        wait = WebDriverWait(browser, 10)
+        wait = WebDriverWait(browser, 60)  # that the page gets there, not how fast: generous on a loaded machine
         wait.until(lambda b: b.find_element(By.ID, "progress").text == "0 of 3 labelled")
         sample = {i.row_id: i for i in draw_sample(dataset, 1, 3, "tess").items}
         body = browser.find_element(By.TAG_NAME, "body")
         shown = []
         for step, keys in enumerate((["g"], ["b"], ["n", "prompt not answered", Keys.ENTER, "g"])):
-            wait.until(lambda b: b.find_element(By.ID, "progress").text == f"{step} of 3 labelled"
+            wait.until(lambda b, step=step: b.find_element(By.ID, "progress").text == f"{step} of 3 labelled"
                        and not b.find_element(By.ID, "reveal").text)
             page = browser.page_source
             item = next(i for i in sample.values() if i.text in browser.find_element(By.ID, "row").text)
@@ -333,7 +338,7 @@ def test_a_person_labels_rows_with_the_keyboard_in_headless_chromium(dataset, tm
             reveal = wait.until(lambda b: b.find_element(By.ID, "reveal").text)
             expected = "no judge score" if item.score is None else f"judge score {item.score:.3f}"
             assert expected in reveal
-        assert server.wait(timeout=15) == 0  # every sampled row labelled: the command ends by itself
+        assert server.wait(timeout=60) == 0  # every sampled row labelled: the command ends by itself
         summary = json.loads(server.stdout.read().strip().splitlines()[-1])
         assert (summary["given"], summary["good"], summary["bad"], summary["done"]) == (3, 2, 1, 3)
     finally:

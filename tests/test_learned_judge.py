@@ -15,7 +15,7 @@ import yaml
 
 from synthfactory.errors import RecipeError, UserError
 from synthfactory.grading import learned_model as lm
-from synthfactory.grading.learned import MODEL_FILE, CV_FILE, LearnedJudge, model_fingerprint
+from synthfactory.grading.learned import CV_FILE, MODEL_FILE, LearnedJudge, model_fingerprint
 from synthfactory.grading.panel import Panel, describe_judges
 from synthfactory.recipe import GradingConfig, JudgeConfig, load_recipe
 
@@ -76,7 +76,7 @@ def _slice(n: int = 40) -> list[dict]:
     rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
     good = [r for r in rows if r["label"] == "good"]
     bad = [r for r in rows if r["label"] == "bad"]
-    return [r for pair in zip(good, bad) for r in pair][:n]
+    return [r for pair in zip(good, bad, strict=False) for r in pair][:n]
 
 
 def _grading(labels: Path, features: list[str] | None = None) -> GradingConfig:
@@ -188,7 +188,8 @@ def test_the_panel_trains_after_the_other_judges_stores_json_and_the_next_panel_
 
 def test_the_learned_folder_sits_in_the_calibration_folder_of_the_same_judges(tmp_path):
     from synthfactory.grading.calibration import CALIBRATION_DIR, fingerprint
-    from synthfactory.grading.learned import CALIBRATION_DIR as LEARNED_CALIBRATION_DIR, judges_fingerprint
+    from synthfactory.grading.learned import CALIBRATION_DIR as LEARNED_CALIBRATION_DIR
+    from synthfactory.grading.learned import judges_fingerprint
 
     grading = _grading(_labels(tmp_path / "l.jsonl", _slice(20)))
     assert judges_fingerprint(grading) == fingerprint(grading) and LEARNED_CALIBRATION_DIR == CALIBRATION_DIR
@@ -215,7 +216,8 @@ def test_end_to_end_relevance_form_and_learned_on_the_real_minilm(tmp_path):
     scores = graded.by_judge["learned"]
     assert all(s is not None for s in scores)
     good = np.array([r["label"] == "good" for r in rows])
-    assert np.mean([s for s, g in zip(scores, good) if g]) > np.mean([s for s, g in zip(scores, good) if not g])
+    assert (np.mean([s for s, g in zip(scores, good, strict=True) if g])
+            > np.mean([s for s, g in zip(scores, good, strict=True) if not g]))
     from synthfactory.grading import learned as learned_module
     from synthfactory.grading.calibration import learned_section
 
@@ -282,8 +284,8 @@ def test_across_labellers_both_directions_with_intervals_and_the_card_cites_the_
     direction, the very figures stored."""
     from synthfactory.grading.cross_labeller import lines
     from synthfactory.grading.learned import learned_report, stored_summary
-    from synthfactory.publish.card import _grading_section
     from synthfactory.model.metadata import JudgeInfo
+    from synthfactory.publish.card import _grading_section
     from tests.test_calibration_origins import _meta
 
     rows = [json.loads(line) for line in REAL_DEV.read_text(encoding="utf-8").splitlines()]
@@ -297,8 +299,8 @@ def test_across_labellers_both_directions_with_intervals_and_the_card_cites_the_
     panel.grade([(rows[0]["prompt"], rows[0]["text"])], [None, None], lambda k, a: 0)
     judge = panel.judges[1]
     cross = judge.cv["cross_labeller"]
-    assert judge.cv["labels"]["labellers"] == {n: {"rows": len(per[n]), "good": sum(r["label"] == "good" for r in per[n])}
-                                               for n in per}
+    assert judge.cv["labels"]["labellers"] == {
+        n: {"rows": len(per[n]), "good": sum(r["label"] == "good" for r in per[n])} for n in per}
     assert [(d["train"], d["test"]) for d in cross["directions"]] == [(["B"], "A"), (["A"], "B")]
     for d in cross["directions"]:
         other = "B" if d["test"] == "A" else "A"
@@ -348,8 +350,8 @@ def test_across_labellers_both_directions_with_intervals_and_the_card_cites_the_
 
 
 def test_labels_of_one_labeller_have_no_cross_labeller_figure_and_the_card_says_so(tmp_path):
-    from synthfactory.publish.card import _learned_sentence
     from synthfactory.model.metadata import JudgeInfo
+    from synthfactory.publish.card import _learned_sentence
 
     rows = [dict(r, labeller="A") for r in _slice(40)]
     panel = Panel(_grading(_labels(tmp_path / "l.jsonl", rows), ["signals"]), embedder=StandInEmbedder)

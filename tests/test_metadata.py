@@ -16,12 +16,12 @@ import pyarrow as pa
 import pytest
 
 from synthfactory.errors import UserError
+from synthfactory.model.cost import Cost, money_text
 from synthfactory.model.lineage import ROW_SCHEMA
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.publish.card import dataset_card, write_card
 from synthfactory.publish.hub import diff_versions
 from synthfactory.publish.report import rejection_table, run_report_markdown
-from synthfactory.model.cost import Cost, money_text
-from synthfactory.model.metadata import VersionMetadata
 from synthfactory.run.results import SUMMARY_FIELDS, run_summary
 from synthfactory.store import METADATA_KEY, DatasetStore
 
@@ -47,7 +47,8 @@ FIRST_CORE = {
 COLLAPSE = {
     **{k: v for k, v in FIRST_CORE.items() if k not in ("version", "run_id")},
     "version": 2, "run_id": "tiny-v2-0a1b2c3d", "dataset_uri": "/data/store/tiny", "real_published": 1,
-    "seeds_recycled": 0, "seed_versions": [1], "seed_real_share": 0.5, "validation": {"b0": "passed", "b1": "quarantined"},
+    "seeds_recycled": 0, "seed_versions": [1], "seed_real_share": 0.5,
+    "validation": {"b0": "passed", "b1": "quarantined"},
     "validation_failures": {"b1": ["expect_column_values_to_not_be_null"]},
     "data_docs": {"b1": "file:///data/store/tiny/_data_docs/b1.html"},
     "score_histogram": {"0.0-0.2": 0, "0.2-0.4": 0, "0.4-0.6": 1, "0.6-0.8": 2, "0.8-1.0": 0},
@@ -59,8 +60,9 @@ COLLAPSE = {
         "kappa": 0.5, "target_precision": 0.8, "suggested_threshold": 0.74, "verbosity_spearman": 0.1},
     "judge_bias": {"graded_rows": 4, "verbosity_spearman": 0.2, "self_preference": -0.05, "self_judges": ["smollm2"],
                    "other_judges": ["relevance"], "position_bias": None, "order_consistency": None, "pairs_checked": 0},
-    "judge_agreement": 0.41, "judges": [{"name": "smollm2", "method": "json", "weight": 0.0, "model": "smollm2-135m-instruct"},
-                                        {"name": "relevance", "method": "relevance", "weight": 1.0, "model": "all-MiniLM-L6-v2"}],
+    "judge_agreement": 0.41,
+    "judges": [{"name": "smollm2", "method": "json", "weight": 0.0, "model": "smollm2-135m-instruct"},
+               {"name": "relevance", "method": "relevance", "weight": 1.0, "model": "all-MiniLM-L6-v2"}],
     "quality": {"rows": 4, "near_dup_rate": 0.0, "distinct_1": 0.5, "distinct_2": 0.8, "compression_ratio": 0.4,
                 "real_share": 0.25, "max_generation_depth": 2, "rare_word_share": 0.1, "vocab_coverage": 0.2,
                 "a_metric_from_the_future": 7.0},
@@ -115,7 +117,8 @@ def test_a_new_commit_holds_every_key_the_code_before_the_model_wrote():
     assert set(C6C96D3) <= set(meta.as_commit())
     summary = run_summary(meta, 12.3456)
     assert summary["dataset"] == C6C96D3["dataset_uri"] and summary["seconds"] == 12.346
-    assert {k: summary[k] for k in SUMMARY_FIELDS if k in C6C96D3} == {k: C6C96D3[k] for k in SUMMARY_FIELDS if k in C6C96D3}
+    assert ({k: summary[k] for k in SUMMARY_FIELDS if k in C6C96D3}
+            == {k: C6C96D3[k] for k in SUMMARY_FIELDS if k in C6C96D3})
 
 
 def _commit_as_older_code_did(uri: Path, written: dict) -> None:

@@ -11,11 +11,11 @@ import pytest
 from synthfactory.engines.base import ChatRequest, ChatResult
 from synthfactory.errors import RecipeError
 from synthfactory.grading import JudgeScore
-from synthfactory.methods import METHODS, method_for
-from synthfactory.run.stages import generate_batch, grade_batch
-from synthfactory.run.plan import plan_run
-from synthfactory.recipe import load_recipe
 from synthfactory.inputs.seeds import load_seeds
+from synthfactory.methods import METHODS, method_for
+from synthfactory.recipe import load_recipe
+from synthfactory.run.plan import plan_run
+from synthfactory.run.stages import generate_batch, grade_batch
 from tests.conftest import cli_command, make_recipe
 
 
@@ -104,8 +104,10 @@ def _conversation(tmp_path, turns, answer):
 def test_conversation_alternates_simulated_user_and_assistant_for_n_turns(tmp_path):
     counter = iter(range(1000))
     loaded, state, chat = _conversation(
-        tmp_path, 3, lambda r: f"User: question {next(counter)} about something new" if r.messages[0]["content"].startswith(
-            "You play the user") else f"answer {next(counter)} with different words entirely")
+        tmp_path, 3,
+        lambda r: f"User: question {next(counter)} about something new"
+        if r.messages[0]["content"].startswith("You play the user")
+        else f"answer {next(counter)} with different words entirely")
     assert [len(c) for c in chat.calls] == [2] * 6
     row = state.rows[0]
     assert [m["role"] for m in row["messages"]] == ["user", "assistant"] * 3
@@ -214,7 +216,8 @@ def test_structured_schema_from_a_pydantic_model(tmp_path, monkeypatch):
     answers = iter(['{"subject": "tides", "confidence": 0.9}', '{"subject": "x", "confidence": 2}'] * 2)
     state = generate_batch(plan, plan.batches[0], loaded.recipe, StubChat(lambda r: next(answers)))
     assert [r["subject"] for r in state.rows] == ["tides", "tides"]
-    assert {r["reason"] for r in state.quarantined} == {"schema_violation: $.confidence: 2 is greater than the maximum of 1"}
+    assert {r["reason"] for r in state.quarantined} == {
+        "schema_violation: $.confidence: 2 is greater than the maximum of 1"}
 
 
 def test_evol_rewrites_over_rounds_then_answers_with_lineage(tmp_path):

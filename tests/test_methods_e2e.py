@@ -139,7 +139,8 @@ def test_structured_rows_validate_and_fields_are_columns(tmp_path):
     assert ds.features["difficulty"].dtype == "int64"
     for row in ds:
         value = json.loads(row["json"])
-        assert (row["topic"], row["summary"], row["difficulty"]) == (value["topic"], value["summary"], value["difficulty"])
+        assert ((row["topic"], row["summary"], row["difficulty"])
+                == (value["topic"], value["summary"], value["difficulty"]))
         assert 1 <= row["difficulty"] <= 5
     kept = DatasetStore(dataset).read_quarantine().to_pylist()
     assert all(r["reason"].startswith("schema_violation: ") for r in kept if r["stage"] == "generate")
@@ -190,7 +191,7 @@ def test_the_pool_hands_a_calls_requests_to_whichever_llama_cpp_replica_is_free(
                                              max_tokens=1, temperature=0.0) for n in range(8)])  # no shared prefix
         assert len(alone) == 8
         after = [ray.get(actor.stats.remote()).requests for actor in actors]
-        assert sum(after) == 3 * 6 + 8 and min(a - b for a, b in zip(after, before)) > 0, (before, after)
+        assert sum(after) == 3 * 6 + 8 and min(a - b for a, b in zip(after, before, strict=True)) > 0, (before, after)
         stats = pool.stats()
         assert stats.requests == 26 and stats.busy_share is not None and 0.0 < stats.busy_share <= 1.0
     finally:

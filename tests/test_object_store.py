@@ -64,11 +64,13 @@ def recipe(tmp_path_factory):
 
 
 def _machine(tmp_path_factory, name: str, s3: dict, prefect_api_url: str, ray_address: str):
-    """A fresh "machine": its own working directory and HOME, nothing local from other runs."""
+    """A fresh "machine": its own working directory, HOME and TMPDIR, nothing local from other runs.
+    Ray keeps /tmp (RAY_TMPDIR): its sockets' paths must stay short."""
     root = tmp_path_factory.mktemp(name)
-    (root / "work").mkdir()
-    (root / "home").mkdir()
-    env = cli_env(prefect_api_url, ray_address, HOME=str(root / "home"), **s3)
+    for folder in ("work", "home", "tmp"):
+        (root / folder).mkdir()
+    env = cli_env(prefect_api_url, ray_address, HOME=str(root / "home"), TMPDIR=str(root / "tmp"),
+                  RAY_TMPDIR="/tmp", **s3)
     env.pop("PREFECT_HOME", None)
     token = Path.home() / ".ray" / "auth_token"  # Ray's cluster token (token auth): what any node joining needs
     if ray_address and token.is_file():
@@ -86,10 +88,15 @@ def _summary(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _new_files(since: float, *roots: Path) -> list[Path]:
+def _new_files(since: float, *roots: Path, prune=lambda folder, names: names) -> list[Path]:
+    """The files under `roots` modified since `since`; `prune(folder, subfolders)` names the
+    subfolders of `folder` to walk into (all of them by default)."""
     found = []
     for root in roots:
         for folder, dirs, files in os.walk(root, onerror=lambda e: None):
+            dirs[:] = prune(folder, dirs)
+            if "pyvenv.cfg" in files:  # a virtual environment (other clones' .venv: most of /tmp's files)
+                dirs[:] = []
             for name in files:
                 path = Path(folder) / name
                 try:
@@ -98,6 +105,44 @@ def _new_files(since: float, *roots: Path) -> list[Path]:
                 except OSError:
                     continue
     return found
+
+
+def _ray_session() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_session_name() if ray.is_initialized() else None
+
+
+def _tmp_pruner(tmp_path_factory, ray_session: str | None):
+    """What of /tmp is walked for files a run wrote: all of it but other tests' folders (pytest's
+    temporary folders: every session's, both pytest-xdist workers' included; this machine's cwd,
+    HOME and TMPDIR are walked on their own), other Ray clusters' sessions (this run's cluster's is walked),
+    other tests' Ray temp folders, .git folders and virtual environments (in `_new_files`)."""
+    import getpass
+    import tempfile
+
+    basetemp = tmp_path_factory.getbasetemp().resolve()
+    skip = {basetemp, basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp}
+    try:
+        skip.add((Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}").resolve())
+    except (KeyError, OSError):
+        pass
+
+    def prune(folder: str, names: list[str]) -> list[str]:
+        here = Path(folder)
+        kept = []
+        for name in names:
+            path = here / name
+            if name == ".git" or path in skip:
+                continue
+            if here == Path("/tmp") and name.startswith("sf-ray-"):  # test_scale's two-node clusters
+                continue
+            if here == Path("/tmp/ray") and name.startswith("session_") and name != ray_session:
+                continue
+            kept.append(name)
+        return kept
+
+    return prune
 
 
 def _holding(paths: list[Path], needles: list[bytes]) -> list[Path]:
@@ -124,11 +169,13 @@ def published(s3, recipe, tmp_path_factory, prefect_api_url, ray_cluster):
     started = time.time() - 1
     done = _run(cli_command("run", str(recipe), "--store", store, "--json"), cwd, env)
     summary = _summary(done)
-    others = tmp_path_factory.getbasetemp()  # other tests' folders (this machine's cwd and HOME are walked)
-    local = _new_files(started, cwd, Path(env["HOME"])) + [
-        p for p in _new_files(started, Path("/tmp")) if not p.is_relative_to(others)]
-    return {"summary": summary, "store": store, "uri": f"{store}/{NAME}", "local": local, "cwd": cwd,
-            "recipe_folder": recipe.parent, "output": done.stdout + done.stderr}
+    local = _new_files(started, cwd, Path(env["HOME"]), Path(env["TMPDIR"]))
+    # /tmp beyond the run's TMPDIR (where the engines, Ray and anything naming /tmp write): shared with
+    # every other process on the machine (pytest-xdist's other worker, other sessions), whose stores
+    # look like any store; there a file is the run's by its dataset's name or by what it holds
+    shared = _new_files(started, Path("/tmp"), prune=_tmp_pruner(tmp_path_factory, ray_session=_ray_session()))
+    return {"summary": summary, "store": store, "uri": f"{store}/{NAME}", "local": local, "shared": shared,
+            "cwd": cwd, "recipe_folder": recipe.parent, "output": done.stdout + done.stderr}
 
 
 def test_a_run_publishes_to_s3_and_every_reader_loads_it(s3, published):
@@ -167,13 +214,15 @@ def test_a_run_publishes_to_s3_and_every_reader_loads_it(s3, published):
 def test_nothing_of_the_dataset_is_written_on_the_local_disk_and_no_secret_anywhere(s3, published):
     local = [p for p in published["local"] if not p.is_relative_to(published["recipe_folder"])]
     by_name = [p for p in local if NAME in str(p) or any(m in str(p) for m in DATASET_MARKERS)]
+    by_name += [p for p in published["shared"] if NAME in str(p)]
     assert not by_name, by_name
     options = _options(s3, published["uri"])
     from synthfactory.store import DatasetStore
 
     rows = DatasetStore(published["uri"], options).read(columns=["id"])["id"].to_pylist()
-    assert not _holding(local, [r.encode() for r in rows]), "rows of the dataset on the local disk"
-    assert not _holding(local, [SECRET.encode()]), "the secret on the local disk"
+    everywhere = local + published["shared"]
+    assert not _holding(everywhere, [r.encode() for r in rows]), "rows of the dataset on the local disk"
+    assert not _holding(everywhere, [SECRET.encode()]), "the secret on the local disk"
     fs = Location.of(published["uri"], options).fs
     for path in fs.find(f"{BUCKET}/e2e"):  # cards, metadata, staging records: no secret in the bucket either
         assert SECRET.encode() not in fs.cat_file(path), path
@@ -219,7 +268,10 @@ def test_sigkilled_run_resumes_on_another_machine_with_no_local_state(s3, recipe
 
     resumed = DatasetStore(uri, _options(s3, uri)).read()
     uninterrupted = DatasetStore(published["uri"], _options(s3, published["uri"])).read()
-    key = lambda t: sorted(zip(t["batch_id"].to_pylist(), t["id"].to_pylist(), t["text"].to_pylist()))  # noqa: E731
+
+    def key(t):
+        return sorted(zip(t["batch_id"].to_pylist(), t["id"].to_pylist(), t["text"].to_pylist(), strict=True))
+
     assert key(resumed) == key(uninterrupted)
     assert resumed.num_rows == summary["accepted"] == len(set(resumed["id"].to_pylist()))
     assert len(DatasetStore(uri, _options(s3, uri)).versions()) == 1
@@ -264,7 +316,8 @@ def test_two_concurrent_runs_give_version_1_and_2(s3, tmp_path_factory, prefect_
         runs.append(subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True))
     outs = [r.communicate(timeout=600) for r in runs]
-    summaries = [_summary(subprocess.CompletedProcess(command, r.returncode, *o)) for r, o in zip(runs, outs)]
+    summaries = [_summary(subprocess.CompletedProcess(command, r.returncode, *o))
+                 for r, o in zip(runs, outs, strict=True)]
     assert sorted(s["version"] for s in summaries) == [1, 2]
     from synthfactory.store import DatasetStore
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import random
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from synthfactory.cli import main
 from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
+from synthfactory.model.metadata import VersionMetadata
+from synthfactory.model.probe import EvalResult, ProbeRecord, probe_fingerprint, read_probes, write_probe
 from synthfactory.probe.evalsets import LABELS_DIR, good_answers_eval, labelled_file
 from synthfactory.probe.evaluate import ItemLoss, paired_bootstrap, perplexity
-from synthfactory.model.probe import EvalResult, ProbeRecord, probe_fingerprint, read_probes, write_probe
-from synthfactory.model.metadata import VersionMetadata
 from synthfactory.store import DatasetStore
 
 SYSTEM = "You are a patient teacher who explains things clearly and accurately."
@@ -188,4 +187,5 @@ def test_good_rows_lower_good_answer_perplexity_and_corrupted_rows_raise_it(data
     assert corrupted > noise, (corrupted, noise)
     # v2's card plots the same probe on v1 and v2 (the corrupted probe wrote it after v1's CLI probe)
     card = dataset.root.child("_cards", "v2", "README.md").read_text()
-    assert "probe_across_versions.png" in card and dataset.root.child("_cards", "v2", "probe_across_versions.png").exists()
+    assert "probe_across_versions.png" in card
+    assert dataset.root.child("_cards", "v2", "probe_across_versions.png").exists()

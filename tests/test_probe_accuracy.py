@@ -18,12 +18,12 @@ import yaml
 from synthfactory.cli import main
 from synthfactory.inputs.seeds import load_seeds
 from synthfactory.model.lineage import ROW_SCHEMA, row_id_for
-from synthfactory.publish.probe import probe_lines
-from synthfactory.probe.evaluate import paired_accuracy
-from synthfactory.model.probe import EvalResult, ProbeRecord
-from synthfactory.probe.tasks import held_out, task_set, verify_answers
-from synthfactory.recipe import load_recipe
 from synthfactory.model.metadata import VersionMetadata
+from synthfactory.model.probe import EvalResult, ProbeRecord
+from synthfactory.probe.evaluate import paired_accuracy
+from synthfactory.probe.tasks import held_out, task_set, verify_answers
+from synthfactory.publish.probe import probe_lines
+from synthfactory.recipe import load_recipe
 from synthfactory.store import DatasetStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from types import SimpleNamespace
 
 import datasets
@@ -15,7 +14,7 @@ import yaml
 from synthfactory import load_dataset_version
 from synthfactory.publish.hub import export_version, plan_push
 from synthfactory.store import DatasetStore
-from tests.conftest import cli_command, cli_env, make_recipe
+from tests.conftest import make_recipe
 
 pytestmark = pytest.mark.usefixtures("prefect_api_url", "ray_cluster")
 
@@ -90,15 +89,16 @@ def test_every_published_version_has_a_card_with_plots(two_versions):
 
 
 @pytest.mark.parametrize("version", [1, 2])
-def test_export_loads_with_datasets_as_the_same_rows(two_versions, tmp_path, version, prefect_api_url):
+def test_export_loads_with_datasets_as_the_same_rows(two_versions, tmp_path, version, capsys):
+    from synthfactory.cli import main
+
     out = tmp_path / f"export-v{version}"
-    done = subprocess.run(cli_command("export", str(two_versions), "--version", str(version), "--to", str(out)),
-                          env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(["export", str(two_versions), "--version", str(version), "--to", str(out)]) == 0, \
+        capsys.readouterr().err[-2000:]
     hub = datasets.load_dataset(str(out))["train"]
     ours = load_dataset_version(two_versions, version=version)
     assert hub.num_rows == ours.num_rows > 0
-    assert dict(zip(hub["id"], hub["text"])) == dict(zip(ours["id"], ours["text"]))
+    assert dict(zip(hub["id"], hub["text"], strict=True)) == dict(zip(ours["id"], ours["text"], strict=True))
     header, body = _card(out / "README.md")
     assert re.fullmatch(r"data/train-[0-9a-f]{12}\.parquet", header["configs"][0]["data_files"][0]["path"])
     meta = DatasetStore(two_versions).versions()[version - 1].metadata
@@ -133,7 +133,8 @@ def test_reexport_to_the_same_folder_loads_the_new_rows(two_versions, tmp_path):
 
 
 @pytest.mark.parametrize("fmt,expected", [("parquet", "--format 'parquet': choose one of hub, jsonl, messages"),
-                                          ("dpo", "--format dpo needs preference pairs; this dataset's method is 'text'")])
+                                          ("dpo",
+                                           "--format dpo needs preference pairs; this dataset's method is 'text'")])
 def test_a_format_the_dataset_cannot_take_exits_2_with_one_line(two_versions, tmp_path, capsys, fmt, expected):
     from synthfactory.cli import main
 
@@ -142,7 +143,10 @@ def test_a_format_the_dataset_cannot_take_exits_2_with_one_line(two_versions, tm
     assert expected in err and "\n" not in err and not (tmp_path / "out").exists()
 
 
-def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_versions, tmp_path, prefect_api_url):
+def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_versions, tmp_path, capsys, caplog,
+                                                                           monkeypatch):
+    from synthfactory.cli import main
+
     plan = plan_push(two_versions, 2, "my-org/tiny", tmp_path / "push")
     assert plan.tag == "v2" and plan.repo_id == "my-org/tiny"
     operations = plan.operations()
@@ -154,23 +158,22 @@ def test_push_plans_one_commit_and_a_version_tag_without_leaking_the_token(two_v
     header, body = _card(plan.folder / "README.md")
     assert 'datasets.load_dataset("my-org/tiny", revision="v2")' in body
 
-    done = subprocess.run(cli_command("push", str(two_versions), "--version", "2", "--repo", "my-org/tiny",
-                                      "--private", "--dry-run"),
-                          env=cli_env(prefect_api_url, HF_TOKEN=TOKEN), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "one commit, tag v2" in done.stdout and f"add {data_file}" in done.stdout
-    assert "(private)" in done.stdout
-    assert TOKEN not in done.stdout + done.stderr
-    bad = subprocess.run(cli_command("push", str(two_versions), "--version", "2", "--repo", "no-slash", "--dry-run"),
-                         env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "ORG/NAME" in bad.stderr.strip().splitlines()[-1]
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["push", str(two_versions), "--version", "2", "--repo", "my-org/tiny", "--private", "--dry-run"]) == 0
+    done = capsys.readouterr()
+    assert "one commit, tag v2" in done.out and f"add {data_file}" in done.out
+    assert "(private)" in done.out
+    assert TOKEN not in done.out + done.err + caplog.text  # printed nor logged
+    monkeypatch.delenv("HF_TOKEN")
+    assert main(["push", str(two_versions), "--version", "2", "--repo", "no-slash", "--dry-run"]) == 2
+    assert "ORG/NAME" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_diff_reports_rows_added_metric_deltas_and_drift(two_versions, prefect_api_url):
-    done = subprocess.run(cli_command("diff", str(two_versions), "1", "2", "--json"), env=cli_env(prefect_api_url),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    diff = json.loads(done.stdout)
+def test_diff_reports_rows_added_metric_deltas_and_drift(two_versions, capsys):
+    from synthfactory.cli import main
+
+    assert main(["diff", str(two_versions), "1", "2", "--json"]) == 0, capsys.readouterr().err[-2000:]
+    diff = json.loads(capsys.readouterr().out)
     v1, v2 = (v.metadata for v in DatasetStore(two_versions).versions())
     rows_v1 = load_dataset_version(two_versions, version=1).num_rows
     rows_v2 = load_dataset_version(two_versions, version=2).num_rows
@@ -182,9 +185,7 @@ def test_diff_reports_rows_added_metric_deltas_and_drift(two_versions, prefect_a
     assert diff["drift_frechet"] is None or diff["drift_frechet"] >= 0.0
     if v1.totals.accepted >= 2 and v2.totals.accepted >= 2:
         assert diff["drift_frechet"] is not None
-    text = subprocess.run(cli_command("diff", str(two_versions), "1", "2"), env=cli_env(prefect_api_url),
-                          capture_output=True, text=True, timeout=300).stdout
-    assert f"{diff['rows_added']} rows added, 0 removed" in text
-    missing = subprocess.run(cli_command("diff", str(two_versions), "1", "9"), env=cli_env(prefect_api_url),
-                             capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2 and "no version 9" in missing.stderr
+    assert main(["diff", str(two_versions), "1", "2"]) == 0
+    assert f"{diff['rows_added']} rows added, 0 removed" in capsys.readouterr().out
+    assert main(["diff", str(two_versions), "1", "9"]) == 2
+    assert "no version 9" in capsys.readouterr().err

@@ -43,7 +43,8 @@ def test_an_older_version_than_the_newest_tag_is_refused_unless_forced():
     (403, {"error": "You are not authorized to push to this repo."},
      "push to org/tiny failed: HTTP 403 Forbidden: You are not authorized to push to this repo."),
     (412, {"error": "A commit has happened since. Please refresh and try again."},
-     "push to org/tiny failed: HTTP 412 Precondition Failed: A commit has happened since. Please refresh and try again."),
+     "push to org/tiny failed: HTTP 412 Precondition Failed: "
+     "A commit has happened since. Please refresh and try again."),
     (429, {"error": "You have been rate-limited."},
      "push to org/tiny failed: HTTP 429 Too Many Requests: You have been rate-limited."),
     (400, {"error": "Invalid path in repo"}, "push to org/tiny failed: HTTP 400 Bad Request: Invalid path in repo"),

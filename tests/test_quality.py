@@ -7,15 +7,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from synthfactory.run.stages import BatchState, measure_batch, settle_validation
-from synthfactory.run.plan import plan_run
+from synthfactory.inputs.seeds import load_seeds
 from synthfactory.quality.dedup import write_version_index
 from synthfactory.quality.guards import QualityGuards
+from synthfactory.quality.validation import SuiteGate
 from synthfactory.quality.versioning import dedup_across_run
 from synthfactory.recipe import load_recipe
-from synthfactory.inputs.seeds import load_seeds
+from synthfactory.run.plan import plan_run
+from synthfactory.run.stages import BatchState, measure_batch, settle_validation
 from synthfactory.store import DatasetStore
-from synthfactory.quality.validation import SuiteGate
 from tests.conftest import make_recipe
 
 VARIED = [
@@ -109,7 +109,8 @@ def test_the_recipes_filter_keys_reach_the_registered_screens(tmp_path):
 
 def test_degenerate_batch_fails_the_diversity_expectation_and_a_varied_batch_passes(tmp_path):
     suite = {"name": "diverse", "expectations": [
-        {"type": "expect_column_min_to_be_between", "kwargs": {"column": "batch_embedding_diversity", "min_value": 0.3}},
+        {"type": "expect_column_min_to_be_between",
+         "kwargs": {"column": "batch_embedding_diversity", "min_value": 0.3}},
         {"type": "expect_column_min_to_be_between", "kwargs": {"column": "batch_distinct_2", "min_value": 0.5}},
     ]}
     guards = _guards(tmp_path, suite=suite)
@@ -125,9 +126,11 @@ def test_degenerate_batch_fails_the_diversity_expectation_and_a_varied_batch_pas
         measured = measure_batch(plan, state, guards)
         outcomes[name] = settle_validation(measured, gate.validate(measured.rows))
     assert outcomes["degenerate"].status == "quarantined"
-    assert "expect_column_min_to_be_between(batch_embedding_diversity)" in outcomes["degenerate"].validation["failed_expectations"]
+    failed = outcomes["degenerate"].validation["failed_expectations"]
+    assert "expect_column_min_to_be_between(batch_embedding_diversity)" in failed
     assert outcomes["varied"].status == "passed"
-    assert outcomes["varied"].rows[0]["batch_embedding_diversity"] > outcomes["degenerate"].quarantined[0]["batch_embedding_diversity"]
+    assert (outcomes["varied"].rows[0]["batch_embedding_diversity"]
+            > outcomes["degenerate"].quarantined[0]["batch_embedding_diversity"])
 
 
 def test_recycled_seeds_are_flagged_with_the_matched_depth(tmp_path):

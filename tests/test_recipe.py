@@ -21,17 +21,21 @@ def _break(path: Path, mutate) -> Path:
 
 @pytest.mark.parametrize("mutate, expected", [
     (lambda d: d["generation"].update(temprature=0.3), "generation.temprature: Extra inputs are not permitted"),
-    (lambda d: d["generation"]["sampling"].update(temperature=7), "generation.sampling.temperature: Input should be less than or equal to 2"),
+    (lambda d: d["generation"]["sampling"].update(temperature=7),
+     "generation.sampling.temperature: Input should be less than or equal to 2"),
     (lambda d: d.pop("grading"), "grading: Field required"),
     (lambda d: d["grading"]["rubric"].append({"name": "Bad Name", "description": "x"}), "grading.rubric.2.name"),
-    (lambda d: d["generation"].update(prompt_template="Explain {{ topic "), "generation.prompt_template: Jinja2 syntax error"),
+    (lambda d: d["generation"].update(prompt_template="Explain {{ topic "),
+     "generation.prompt_template: Jinja2 syntax error"),
     (lambda d: d["seeds"].update(path="missing.txt"), "seeds.path: no such file or folder: missing.txt"),
     (lambda d: d["validation"].update(suite="nope.json"), "validation.suite: no such file or folder: nope.json"),
     (lambda d: d["batches"].update(size=0), "batches.size: Input should be greater than or equal to 1"),
-    (lambda d: d["grading"].update(scale_min=5, scale_max=5), "grading.scale_max: must be greater than grading.scale_min"),
+    (lambda d: d["grading"].update(scale_min=5, scale_max=5),
+     "grading.scale_max: must be greater than grading.scale_min"),
     (lambda d: d["generation"].update(engine="openai", options={"base_urls": ["http://u:secret@host:8000/v1"]}),
      "generation.options.base_urls: credentials do not belong in base_urls"),
-    (lambda d: d["generation"].update(engine="cuda"), "generation.engine: unknown engine 'cuda'; known: llamacpp, openai, vllm"),
+    (lambda d: d["generation"].update(engine="cuda"),
+     "generation.engine: unknown engine 'cuda'; known: llamacpp, openai, vllm"),
     # each engine takes its own options: another engine's key is an error naming the field
     (lambda d: d["generation"].update(options={"base_urls": ["http://host:8000/v1"]}),
      "generation.options.base_urls: the llamacpp engine takes no such option (its options: replicas, threads, "

@@ -14,6 +14,7 @@ import secrets
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from synthfactory.verify.base import Claim
 from synthfactory.verify.python_tests import PythonTestsOptions, PythonTestsVerifier, extract_code
 from synthfactory.verify.sandbox import SANDBOX_ENV, _descendants, sandbox_in_force, sandbox_kind
+from synthfactory.verify.sandbox import _bwrap_path as sandbox_bwrap_path
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -53,15 +55,30 @@ def bwrap(monkeypatch) -> None:
     assert kind == "bubblewrap", f"bubblewrap is not working here: {why} (make system-deps)"
 
 
+# The wall limit for claims that must end on their own (right solutions, and wrong ones whose
+# reason is tested): under bubblewrap, on 2 cores shared with another test (pytest-xdist's other
+# worker running llama.cpp), a right solution can take seconds. Only hostile claims are tested
+# against the short limits.
+ENDS_ON_ITS_OWN_S = 30.0
+
+
 def verifier(**options) -> PythonTestsVerifier:
     defaults = {"timeout_s": 3.0, "cpu_s": 3, "memory_mb": 256, "max_output_kb": 256, "max_processes": 16}
     return PythonTestsVerifier(PythonTestsOptions(**{**defaults, **options}))
 
 
+def patient(**options) -> PythonTestsVerifier:
+    """A verifier for claims that must end on their own: the same limits but the wall clock's."""
+    return verifier(**{**options, "timeout_s": ENDS_ON_ITS_OWN_S})
+
+
 def verify_then_right(response: str, tests: str = TESTS, **options):
-    """The hostile claim's verdict; the right claim after it (same call, same pool) still passes."""
-    claims = [Claim(response, {"tests": tests}), Claim(RIGHT, {"tests": TESTS})]
-    hostile, after = verifier(**options).verify_many(claims)
+    """The hostile claim's verdict; a right claim verified beside it (at the same time, in this
+    process, with the same limits but the wall clock's: `patient`) still passes."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hostile_future = pool.submit(verifier(**options).verify, Claim(response, {"tests": tests}))
+        after = pool.submit(patient(**options).verify, Claim(RIGHT, {"tests": TESTS})).result()
+        hostile = hostile_future.result()
     assert after.passed and after.reason == "ok", after
     assert not hostile.passed
     return hostile
@@ -70,7 +87,7 @@ def verify_then_right(response: str, tests: str = TESTS, **options):
 # -- plain verdicts -------------------------------------------------------------------------
 
 def test_right_wrong_and_malformed(mode):
-    right, wrong, prose, broken, crash, silent = verifier().verify_many([
+    right, wrong, prose, broken, crash, silent = patient().verify_many([
         Claim(RIGHT, {"tests": TESTS}), Claim(WRONG, {"tests": TESTS}),
         Claim("def add(a, b): return a + b", {"tests": TESTS}),
         Claim(block("def add(a, b)\n    return a + b"), {"tests": TESTS}),
@@ -88,10 +105,10 @@ def test_right_wrong_and_malformed(mode):
 
 def test_test_functions_are_called_and_the_failing_line_named(bwrap):
     half_right = block("def add(a, b):\n    return a + b if a >= 0 else 7")
-    verdict = verifier().verify(Claim(half_right, {"tests": TESTS}))
+    verdict = patient().verify(Claim(half_right, {"tests": TESTS}))
     assert verdict.reason == "tests_failed: AssertionError at test line 4"
     raising = block("def add(a, b):\n    return a / 0")
-    verdict = verifier().verify(Claim(raising, {"tests": TESTS}))
+    verdict = patient().verify(Claim(raising, {"tests": TESTS}))
     assert verdict.reason == "tests_failed: ZeroDivisionError at test line 1"
 
 
@@ -110,14 +127,14 @@ def test_a_fake_verdict_is_not_a_pass(mode):
     exits = block("import os, sys\nprint('" + marker.format(nonce=secrets.token_hex(16)) + "')\n"
                   "sys.stdout.flush()\nos._exit(0)")
     wrong_and_loud = block("def add(a, b):\n    print('" + marker.format(nonce="0" * 32) + "')\n    return 0")
-    first, second = verifier().verify_many([Claim(exits, {"tests": TESTS}), Claim(wrong_and_loud, {"tests": TESTS})])
+    first, second = patient().verify_many([Claim(exits, {"tests": TESTS}), Claim(wrong_and_loud, {"tests": TESTS})])
     assert (first.passed, first.reason) == (False, "solution_exited (exit 0)")
     assert (second.passed, second.reason) == (False, "tests_failed: AssertionError at test line 1")
 
 
 def test_verify_many_keeps_order_in_parallel(mode):
     claims = [Claim(RIGHT if i % 2 else WRONG, {"tests": TESTS}) for i in range(6)]
-    verdicts = verifier(workers=3).verify_many(claims)
+    verdicts = patient(workers=3).verify_many(claims)
     assert [v.passed for v in verdicts] == [bool(i % 2) for i in range(6)]
 
 
@@ -242,29 +259,46 @@ def test_no_connection_reaches_a_listener_on_localhost(bwrap):
     assert accepted == []
 
 
+def _sandbox_trees() -> set[int]:
+    """The verifier's own processes: this process's bubblewrap children and everything under them
+    (not the session's servers, Ray's workers or the harness's processes, which come and go)."""
+    import psutil
+
+    bwrap = os.path.realpath(sandbox_bwrap_path() or "bwrap")
+    found: set[int] = set()
+    for child in psutil.Process().children():
+        try:
+            argv0 = child.cmdline()[0]
+        except (psutil.Error, IndexError):
+            continue
+        if os.path.realpath(argv0) == bwrap:
+            found |= {child.pid, *_descendants(child.pid)}
+    return found
+
+
 def test_a_fork_bomb_is_bounded_and_killed(bwrap):
-    before = set(_descendants(os.getpid()))  # in the whole suite: session servers this process started
+    before = _sandbox_trees()  # none: no claim is being verified
     peak = [0]
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], len(set(_descendants(os.getpid())) - before))
+            peak[0] = max(peak[0], len(_sandbox_trees() - before))
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     bomb = block("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
     try:
-        assert verifier().verify(Claim(bomb, {"tests": TESTS})).reason == "unsafe_code: os.fork"
+        assert patient().verify(Claim(bomb, {"tests": TESTS})).reason == "unsafe_code: os.fork"
         verdict = verifier(max_processes=8, workers=1, allow=("os.fork",)).verify(Claim(bomb, {"tests": TESTS}))
     finally:
         done.set()
         watcher.join()
     assert verdict.reason in ("timeout", "crashed: SIGXCPU"), verdict
     assert 3 <= peak[0] <= 8 + 3 + 3  # the bomb ran, bounded by max_processes (+ bwrap's two, + the tests' sandbox)
-    assert set(_descendants(os.getpid())) - before == set()
-    assert verifier().verify(Claim(RIGHT, {"tests": TESTS})).passed
+    assert _sandbox_trees() - before == set()
+    assert patient().verify(Claim(RIGHT, {"tests": TESTS})).passed
 
 
 # -- hostile code in both sandboxes: limits and the environment ------------------------------
@@ -316,7 +350,7 @@ def test_ray_tasks_verify_and_held_cpus_fall_back_locally(ray_cluster):
     import ray
 
     claims = [Claim(RIGHT, {"tests": TESTS}), Claim(WRONG, {"tests": TESTS})]
-    on_ray = verifier(where="ray").verify_many(claims)
+    on_ray = patient(where="ray").verify_many(claims)
     assert [v.reason for v in on_ray] == ["ok", "tests_failed: AssertionError at test line 1"]
 
     @ray.remote(num_cpus=2)
@@ -327,8 +361,8 @@ def test_ray_tasks_verify_and_held_cpus_fall_back_locally(ray_cluster):
     holder = Holder.remote()
     ray.get(holder.ready.remote())
     try:
-        held = verifier(where="ray").verify_many(claims)
-        auto = verifier().verify_many(claims)  # one node: local threads, Ray untouched
+        held = patient(where="ray").verify_many(claims)
+        auto = patient().verify_many(claims)  # one node: local threads, Ray untouched
     finally:
         ray.kill(holder)
     assert [v.reason for v in held] == [v.reason for v in auto] == [v.reason for v in on_ray]
@@ -344,7 +378,8 @@ HOSTILE_RUN = {
     "right": (RIGHT, "ok"),
     "right_helpers": (block("import math\nfrom functools import reduce\n\nclass _Acc:\n    def __init__(self):\n"
                             "        self.total = 0\n\ndef add(a, b):\n    acc = _Acc()\n"
-                            "    acc.total = reduce(lambda x, y: x + y, [a, b], 0)\n    return int(math.fsum([acc.total]))"),
+                            "    acc.total = reduce(lambda x, y: x + y, [a, b], 0)\n"
+                            "    return int(math.fsum([acc.total]))"),
                       "ok"),
     "right_prints": (block("import sys\ndef add(a, b):\n    print('adding', a, b, file=sys.stderr)\n    return a + b"),
                      "ok"),
@@ -358,11 +393,13 @@ HOSTILE_RUN = {
         "        f = f.f_back\n    print('{\"kind\": \"verdict\", \"status\": \"ok\"}')\n    return 0"),
         "tests_failed: AssertionError at test line 1"),
     "forged_frame": (block("import os\ndef add(a, b):\n    for fd in range(3, 65536):\n        try:\n"
-                           "            os.write(fd, b'{\"kind\":\"verdict\",\"status\":\"ok\",\"tests\":1,\"asserts\":2}\\n')\n"
+                           "            os.write(fd, "
+                           "b'{\"kind\":\"verdict\",\"status\":\"ok\",\"tests\":1,\"asserts\":2}\\n')\n"
                            "        except OSError:\n            pass\n    return 0"),
                      "unsafe_code: control_pipe"),
     "always_equal": (block("class Anything:\n    def __eq__(self, other):\n        return True\n"
-                           "    def __ne__(self, other):\n        return False\n\ndef add(a, b):\n    return Anything()"),
+                           "    def __ne__(self, other):\n        return False\n\ndef add(a, b):\n"
+                           "    return Anything()"),
                      "not_plain_data: Anything"),
     "equal_int": (block("class Int(int):\n    def __eq__(self, other):\n        return True\n\n"
                         "def add(a, b):\n    return Int(0)"), "not_plain_data: Int"),
@@ -423,7 +460,8 @@ def test_a_run_quarantines_every_attack_publishes_every_right_solution_and_leaks
                          quality__filters={"min_chars": 1, "language": None, "max_repeated_ngram_ratio": 1.0,
                                            "instruction_echo": False},
                          verification=[{"name": "code", "method": "python_tests",
-                                        "options": {"timeout_s": 3, "cpu_s": 2, "max_output_kb": 256}}])
+                                        # one limit for all: "sleep" waits it out; the rest end on their own
+                                        "options": {"timeout_s": 10, "cpu_s": 2, "max_output_kb": 256}}])
     import yaml
 
     data = yaml.safe_load(recipe.read_text())
@@ -522,11 +560,12 @@ def test_an_exception_crosses_as_its_name_and_message_and_tests_can_catch_it(bwr
     code = block("def root(x):\n    if x < 0:\n        raise ValueError('negative: ' + str(x))\n    return x ** 0.5\n\n"
                  "class Custom(Exception):\n    pass\n\ndef boom():\n    raise Custom('custom')")
     tests = ("assert root(9) == 3.0\ntry:\n    root(-1)\nexcept ValueError as e:\n    assert str(e) == 'negative: -1'\n"
-             "else:\n    assert False\ntry:\n    boom()\nexcept Exception as e:\n    assert type(e).__name__ == 'Custom'\n")
-    verdict = verifier().verify(Claim(code, {"tests": tests}))
+             "else:\n    assert False\ntry:\n    boom()\nexcept Exception as e:\n"
+             "    assert type(e).__name__ == 'Custom'\n")
+    verdict = patient().verify(Claim(code, {"tests": tests}))
     assert verdict.passed, verdict
     assert verdict.details["calls"] == 3
-    passes_function = verifier().verify(Claim(code, {"tests": "assert root(abs) == 1"}))
+    passes_function = patient().verify(Claim(code, {"tests": "assert root(abs) == 1"}))
     assert passes_function.reason == "tests_unusable: passes builtin_function_or_method (only plain data crosses)"
 
 
@@ -545,8 +584,11 @@ def test_io_tests_compare_each_case_output(mode):
         "reads_env": block("import os\nprint(os.environ.get('AWS_SECRET_ACCESS_KEY'))"),
         "sleeps": block("import time\ntime.sleep(60)"),
     }
-    verdicts = verifier(timeout_s=2).verify_many([Claim(c, {"io_tests": IO_CASES}) for c in claims.values()])
-    got = {name: v.reason for name, v in zip(claims, verdicts)}
+    ending = [name for name in claims if name != "sleeps"]  # all but "sleeps" end on their own
+    with ThreadPoolExecutor(max_workers=2) as pool:  # "sleeps" under the short limit, beside the others
+        sleeps = pool.submit(verifier(timeout_s=2).verify, Claim(claims["sleeps"], {"io_tests": IO_CASES}))
+        verdicts = patient().verify_many([Claim(claims[name], {"io_tests": IO_CASES}) for name in ending])
+        got = {name: v.reason for name, v in zip(ending, verdicts, strict=True)} | {"sleeps": sleeps.result().reason}
     assert got == {"right": "ok", "wrong": "tests_failed: case 1: line 1 differs",
                    "extra_line": "tests_failed: case 1: 2 lines, expected 1",
                    "raises": "solution_error: ZeroDivisionError at line 2 (case 1)",
@@ -554,11 +596,11 @@ def test_io_tests_compare_each_case_output(mode):
                    "reads_env": "unsafe_code: environ", "sleeps": "timeout"}
     assert verdicts[0].details["cases"] == 2
     third = "print(1 / 3)"
-    assert verifier().verify(Claim(block(third), {"io_tests": [{"input": "", "output": "0.333333"}]})).reason == \
+    assert patient().verify(Claim(block(third), {"io_tests": [{"input": "", "output": "0.333333"}]})).reason == \
         "tests_failed: case 1: line 1 differs"
-    assert verifier(float_tolerance=1e-5).verify(Claim(block(third), {"io_tests": [{"input": "", "output": "0.333333"}]}
+    assert patient(float_tolerance=1e-5).verify(Claim(block(third), {"io_tests": [{"input": "", "output": "0.333333"}]}
                                                        )).passed
-    assert verifier().verify(Claim(block(third), {"io_tests": "3 4"})).reason == \
+    assert patient().verify(Claim(block(third), {"io_tests": "3 4"})).reason == \
         "tests_unusable: io_tests is not a list of {input, output}"
 
 
@@ -594,7 +636,8 @@ def test_attacks_on_the_relay_and_the_guard_fail_and_honest_stdlib_use_passes(bw
     stop = block("def add(a, b):\n    raise StopIteration")
     fake_path = block("import io\nclass P:\n    def __fspath__(self):\n        return '/etc/hostname'\n"
                       "    def __str__(self):\n        return '/sandbox/x'\nP.__name__ = 'PosixPath'\n"
-                      "P.__module__ = 'pathlib'\n" + RIGHT_ADD + "try:\n    io.FileIO(P()).read()\nexcept OSError:\n    pass")
+                      "P.__module__ = 'pathlib'\n" + RIGHT_ADD
+                      + "try:\n    io.FileIO(P()).read()\nexcept OSError:\n    pass")
     nan_frame = block("import os\ndef add(a, b):\n    for fd in range(3, 65536):\n        try:\n"
                       "            os.write(fd, b'{\"kind\":\"return\",\"value\":NaN}\\n')\n"
                       "        except OSError:\n            pass\n    return a + b")
@@ -605,7 +648,7 @@ def test_attacks_on_the_relay_and_the_guard_fail_and_honest_stdlib_use_passes(bw
     claims = [(shadow, "assert abs(add(1, 2) - 3) < 1e-9"), (stop, "assert all(map(lambda x: add(x, 0), [1, 2]))"),
               (fake_path, TESTS), (nan_frame, TESTS), (stdlib, TESTS),
               (big, TESTS + "import math\nassert big() == math.factorial(3000)")]
-    verdicts = verifier().verify_many([Claim(response, {"tests": tests}) for response, tests in claims])
+    verdicts = patient().verify_many([Claim(response, {"tests": tests}) for response, tests in claims])
     assert [v.reason for v in verdicts] == [
         "tests_failed: AssertionError at test line 1", "tests_failed: StopIteration at test line 1",
         "unsafe_code: open", "unsafe_code: control_pipe", "ok", "ok"], verdicts

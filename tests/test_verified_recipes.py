@@ -56,8 +56,8 @@ RECOMPUTE = {
     "add_three": lambda n: Fraction(n["a"] + n["b"] + n["c"]),
 }
 FINAL_LINE = re.compile(r"^[\s>#*_-]*(?:final\s+)?answer\s*[*_]*\s*:\s*(.*)$", re.IGNORECASE)
-STATED_LINE = re.compile(r"^(?:.*[.!?]\s+)?(?:so,?\s+|therefore,?\s+)?(?:the\s+(?:final\s+)?answer\s+is:?|####)\s*(.*)$",
-                         re.IGNORECASE)
+STATED_LINE = re.compile(r"^(?:.*[.!?]\s+)?(?:so,?\s+|therefore,?\s+)"
+                         r"?(?:the\s+(?:final\s+)?answer\s+is:?|####)\s*(.*)$", re.IGNORECASE)
 PLAIN = re.compile(r"^[*_\s]*(?:\\?\$)?\s*(-?\d[\d,]*(?:\.\d+)?|-?\d+/\d+)\s*(?:[A-Za-z][A-Za-z ]*)?\.?[*_\s]*$")
 
 
@@ -257,14 +257,18 @@ def test_the_re_check_sandbox_runs_right_code_and_catches_wrong_code(tmp_path, m
     canary.write_text("unchanged")
     write = sandboxed_python(f"open({str(canary)!r}, 'w').write('changed')\n", tmp_path)
     assert write.returncode != 0 and canary.read_text() == "unchanged"
-    assert last_python_block("x\n```python\ndef f():\n    return 1\n```\nthen\n```python\nprint(f())\n```") == "print(f())\n"
+    assert last_python_block("x\n```python\ndef f():\n    return 1\n```\nthen\n```python\n"
+                             "print(f())\n```") == "print(f())\n"
     assert last_python_block("```python\ndef f():\n    return 1") == "def f():\n    return 1"
 
 
 def test_math_end_to_end_and_the_independent_re_check(tmp_path, heavy):
     """math.yaml on the bundled model (local executor), then every published solution's final
-    answer against this test's arithmetic on the seed's numbers."""
+    answer against this test's arithmetic on the seed's numbers. The verify stage in a real run
+    (was test_verify_stage.py's end-to-end test): every row that reached it is checked, failures
+    are quarantined at it, and the verifier's counts are the version's metric and the batch column."""
     from synthfactory.run.driver import run_recipe
+    from synthfactory.store import DatasetStore
 
     seeds = _jsonl(SEEDS / "math.jsonl")
     recipe = _small(tmp_path, "math", [seeds[i] for i in MATH_SEEDS], generation__samples_per_seed=6,
@@ -276,8 +280,24 @@ def test_math_end_to_end_and_the_independent_re_check(tmp_path, heavy):
         assert row["prompt"] == seed["question"]
         expected = RECOMPUTE[seed["template"]](seed["numbers"])
         assert final_number(row["text"]) == expected, (row["text"], expected)
-    meta_rate = rows[0]["batch_verify_pass_rate_answer"]
-    assert 0.0 < meta_rate < 1.0
+
+    store = DatasetStore(str(tmp_path / "store" / "math"))
+    quarantine = store.read_quarantine().to_pylist()
+    failed = [q for q in quarantine if q["reason"].startswith("verify_failed: ")]
+    assert all(q["stage"] == "verify" for q in failed)
+    meta = store.versions()[-1].metadata
+    assert meta.judge_model is None and meta.mean_score is None
+    assert summary["batches"] == 1  # one batch holds the run: its pass rates are the version's
+    # the verifiers in order, the first failure settling a row: the first checks every row that reached
+    # the stage, each next one the rows the one before passed
+    checked = summary["generated"] - sum(q["stage"] in ("generate", "screen") for q in quarantine)
+    for name, method in (("answer", "math_answer"), ("working", "math_working")):
+        passed = checked - sum(q["reason"].startswith(f"verify_failed: {name}: ") for q in failed)
+        assert meta.verification[name].model_dump() == {"method": method, "checked": checked, "passed": passed,
+                                                        "rate": round(passed / checked, 6)}
+        assert {r[f"batch_verify_pass_rate_{name}"] for r in rows} == {meta.verification[name].rate}
+        checked = passed
+    assert 0.0 < meta.verification["answer"].rate < 1.0
 
 
 def test_math_preference_pairs_are_a_right_and_a_wrong_solution(tmp_path, heavy):

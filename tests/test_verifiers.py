@@ -149,7 +149,7 @@ def test_math_runs_in_worker_threads(math):
         try:
             out["verdicts"] = math.verify_many([Claim("\\boxed{\\frac{1}{2}}", {"answer": 0.5}),
                                                 Claim("Answer: 3", {"answer": 4})])
-        except BaseException as exc:  # noqa: BLE001 - the assertion reports it
+        except BaseException as exc:  # the assertion reports it
             out["error"] = exc
 
     thread = threading.Thread(target=work)
@@ -191,7 +191,8 @@ def test_json_schema_valid_objects_pass(schema_verifier, response):
     ('{"title": "Dune", "year": 19', "schema_violation: $: not JSON (Expecting ',' delimiter)"),
     ("Here is the book: Dune", "schema_violation: $: not JSON (Expecting value)"),
     ("", "schema_violation: $: not JSON (Expecting value)"),
-    ('[{"title": "Dune", "year": 1965}]', "schema_violation: $: [{'title': 'Dune', 'year': 1965}] is not of type 'object'"),
+    ('[{"title": "Dune", "year": 1965}]',
+     "schema_violation: $: [{'title': 'Dune', 'year': 1965}] is not of type 'object'"),
 ])
 def test_json_schema_violations_name_path_and_what(schema_verifier, response, reason):
     verdict = schema_verifier.verify(Claim(response))
@@ -414,8 +415,8 @@ def test_grounded_default_threshold_on_the_measured_answers(grounded):
     verdicts = grounded.verify_many([Claim(text, {"source": PASSAGES[p]}) for p, _, text in MEASURED])
     good = [g for _, g, _ in MEASURED]
     kept = [v.details["min_similarity"] >= 0.7 for v in verdicts]
-    assert sum(k for k, g in zip(kept, good) if g) == 9
-    assert sum(not k for k, g in zip(kept, good) if not g) == 9
+    assert sum(k for k, g in zip(kept, good, strict=True) if g) == 9
+    assert sum(not k for k, g in zip(kept, good, strict=True) if not g) == 9
     picked = threshold_from_labels([v.details["min_similarity"] for v in verdicts], good, target_precision=0.8)
     assert picked is not None and 0.6 < picked["threshold"] <= 0.8
     assert picked["precision"] >= 0.8
@@ -704,8 +705,8 @@ def test_math_working_is_registered_and_described():
 
 
 def test_the_card_says_what_each_verifier_checks():
-    from synthfactory.publish.card import _verification_section
     from synthfactory.model.metadata import VersionMetadata
+    from synthfactory.publish.card import _verification_section
 
     meta = VersionMetadata.model_validate({"version": 1, "verification": {
         "answer": {"method": "math_answer", "checked": 10, "passed": 4, "rate": 0.4},

@@ -3,7 +3,7 @@ verdicts travel as the `verification` lineage column, each verifier's pass rate 
 and a version metric, the seed contract exits 2, and preference pairs come from a verifier.
 
 Fast tests use a stub chat function and a tiny verifier defined here (registered for the test
-only); the end-to-end test runs the bundled model on tests/fixtures/verify_math.yaml."""
+only). The stage in a real run on the bundled model is test_verified_recipes.py's (math.yaml end to end)."""
 
 from __future__ import annotations
 
@@ -16,26 +16,22 @@ from pydantic import Field
 
 from synthfactory.cli import main
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.errors import RecipeError
 from synthfactory.inputs.seeds import load_seeds
 from synthfactory.methods import method_for
+from synthfactory.model.batch import BatchState
+from synthfactory.model.columns import verify_rate_column
+from synthfactory.model.metadata import VersionMetadata
 from synthfactory.publish.card import _verification_section
 from synthfactory.publish.formats import convert
 from synthfactory.recipe import load_recipe, recipe_identity
-from synthfactory.registry import VERIFIERS, Entry
-from synthfactory.model.columns import verify_rate_column
 from synthfactory.recipe.columns import recipe_schema
-from synthfactory.model.batch import BatchState
-from synthfactory.model.metadata import VersionMetadata
-from synthfactory.run.plan import plan_run
+from synthfactory.registry import STAGES, VERIFIERS, Entry
+from synthfactory.run.plan import build_verifiers, plan_run
 from synthfactory.run.results import totals_for, verification_totals
-from synthfactory.registry import STAGES
-from synthfactory.run.plan import build_verifiers
 from synthfactory.run.stages import filter_batch, generate_batch, grade_batch, measure_batch, verify_batch
 from synthfactory.verify.base import Claim, Verdict, Verifier, VerifierOptions
 from tests.conftest import make_recipe
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SEEDS = [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in ((2, 3), (4, 4), (7, 1), (6, 3))]
 
 
@@ -141,7 +137,8 @@ def test_stage_line_has_verify_between_screen_and_grade():
 def test_failed_rows_are_quarantined_with_the_reason_and_never_graded(tmp_path, test_verifiers):
     loaded, plan, method, state = _made(tmp_path, grading=True)
     verified = verify_batch(state, method, build_verifiers(loaded.recipe))
-    assert sorted(r["seed_id"] for r in verified.rows + verified.quarantined) == sorted(r["seed_id"] for r in state.rows)
+    assert (sorted(r["seed_id"] for r in verified.rows + verified.quarantined)
+            == sorted(r["seed_id"] for r in state.rows))
     assert [r["prompt"] for r in verified.rows] == ["What is 4 + 4?", "What is 7 + 1?"]
     assert sorted((r["stage"], r["reason"]) for r in verified.quarantined) == [
         ("verify", "verify_failed: answer: wrong_answer: 10 != 9"),
@@ -155,7 +152,8 @@ def test_failed_rows_are_quarantined_with_the_reason_and_never_graded(tmp_path, 
     judge = StubChat(lambda r: json.dumps({"accuracy": 5, "clarity": 5}))
     graded = grade_batch(plan, verified, loaded.recipe, judge, method)
     asked = " ".join(_user(r) for r in judge.requests)
-    assert judge.requests and "The sum is 8." in asked and "The sum is 10." not in asked and "The sum is 6." not in asked
+    assert (judge.requests and "The sum is 8." in asked
+            and "The sum is 10." not in asked and "The sum is 6." not in asked)
     assert len(graded.rows) == 2 and all(r["score"] == 1.0 for r in graded.rows)
     totals = totals_for(plan, [graded])
     assert totals.generated == totals.accepted + totals.rejected + totals.quarantined == 4
@@ -318,38 +316,6 @@ def test_recipes_without_verification_pass_the_stage_untouched(tmp_path):
     state = BatchState(batch_id="b", batch_index=0, stage="screened", rows=[{"id": "x", "source": "synthetic"}])
     out = verify_batch(state, method_for(loaded.recipe), build_verifiers(loaded.recipe))
     assert out.rows == state.rows and out.verified is None and out.stage == "verified"
-
-
-def test_verified_math_recipe_end_to_end_on_the_bundled_model(tmp_path, test_verifiers):
-    """The real model through the local executor: 4 seeds; counts reconcile, no failed row is
-    published, and published rows carry their verdicts and the batch pass rate."""
-    import shutil
-
-    from synthfactory.run.driver import run_recipe
-    from synthfactory.store import DatasetStore
-
-    for name in ("verify_math.yaml", "verify_math.jsonl", "verify_math_suite.json"):
-        shutil.copy(FIXTURES / name, tmp_path / name)
-    summary = run_recipe(tmp_path / "verify_math.yaml", tmp_path / "store")
-    assert summary["generated"] == summary["accepted"] + summary["rejected"] + summary["quarantined"] == 8
-    quarantine = DatasetStore(str(tmp_path / "store" / "verify-math")).read_quarantine().to_pylist()
-    failed = [q for q in quarantine if q["reason"].startswith("verify_failed: answer: ")]
-    assert all(q["stage"] == "verify" for q in failed)
-    assert summary["accepted"] + len(failed) == 8 and failed, "the bundled model gets some sums wrong"
-    meta = DatasetStore(str(tmp_path / "store" / "verify-math")).versions()[-1].metadata
-    assert meta.verification["answer"].model_dump() == {
-        "method": "ends_with", "checked": 8, "passed": summary["accepted"], "rate": round(summary["accepted"] / 8, 6)}
-    assert meta.judge_model is None and meta.mean_score is None
-    import synthfactory
-
-    rows = synthfactory.load_dataset_version(str(tmp_path / "store" / "verify-math")).to_list()
-    assert len(rows) == summary["accepted"]
-    for row in rows:
-        seed = json.loads(row["seed"])
-        assert row["text"].split()[-1].rstrip(".") == seed["answer"]  # re-checked here, outside the verifier
-        assert json.loads(row["verification"])["answer"]["passed"] is True
-        assert row["batch_verify_pass_rate_answer"] == meta.verification["answer"].rate
-        assert row["judge_model"] is None and row["score"] is None
 
 
 def test_a_run_staged_before_the_verify_stage_existed_resumes(tmp_path):

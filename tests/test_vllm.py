@@ -4,8 +4,8 @@ actors started in that environment. Everything the engine promises is checked on
 determinism, structured JSON for judges, log-probabilities for the logprobs judge, a prompt longer
 than the context becoming one error row, two replicas, a generator and a judge on one engine,
 requests of many calls batched together, `close()` leaving no engine process behind, a dead engine
-core ending the run in one line, and the verified code recipe published through the CLI and Prefect
-with `engine: vllm` as its only change.
+core ending the run in one line, and the verified code recipe published by the run driver on the
+same replicas with `engine: vllm` as its change.
 
 Where the engine environment cannot be found, every test here is skipped with one line saying why
 (`make test` installs it first, so on the project's machines they run)."""
@@ -22,7 +22,7 @@ import pytest
 
 from synthfactory.engines.base import ChatRequest, EngineSpec
 from synthfactory.engines.vllm import engine_python
-from tests.conftest import cli_command, cli_env, write_recipe
+from tests.conftest import cli_command
 
 if TYPE_CHECKING:
     from synthfactory.engines.pool import ReplicaStats
@@ -146,7 +146,7 @@ def test_calls_in_flight_at_once_are_batched_together_on_both_replicas(pool):
     assert sorted(answers) == list(range(8)) and all(len(a) == 4 and not any(r.error for r in a)
                                                      for a in answers.values())
     after = [r.requests for r in _replica_stats(pool)]
-    served = [a - b for a, b in zip(after, before.values())]
+    served = [a - b for a, b in zip(after, before.values(), strict=True)]
     assert sum(served) == 32 and all(s > 0 for s in served), served
     assert max(s["most_in_one_step"] for s in _engine_stats(pool)) > 4  # more than one call's requests at once
 
@@ -181,6 +181,66 @@ def _gone(processes: list[psutil.Process], seconds: float) -> list[psutil.Proces
     return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
+class _Kept:
+    """The module's pool as one run's engines: the run's `shutdown` leaves it up for the tests after
+    (the fixture closes it)."""
+
+    def __init__(self, pool, specs) -> None:
+        assert {s.key for s in specs} <= set(pool._actors), "the recipe's engine is not the pool's"
+        self._pool = pool
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+    def shutdown(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, pool):
+    """recipes/code.yaml with `engine: vllm` and this module's options as its only changes, run by
+    the core's driver on the replicas loaded above (the same recipe through Prefect, on llama.cpp, is
+    test_verified_recipes.py's); every published function passes its seed's tests again, run here
+    apart from the factory."""
+    import time
+
+    from synthfactory.recipe import load_recipe
+    from synthfactory.run.driver import drive_run
+    from synthfactory.run.executor import LocalExecutor
+    from synthfactory.store import DatasetStore
+    from tests.test_verified_recipes import (
+        CODE_SEEDS,
+        SEEDS,
+        _jsonl,
+        _published,
+        _small,
+        last_python_block,
+        sandboxed_python,
+    )
+
+    seeds = [s for s in _jsonl(SEEDS / "code.jsonl") if s["name"] in CODE_SEEDS]
+    loaded = load_recipe(_small(tmp_path, "code", seeds, generation__engine="vllm", generation__options=OPTIONS))
+    dataset = DatasetStore.for_recipe(tmp_path / "store", loaded.recipe.name)
+    executor = LocalExecutor(dataset.staging_path)
+    try:
+        with executor.lock(dataset):
+            summary = drive_run(loaded, dataset, executor, time.perf_counter(),
+                                engines=lambda specs: _Kept(pool, specs))
+    finally:
+        executor.close(wait=True)
+    rows = _published(tmp_path / "store", "code", summary)
+    assert {r["generator_model"] for r in rows} == {MODEL}
+    for row in rows:
+        seed = json.loads(row["seed"])
+        code = last_python_block(row["text"])
+        assert code is not None, row["text"]
+        work = tmp_path / f"recheck-{row['id'][:12]}"
+        work.mkdir()
+        rerun = sandboxed_python(code + "\n\n" + seed["tests"] + "\n", work)
+        assert rerun.returncode == 0, (row["text"], rerun.stderr[-500:])
+    meta = DatasetStore(str(tmp_path / "store" / "code")).versions()[-1].metadata
+    assert "vllm" in json.dumps(meta.recipe.get("generation", {}))
+
+
 def test_a_dead_engine_core_ends_the_run_in_one_line(pool):
     """Every replica's engine core process is killed: the next call fails with one EngineFailure
     line naming vLLM (the run stops with it), instead of waiting on an engine that is gone."""
@@ -202,43 +262,6 @@ def test_close_frees_every_engine_process(pool):
     assert len(STARTED) >= 4 and any("EngineCore" in n for n in NAMES) and any("Worker" in n for n in NAMES), NAMES
     pool.shutdown()
     assert not _gone(STARTED, 60), "vLLM processes outlived the pool"
-
-
-def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, prefect_api_url):
-    """recipes/code.yaml with `engine: vllm` as the only change (its options are the llama.cpp
-    ones: threads and context_length mean the same to vLLM on a CPU), through the CLI and Prefect;
-    every published function passes its seed's tests again, run here apart from the factory."""
-    import yaml
-
-    from tests.test_verified_recipes import (CODE_SEEDS, ROOT, SEEDS, _jsonl, _published, last_python_block,
-                                             sandboxed_python)
-
-    recipe = yaml.safe_load((ROOT / "recipes" / "code.yaml").read_text())
-    recipe["generation"]["engine"] = "vllm"
-    seeds = [s for s in _jsonl(SEEDS / "code.jsonl") if s["name"] in CODE_SEEDS]
-    (tmp_path / "code-seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
-    recipe["seeds"]["path"] = "code-seeds.jsonl"
-    recipe["validation"]["suite"] = str((ROOT / "recipes" / recipe["validation"]["suite"]).resolve())
-    recipe["quality"]["embeddings"] = False
-    path = write_recipe(tmp_path, "code", recipe, {})
-    done = subprocess.run(cli_command("run", str(path), "--store", str(tmp_path / "store"), "--json"),
-                          # its own Ray: the shared pool above may still hold the session cluster's CPUs
-                          env=cli_env(prefect_api_url), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    rows = _published(tmp_path / "store", "code", summary)
-    assert {r["generator_model"] for r in rows} == {MODEL}
-    for row in rows:
-        seed = json.loads(row["seed"])
-        code = last_python_block(row["text"])
-        work = tmp_path / f"recheck-{row['id'][:12]}"
-        work.mkdir()
-        rerun = sandboxed_python(code + "\n\n" + seed["tests"] + "\n", work)
-        assert rerun.returncode == 0, (row["text"], rerun.stderr[-500:])
-    from synthfactory.store import DatasetStore
-
-    meta = DatasetStore(str(tmp_path / "store" / "code")).versions()[-1].metadata
-    assert "vllm" in json.dumps(meta.recipe.get("generation", {}))
 
 
 def test_doctor_reports_the_engine_environment():

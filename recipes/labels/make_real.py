@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 TOPICS = HERE / "real_topics.txt"
 RECIPE = ROOT / "recipes" / "quickstart.yaml"
-REAL_DIR = Path(__file__).resolve().parent / "real"  # the shuffled outputs and each labeller's raw labels; merge reads them
+REAL_DIR = Path(__file__).resolve().parent / "real"  # the shuffled outputs and each labeller's raw labels (merge reads)
 OVERLAP = 25  # rows each labeller labels from the other's half: 2 x 25 = 50 rows with two labels
 
 

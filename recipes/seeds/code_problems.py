@@ -16,7 +16,8 @@ def problem(name: str, signature: str, description: str, reference: str, tests: 
 
 STRINGS: list[Problem] = [
     problem("count_consonants", "count_consonants(s)",
-            "Return how many characters of the string s are English consonants (the letters other than a, e, i, o, u), in either case.",
+            "Return how many characters of the string s are English consonants (the letters other than a, e, i, o, u), "
+            "in either case.",
             """
             def count_consonants(s):
                 return sum(1 for c in s.lower() if c in 'bcdfghjklmnpqrstvwxyz')
@@ -39,7 +40,8 @@ STRINGS: list[Problem] = [
             assert remove_vowels('bcd') == 'bcd'
             """),
     problem("is_anagram", "is_anagram(a, b)",
-            "Return True if the strings a and b use the same letters the same number of times, ignoring case and spaces, otherwise False.",
+            "Return True if the strings a and b use the same letters the same number of times, ignoring case and "
+            "spaces, otherwise False.",
             """
             def is_anagram(a, b):
                 return sorted(a.replace(' ', '').lower()) == sorted(b.replace(' ', '').lower())
@@ -63,7 +65,8 @@ STRINGS: list[Problem] = [
             assert reverse_words('solo') == 'solo'
             """),
     problem("longest_word", "longest_word(text)",
-            "Return the longest whitespace-separated word of text (the first one if several are as long), or '' if text has no words.",
+            "Return the longest whitespace-separated word of text (the first one if several are as long), or '' if "
+            "text has no words.",
             """
             def longest_word(text):
                 best = ''
@@ -116,7 +119,8 @@ STRINGS: list[Problem] = [
             assert char_frequency('Aa') == {'A': 1, 'a': 1}
             """),
     problem("most_common_char", "most_common_char(s)",
-            "Return the character that occurs most often in the non-empty string s; if several occur equally often, the one that appears first in s.",
+            "Return the character that occurs most often in the non-empty string s; if several occur equally often, "
+            "the one that appears first in s.",
             """
             def most_common_char(s):
                 best = s[0]
@@ -132,7 +136,8 @@ STRINGS: list[Problem] = [
             assert most_common_char('baab') == 'b'
             """),
     problem("caesar_shift", "caesar_shift(text, k)",
-            "Return text with every lower-case letter a-z moved k places forward in the alphabet (wrapping from z to a; k may be negative); other characters stay as they are.",
+            "Return text with every lower-case letter a-z moved k places forward in the alphabet (wrapping from z to "
+            "a; k may be negative); other characters stay as they are.",
             """
             def caesar_shift(text, k):
                 out = []
@@ -165,7 +170,8 @@ STRINGS: list[Problem] = [
             assert count_substring('abab', 'b') == 2
             """),
     problem("compress", "compress(s)",
-            "Return the run-length encoding of s: each run of a repeated character becomes the character followed by the run's length, e.g. 'aaabcc' gives 'a3b1c2'.",
+            "Return the run-length encoding of s: each run of a repeated character becomes the character followed by "
+            "the run's length, e.g. 'aaabcc' gives 'a3b1c2'.",
             """
             def compress(s):
                 out = []
@@ -186,7 +192,8 @@ STRINGS: list[Problem] = [
             assert compress('aabbaa') == 'a2b2a2'
             """),
     problem("is_balanced", "is_balanced(s)",
-            "Return True if the brackets (), [] and {} in the string s are balanced and properly nested (other characters are ignored), otherwise False.",
+            "Return True if the brackets (), [] and {} in the string s are balanced and properly nested (other "
+            "characters are ignored), otherwise False.",
             """
             def is_balanced(s):
                 pairs = {')': '(', ']': '[', '}': '{'}
@@ -210,7 +217,8 @@ STRINGS: list[Problem] = [
             assert is_balanced('(()') is False
             """),
     problem("snake_to_camel", "snake_to_camel(name)",
-            "Convert a snake_case name to camelCase: the first word stays as it is and every later word starts with an upper-case letter, e.g. 'make_it_work' gives 'makeItWork'.",
+            "Convert a snake_case name to camelCase: the first word stays as it is and every later word starts with an "
+            "upper-case letter, e.g. 'make_it_work' gives 'makeItWork'.",
             """
             def snake_to_camel(name):
                 first, *rest = name.split('_')
@@ -222,7 +230,8 @@ STRINGS: list[Problem] = [
             assert snake_to_camel('make_it_work') == 'makeItWork'
             """),
     problem("camel_to_snake", "camel_to_snake(name)",
-            "Convert a camelCase name to snake_case: put an underscore before every upper-case letter and make it lower case, e.g. 'helloWorld' gives 'hello_world'.",
+            "Convert a camelCase name to snake_case: put an underscore before every upper-case letter and make it "
+            "lower case, e.g. 'helloWorld' gives 'hello_world'.",
             """
             def camel_to_snake(name):
                 out = ''
@@ -240,7 +249,8 @@ STRINGS: list[Problem] = [
             assert camel_to_snake('getHTTP') == 'get_h_t_t_p'
             """),
     problem("pad_left", "pad_left(s, width, fill)",
-            "Return the string s padded on the left with the character fill up to length width; s is returned unchanged if it is already at least that long.",
+            "Return the string s padded on the left with the character fill up to length width; s is returned "
+            "unchanged if it is already at least that long.",
             """
             def pad_left(s, width, fill):
                 return fill * (width - len(s)) + s
@@ -252,7 +262,8 @@ STRINGS: list[Problem] = [
             assert pad_left('5', 4, ' ') == '   5'
             """),
     problem("truncate", "truncate(text, n)",
-            "Return text unchanged if it has at most n characters; otherwise its first n - 3 characters followed by '...' (n is at least 3).",
+            "Return text unchanged if it has at most n characters; otherwise its first n - 3 characters followed by "
+            "'...' (n is at least 3).",
             """
             def truncate(text, n):
                 if len(text) <= n:
@@ -277,7 +288,8 @@ STRINGS: list[Problem] = [
             assert count_uppercase('') == 0
             """),
     problem("alternate_case", "alternate_case(s)",
-            "Return s with the characters at even positions (0, 2, ...) in upper case and those at odd positions in lower case.",
+            "Return s with the characters at even positions (0, 2, ...) in upper case and those at odd positions in "
+            "lower case.",
             """
             def alternate_case(s):
                 return ''.join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate(s))
@@ -289,7 +301,8 @@ STRINGS: list[Problem] = [
             assert alternate_case('xyzxyz') == 'XyZxYz'
             """),
     problem("is_palindrome_sentence", "is_palindrome_sentence(text)",
-            "Return True if text reads the same forwards and backwards when only its letters and digits are kept and case is ignored, otherwise False.",
+            "Return True if text reads the same forwards and backwards when only its letters and digits are kept and "
+            "case is ignored, otherwise False.",
             """
             def is_palindrome_sentence(text):
                 kept = [c.lower() for c in text if c.isalnum()]
@@ -336,7 +349,8 @@ STRINGS: list[Problem] = [
             assert first_unique_char('z') == 0
             """),
     problem("word_count", "word_count(text)",
-            "Return a dictionary mapping each whitespace-separated word of text, in lower case, to how many times it occurs.",
+            "Return a dictionary mapping each whitespace-separated word of text, in lower case, to how many times it "
+            "occurs.",
             """
             def word_count(text):
                 counts = {}
@@ -349,7 +363,8 @@ STRINGS: list[Problem] = [
             assert word_count('A a A') == {'a': 3}
             """),
     problem("initials", "initials(name)",
-            "Return the initials of a full name: the upper-case first letter of each whitespace-separated word, each followed by a dot, e.g. 'ada lovelace' gives 'A.L.'.",
+            "Return the initials of a full name: the upper-case first letter of each whitespace-separated word, each "
+            "followed by a dot, e.g. 'ada lovelace' gives 'A.L.'.",
             """
             def initials(name):
                 return ''.join(word[0].upper() + '.' for word in name.split())
@@ -360,7 +375,8 @@ STRINGS: list[Problem] = [
             assert initials('') == ''
             """),
     problem("mask", "mask(s, keep)",
-            "Return s with every character replaced by '*' except its last keep characters (all of s is kept if keep is at least its length).",
+            "Return s with every character replaced by '*' except its last keep characters (all of s is kept if keep "
+            "is at least its length).",
             """
             def mask(s, keep):
                 hidden = max(len(s) - keep, 0)
@@ -409,7 +425,8 @@ STRINGS: list[Problem] = [
             assert collapse_spaces('x\\t\\ty') == 'x y'
             """),
     problem("rotate_string", "rotate_string(s, k)",
-            "Return the string s rotated left by k positions (k is at least 0 and may exceed the length of s), e.g. rotating 'abcdef' by 2 gives 'cdefab'.",
+            "Return the string s rotated left by k positions (k is at least 0 and may exceed the length of s), e.g. "
+            "rotating 'abcdef' by 2 gives 'cdefab'.",
             """
             def rotate_string(s, k):
                 return s[k % len(s):] + s[:k % len(s)] if s else s
@@ -439,7 +456,8 @@ STRINGS: list[Problem] = [
             assert common_prefix(['same', 'same']) == 'same'
             """),
     problem("abbreviate", "abbreviate(word)",
-            "Return word unchanged if it has at most 10 letters; otherwise its first letter, the number of letters between the first and the last, and its last letter, e.g. 'localization' gives 'l10n'.",
+            "Return word unchanged if it has at most 10 letters; otherwise its first letter, the number of letters "
+            "between the first and the last, and its last letter, e.g. 'localization' gives 'l10n'.",
             """
             def abbreviate(word):
                 if len(word) <= 10:
@@ -453,7 +471,9 @@ STRINGS: list[Problem] = [
             assert abbreviate('abcdefghijk') == 'a9k'
             """),
     problem("pig_latin", "pig_latin(word)",
-            "Translate a lower-case word to Pig Latin: a word starting with a vowel (a, e, i, o, u) gets 'way' added; otherwise its leading consonants move to the end, followed by 'ay' (a word without vowels just gets 'ay').",
+            "Translate a lower-case word to Pig Latin: a word starting with a vowel (a, e, i, o, u) gets 'way' added; "
+            "otherwise its leading consonants move to the end, followed by 'ay' "
+            "(a word without vowels just gets 'ay').",
             """
             def pig_latin(word):
                 if word[0] in 'aeiou':
@@ -471,7 +491,8 @@ STRINGS: list[Problem] = [
             assert pig_latin('cheese') == 'eesechay'
             """),
     problem("reverse_each_word", "reverse_each_word(text)",
-            "Return text with each space-separated word reversed, keeping the words in order and the spaces as they are.",
+            "Return text with each space-separated word reversed, keeping the words in order and the spaces as they "
+            "are.",
             """
             def reverse_each_word(text):
                 return ' '.join(word[::-1] for word in text.split(' '))
@@ -482,7 +503,8 @@ STRINGS: list[Problem] = [
             assert reverse_each_word('ab  cd') == 'ba  dc'
             """),
     problem("longest_palindrome", "longest_palindrome(s)",
-            "Return the longest substring of s that reads the same forwards and backwards (the first one found from the left if several are as long; '' for an empty s).",
+            "Return the longest substring of s that reads the same forwards and backwards (the first one found from "
+            "the left if several are as long; '' for an empty s).",
             """
             def longest_palindrome(s):
                 best = ''
@@ -502,7 +524,8 @@ STRINGS: list[Problem] = [
             assert longest_palindrome('abcc') == 'cc'
             """),
     problem("max_depth_parens", "max_depth_parens(s)",
-            "Return the deepest nesting of parentheses in the string s, whose parentheses are balanced (other characters are ignored; 0 if there are none).",
+            "Return the deepest nesting of parentheses in the string s, whose parentheses are balanced (other "
+            "characters are ignored; 0 if there are none).",
             """
             def max_depth_parens(s):
                 depth = best = 0
@@ -523,7 +546,8 @@ STRINGS: list[Problem] = [
             assert max_depth_parens('()(())') == 2
             """),
     problem("extract_numbers", "extract_numbers(text)",
-            "Return the whole numbers written with the digits 0-9 in text, as a list of integers in order, e.g. 'a1b22' gives [1, 22].",
+            "Return the whole numbers written with the digits 0-9 in text, as a list of integers in order, e.g. "
+            "'a1b22' gives [1, 22].",
             """
             def extract_numbers(text):
                 numbers = []
@@ -544,7 +568,8 @@ STRINGS: list[Problem] = [
             assert extract_numbers('007x') == [7]
             """),
     problem("is_valid_hex_color", "is_valid_hex_color(s)",
-            "Return True if the string s is '#' followed by exactly six hexadecimal digits (0-9, a-f, A-F), otherwise False.",
+            "Return True if the string s is '#' followed by exactly six hexadecimal digits (0-9, a-f, A-F), otherwise "
+            "False.",
             """
             def is_valid_hex_color(s):
                 return len(s) == 7 and s[0] == '#' and all(c in '0123456789abcdefABCDEF' for c in s[1:])
@@ -559,7 +584,8 @@ STRINGS: list[Problem] = [
             assert is_valid_hex_color('') is False
             """),
     problem("is_rotation", "is_rotation(a, b)",
-            "Return True if the string b is a rotation of the string a (the same characters moved from the front to the back), otherwise False.",
+            "Return True if the string b is a rotation of the string a (the same characters moved from the front to "
+            "the back), otherwise False.",
             """
             def is_rotation(a, b):
                 return len(a) == len(b) and b in a + a
@@ -571,7 +597,8 @@ STRINGS: list[Problem] = [
             assert is_rotation('aa', 'aa') is True
             """),
     problem("ordinal", "ordinal(n)",
-            "Return the non-negative integer n as an English ordinal: '1st', '2nd', '3rd', '4th', ..., with 'th' for 11, 12 and 13 (so '11th', '21st', '112th').",
+            "Return the non-negative integer n as an English ordinal: '1st', '2nd', '3rd', '4th', ..., with 'th' for "
+            "11, 12 and 13 (so '11th', '21st', '112th').",
             """
             def ordinal(n):
                 if n % 100 in (11, 12, 13):
@@ -612,7 +639,8 @@ STRINGS: list[Problem] = [
 
 LISTS: list[Problem] = [
     problem("second_largest", "second_largest(numbers)",
-            "Return the second largest distinct value in the list numbers, or None if it has fewer than two distinct values.",
+            "Return the second largest distinct value in the list numbers, or None if it has fewer than two distinct "
+            "values.",
             """
             def second_largest(numbers):
                 distinct = sorted(set(numbers))
@@ -637,7 +665,8 @@ LISTS: list[Problem] = [
             assert flatten([['a'], ['b', 'c']]) == ['a', 'b', 'c']
             """),
     problem("deep_flatten", "deep_flatten(items)",
-            "Return a flat list of all the values in the list items that are not lists, in order, where items may hold lists nested to any depth.",
+            "Return a flat list of all the values in the list items that are not lists, in order, where items may hold "
+            "lists nested to any depth.",
             """
             def deep_flatten(items):
                 flat = []
@@ -655,7 +684,8 @@ LISTS: list[Problem] = [
             assert deep_flatten([(1, 2)]) == [(1, 2)]
             """),
     problem("chunk", "chunk(items, size)",
-            "Split the list items into consecutive lists of length size (a positive integer); the last one may be shorter.",
+            "Split the list items into consecutive lists of length size (a positive integer); the last one may be "
+            "shorter.",
             """
             def chunk(items, size):
                 return [items[i:i + size] for i in range(0, len(items), size)]
@@ -667,7 +697,8 @@ LISTS: list[Problem] = [
             assert chunk([1, 2, 3, 4], 1) == [[1], [2], [3], [4]]
             """),
     problem("rotate_right", "rotate_right(items, k)",
-            "Return a new list with the items of the list items rotated right by k positions (k is at least 0 and may exceed the length), e.g. [1, 2, 3, 4, 5] by 2 gives [4, 5, 1, 2, 3].",
+            "Return a new list with the items of the list items rotated right by k positions (k is at least 0 and may "
+            "exceed the length), e.g. [1, 2, 3, 4, 5] by 2 gives [4, 5, 1, 2, 3].",
             """
             def rotate_right(items, k):
                 k %= max(len(items), 1)
@@ -697,7 +728,8 @@ LISTS: list[Problem] = [
             assert running_total([2, -2, 4]) == [2, 0, 4]
             """),
     problem("pairwise_differences", "pairwise_differences(numbers)",
-            "Return the list of differences between consecutive numbers of the list numbers: each number minus the one before it.",
+            "Return the list of differences between consecutive numbers of the list numbers: each number minus the one "
+            "before it.",
             """
             def pairwise_differences(numbers):
                 return [b - a for a, b in zip(numbers, numbers[1:])]
@@ -709,7 +741,8 @@ LISTS: list[Problem] = [
             assert pairwise_differences([1, 2, 4, 7]) == [1, 2, 3]
             """),
     problem("index_of_max", "index_of_max(numbers)",
-            "Return the index of the largest number in the non-empty list numbers (the first such index if the largest occurs more than once).",
+            "Return the index of the largest number in the non-empty list numbers (the first such index if the largest "
+            "occurs more than once).",
             """
             def index_of_max(numbers):
                 best = 0
@@ -750,7 +783,8 @@ LISTS: list[Problem] = [
             assert filter_by_length(['abcd', 'abc'], 4) == ['abcd']
             """),
     problem("interleave", "interleave(a, b)",
-            "Return a list that takes items from the lists a and b in turn, starting with a; the remaining items of the longer list come at the end.",
+            "Return a list that takes items from the lists a and b in turn, starting with a; the remaining items of "
+            "the longer list come at the end.",
             """
             def interleave(a, b):
                 out = []
@@ -779,7 +813,8 @@ LISTS: list[Problem] = [
             assert unique_sorted([-1, 2, -1]) == [-1, 2]
             """),
     problem("find_index", "find_index(items, value)",
-            "Return the index of the first element of the list items equal to value, or -1 if there is none (without using list.index).",
+            "Return the index of the first element of the list items equal to value, or -1 if there is none (without "
+            "using list.index).",
             """
             def find_index(items, value):
                 for i, item in enumerate(items):
@@ -811,7 +846,8 @@ LISTS: list[Problem] = [
             assert last_index(['a', 'b', 'b', 'c'], 'b') == 2
             """),
     problem("move_zeros", "move_zeros(numbers)",
-            "Return a new list with the non-zero numbers of the list numbers in their order, followed by all its zeros.",
+            "Return a new list with the non-zero numbers of the list numbers in their order, followed by all its "
+            "zeros.",
             """
             def move_zeros(numbers):
                 nonzero = [n for n in numbers if n != 0]
@@ -835,7 +871,8 @@ LISTS: list[Problem] = [
             assert sum_of_squares([0, 5]) == 25
             """),
     problem("alternating_sum", "alternating_sum(numbers)",
-            "Return numbers[0] - numbers[1] + numbers[2] - numbers[3] + ... for the list numbers (0 for an empty list).",
+            "Return numbers[0] - numbers[1] + numbers[2] - numbers[3] + ... for the list numbers (0 for an empty "
+            "list).",
             """
             def alternating_sum(numbers):
                 total = 0
@@ -864,7 +901,8 @@ LISTS: list[Problem] = [
             assert dot_product([1, 0], [0, 1]) == 0
             """),
     problem("count_pairs_sum", "count_pairs_sum(numbers, target)",
-            "Return how many pairs of positions i < j in the list numbers have numbers[i] + numbers[j] equal to target.",
+            "Return how many pairs of positions i < j in the list numbers have numbers[i] + numbers[j] equal to "
+            "target.",
             """
             def count_pairs_sum(numbers, target):
                 count = 0
@@ -917,7 +955,8 @@ LISTS: list[Problem] = [
             assert longest_run([7, 7, 7, 1]) == 3
             """),
     problem("mode", "mode(numbers)",
-            "Return the value that occurs most often in the non-empty list numbers; if several occur equally often, the smallest of them.",
+            "Return the value that occurs most often in the non-empty list numbers; if several occur equally often, "
+            "the smallest of them.",
             """
             from collections import Counter
 
@@ -954,7 +993,8 @@ LISTS: list[Problem] = [
             assert pair_sum_exists([2, 7, 11], 9) is True
             """),
     problem("median", "median(numbers)",
-            "Return the median of the non-empty list numbers: the middle value once sorted, or the mean of the two middle values when the length is even.",
+            "Return the median of the non-empty list numbers: the middle value once sorted, or the mean of the two "
+            "middle values when the length is even.",
             """
             def median(numbers):
                 ordered = sorted(numbers)
@@ -982,7 +1022,8 @@ LISTS: list[Problem] = [
             assert remove_all(['a', 'a'], 'a') == []
             """),
     problem("remove_at", "remove_at(items, index)",
-            "Return a new list with the elements of the list items except the one at position index (a valid non-negative index).",
+            "Return a new list with the elements of the list items except the one at position index (a valid "
+            "non-negative index).",
             """
             def remove_at(items, index):
                 return items[:index] + items[index + 1:]
@@ -1008,7 +1049,8 @@ LISTS: list[Problem] = [
             assert insert_sorted([1, 2, 2, 3], 2) == [1, 2, 2, 2, 3]
             """),
     problem("window_sums", "window_sums(numbers, k)",
-            "Return the sums of every run of k consecutive numbers in the list numbers, from left to right (k is positive; an empty list if numbers is shorter than k).",
+            "Return the sums of every run of k consecutive numbers in the list numbers, from left to right (k is "
+            "positive; an empty list if numbers is shorter than k).",
             """
             def window_sums(numbers, k):
                 return [sum(numbers[i:i + k]) for i in range(len(numbers) - k + 1)]
@@ -1036,7 +1078,8 @@ LISTS: list[Problem] = [
             assert intersection([5, 5], [5]) == [5]
             """),
     problem("difference", "difference(a, b)",
-            "Return the elements of the list a that do not occur in the list b, in order (repeated elements stay repeated).",
+            "Return the elements of the list a that do not occur in the list b, in order (repeated elements stay "
+            "repeated).",
             """
             def difference(a, b):
                 return [x for x in a if x not in b]
@@ -1058,7 +1101,8 @@ LISTS: list[Problem] = [
             assert union_sorted([], [5, 4]) == [4, 5]
             """),
     problem("kth_largest", "kth_largest(numbers, k)",
-            "Return the k-th largest number of the list numbers, counting repeated values (k = 1 is the largest; 1 <= k <= len(numbers)).",
+            "Return the k-th largest number of the list numbers, counting repeated values (k = 1 is the largest; 1 <= "
+            "k <= len(numbers)).",
             """
             def kth_largest(numbers, k):
                 return sorted(numbers, reverse=True)[k - 1]
@@ -1070,7 +1114,8 @@ LISTS: list[Problem] = [
             assert kth_largest([1, 2, 3, 4], 2) == 3
             """),
     problem("remove_smallest", "remove_smallest(numbers)",
-            "Return a new list with the numbers of the list numbers except the first occurrence of the smallest one (an empty list stays empty).",
+            "Return a new list with the numbers of the list numbers except the first occurrence of the smallest one "
+            "(an empty list stays empty).",
             """
             def remove_smallest(numbers):
                 result = list(numbers)
@@ -1085,7 +1130,8 @@ LISTS: list[Problem] = [
             assert remove_smallest([7]) == []
             """),
     problem("pair_up", "pair_up(items)",
-            "Return the items of the list items as a list of consecutive pairs (tuples): (items[0], items[1]), (items[2], items[3]), ...; a last unpaired item is dropped.",
+            "Return the items of the list items as a list of consecutive pairs (tuples): (items[0], items[1]), "
+            "(items[2], items[3]), ...; a last unpaired item is dropped.",
             """
             def pair_up(items):
                 return [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
@@ -1127,7 +1173,8 @@ LISTS: list[Problem] = [
             assert running_average([5]) == [5]
             """),
     problem("is_monotonic", "is_monotonic(numbers)",
-            "Return True if the list numbers never decreases or never increases from one element to the next, otherwise False.",
+            "Return True if the list numbers never decreases or never increases from one element to the next, "
+            "otherwise False.",
             """
             def is_monotonic(numbers):
                 increasing = all(a <= b for a, b in zip(numbers, numbers[1:]))
@@ -1143,7 +1190,8 @@ LISTS: list[Problem] = [
             assert is_monotonic([3, 3]) is True
             """),
     problem("nearest_value", "nearest_value(numbers, target)",
-            "Return the number in the non-empty list numbers closest to target; if two are equally close, the smaller one.",
+            "Return the number in the non-empty list numbers closest to target; if two are equally close, the smaller "
+            "one.",
             """
             def nearest_value(numbers, target):
                 return min(numbers, key=lambda n: (abs(n - target), n))
@@ -1155,7 +1203,8 @@ LISTS: list[Problem] = [
             assert nearest_value([10, 20], 18) == 20
             """),
     problem("normalize", "normalize(numbers)",
-            "Scale the non-empty list numbers to the range 0 to 1: return (n - smallest) / (largest - smallest) for each n, or all 0.0 if every number is the same.",
+            "Scale the non-empty list numbers to the range 0 to 1: return (n - smallest) / (largest - smallest) for "
+            "each n, or all 0.0 if every number is the same.",
             """
             def normalize(numbers):
                 low, high = min(numbers), max(numbers)
@@ -1169,7 +1218,8 @@ LISTS: list[Problem] = [
             assert normalize([1, 2, 5]) == [0.0, 0.25, 1.0]
             """),
     problem("split_evens_odds", "split_evens_odds(numbers)",
-            "Return a tuple of two lists: the even integers of the list numbers and then its odd integers, each in their original order.",
+            "Return a tuple of two lists: the even integers of the list numbers and then its odd integers, each in "
+            "their original order.",
             """
             def split_evens_odds(numbers):
                 return ([n for n in numbers if n % 2 == 0], [n for n in numbers if n % 2 != 0])
@@ -1180,7 +1230,8 @@ LISTS: list[Problem] = [
             assert split_evens_odds([5, 7]) == ([], [5, 7])
             """),
     problem("sum_nested", "sum_nested(items)",
-            "Return the sum of all numbers in the list items, which may hold lists of numbers nested to any depth (0 if there are none).",
+            "Return the sum of all numbers in the list items, which may hold lists of numbers nested to any depth (0 "
+            "if there are none).",
             """
             def sum_nested(items):
                 total = 0
@@ -1195,7 +1246,8 @@ LISTS: list[Problem] = [
             assert sum_nested([-1, [1]]) == 0
             """),
     problem("nesting_depth", "nesting_depth(items)",
-            "Return how deeply the list items nests lists: 1 for a list without lists inside, 2 if the deepest inner list has no lists inside, and so on.",
+            "Return how deeply the list items nests lists: 1 for a list without lists inside, 2 if the deepest inner "
+            "list has no lists inside, and so on.",
             """
             def nesting_depth(items):
                 return 1 + max((nesting_depth(x) for x in items if isinstance(x, list)), default=0)
@@ -1223,7 +1275,8 @@ LISTS: list[Problem] = [
             assert smallest_missing_positive([2, 1, 4]) == 3
             """),
     problem("equilibrium_index", "equilibrium_index(numbers)",
-            "Return the first index i where the sum of the numbers before position i equals the sum of those after it, or -1 if there is none.",
+            "Return the first index i where the sum of the numbers before position i equals the sum of those after it, "
+            "or -1 if there is none.",
             """
             def equilibrium_index(numbers):
                 total = sum(numbers)
@@ -1246,7 +1299,8 @@ LISTS: list[Problem] = [
 
 DICTS: list[Problem] = [
     problem("group_by_length", "group_by_length(words)",
-            "Return a dictionary mapping each length to the list of strings in the list words with that length, in their original order.",
+            "Return a dictionary mapping each length to the list of strings in the list words with that length, in "
+            "their original order.",
             """
             def group_by_length(words):
                 groups = {}
@@ -1259,7 +1313,8 @@ DICTS: list[Problem] = [
             assert group_by_length(['', 'x']) == {0: [''], 1: ['x']}
             """),
     problem("invert_dict", "invert_dict(d)",
-            "Return a new dictionary mapping each value of the dictionary d to its key (the values of d are all different).",
+            "Return a new dictionary mapping each value of the dictionary d to its key (the values of d are all "
+            "different).",
             """
             def invert_dict(d):
                 return {value: key for key, value in d.items()}
@@ -1280,7 +1335,8 @@ DICTS: list[Problem] = [
             assert keys_with_value({'b': 0, 'a': 0}, 0) == ['a', 'b']
             """),
     problem("key_of_max", "key_of_max(d)",
-            "Return the key of the dictionary d with the largest value (the first such key in d's order on a tie), or None if d is empty.",
+            "Return the key of the dictionary d with the largest value (the first such key in d's order on a tie), or "
+            "None if d is empty.",
             """
             def key_of_max(d):
                 best = None
@@ -1306,7 +1362,8 @@ DICTS: list[Problem] = [
             assert filter_dict({'a': 1}, ['a', 'z']) == {'a': 1}
             """),
     problem("merge_counts", "merge_counts(a, b)",
-            "Return a new dictionary with every key of the dictionaries a and b; a key in both gets the sum of its two values.",
+            "Return a new dictionary with every key of the dictionaries a and b; a key in both gets the sum of its two "
+            "values.",
             """
             def merge_counts(a, b):
                 merged = dict(a)
@@ -1320,7 +1377,8 @@ DICTS: list[Problem] = [
             assert merge_counts({}, {'a': 2}) == {'a': 2}
             """),
     problem("nested_get", "nested_get(d, path)",
-            "Follow the list of keys path through nested dictionaries starting at d and return the value reached, or None if a key is missing or a value on the way is not a dictionary.",
+            "Follow the list of keys path through nested dictionaries starting at d and return the value reached, or "
+            "None if a key is missing or a value on the way is not a dictionary.",
             """
             def nested_get(d, path):
                 current = d
@@ -1338,7 +1396,8 @@ DICTS: list[Problem] = [
             assert nested_get({'a': {'b': 0}}, ['a', 'b']) == 0
             """),
     problem("count_by_first_letter", "count_by_first_letter(words)",
-            "Return a dictionary mapping each lower-cased first letter of the non-empty strings in the list words to how many of them start with it (empty strings are skipped).",
+            "Return a dictionary mapping each lower-cased first letter of the non-empty strings in the list words to "
+            "how many of them start with it (empty strings are skipped).",
             """
             def count_by_first_letter(words):
                 counts = {}
@@ -1354,7 +1413,8 @@ DICTS: list[Problem] = [
             assert count_by_first_letter(['Zed', 'zoo', 'zap']) == {'z': 3}
             """),
     problem("top_k_frequent", "top_k_frequent(words, k)",
-            "Return the k most frequent strings of the list words, most frequent first; strings equally frequent come in alphabetical order.",
+            "Return the k most frequent strings of the list words, most frequent first; strings equally frequent come "
+            "in alphabetical order.",
             """
             from collections import Counter
 
@@ -1370,7 +1430,8 @@ DICTS: list[Problem] = [
             assert top_k_frequent(['q'], 0) == []
             """),
     problem("average_scores", "average_scores(scores)",
-            "Given a dictionary mapping names to lists of numbers, return a dictionary mapping each name with a non-empty list to the mean of its numbers.",
+            "Given a dictionary mapping names to lists of numbers, return a dictionary mapping each name with a "
+            "non-empty list to the mean of its numbers.",
             """
             def average_scores(scores):
                 return {name: sum(values) / len(values) for name, values in scores.items() if values}
@@ -1381,7 +1442,8 @@ DICTS: list[Problem] = [
             assert average_scores({'d': [1, 2]}) == {'d': 1.5}
             """),
     problem("sort_by_value", "sort_by_value(d)",
-            "Return the keys of the dictionary d sorted by their values, smallest first; keys with equal values in increasing key order.",
+            "Return the keys of the dictionary d sorted by their values, smallest first; keys with equal values in "
+            "increasing key order.",
             """
             def sort_by_value(d):
                 return sorted(d, key=lambda key: (d[key], key))
@@ -1391,7 +1453,8 @@ DICTS: list[Problem] = [
             assert sort_by_value({'y': 1, 'x': 1}) == ['x', 'y']
             """),
     problem("group_anagrams", "group_anagrams(words)",
-            "Group the strings of the list words that are anagrams of each other: return a list of groups (lists), groups in the order of their first word and words in their original order.",
+            "Group the strings of the list words that are anagrams of each other: return a list of groups (lists), "
+            "groups in the order of their first word and words in their original order.",
             """
             def group_anagrams(words):
                 groups = {}
@@ -1403,7 +1466,7 @@ DICTS: list[Problem] = [
             assert group_anagrams([]) == []
             assert group_anagrams(['a']) == [['a']]
             assert group_anagrams(['ab', 'ba', 'abc']) == [['ab', 'ba'], ['abc']]
-            """),
+            """),  # noqa: E501 - a test line, part of the seed: kept as written
     problem("sum_by_key", "sum_by_key(pairs)",
             "Given a list of (key, number) tuples, return a dictionary mapping each key to the sum of its numbers.",
             """
@@ -1418,7 +1481,8 @@ DICTS: list[Problem] = [
             assert sum_by_key([('x', -1)]) == {'x': -1}
             """),
     problem("rename_keys", "rename_keys(d, mapping)",
-            "Return a new dictionary with the items of d, where each key that is a key of the dictionary mapping is replaced by mapping's value for it.",
+            "Return a new dictionary with the items of d, where each key that is a key of the dictionary mapping is "
+            "replaced by mapping's value for it.",
             """
             def rename_keys(d, mapping):
                 return {mapping.get(key, key): value for key, value in d.items()}
@@ -1440,7 +1504,8 @@ DICTS: list[Problem] = [
             assert count_in_range([0, 10], 0, 10) == 2
             """),
     problem("parse_key_values", "parse_key_values(text)",
-            "Parse text of the form 'a=1;b=2' into a dictionary of strings {'a': '1', 'b': '2'}: items are separated by ';' (empty items are skipped) and each key ends at its first '='.",
+            "Parse text of the form 'a=1;b=2' into a dictionary of strings {'a': '1', 'b': '2'}: items are separated "
+            "by ';' (empty items are skipped) and each key ends at its first '='.",
             """
             def parse_key_values(text):
                 result = {}
@@ -1460,7 +1525,8 @@ DICTS: list[Problem] = [
 
 NUMBERS: list[Problem] = [
     problem("digital_root", "digital_root(n)",
-            "Return the digital root of the non-negative integer n: add up its decimal digits, and repeat on the result until a single digit is left.",
+            "Return the digital root of the non-negative integer n: add up its decimal digits, and repeat on the "
+            "result until a single digit is left.",
             """
             def digital_root(n):
                 while n >= 10:
@@ -1504,7 +1570,8 @@ NUMBERS: list[Problem] = [
             assert count_divisors(16) == 5
             """),
     problem("is_perfect_number", "is_perfect_number(n)",
-            "Return True if the positive integer n equals the sum of its positive divisors smaller than n (e.g. 6 = 1 + 2 + 3), otherwise False.",
+            "Return True if the positive integer n equals the sum of its positive divisors smaller than n (e.g. 6 = 1 "
+            "+ 2 + 3), otherwise False.",
             """
             def is_perfect_number(n):
                 return n == sum(d for d in range(1, n) if n % d == 0)
@@ -1517,7 +1584,8 @@ NUMBERS: list[Problem] = [
             assert is_perfect_number(8) is False
             """),
     problem("binary_to_int", "binary_to_int(bits)",
-            "Return the integer whose binary digits are the string bits of '0' and '1' characters ('' gives 0), without calling int(bits, 2).",
+            "Return the integer whose binary digits are the string bits of '0' and '1' characters ('' gives 0), "
+            "without calling int(bits, 2).",
             """
             def binary_to_int(bits):
                 value = 0
@@ -1534,7 +1602,8 @@ NUMBERS: list[Problem] = [
             assert binary_to_int('0011') == 3
             """),
     problem("int_to_binary", "int_to_binary(n)",
-            "Return the binary digits of the non-negative integer n as a string without leading zeros ('0' for 0), without calling bin or format.",
+            "Return the binary digits of the non-negative integer n as a string without leading zeros ('0' for 0), "
+            "without calling bin or format.",
             """
             def int_to_binary(n):
                 if n < 2:
@@ -1549,7 +1618,8 @@ NUMBERS: list[Problem] = [
             assert int_to_binary(255) == '11111111'
             """),
     problem("reverse_integer", "reverse_integer(n)",
-            "Return the integer whose decimal digits are those of the integer n in reverse order, keeping its sign (e.g. -120 gives -21).",
+            "Return the integer whose decimal digits are those of the integer n in reverse order, keeping its sign "
+            "(e.g. -120 gives -21).",
             """
             def reverse_integer(n):
                 if n < 0:
@@ -1599,7 +1669,8 @@ NUMBERS: list[Problem] = [
             assert primes_up_to(30) == [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]
             """),
     problem("is_leap_year", "is_leap_year(year)",
-            "Return True if year is a leap year of the Gregorian calendar (divisible by 4, except century years not divisible by 400), otherwise False.",
+            "Return True if year is a leap year of the Gregorian calendar (divisible by 4, except century years not "
+            "divisible by 400), otherwise False.",
             """
             def is_leap_year(year):
                 return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
@@ -1625,7 +1696,8 @@ NUMBERS: list[Problem] = [
             assert digit_count(-99) == 2
             """),
     problem("power", "power(base, exp)",
-            "Return base raised to the non-negative integer exp by repeated multiplication (power(x, 0) is 1), without using ** or pow.",
+            "Return base raised to the non-negative integer exp by repeated multiplication (power(x, 0) is 1), without "
+            "using ** or pow.",
             """
             def power(base, exp):
                 result = 1
@@ -1658,7 +1730,8 @@ NUMBERS: list[Problem] = [
             assert isinstance(lcm(4, 6), int)
             """),
     problem("is_armstrong", "is_armstrong(n)",
-            "Return True if the non-negative integer n equals the sum of its decimal digits each raised to the power of the number of digits (e.g. 153 = 1**3 + 5**3 + 3**3), otherwise False.",
+            "Return True if the non-negative integer n equals the sum of its decimal digits each raised to the power "
+            "of the number of digits (e.g. 153 = 1**3 + 5**3 + 3**3), otherwise False.",
             """
             def is_armstrong(n):
                 digits = str(n)
@@ -1673,7 +1746,8 @@ NUMBERS: list[Problem] = [
             assert is_armstrong(9) is True
             """),
     problem("round_to_nearest", "round_to_nearest(x, step)",
-            "Return the integer x rounded to the nearest multiple of the positive even integer step; a value exactly halfway rounds up.",
+            "Return the integer x rounded to the nearest multiple of the positive even integer step; a value exactly "
+            "halfway rounds up.",
             """
             def round_to_nearest(x, step):
                 return (x + step // 2) // step * step
@@ -1785,7 +1859,8 @@ NUMBERS: list[Problem] = [
             assert product_of_digits(22) == 4
             """),
     problem("mean_absolute_deviation", "mean_absolute_deviation(numbers)",
-            "Return the mean of the absolute differences between each number of the non-empty list numbers and the list's mean.",
+            "Return the mean of the absolute differences between each number of the non-empty list numbers and the "
+            "list's mean.",
             """
             def mean_absolute_deviation(numbers):
                 mean = sum(numbers) / len(numbers)
@@ -1797,7 +1872,8 @@ NUMBERS: list[Problem] = [
             assert abs(mean_absolute_deviation([0, 0, 1]) - 4 / 9) < 1e-9
             """),
     problem("is_triangle", "is_triangle(a, b, c)",
-            "Return True if three positive lengths a, b and c can form a triangle with positive area (each is less than the sum of the other two), otherwise False.",
+            "Return True if three positive lengths a, b and c can form a triangle with positive area (each is less "
+            "than the sum of the other two), otherwise False.",
             """
             def is_triangle(a, b, c):
                 return a + b > c and a + c > b and b + c > a
@@ -1812,7 +1888,8 @@ NUMBERS: list[Problem] = [
             assert is_triangle(2, 3, 4) is True
             """),
     problem("triangle_type", "triangle_type(a, b, c)",
-            "Return 'equilateral' if the side lengths a, b and c of a valid triangle are all equal, 'isosceles' if exactly two are equal, and 'scalene' otherwise.",
+            "Return 'equilateral' if the side lengths a, b and c of a valid triangle are all equal, 'isosceles' if "
+            "exactly two are equal, and 'scalene' otherwise.",
             """
             def triangle_type(a, b, c):
                 if a == b == c:
@@ -1829,7 +1906,8 @@ NUMBERS: list[Problem] = [
             assert triangle_type(2, 3, 3) == 'isosceles'
             """),
     problem("letter_grade", "letter_grade(score)",
-            "Return the letter grade of a score from 0 to 100: 'A' for 90 and above, 'B' for 80 to 89, 'C' for 70 to 79, 'D' for 60 to 69 and 'F' below 60.",
+            "Return the letter grade of a score from 0 to 100: 'A' for 90 and above, 'B' for 80 to 89, 'C' for 70 to "
+            "79, 'D' for 60 to 69 and 'F' below 60.",
             """
             def letter_grade(score):
                 if score >= 90:
@@ -1854,7 +1932,8 @@ NUMBERS: list[Problem] = [
             assert letter_grade(0) == 'F'
             """),
     problem("fizzbuzz", "fizzbuzz(n)",
-            "Return 'FizzBuzz' if the positive integer n is divisible by both 3 and 5, 'Fizz' if only by 3, 'Buzz' if only by 5, and otherwise n as a string.",
+            "Return 'FizzBuzz' if the positive integer n is divisible by both 3 and 5, 'Fizz' if only by 3, 'Buzz' if "
+            "only by 5, and otherwise n as a string.",
             """
             def fizzbuzz(n):
                 if n % 15 == 0:
@@ -1906,7 +1985,8 @@ NUMBERS: list[Problem] = [
             assert to_roman(3999) == 'MMMCMXCIX'
             """),
     problem("from_roman", "from_roman(s)",
-            "Return the integer value of the Roman numeral s (letters I, V, X, L, C, D, M; a letter before a larger one is subtracted, e.g. 'IX' is 9).",
+            "Return the integer value of the Roman numeral s (letters I, V, X, L, C, D, M; a letter before a larger "
+            "one is subtracted, e.g. 'IX' is 9).",
             """
             def from_roman(s):
                 values = {'I': 1, 'V': 5, 'X': 10, 'L': 50, 'C': 100, 'D': 500, 'M': 1000}
@@ -1932,7 +2012,8 @@ NUMBERS: list[Problem] = [
             assert from_roman('MMMCMXCIX') == 3999
             """),
     problem("tribonacci", "tribonacci(n)",
-            "Return the n-th tribonacci number, where the sequence starts 0, 0, 1 (tribonacci(0) is 0, tribonacci(2) is 1) and each later number is the sum of the three before it.",
+            "Return the n-th tribonacci number, where the sequence starts 0, 0, 1 (tribonacci(0) is 0, tribonacci(2) "
+            "is 1) and each later number is the sum of the three before it.",
             """
             def tribonacci(n):
                 a, b, c = 0, 0, 1
@@ -1962,7 +2043,8 @@ NUMBERS: list[Problem] = [
             assert sum_odd_squares([5]) == 25
             """),
     problem("simplify_fraction", "simplify_fraction(num, den)",
-            "Return the fraction num/den (den is not zero) in lowest terms as a tuple (numerator, denominator) with a positive denominator.",
+            "Return the fraction num/den (den is not zero) in lowest terms as a tuple (numerator, denominator) with a "
+            "positive denominator.",
             """
             from math import gcd
 
@@ -1984,7 +2066,8 @@ NUMBERS: list[Problem] = [
             assert [type(x) for x in simplify_fraction(6, -4)] == [int, int]
             """),
     problem("to_base", "to_base(n, base)",
-            "Return the non-negative integer n written in base (2 to 16) with the digits 0-9 and a-f, without leading zeros ('0' for 0).",
+            "Return the non-negative integer n written in base (2 to 16) with the digits 0-9 and a-f, without leading "
+            "zeros ('0' for 0).",
             """
             def to_base(n, base):
                 digits = '0123456789abcdef'
@@ -2025,7 +2108,8 @@ NUMBERS: list[Problem] = [
             assert safe_divide(-6, 3) == -2
             """),
     problem("days_in_month", "days_in_month(year, month)",
-            "Return the number of days in the month (1 to 12) of the given year of the Gregorian calendar, where February has 29 days in leap years.",
+            "Return the number of days in the month (1 to 12) of the given year of the Gregorian calendar, where "
+            "February has 29 days in leap years.",
             """
             def days_in_month(year, month):
                 if month == 2:
@@ -2074,7 +2158,8 @@ NUMBERS: list[Problem] = [
             assert number_from_digits([1, 0]) == 10
             """),
     problem("prime_factors", "prime_factors(n)",
-            "Return the prime factors of the integer n >= 2 in increasing order, each repeated as often as it divides n, e.g. 12 gives [2, 2, 3].",
+            "Return the prime factors of the integer n >= 2 in increasing order, each repeated as often as it divides "
+            "n, e.g. 12 gives [2, 2, 3].",
             """
             def prime_factors(n):
                 factors = []
@@ -2110,7 +2195,8 @@ NUMBERS: list[Problem] = [
 
 ALGORITHMS: list[Problem] = [
     problem("binary_search", "binary_search(sorted_items, target)",
-            "Return the index of target in the increasing list sorted_items by binary search, or -1 if it is not there.",
+            "Return the index of target in the increasing list sorted_items by binary search, or -1 if it is not "
+            "there.",
             """
             def binary_search(sorted_items, target):
                 low, high = 0, len(sorted_items) - 1
@@ -2175,7 +2261,8 @@ ALGORITHMS: list[Problem] = [
             assert is_sorted([2, 2]) is True
             """),
     problem("two_sum", "two_sum(numbers, target)",
-            "Return a tuple (i, j) of positions i < j of the list numbers with numbers[i] + numbers[j] == target, choosing the smallest j and then the smallest i, or None if there is no such pair.",
+            "Return a tuple (i, j) of positions i < j of the list numbers with numbers[i] + numbers[j] == target, "
+            "choosing the smallest j and then the smallest i, or None if there is no such pair.",
             """
             def two_sum(numbers, target):
                 seen = {}
@@ -2194,7 +2281,8 @@ ALGORITHMS: list[Problem] = [
             assert two_sum([5, 1, 4], 9) == (0, 2)
             """),
     problem("transpose", "transpose(matrix)",
-            "Return the transpose of the matrix given as a list of equal-length rows: row i of the result is column i of matrix.",
+            "Return the transpose of the matrix given as a list of equal-length rows: row i of the result is column i "
+            "of matrix.",
             """
             def transpose(matrix):
                 return [list(row) for row in zip(*matrix)]
@@ -2226,7 +2314,8 @@ ALGORITHMS: list[Problem] = [
             assert identity_matrix(3) == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
             """),
     problem("diagonal_sum", "diagonal_sum(matrix)",
-            "Return the sum of the main diagonal (top left to bottom right) of a square matrix given as a list of rows (0 for an empty matrix).",
+            "Return the sum of the main diagonal (top left to bottom right) of a square matrix given as a list of rows "
+            "(0 for an empty matrix).",
             """
             def diagonal_sum(matrix):
                 return sum(matrix[i][i] for i in range(len(matrix)))
@@ -2290,7 +2379,8 @@ ALGORITHMS: list[Problem] = [
             assert fibonacci_list(7) == [0, 1, 1, 2, 3, 5, 8]
             """),
     problem("climb_stairs", "climb_stairs(n)",
-            "Return in how many different ways a staircase of n steps can be climbed taking 1 or 2 steps at a time (1 way for n = 0).",
+            "Return in how many different ways a staircase of n steps can be climbed taking 1 or 2 steps at a time (1 "
+            "way for n = 0).",
             """
             def climb_stairs(n):
                 a, b = 1, 1
@@ -2306,7 +2396,8 @@ ALGORITHMS: list[Problem] = [
             assert climb_stairs(10) == 89
             """),
     problem("coin_change_ways", "coin_change_ways(amount, coins)",
-            "Return in how many different ways amount can be made from coins whose values are in the list coins (distinct positive values, each usable any number of times); the order of the coins does not matter.",
+            "Return in how many different ways amount can be made from coins whose values are in the list coins "
+            "(distinct positive values, each usable any number of times); the order of the coins does not matter.",
             """
             def coin_change_ways(amount, coins):
                 ways = [1] + [0] * amount
@@ -2324,7 +2415,8 @@ ALGORITHMS: list[Problem] = [
             assert coin_change_ways(100, [1, 5, 10, 25, 50]) == 292
             """),
     problem("min_coins", "min_coins(amount, coins)",
-            "Return the smallest number of coins with values from the list coins (positive, each usable any number of times) that add up to amount, or -1 if it cannot be made.",
+            "Return the smallest number of coins with values from the list coins (positive, each usable any number of "
+            "times) that add up to amount, or -1 if it cannot be made.",
             """
             def min_coins(amount, coins):
                 best = [0] + [None] * amount
@@ -2343,7 +2435,8 @@ ALGORITHMS: list[Problem] = [
             assert min_coins(1, [1]) == 1
             """),
     problem("lcs_length", "lcs_length(a, b)",
-            "Return the length of the longest common subsequence of the strings a and b (characters in the same order, not necessarily adjacent).",
+            "Return the length of the longest common subsequence of the strings a and b (characters in the same order, "
+            "not necessarily adjacent).",
             """
             def lcs_length(a, b):
                 rows = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
@@ -2367,7 +2460,8 @@ ALGORITHMS: list[Problem] = [
             assert lcs_length('aa', 'a') == 1
             """),
     problem("edit_distance", "edit_distance(a, b)",
-            "Return the Levenshtein distance between the strings a and b: the fewest single-character insertions, deletions or substitutions that turn a into b.",
+            "Return the Levenshtein distance between the strings a and b: the fewest single-character insertions, "
+            "deletions or substitutions that turn a into b.",
             """
             def edit_distance(a, b):
                 previous = list(range(len(b) + 1))
@@ -2389,7 +2483,8 @@ ALGORITHMS: list[Problem] = [
             assert edit_distance('ab', 'abc') == 1
             """),
     problem("is_subsequence", "is_subsequence(sub, text)",
-            "Return True if the characters of the string sub appear in the string text in the same order (not necessarily next to each other), otherwise False.",
+            "Return True if the characters of the string sub appear in the string text in the same order (not "
+            "necessarily next to each other), otherwise False.",
             """
             def is_subsequence(sub, text):
                 position = 0
@@ -2407,7 +2502,8 @@ ALGORITHMS: list[Problem] = [
             assert is_subsequence('b', 'abc') is True
             """),
     problem("max_profit", "max_profit(prices)",
-            "Given a list of daily prices, return the largest profit from buying on one day and selling on a later day (0 if no profit is possible).",
+            "Given a list of daily prices, return the largest profit from buying on one day and selling on a later day "
+            "(0 if no profit is possible).",
             """
             def max_profit(prices):
                 if not prices:
@@ -2441,7 +2537,8 @@ ALGORITHMS: list[Problem] = [
             assert count_inversions([2, 1]) == 1
             """),
     problem("find_missing", "find_missing(numbers)",
-            "The list numbers holds every integer from 0 to len(numbers) except one, in any order: return the missing one, as an integer.",
+            "The list numbers holds every integer from 0 to len(numbers) except one, in any order: return the missing "
+            "one, as an integer.",
             """
             def find_missing(numbers):
                 n = len(numbers)
@@ -2455,7 +2552,8 @@ ALGORITHMS: list[Problem] = [
             assert isinstance(find_missing([0, 2]), int)
             """),
     problem("is_valid_ipv4", "is_valid_ipv4(s)",
-            "Return True if the string s is an IPv4 address: four decimal numbers from 0 to 255 separated by dots, each without leading zeros (a lone 0 is fine), otherwise False.",
+            "Return True if the string s is an IPv4 address: four decimal numbers from 0 to 255 separated by dots, "
+            "each without leading zeros (a lone 0 is fine), otherwise False.",
             """
             def is_valid_ipv4(s):
                 parts = s.split('.')
@@ -2481,7 +2579,8 @@ ALGORITHMS: list[Problem] = [
             assert is_valid_ipv4('1.2.3.-4') is False
             """),
     problem("is_strong_password", "is_strong_password(p)",
-            "Return True if the string p has at least 8 characters, at least one digit, one upper-case letter and one lower-case letter, otherwise False.",
+            "Return True if the string p has at least 8 characters, at least one digit, one upper-case letter and one "
+            "lower-case letter, otherwise False.",
             """
             def is_strong_password(p):
                 return (len(p) >= 8 and any(c.isdigit() for c in p) and any(c.isupper() for c in p)
@@ -2497,7 +2596,8 @@ ALGORITHMS: list[Problem] = [
             assert is_strong_password('Abcdef1') is False
             """),
     problem("format_duration", "format_duration(seconds)",
-            "Format a non-negative whole number of seconds as 'H:MM:SS' (hours not padded, minutes and seconds with two digits), e.g. 3661 gives '1:01:01'.",
+            "Format a non-negative whole number of seconds as 'H:MM:SS' (hours not padded, minutes and seconds with "
+            "two digits), e.g. 3661 gives '1:01:01'.",
             """
             def format_duration(seconds):
                 hours = seconds // 3600
@@ -2527,7 +2627,8 @@ ALGORITHMS: list[Problem] = [
             assert time_to_minutes('12:05') == 725
             """),
     problem("string_to_int", "string_to_int(s)",
-            "Return the integer written in the string s: an optional '+' or '-' followed by decimal digits, without calling int.",
+            "Return the integer written in the string s: an optional '+' or '-' followed by decimal digits, without "
+            "calling int.",
             """
             def string_to_int(s):
                 sign = 1

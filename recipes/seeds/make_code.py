@@ -54,20 +54,24 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
      "assert average([2, 4, 6]) == 4\nassert average([5]) == 5\nassert average([1, 2]) == 1.5"),
     ("reverse_string", "reverse_string(s)", "Return the string s reversed.",
      "def reverse_string(s):\n    return s[::-1]\n",
-     "assert reverse_string('abc') == 'cba'\nassert reverse_string('') == ''\nassert reverse_string('racecar') == 'racecar'"),
+     "assert reverse_string('abc') == 'cba'\nassert reverse_string('') == ''\n"
+     "assert reverse_string('racecar') == 'racecar'"),
     ("is_palindrome", "is_palindrome(s)", "Return True if the string s reads the same forwards and backwards.",
      "def is_palindrome(s):\n    return s == s[::-1]\n",
      "assert is_palindrome('level') is True\nassert is_palindrome('hello') is False\nassert is_palindrome('') is True"),
-    ("count_vowels", "count_vowels(s)", "Return how many characters of the string s are vowels (a, e, i, o, u, lower or upper case).",
+    ("count_vowels", "count_vowels(s)", "Return how many characters of the string s are vowels (a, e, i, o, u, lower "
+                                        "or upper case).",
      "def count_vowels(s):\n    return sum(1 for c in s.lower() if c in 'aeiou')\n",
-     "assert count_vowels('hello') == 2\nassert count_vowels('banana') == 3\nassert count_vowels('AEIOU') == 5\nassert count_vowels('xyz') == 0"),
+     "assert count_vowels('hello') == 2\nassert count_vowels('banana') == 3\nassert count_vowels('AEIOU') == 5\n"
+     "assert count_vowels('xyz') == 0"),
     ("first_item", "first_item(items)", "Return the first element of the list items, or None if it is empty.",
      "def first_item(items):\n    return items[0] if items else None\n",
      "assert first_item([3, 4]) == 3\nassert first_item([]) is None\nassert first_item(['a']) == 'a'"),
     ("last_item", "last_item(items)", "Return the last element of the list items, or None if it is empty.",
      "def last_item(items):\n    return items[-1] if items else None\n",
      "assert last_item([3, 4]) == 4\nassert last_item([]) is None\nassert last_item(['a', 'b', 'c']) == 'c'"),
-    ("count_words", "count_words(text)", "Return the number of words in the string text, where words are separated by whitespace.",
+    ("count_words", "count_words(text)", "Return the number of words in the string text, where words are separated by "
+                                         "whitespace.",
      "def count_words(text):\n    return len(text.split())\n",
      "assert count_words('the cat sat') == 3\nassert count_words('') == 0\nassert count_words('  one   two ') == 2"),
     ("factorial", "factorial(n)", "Return n! for a non-negative integer n (factorial(0) is 1).",
@@ -76,9 +80,11 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
     ("fibonacci", "fibonacci(n)", "Return the n-th Fibonacci number, where fibonacci(0) is 0 and fibonacci(1) is 1.",
      "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
      "assert fibonacci(0) == 0\nassert fibonacci(1) == 1\nassert fibonacci(10) == 55"),
-    ("celsius_to_fahrenheit", "celsius_to_fahrenheit(c)", "Convert a temperature from degrees Celsius to degrees Fahrenheit.",
+    ("celsius_to_fahrenheit", "celsius_to_fahrenheit(c)", "Convert a temperature from degrees Celsius to degrees "
+                                                          "Fahrenheit.",
      "def celsius_to_fahrenheit(c):\n    return c * 9 / 5 + 32\n",
-     "assert celsius_to_fahrenheit(0) == 32\nassert celsius_to_fahrenheit(100) == 212\nassert celsius_to_fahrenheit(-40) == -40\n"
+     "assert celsius_to_fahrenheit(0) == 32\nassert celsius_to_fahrenheit(100) == 212\n"
+     "assert celsius_to_fahrenheit(-40) == -40\n"
      "assert abs(celsius_to_fahrenheit(37) - 98.6) < 1e-9"),
     ("absolute", "absolute(n)", "Return the absolute value of the number n.",
      "def absolute(n):\n    return -n if n < 0 else n\n",
@@ -86,25 +92,35 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
      "assert absolute(0.5) == 0.5\nassert absolute(-0.5) == 0.5"),
     ("count_occurrences", "count_occurrences(items, value)", "Return how many times value appears in the list items.",
      "def count_occurrences(items, value):\n    return items.count(value)\n",
-     "assert count_occurrences([1, 2, 1, 1], 1) == 3\nassert count_occurrences([], 5) == 0\nassert count_occurrences(['a', 'b'], 'c') == 0"),
-    ("remove_duplicates", "remove_duplicates(items)", "Return a new list with the elements of items in their first order, each kept once.",
-     "def remove_duplicates(items):\n    seen = []\n    for item in items:\n        if item not in seen:\n            seen.append(item)\n    return seen\n",
-     "assert remove_duplicates([3, 1, 3, 2, 1]) == [3, 1, 2]\nassert remove_duplicates([]) == []\nassert remove_duplicates([9, 8, 9]) == [9, 8]"),
+     "assert count_occurrences([1, 2, 1, 1], 1) == 3\nassert count_occurrences([], 5) == 0\n"
+     "assert count_occurrences(['a', 'b'], 'c') == 0"),
+    ("remove_duplicates", "remove_duplicates(items)", "Return a new list with the elements of items in their first "
+                                                      "order, each kept once.",
+     "def remove_duplicates(items):\n    seen = []\n    for item in items:\n        if item not in seen:\n"
+     "            seen.append(item)\n    return seen\n",
+     "assert remove_duplicates([3, 1, 3, 2, 1]) == [3, 1, 2]\nassert remove_duplicates([]) == []\n"
+     "assert remove_duplicates([9, 8, 9]) == [9, 8]"),
     ("evens", "evens(numbers)", "Return a list of the even numbers in the list numbers, in order.",
      "def evens(numbers):\n    return [n for n in numbers if n % 2 == 0]\n",
-     "assert evens([1, 2, 3, 4]) == [2, 4]\nassert evens([2, 2, 3]) == [2, 2]\nassert evens([1, 3]) == []\nassert evens([0, -2, 5]) == [0, -2]"),
+     "assert evens([1, 2, 3, 4]) == [2, 4]\nassert evens([2, 2, 3]) == [2, 2]\nassert evens([1, 3]) == []\n"
+     "assert evens([0, -2, 5]) == [0, -2]"),
     ("double_all", "double_all(numbers)", "Return a new list with every number in numbers multiplied by 2.",
      "def double_all(numbers):\n    return [2 * n for n in numbers]\n",
-     "assert double_all([1, 2, 3]) == [2, 4, 6]\nassert double_all([1, 1]) == [2, 2]\nassert double_all([]) == []\nassert double_all([-1]) == [-2]"),
+     "assert double_all([1, 2, 3]) == [2, 4, 6]\nassert double_all([1, 1]) == [2, 2]\nassert double_all([]) == []\n"
+     "assert double_all([-1]) == [-2]"),
     ("to_upper", "to_upper(s)", "Return the string s with every letter in upper case.",
      "def to_upper(s):\n    return s.upper()\n",
      "assert to_upper('hello') == 'HELLO'\nassert to_upper('MiXeD 1') == 'MIXED 1'\nassert to_upper('') == ''"),
-    ("capitalize_words", "capitalize_words(text)", "Return text with the first letter of every space-separated word in upper case and the rest in lower case.",
+    ("capitalize_words", "capitalize_words(text)", "Return text with the first letter of every space-separated word in "
+                                                   "upper case and the rest in lower case.",
      "def capitalize_words(text):\n    return ' '.join(w.capitalize() for w in text.split(' '))\n",
-     "assert capitalize_words('hello world') == 'Hello World'\nassert capitalize_words('pYTHON') == 'Python'\nassert capitalize_words('a b c') == 'A B C'"),
+     "assert capitalize_words('hello world') == 'Hello World'\nassert capitalize_words('pYTHON') == 'Python'\n"
+     "assert capitalize_words('a b c') == 'A B C'"),
     ("is_prime", "is_prime(n)", "Return True if the integer n is a prime number, otherwise False.",
-     "def is_prime(n):\n    if n < 2:\n        return False\n    k = 2\n    while k * k <= n:\n        if n % k == 0:\n            return False\n        k += 1\n    return True\n",
-     "assert is_prime(2) is True\nassert is_prime(15) is False\nassert is_prime(13) is True\nassert is_prime(1) is False\nassert is_prime(9) is False\nassert is_prime(4) is False"),
+     "def is_prime(n):\n    if n < 2:\n        return False\n    k = 2\n    while k * k <= n:\n        if n % k == 0:\n"
+     "            return False\n        k += 1\n    return True\n",
+     "assert is_prime(2) is True\nassert is_prime(15) is False\nassert is_prime(13) is True\n"
+     "assert is_prime(1) is False\nassert is_prime(9) is False\nassert is_prime(4) is False"),
     ("gcd", "gcd(a, b)", "Return the greatest common divisor of the positive integers a and b.",
      "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n",
      "assert gcd(12, 18) == 6\nassert gcd(7, 3) == 1\nassert gcd(10, 5) == 5"),
@@ -116,31 +132,41 @@ PROBLEMS: list[tuple[str, str, str, str, str]] = [
      "assert count_char('banana', 'a') == 3\nassert count_char('apple', 'z') == 0\nassert count_char('', 'a') == 0"),
     ("repeat_string", "repeat_string(s, n)", "Return the string s repeated n times.",
      "def repeat_string(s, n):\n    return s * n\n",
-     "assert repeat_string('ab', 3) == 'ababab'\nassert repeat_string('x', 0) == ''\nassert repeat_string('', 4) == ''"),
-    ("clamp", "clamp(x, low, high)", "Return x limited to the range from low to high: low if x is below it, high if x is above it, else x.",
+     "assert repeat_string('ab', 3) == 'ababab'\nassert repeat_string('x', 0) == ''\n"
+     "assert repeat_string('', 4) == ''"),
+    ("clamp", "clamp(x, low, high)", "Return x limited to the range from low to high: low if x is below it, high if x "
+                                     "is above it, else x.",
      "def clamp(x, low, high):\n    return max(low, min(x, high))\n",
      "assert clamp(5, 0, 10) == 5\nassert clamp(-3, 0, 10) == 0\nassert clamp(42, 0, 10) == 10"),
     ("count_positive", "count_positive(numbers)", "Return how many numbers in the list numbers are greater than zero.",
      "def count_positive(numbers):\n    return sum(1 for n in numbers if n > 0)\n",
-     "assert count_positive([1, -2, 3]) == 2\nassert count_positive([2, 2, -1, 2]) == 3\nassert count_positive([]) == 0\nassert count_positive([0, -1]) == 0"),
+     "assert count_positive([1, -2, 3]) == 2\nassert count_positive([2, 2, -1, 2]) == 3\n"
+     "assert count_positive([]) == 0\nassert count_positive([0, -1]) == 0"),
     ("join_words", "join_words(words)", "Return the strings in the list words joined with a single space between them.",
      "def join_words(words):\n    return ' '.join(words)\n",
      "assert join_words(['a', 'b', 'c']) == 'a b c'\nassert join_words([]) == ''\nassert join_words(['hi']) == 'hi'"),
-    ("starts_with_vowel", "starts_with_vowel(word)", "Return True if the string word starts with a vowel (a, e, i, o, u, any case), otherwise False.",
+    ("starts_with_vowel", "starts_with_vowel(word)", "Return True if the string word starts with a vowel (a, e, i, o, "
+                                                     "u, any case), otherwise False.",
      "def starts_with_vowel(word):\n    return word[:1].lower() in ('a', 'e', 'i', 'o', 'u')\n",
-     "assert starts_with_vowel('apple') is True\nassert starts_with_vowel('Egg') is True\nassert starts_with_vowel('tree') is False\nassert starts_with_vowel('') is False"),
-    ("sort_numbers", "sort_numbers(numbers)", "Return a new list with the numbers of the list numbers in increasing order.",
+     "assert starts_with_vowel('apple') is True\nassert starts_with_vowel('Egg') is True\n"
+     "assert starts_with_vowel('tree') is False\nassert starts_with_vowel('') is False"),
+    ("sort_numbers", "sort_numbers(numbers)", "Return a new list with the numbers of the list numbers in increasing "
+                                              "order.",
      "def sort_numbers(numbers):\n    return sorted(numbers)\n",
-     "assert sort_numbers([3, 1, 2]) == [1, 2, 3]\nassert sort_numbers([]) == []\nassert sort_numbers([5, -1, 5]) == [-1, 5, 5]"),
+     "assert sort_numbers([3, 1, 2]) == [1, 2, 3]\nassert sort_numbers([]) == []\n"
+     "assert sort_numbers([5, -1, 5]) == [-1, 5, 5]"),
     ("product", "product(numbers)", "Return the product of all numbers in the list numbers (1 for an empty list).",
      "def product(numbers):\n    result = 1\n    for n in numbers:\n        result *= n\n    return result\n",
      "assert product([2, 3, 4]) == 24\nassert product([]) == 1\nassert product([-1, 5]) == -5"),
     ("word_lengths", "word_lengths(words)", "Return a list of the lengths of the strings in the list words.",
      "def word_lengths(words):\n    return [len(w) for w in words]\n",
-     "assert word_lengths(['a', 'abc']) == [1, 3]\nassert word_lengths(['ab', 'cd']) == [2, 2]\nassert word_lengths([]) == []\nassert word_lengths(['', 'hi']) == [0, 2]"),
-    ("merge_dicts", "merge_dicts(a, b)", "Return a new dictionary with the keys of a and b; where both have a key, b's value wins.",
+     "assert word_lengths(['a', 'abc']) == [1, 3]\nassert word_lengths(['ab', 'cd']) == [2, 2]\n"
+     "assert word_lengths([]) == []\nassert word_lengths(['', 'hi']) == [0, 2]"),
+    ("merge_dicts", "merge_dicts(a, b)", "Return a new dictionary with the keys of a and b; where both have a key, b's "
+                                         "value wins.",
      "def merge_dicts(a, b):\n    return {**a, **b}\n",
-     "assert merge_dicts({'x': 1}, {'y': 2}) == {'x': 1, 'y': 2}\nassert merge_dicts({'x': 1}, {'x': 3}) == {'x': 3}\nassert merge_dicts({}, {}) == {}\nassert merge_dicts({'x': 1, 'y': 5}, {'x': 2}) == {'x': 2, 'y': 5}"),
+     "assert merge_dicts({'x': 1}, {'y': 2}) == {'x': 1, 'y': 2}\nassert merge_dicts({'x': 1}, {'x': 3}) == {'x': 3}\n"
+     "assert merge_dicts({}, {}) == {}\nassert merge_dicts({'x': 1, 'y': 5}, {'x': 2}) == {'x': 2, 'y': 5}"),
 ]
 
 

@@ -73,7 +73,8 @@ TEMPLATES = [
                           f"{n['b']} {w['unit']}. How many {w['unit']} of {w['thing']} are left?",
              lambda n: Fraction(n["a"] - n["b"])),
     Template("price", lambda r: {"a": r.randint(2, 10), "b": r.randint(2, 5)},
-             lambda n, w: f"One {w['priced']} costs {n['a']} dollars. How many dollars do {n['b']} {w['priced_plural']} cost?",
+             lambda n, w: f"One {w['priced']} costs {n['a']} dollars. "
+                          f"How many dollars do {n['b']} {w['priced_plural']} cost?",
              lambda n: Fraction(n["a"] * n["b"])),
     Template("half_price", lambda r: {"a": r.randint(1, 4), "b": r.randint(2, 4)},
              lambda n, w: f"One {w['priced']} costs {plain(n['a'] + Fraction(1, 2))} dollars. How many dollars do "

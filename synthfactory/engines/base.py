@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Protocol
 
-
 from synthfactory.model.chat import ChatRequest, ChatResult, EngineOptions, EngineSpec
 
 __all__ = ["ChatRequest", "ChatResult", "EngineOptions", "EngineSpec", "EngineBackend", "Engine"]

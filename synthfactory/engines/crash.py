@@ -12,7 +12,6 @@ import ray
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import EngineFailure, SynthfactoryError
 
-
 FAULT_SIGNALS = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Illegal instruction": "SIGILL",
                  "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE", "Bus error": "SIGBUS"}
 
@@ -32,7 +31,7 @@ def report_faults(path: str, where: dict[str, Any]) -> None:
 
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - must stay open for the process's life
+        handle = open(path, "a", encoding="utf-8")  # must stay open for the process's life
     except OSError:
         return
     handle.write(f"replica pid {where['pid']} on node {where['node_id']}, worker log {where['worker_log']}\n")

@@ -154,7 +154,7 @@ class RequestQueue:
                     if self._lost(replica, job):
                         return
                     continue
-                except BaseException as exc:  # noqa: BLE001 - the call's own error (engine raised): its caller gets it
+                except BaseException as exc:  # the call's own error (engine raised): its caller gets it
                     self._fail(job.call, exc)
                     continue
                 self._file(job, results)

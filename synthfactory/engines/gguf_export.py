@@ -16,6 +16,7 @@ else fetched by pip (`pip download --no-binary :all:` of the same version: one d
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import importlib.metadata
 import logging
@@ -77,9 +78,20 @@ def converter_dir() -> Path:
     target = cache_root() / "llama-convert" / version
     if (target / CONVERTER).is_file():
         return target
+    # One process extracts (and, if need be, downloads); one waiting on the lock finds it done. A
+    # folder without the converter is only ever a leftover of a process that died mid-way.
+    with open(_ensure(target.parent) / f"{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / CONVERTER).is_file():
+            _extract_converter(version, target)
+    return target
+
+
+def _extract_converter(version: str, target: Path) -> None:
+    """The converter's files from the sdist into `target`, whole or not at all (staged, then renamed)."""
     with tempfile.TemporaryDirectory(prefix="sf-llama-src-") as tmp:
         sdist = _find_sdist(version) or _download_sdist(version, Path(tmp))
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_ensure(target.parent)))
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
         try:
             with tarfile.open(sdist) as archive:
                 prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
@@ -90,12 +102,10 @@ def converter_dir() -> Path:
                 for member in members:
                     member.name = member.name[len(prefix):]
                     archive.extract(member, staging, filter="data")
-            if not (target / CONVERTER).is_file():  # another process may have finished first
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
+            shutil.rmtree(target, ignore_errors=True)  # a dead process's partial folder (we hold the lock)
+            staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _ensure(folder: Path) -> Path:
@@ -125,7 +135,7 @@ def convert_folder(folder: str | Path, out: str | Path, outtype: str = "q8_0", t
         raise UserError(f"outtype: {outtype!r} is not one of {', '.join(OUTTYPES)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")  # two converting to one `out` cannot mix
     script = converter_dir() / CONVERTER
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("NO_LOCAL_GGUF", None)  # the converter's own gguf-py: the version it was written for

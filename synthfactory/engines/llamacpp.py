@@ -17,13 +17,13 @@ import importlib.metadata
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import Field
 
-from synthfactory.engines.base import (ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec,
-                                       openai_logprobs)
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec, openai_logprobs
 from synthfactory.errors import EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ class LlamaCppEngine(EngineBackend):
                     verbose=False,
                 )
         except ValueError as exc:  # llama.cpp refused the file (truncated, not GGUF, unknown architecture)
-            raise EngineUnavailableError(f"model {spec.model!r}: llama.cpp cannot load {self.model_path} ({exc})") from None
+            raise EngineUnavailableError(
+                f"model {spec.model!r}: llama.cpp cannot load {self.model_path} ({exc})") from None
         self.use_extra_bufts = self._llm.model_params.use_extra_bufts
         self.load_seconds = time.perf_counter() - started
         log.info("loaded %s in %.2fs (extra buffer types %s)", self.model_path.name, self.load_seconds,
@@ -165,7 +166,7 @@ class LlamaCppEngine(EngineBackend):
         return [self._one(request) for request in requests]
 
     def _one(self, request: ChatRequest) -> ChatResult:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if request.json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         if request.logprobs and self._logprobs:

@@ -14,9 +14,10 @@ import os
 import re
 import tempfile
 import threading
-import uuid
 import time
+import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,8 @@ class EnginePool:
         ensure_ray()
         cluster = ray.cluster_resources()
         settled = [placed(s, cluster) for s in specs]  # as they run here (vLLM's device: auto settled)
-        self._alias = {s.key: p.key for s, p in zip(specs, settled)}  # the callers' keys -> the actors' keys
+        # the callers' keys -> the actors' keys
+        self._alias = {s.key: p.key for s, p in zip(specs, settled, strict=True)}
         specs = settled
         unique = list({s.key: s for s in specs}.values())
         replicas = {s.key: default_replicas(s, cluster, len(unique)) for s in unique}
@@ -188,7 +190,8 @@ class EnginePool:
                 options, group = actor_options(spec, share)
                 self._groups += [group] if group is not None else []
                 report = reports / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', spec.key)[-80:]}-{index}.faults"
-                actor = EngineActor.options(**options).remote(spec, str(report))
+                # @ray.remote made the class an ActorClass; mypy keeps the undecorated class's type
+                actor = EngineActor.options(**options).remote(spec, str(report))  # type: ignore[attr-defined]
                 self._actors[spec.key].append(actor)
                 self._specs[id(actor)] = spec
                 self._where[id(actor)] = {"fault_report": str(report)}  # until the replica says where it runs
@@ -197,14 +200,13 @@ class EnginePool:
         self.ready_at = time.perf_counter()  # every replica passed its start check: `busy_share` counts from here
         for handle in handles:
             self._inflight[id(handle)] = 0
-        answers = {id(a): answer for a, answer in zip(handles, self.replicas)}
+        answers = {id(a): answer for a, answer in zip(handles, self.replicas, strict=True)}
         for key, group in self._actors.items():
             if all(answers[id(a)]["one_request_at_a_time"] for a in group):
                 spec = self._specs[id(group[0])]
                 self._queues[key] = RequestQueue(
                     group, self._send, self._back, max_attempts=(MAX_RESTARTS + 1) * len(group),
-                    gave_up=lambda actor, how, spec=spec: self._gave_up(spec, actor, how),
-                    closed=lambda spec=spec: self._shut(spec))
+                    gave_up=partial(self._gave_up, spec), closed=partial(self._shut, spec))
 
     def _start(self, handles: list[Any], cluster: dict[str, float], timeout_s: float) -> list[dict[str, Any]]:
         """Wait for every replica to load and pass its start check; stop at the first that fails,
@@ -224,7 +226,7 @@ class EnginePool:
             actor = pending.pop(done[0])
             try:
                 answers[id(actor)] = ray.get(done[0])
-            except Exception as exc:  # noqa: BLE001 - every way a replica can fail to start ends the run here
+            except Exception as exc:  # every way a replica can fail to start ends the run here
                 spec = self._specs[id(actor)]
                 where = self._where_of(actor, where_refs) or self._where[id(actor)]
                 self.shutdown()
@@ -237,7 +239,7 @@ class EnginePool:
     def _where_of(actor: Any, where_refs: dict[int, Any]) -> dict[str, Any] | None:
         try:
             return ray.get(where_refs[id(actor)], timeout=5)
-        except Exception:  # noqa: BLE001 - the replica died before it could say where it ran
+        except Exception:  # the replica died before it could say where it ran
             return None
 
     def chat(self, spec: EngineSpec, requests: list[ChatRequest]) -> list[ChatResult]:

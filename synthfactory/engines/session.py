@@ -6,6 +6,8 @@ each starting and stopping Ray and a pool themselves.
 
 from __future__ import annotations
 
+import signal
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -21,13 +23,46 @@ def ray_session(quiet: bool = False) -> Iterator[None]:
     from synthfactory.engines.pool import ensure_ray
 
     connected_before = ray.is_initialized()
-    ensure_ray(quiet=quiet)
+    with _sigterm_kept():
+        ensure_ray(quiet=quiet)
     try:
         yield
     finally:
         if not connected_before and ray.is_initialized():
             _kill_autoscaler_monitor()
             ray.shutdown()
+
+
+def local_cluster_lost() -> bool:
+    """True when this process started a local Ray cluster and some of its processes died while the
+    driver is still connected (a SIGTERM sent to the whole process group reaches them too): nothing
+    of the cluster is left to stop, and the driver's disconnect in `ray.shutdown()` waits on the dead
+    GCS (measured 8.0 s; a call to it, up to 60 s). Ray kills its processes after that disconnect,
+    so a stop that `ray_session` makes on purpose never counts."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return False
+    try:
+        worker = sys.modules["ray"]._private.worker
+        node = worker._global_node
+        return (node is not None and node.head and hasattr(worker.global_worker, "core_worker")
+                and not node.remaining_processes_alive())
+    except Exception:  # noqa: BLE001 - Ray is tearing the node down meanwhile: not lost
+        return False
+
+
+@contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """`ray.init` replaces the SIGTERM handler with one that exits (`sys.exit(15)`): a handler the
+    caller installed (the CLI's, which stops the run and says what it kept) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(before) and signal.getsignal(signal.SIGTERM) is not before:
+            signal.signal(signal.SIGTERM, before)
 
 
 def _kill_autoscaler_monitor() -> None:

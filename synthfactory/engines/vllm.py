@@ -38,8 +38,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from synthfactory.engines.base import (ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec,
-                                       error_result)
+from synthfactory.engines.base import ChatRequest, ChatResult, EngineBackend, EngineOptions, EngineSpec, error_result
 from synthfactory.errors import EngineFailure, EngineUnavailableError
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ class VLLMOptions(EngineOptions):
     max_num_seqs: int = Field(256, ge=1, le=4096, description="sequences the engine batches at once")
 
     @model_validator(mode="after")
-    def _fraction_of_one_gpu(self) -> "VLLMOptions":
+    def _fraction_of_one_gpu(self) -> VLLMOptions:
         if self.gpus_per_replica < 1.0 and self.tensor_parallel_size > 1:
             raise ValueError("gpus_per_replica: a share of a GPU needs tensor_parallel_size 1")
         if self.gpus_per_replica < 1.0 and self.gpu_memory_utilization > self.gpus_per_replica:
@@ -118,7 +117,7 @@ def result_from_output(output: Any, latency_s: float, top: int | None) -> ChatRe
     logprobs = None
     if top and completion.logprobs:
         logprobs = []
-        for token_id, entry in zip(completion.token_ids, completion.logprobs):
+        for token_id, entry in zip(completion.token_ids, completion.logprobs, strict=False):
             chosen = entry.get(token_id)
             ranked = sorted(entry.values(), key=lambda lp: lp.rank if lp.rank is not None else 1 << 30)[:top]
             logprobs.append({
@@ -325,12 +324,12 @@ class VLLMEngine(EngineBackend):
                     owner = waiting.pop(_request_key(output.request_id, waiting), None)
                     if owner is not None:
                         owner[0].finish(owner[1], result_from_output(output, 0.0, owner[0].requests[owner[1]].logprobs))
-        except BaseException as exc:  # noqa: BLE001 - the engine died: every call waiting gets the cause
+        except BaseException as exc:  # the engine died: every call waiting gets the cause
             self._failed = exc
             log.error("vllm engine loop stopped: %s: %s", type(exc).__name__, exc)
         cause = _death(self.model_name, self._failed)
-        for owner in {id(c): c for c in [call, *(c for c, _ in waiting.values())] if c is not None}.values():
-            owner.fail(EngineDead(cause))
+        for waiter in {id(c): c for c in [call, *(c for c, _ in waiting.values())] if c is not None}.values():
+            waiter.fail(EngineDead(cause))
         while (left := self._next_call()) is not None:
             left.fail(EngineDead(cause))
 
@@ -343,13 +342,13 @@ class VLLMEngine(EngineBackend):
     def stats(self) -> dict[str, Any]:
         return {"device": self.device, "most_in_one_step": self._most_in_one_step}
 
-    def _next_call(self) -> "_Call | None":
+    def _next_call(self) -> _Call | None:
         try:
             return self._inbox.get_nowait()
         except queue.Empty:
             return None
 
-    def _add(self, call: "_Call", waiting: dict[str, tuple["_Call", int]]) -> None:
+    def _add(self, call: _Call, waiting: dict[str, tuple[_Call, int]]) -> None:
         """Each request of `call` into the engine, one at a time, so one vLLM refuses (a bad
         prompt) is that row's error and the others go on. Here, in the loop's thread, as
         everything that uses the tokenizer."""
@@ -428,7 +427,8 @@ def _death(model: str, failed: BaseException | None) -> str:
     if failed is None:
         return f"engine vllm (model {model}): the vLLM engine was closed"
     first = (str(failed).strip().splitlines() or [""])[0][:300]
-    return f"engine vllm (model {model}): the vLLM engine died: {type(failed).__name__}" + (f": {first}" if first else "")
+    return (f"engine vllm (model {model}): the vLLM engine died: {type(failed).__name__}"
+            + (f": {first}" if first else ""))
 
 
 def _request_key(request_id: str, waiting: dict[str, Any]) -> str:

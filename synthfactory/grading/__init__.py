@@ -7,8 +7,16 @@
 - `bias`: verbosity and self-preference checks reported per version.
 """
 
-from synthfactory.grading.llm import (JsonJudge, JudgementError, JudgeScore, LogprobJudge, judge_schema, make_judge,
-                                      p_yes, parse_judgement)
+from synthfactory.grading.llm import (
+                                      JsonJudge,
+                                      JudgementError,
+                                      JudgeScore,
+                                      LogprobJudge,
+                                      judge_schema,
+                                      make_judge,
+                                      p_yes,
+                                      parse_judgement,
+)
 from synthfactory.grading.panel import Panel, PanelResult, krippendorff_alpha
 
 __all__ = ["JsonJudge", "JudgementError", "JudgeScore", "LogprobJudge", "Panel", "PanelResult", "judge_schema",

@@ -32,6 +32,7 @@ def judge_bias(recipe: Recipe, rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"graded_rows": len(rows), "verbosity_spearman": _round(spearman(scores, lengths)),
                            "self_preference": None, "self_judges": [], "other_judges": [],
                            **position_bias(rows)}
+    assert recipe.grading is not None  # asked only for a recipe with judges (`judging_metadata`)
     if recipe.grading.judges is None:
         return out
     generator = (recipe.generation.engine, recipe.generation.model)
@@ -45,7 +46,8 @@ def judge_bias(recipe: Recipe, rows: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         try:
             by_judge = json.loads(row["scores"])
-            gaps.append(np.mean([by_judge[j]["score"] for j in selves]) - np.mean([by_judge[j]["score"] for j in others]))
+            gaps.append(np.mean([by_judge[j]["score"] for j in selves])
+                        - np.mean([by_judge[j]["score"] for j in others]))
         except (TypeError, KeyError, ValueError):
             continue  # a row settled without every judge's score (e.g. a preference pair): not comparable
     out["self_preference"] = _round(float(np.mean(gaps))) if gaps else None

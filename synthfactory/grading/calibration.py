@@ -11,25 +11,43 @@ origin of the labels (`labelsets`: real outputs someone labelled, constructed ro
 because a judge measured on constructed rows says little about the rows a model makes. Learned
 judges add their own cross-validated section (`learned_section`).
 
-Everything goes to `{store}/{name}/_calibration/{fingerprint}/` (any store: `synthfactory.storage`) where the fingerprint hashes what
-decides a score (every judge, rubric, model, engine, scale and aggregate; not the threshold), so a
-published version can cite the calibration of exactly the judges that graded it.
+Everything goes to `{store}/{name}/_calibration/{fingerprint}/` (any store: `synthfactory.storage`)
+where the fingerprint hashes what decides a score (every judge, rubric, model, engine, scale and
+aggregate; not the threshold), so a published version can cite the calibration of exactly the
+judges that graded it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from synthfactory.grading.labelsets import (BAD, GOOD, LABEL_MAX_CHARS, ORIGINS, LabelSet,  # noqa: F401 - re-exported
-                                            load_label_source, load_labels)
-from synthfactory.grading.measures import (at_threshold, auc_interval, cohen_kappa, deciles,  # noqa: F401
-                                           roc_auc, roc_curve, spearman, threshold_for_precision,
-                                           wilson_interval, with_intervals)
+from synthfactory.grading.labelsets import (  # noqa: F401 - re-exported
+    BAD,
+    GOOD,
+    LABEL_MAX_CHARS,
+    ORIGINS,
+    LabelSet,
+    load_label_source,
+    load_labels,
+)
+from synthfactory.grading.measures import (  # noqa: F401 - some are re-exported
+    at_threshold,
+    auc_interval,
+    cohen_kappa,
+    deciles,
+    roc_auc,
+    roc_curve,
+    spearman,
+    threshold_for_precision,
+    wilson_interval,
+    with_intervals,
+)
 from synthfactory.inputs.readers import QuarantinedRow
 from synthfactory.model.lineage import stable_hash
 from synthfactory.recipe import GradingConfig
@@ -123,7 +141,7 @@ def grade_labels(rows: list[dict[str, Any]], grading: GradingConfig, chats: list
 
 def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_precision: float,
                labels: LabelSet | Path, recipe_name: str, quarantined: list[QuarantinedRow] | None = None,
-               learned: dict[str, Any] | None = None) -> dict[str, Any]:
+               learned: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The numbers, computed from the per-row scores alone (the test recomputes them from the file).
     `labels`: the label set (or, as before, the labels file); `quarantined`: the labelled lines that
     could not be read, counted and listed with their reasons; `learned`: `learned_section`'s report."""
@@ -169,8 +187,8 @@ def report_for(graded: list[dict[str, Any]], grading: GradingConfig, target_prec
         "target_precision": target_precision,
         "threshold_for_target_precision": suggested,
         "verbosity_spearman": spearman(scores, lengths),
-        "verbosity_spearman_good_rows": spearman([s for s, g in zip(scores, good) if g],
-                                                 [n for n, g in zip(lengths, good) if g]),
+        "verbosity_spearman_good_rows": spearman([s for s, g in zip(scores, good, strict=True) if g],
+                                                 [n for n, g in zip(lengths, good, strict=True) if g]),
         "deciles": deciles(good, scores),
         "learned": learned,
     }

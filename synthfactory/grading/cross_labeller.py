@@ -28,7 +28,7 @@ MIN_CLASS_ROWS = 2  # good and bad rows a training side needs (the inner CV's fe
 def labeller_counts(labellers: list[str | None], good: np.ndarray) -> dict[str, dict[str, int]]:
     """Rows and good rows per named labeller."""
     out: dict[str, dict[str, int]] = {}
-    for name, g in zip(labellers, good.tolist()):
+    for name, g in zip(labellers, good.tolist(), strict=True):
         if name:
             entry = out.setdefault(str(name), {"rows": 0, "good": 0})
             entry["rows"] += 1
@@ -120,7 +120,8 @@ def _num(value: float | None) -> str:
 
 
 def direction_text(d: dict[str, Any]) -> str:
-    """'trained on labeller A's 113 rows (9 good), tested on labeller B's 127 rows (9 good): ROC-AUC 0.61 (95% CI ...)'."""
+    """'trained on labeller A's 113 rows (9 good), tested on labeller B's 127 rows (9 good):
+    ROC-AUC 0.61 (95% CI ...)'."""
     return (f"trained on labeller{'s' if len(d['train']) > 1 else ''} {'+'.join(d['train'])}'s {d['train_rows']} rows "
             f"({d['train_good']} good), tested on labeller {d['test']}'s {d['rows']} rows ({d['good']} good): "
             f"ROC-AUC {_num(d['auc'])} ({_ci(d['auc_interval'])})")

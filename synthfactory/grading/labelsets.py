@@ -112,8 +112,8 @@ def _read_table(dataset: str) -> list[dict[str, Any]]:
     try:
         from synthfactory.labels.table import read_labels
     except ImportError:
-        read_labels = None
-    if read_labels is not None:
+        pass
+    else:
         return list(read_labels(dataset))
     from deltalake import DeltaTable
 
@@ -136,7 +136,7 @@ def labeller_agreement(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if shared:
             x, y = [by_labeller[a][r] for r in shared], [by_labeller[b][r] for r in shared]
             pairs.append({"labellers": [a, b], "rows": len(shared), "kappa": cohen_kappa(x, y),
-                          "disagreements": sum(p != q for p, q in zip(x, y))})
+                          "disagreements": sum(p != q for p, q in zip(x, y, strict=True))})
     return pairs
 
 
@@ -175,7 +175,8 @@ def load_label_table(dataset: str | Path) -> LabelSet:
     for label in given:
         labellers[label["labeller"]] = labellers.get(label["labeller"], 0) + 1
     return LabelSet(rows, quarantined, {
-        "kind": "table", "file": f"{dataset.rsplit('/', 1)[-1]}/{LABELS_DIR}", "dataset": dataset, "sha256": digest[:16],
+        "kind": "table", "file": f"{dataset.rsplit('/', 1)[-1]}/{LABELS_DIR}", "dataset": dataset,
+        "sha256": digest[:16],
         "skipped": sum(r.get("label") == "skip" for r in labels), "labellers": labellers,
         "agreement": labeller_agreement(given)})
 

@@ -27,14 +27,16 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from synthfactory.errors import UserError
 from synthfactory.grading import learned_model as lm
-from synthfactory.grading.cross_labeller import cross_labeller, labeller_counts, summary as cross_summary
+from synthfactory.grading.cross_labeller import cross_labeller, labeller_counts
+from synthfactory.grading.cross_labeller import summary as cross_summary
 from synthfactory.grading.llm import SCORE_COLUMNS, JudgeScore
 from synthfactory.model.lineage import stable_hash
 from synthfactory.quality import text as tq
@@ -95,7 +97,7 @@ class GeneratorScorer:
     the model's own chat template, ChatML when it has none), one model per process and model,
     loaded on first use; cached by text."""
 
-    _shared: dict[str, "GeneratorScorer"] = {}
+    _shared: dict[str, GeneratorScorer] = {}
     _shared_lock = threading.Lock()
 
     def __init__(self, model: str, system: str | None) -> None:
@@ -105,7 +107,7 @@ class GeneratorScorer:
         self._cache: dict[str, list[float]] = {}
 
     @classmethod
-    def shared(cls, model: str, system: str | None) -> "GeneratorScorer":
+    def shared(cls, model: str, system: str | None) -> GeneratorScorer:
         with cls._shared_lock:
             key = stable_hash(model, system)
             if key not in cls._shared:
@@ -190,16 +192,20 @@ def build_features(pairs: list[tuple[str, str]], others: dict[str, list[JudgeSco
     """The feature table of (prompt, response) pairs whose other judges all scored them."""
     vectors = None
     if {"embeddings", "signals"} & set(groups) and pairs:
+        assert embedder is not None, "the embeddings and signals groups need an embedder"
         texts = [t for pair in pairs for t in pair]
         vectors = embedder().encode([stable_hash("relevance", t) for t in texts], texts)  # shared with relevance
     rows: list[dict[str, float]] = []
     for k, (_, response) in enumerate(pairs):
         row: dict[str, float] = {}
         if "signals" in groups:
+            assert vectors is not None  # encoded above: there are pairs
             row.update(signal_features(response, float(vectors[2 * k] @ vectors[2 * k + 1])))
         if "judges" in groups:
             for name in sorted(others):
-                row.update(judge_features(name, others[name][k]))
+                score = others[name][k]
+                assert score is not None, "features are built only for pairs every other judge scored"
+                row.update(judge_features(name, score))
         if "generator" in groups and generator is not None:
             mean, low = generator.features(*pairs[k])
             row.update({"generator.mean_logprob": mean, "generator.p10_logprob": low})
@@ -208,8 +214,8 @@ def build_features(pairs: list[tuple[str, str]], others: dict[str, list[JudgeSco
     scalars = np.array([[row.get(n, 0.0) for n in names] for row in rows], dtype=np.float64).reshape(len(rows), -1)
     embeddings = None
     if "embeddings" in groups:
-        embeddings = (np.hstack([vectors[0::2], vectors[1::2]]).astype(np.float64) if pairs
-                      else np.zeros((0, 768)))
+        embeddings = (np.hstack([vectors[0::2], vectors[1::2]]).astype(np.float64) if vectors is not None
+                      else np.zeros((0, 768)))  # None only without pairs
     return lm.FeatureTable(names, scalars, embeddings)
 
 
@@ -266,12 +272,12 @@ class LearnedJudge:
     columns = SCORE_COLUMNS
 
     @classmethod
-    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "LearnedJudge":
+    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> LearnedJudge:
         raise UserError("a learned judge grades in a panel that gives it its config (grading.judges)")
 
     @classmethod
     def for_learning(cls, config: Any, grading: Any, embedder: Callable[[], Any],
-                     dataset_uri: Any = None) -> "LearnedJudge":
+                     dataset_uri: Any = None) -> LearnedJudge:
         return cls(config, grading, embedder, dataset_uri)
 
     @staticmethod
@@ -350,7 +356,7 @@ class LearnedJudge:
         table = build_features([pairs[k] for k in readable],
                                {n: [v[k] for k in readable] for n, v in others.items()} if "judges" in self.groups
                                else {}, self.groups, self._embedder, self.generator)
-        for k, p in zip(readable, self.model.scores(table)):
+        for k, p in zip(readable, self.model.scores(table), strict=True):
             value = round(float(p), 6)
             out[k] = JudgeScore(raw={"p_good": value}, normalised={"p_good": value}, score=value)
         return out

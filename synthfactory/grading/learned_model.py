@@ -16,8 +16,9 @@ import functools
 import itertools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -26,18 +27,19 @@ GRID_DIMS = (0, 8, 32)  # PCA width of the embeddings block; 0 leaves the embedd
 FOLDS = 5
 INNER_FOLDS = 3
 SEED = 0
-_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def one_blas_thread(func: _F) -> _F:
+def one_blas_thread(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Small matrices: BLAS threads only contend (an 80x768 SVD took 0.3 s on 2 busy cores, 0.01 s on one)."""
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):
             return func(*args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @dataclass
@@ -48,7 +50,7 @@ class FeatureTable:
     scalars: np.ndarray  # (n, len(names))
     embeddings: np.ndarray | None = None  # (n, 768)
 
-    def take(self, index: np.ndarray) -> "FeatureTable":
+    def take(self, index: np.ndarray) -> FeatureTable:
         return FeatureTable(self.names, self.scalars[index],
                             None if self.embeddings is None else self.embeddings[index])
 
@@ -90,7 +92,7 @@ class LinearModel:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "LinearModel":
+    def from_json(cls, text: str) -> LinearModel:
         data = json.loads(text)
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
@@ -128,7 +130,9 @@ def fit(table: FeatureTable, good: np.ndarray, c: float, dims: int, seed: int = 
     dims = _usable_dims(dims, table)
     model = LinearModel(names=list(table.names), dims=dims, c=c)
     if dims:
-        mean, vt = axes if axes is not None else principal_axes(table)
+        found = axes if axes is not None else principal_axes(table)
+        assert found is not None  # dims > 0 only with embeddings on two or more rows (_usable_dims)
+        mean, vt = found
         model.pca_mean, model.pca_components = mean.tolist(), vt[:dims].tolist()
     x = model.design(table)
     scaler = StandardScaler().fit(x)
@@ -164,7 +168,7 @@ def _folds(good: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.nda
 
 
 def grid(table: FeatureTable) -> list[tuple[float, int]]:
-    dims = GRID_DIMS if table.embeddings is not None else (0,)
+    dims: tuple[int, ...] = GRID_DIMS if table.embeddings is not None else (0,)
     if not table.names:  # embeddings alone: some width of them, never nothing
         dims = tuple(d for d in dims if d) or (0,)
     return list(itertools.product(GRID_C, dims))
@@ -179,7 +183,7 @@ def select(table: FeatureTable, good: np.ndarray, seed: int = SEED) -> tuple[flo
     axes = [principal_axes(part) for part, _, _, _ in folds]
     for c, dims in grid(table):
         oof = np.zeros(len(good))
-        for (part, labels, held, test), basis in zip(folds, axes):
+        for (part, labels, held, test), basis in zip(folds, axes, strict=True):
             oof[test] = fit(part, labels, c, dims, seed, basis).scores(held)
         value = auc(good, oof)
         if value is not None and (best[2] is None or value > best[2] + 1e-12):

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.recipe import GradingConfig
+from synthfactory.recipe import Criterion, GradingConfig
 from synthfactory.registry import JUDGES
 
 JUDGE_SYSTEM = (
@@ -36,7 +37,7 @@ YES, NO = "yes", "no"
 class JudgeScore:
     """One parsed judgement: raw grades as the judge gave them, their [0, 1] form, and the mean."""
 
-    raw: dict[str, float]
+    raw: dict[str, Any]  # criterion -> grade; a panel's: judge -> {"score": its score, **its grades}
     normalised: dict[str, float]
     score: float
 
@@ -53,13 +54,20 @@ class JudgementError(ValueError):
     """The judge's answer could not be read as a grade for every criterion."""
 
 
+def rubric_of(grading: GradingConfig) -> list[Criterion]:
+    """The criteria an LLM judge grades: the grading it sees always has them (the recipe checks)."""
+    assert grading.rubric is not None, "an LLM judge's grading has a rubric (checked when the recipe loads)"
+    return grading.rubric
+
+
 def judge_schema(grading: GradingConfig) -> dict:
     """JSON schema the engine turns into a grammar: every criterion, an integer on the scale."""
     values = list(range(grading.scale_min, grading.scale_max + 1))
+    rubric = rubric_of(grading)
     return {
         "type": "object",
-        "properties": {c.name: {"type": "integer", "enum": values} for c in grading.rubric},
-        "required": [c.name for c in grading.rubric],
+        "properties": {c.name: {"type": "integer", "enum": values} for c in rubric},
+        "required": [c.name for c in rubric],
         "additionalProperties": False,
     }
 
@@ -71,7 +79,7 @@ class LLMJudge:
     columns = SCORE_COLUMNS
 
     @classmethod
-    def for_panel(cls, grading: GradingConfig, embedder: Callable[[], Any]) -> "LLMJudge":
+    def for_panel(cls, grading: GradingConfig, embedder: Callable[[], Any]) -> LLMJudge:
         return cls(grading)
 
     @staticmethod
@@ -91,9 +99,9 @@ class JsonJudge(LLMJudge):
         self.schema = judge_schema(grading)
 
     def requests(self, instruction: str, response: str, seed: int) -> list[ChatRequest]:
-        g = self.grading
-        criteria = "\n".join(f"- {c.name}: {c.description}" for c in g.rubric)
-        example = ", ".join(f'"{c.name}": <{g.scale_min}-{g.scale_max}>' for c in g.rubric)
+        g, rubric = self.grading, rubric_of(self.grading)
+        criteria = "\n".join(f"- {c.name}: {c.description}" for c in rubric)
+        example = ", ".join(f'"{c.name}": <{g.scale_min}-{g.scale_max}>' for c in rubric)
         user = (
             f"Instruction:\n{instruction}\n\nResponse:\n{response}\n\n"
             f"Grade the response from {g.scale_min} (worst) to {g.scale_max} (best) on:\n{criteria}\n\n"
@@ -120,14 +128,15 @@ class LogprobJudge(LLMJudge):
         return [
             ChatRequest(
                 messages=({"role": "system", "content": JUDGE_SYSTEM},
-                          {"role": "user", "content": f"{head}Is this true of the response: {c.description} Reply yes or no."}),
+                          {"role": "user",
+                           "content": f"{head}Is this true of the response: {c.description} Reply yes or no."}),
                 max_tokens=1, temperature=0.0, top_p=1.0, seed=seed, logprobs=20,
             )
-            for c in self.grading.rubric
+            for c in rubric_of(self.grading)
         ]
 
     def parse(self, results: list[ChatResult]) -> JudgeScore:
-        raw = {c.name: p_yes(r) for c, r in zip(self.grading.rubric, results, strict=True)}
+        raw = {c.name: p_yes(r) for c, r in zip(rubric_of(self.grading), results, strict=True)}
         return JudgeScore(raw=raw, normalised=dict(raw), score=sum(raw.values()) / len(raw))
 
 
@@ -168,7 +177,7 @@ def parse_judgement(text: str, grading: GradingConfig) -> JudgeScore:
     if not isinstance(value, dict):
         raise JudgementError("not a JSON object")
     raw: dict[str, float] = {}
-    for criterion in grading.rubric:
+    for criterion in rubric_of(grading):
         grade = value.get(criterion.name)
         if isinstance(grade, bool) or not isinstance(grade, (int, float)) or grade != int(grade):
             raise JudgementError(f"missing or non-integer grade for {criterion.name}")

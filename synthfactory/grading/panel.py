@@ -12,8 +12,9 @@ batch's items: 1 is perfect agreement, 0 is what chance gives, below 0 systemati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -98,8 +99,8 @@ class Panel:
                 if score is None and not self.single:
                     result.errors[i] = f"{config.name}: {result.errors[i]}"
         for i in range(n):
-            if result.errors[i] is None:
-                result.verdicts[i] = self.combine([scores[i] for scores in per_judge])
+            if result.errors[i] is None:  # every judge scored row i
+                result.verdicts[i] = self.combine(cast(list[JudgeScore], [scores[i] for scores in per_judge]))
         return result
 
     def grade_others(self, pairs: list[tuple[str, str]], chats: list[Chat | None]
@@ -131,7 +132,7 @@ class Panel:
             result.requests += len(answers)
             result.seconds += sum(a.latency_s for a in answers)
             still, offset = [], 0
-            for i, requests in zip(pending, asked):
+            for i, requests in zip(pending, asked, strict=True):
                 mine, offset = answers[offset:offset + len(requests)], offset + len(requests)
                 result.prompt_tokens[i] += sum(a.prompt_tokens for a in mine)
                 result.completion_tokens[i] += sum(a.completion_tokens for a in mine)
@@ -153,7 +154,8 @@ class Panel:
         """One verdict from every judge's: a single judge's unchanged; a panel's nested by judge."""
         if self.single:
             return scores[0]
-        voters = [(c.weight, s.score) for c, s in zip(self.configs, scores) if c.weight > 0]  # not observers
+        # observers (weight 0) do not vote
+        voters = [(c.weight, s.score) for c, s in zip(self.configs, scores, strict=True) if c.weight > 0]
         values = [v for _, v in voters]
         if self.grading.aggregate == "min":
             total = min(values)
@@ -161,8 +163,9 @@ class Panel:
             total = sum(v >= self.grading.threshold for v in values) / len(values)
         else:
             total = sum(w * v for w, v in voters) / sum(w for w, _ in voters)
-        raw = {c.name: {"score": s.score, **s.raw} for c, s in zip(self.configs, scores)}
-        normalised = {f"{c.name}.{k}": v for c, s in zip(self.configs, scores) for k, v in s.normalised.items()}
+        raw = {c.name: {"score": s.score, **s.raw} for c, s in zip(self.configs, scores, strict=True)}
+        normalised = {f"{c.name}.{k}": v
+                      for c, s in zip(self.configs, scores, strict=True) for k, v in s.normalised.items()}
         return JudgeScore(raw=raw, normalised=normalised, score=round(float(total), 6))
 
 
@@ -177,7 +180,7 @@ def krippendorff_alpha(ratings: list[list[float | None]]) -> float | None:
     missing). Items with fewer than two scores are left out; None when nothing can be compared
     or every score is the same (no variance: agreement is undefined, not perfect)."""
     units = []
-    for values in zip(*ratings):
+    for values in zip(*ratings, strict=True):
         present = [float(v) for v in values if v is not None]
         if len(present) >= 2:
             units.append(np.array(present))

@@ -13,7 +13,8 @@ Neither reads facts: a changed number or name passes both (the LLM judge is the 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from synthfactory.grading.llm import SCORE_COLUMNS, JudgeScore
 from synthfactory.model.lineage import stable_hash
@@ -27,7 +28,7 @@ class RelevanceJudge:
     columns = SCORE_COLUMNS
 
     @classmethod
-    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "RelevanceJudge":
+    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> RelevanceJudge:
         return cls(embedder)
 
     @staticmethod
@@ -59,7 +60,7 @@ class FormJudge:
     columns = SCORE_COLUMNS
 
     @classmethod
-    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> "FormJudge":
+    def for_panel(cls, grading: Any, embedder: Callable[[], Any]) -> FormJudge:
         return cls()
 
     @staticmethod

@@ -15,9 +15,10 @@ No line is ever dropped without a word.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from synthfactory.errors import RecipeError
 
@@ -128,7 +129,8 @@ def read_records(path: Path, fmt: str = "auto", text_field: str = "text", max_ch
         records = _row_records(path, fmt, what)
     for record in records:
         if record.reason is None and max_chars is not None and len(record.raw) > max_chars:
-            record = Record(path, record.at, None, record.raw, f"too_long: {len(record.raw)} chars > {limit} {max_chars}")
+            record = Record(path, record.at, None, record.raw,
+                            f"too_long: {len(record.raw)} chars > {limit} {max_chars}")
         yield record
 
 

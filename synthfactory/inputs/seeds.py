@@ -71,10 +71,13 @@ def load_versions_seeds(config: SeedsConfig, own: str | Path | None = None,
     from synthfactory.store import DatasetStore
 
     field_name = "seeds.from_versions" if config.from_versions else "seeds.from_version"
-    uri, _, named = (config.from_versions or config.from_version).rpartition("@")
-    if not uri and own is None:
+    source = config.from_versions or config.from_version
+    assert source is not None  # called only for seeds from versions (`load_seeds`)
+    uri, _, named = source.rpartition("@")
+    root = uri or own
+    if root is None:
         raise RecipeError(f"{field_name}: name the dataset (STORE/NAME@...) outside a run")
-    store = DatasetStore(uri or own)
+    store = DatasetStore(root)
     published = [v.version for v in store.versions()] if store.exists() else []
     versions = versions_named(named, published)
     if not versions:
@@ -123,11 +126,16 @@ def load_seeds(config: SeedsConfig, path: Path | None, own: str | Path | None = 
         accumulated = load_versions_seeds(config, own, real_texts, config.real.share if config.real else 0.0)
         if accumulated is not None:
             return accumulated
+    assert path is not None  # seeds.path is set whenever no version gives the seeds (SeedsConfig checks)
     good, bad = read_rows(path, "seeds", config.format, config.field, config.max_chars, "seeds.path", "seeds.max_chars")
     # a corpus's rows are passages: each is also the `source` a grounded verifier checks against
     passages = bool(config.path and config.path.startswith("corpus:"))
     # duplicates are found at planning, on the prompt they render (plan.render_seeds)
-    result = SeedSet(rows=[SeedRow(seed_id="s" + stable_hash(r.fields),
-                                   fields={**r.fields, "source": r.fields["text"]} if passages else r.fields,
-                                   location=r.location) for r in good], quarantined=bad)
+    rows = []
+    for r in good:
+        fields = r.fields
+        assert fields is not None  # read_rows keeps the rows that parsed
+        rows.append(SeedRow(seed_id="s" + stable_hash(fields),
+                            fields={**fields, "source": fields["text"]} if passages else fields, location=r.location))
+    result = SeedSet(rows=rows, quarantined=bad)
     return _limit_depth(result, config.max_depth)

@@ -44,7 +44,8 @@ def task_text(item: LabelItem) -> tuple[str, str]:
         turns = display.get("turns") or []
         return "\n\n".join(f"{t['role']}: {t['content']}" for t in turns[:-1]), (turns[-1]["content"] if turns else "")
     if kind == "preference":
-        return display.get("prompt", ""), f"CHOSEN:\n{display.get('chosen', '')}\n\nREJECTED:\n{display.get('rejected', '')}"
+        return (display.get("prompt", ""),
+                f"CHOSEN:\n{display.get('chosen', '')}\n\nREJECTED:\n{display.get('rejected', '')}")
     if kind == "fields":
         fields = display.get("fields") or {}
         return display.get("prompt", ""), "\n".join(f"{name}: {value}" for name, value in fields.items())

@@ -27,7 +27,8 @@ PAGE_HTML = """<!doctype html>
   dl.fields dt { font-weight: 600; margin-top: 6px; }
   dl.fields dd { margin: 0 0 0 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
   #controls { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin-top: 12px; }
-  button { font: inherit; padding: 6px 14px; border-radius: 4px; border: 1px solid #888; background: #fff; cursor: pointer; }
+  button { font: inherit; padding: 6px 14px; border-radius: 4px; border: 1px solid #888; background: #fff;
+           cursor: pointer; }
   button.good { border-color: #2a7; } button.bad { border-color: #c33; }
   kbd { font: 12px monospace; border: 1px solid #aaa; border-radius: 3px; padding: 0 4px; background: #eee; }
   #note { flex: 1; min-width: 200px; font: inherit; padding: 5px; }
@@ -159,7 +160,9 @@ async function send(label) {
       body: JSON.stringify({row_id: current.row_id, label: label, note: note || null}),
     });
     const answer = await response.json();
-    if (!response.ok) { $("status").textContent = "not saved: " + (answer.detail || response.status); busy = false; return; }
+    if (!response.ok) {
+      $("status").textContent = "not saved: " + (answer.detail || response.status); busy = false; return;
+    }
     const reveal = $("reveal");
     reveal.className = label;
     const score = answer.score === null ? "no judge score" : "judge score " + answer.score.toFixed(3);

@@ -6,7 +6,7 @@ Adding a method is one module here (a `Method` subclass) and one line in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from synthfactory.methods.base import Method, MethodOptions
 from synthfactory.registry import METHODS
@@ -25,11 +25,11 @@ def validate_options(name: str, options: dict[str, Any]) -> MethodOptions:
     return method_class(name).Options.model_validate(options)
 
 
-def method_for(generation: "GenerationConfig | Recipe") -> Method:
+def method_for(generation: GenerationConfig | Recipe) -> Method:
     """The method a recipe's generation section names, with its options."""
-    generation = getattr(generation, "generation", generation)
-    cls = method_class(generation.method)
-    return cls(cls.Options.model_validate(generation.method_options), generation)
+    config = cast("GenerationConfig", getattr(generation, "generation", generation))  # a Recipe's, or itself
+    cls = method_class(config.method)
+    return cls(cls.Options.model_validate(config.method_options), config)
 
 
 __all__ = ["METHODS", "Method", "MethodOptions", "method_class", "method_for", "validate_options"]

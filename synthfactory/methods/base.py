@@ -77,7 +77,7 @@ class Draft:
     """One row in the making: its work item, the round it is in, the method's state, and the
     engine usage of every round so far (summed into the row's cost columns)."""
 
-    item: "WorkItem"
+    item: WorkItem
     round: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     prompt_tokens: int = 0
@@ -97,7 +97,7 @@ class Method:
     internal: ClassVar[tuple[str, ...]] = ("method_state",)  # row keys never published (`_partial`: quarantine only)
     compares_pairs: ClassVar[bool] = False  # `pairs` gives rows a position-bias check (its judge's `pair_columns`)
 
-    def __init__(self, options: MethodOptions, generation: "GenerationConfig") -> None:
+    def __init__(self, options: MethodOptions, generation: GenerationConfig) -> None:
         self.options = options
         self.generation = generation
 
@@ -112,7 +112,7 @@ class Method:
         return 1
 
     # -- making rows ------------------------------------------------------------------------
-    def start(self, item: "WorkItem") -> dict[str, Any]:
+    def start(self, item: WorkItem) -> dict[str, Any]:
         return {}
 
     def requests(self, draft: Draft) -> list[ChatRequest]:
@@ -134,7 +134,7 @@ class Method:
         """(instruction, response) pairs the judge grades for this row (one, unless candidates)."""
         return [(self.instruction(row), row["text"])]
 
-    def settle(self, row: dict[str, Any], scores: list["JudgeScore"]) -> dict[str, Any] | str:
+    def settle(self, row: dict[str, Any], scores: list[JudgeScore]) -> dict[str, Any] | str:
         """The graded row, or the reason it is rejected."""
         verdict = scores[0]
         return {**row, "scores": json.dumps(verdict.raw, sort_keys=True), "score": verdict.score}
@@ -194,7 +194,7 @@ class Method:
 ChatCall = Callable[[list[ChatRequest]], list[ChatResult]]
 
 
-def run_rounds(method: Method, items: list["WorkItem"], chat: ChatCall) -> tuple[list[Draft], int]:
+def run_rounds(method: Method, items: list[WorkItem], chat: ChatCall) -> tuple[list[Draft], int]:
     """Drive every item of a batch through the method's rounds, one engine call per round for all
     drafts still in play. Returns the finished drafts (each with a `Row` or `Fail` outcome) and the
     number of requests sent. An engine error on any request of a draft quarantines that draft."""
@@ -208,7 +208,7 @@ def run_rounds(method: Method, items: list["WorkItem"], chat: ChatCall) -> tuple
         results = chat([r for requests in asked for r in requests]) if any(asked) else []
         sent += len(results)
         offset = 0
-        for i, requests in zip(active, asked):
+        for i, requests in zip(active, asked, strict=True):
             answers, offset = results[offset:offset + len(requests)], offset + len(requests)
             draft = replace(
                 drafts[i], prompt_tokens=drafts[i].prompt_tokens + sum(a.prompt_tokens for a in answers),

@@ -16,7 +16,18 @@ import pyarrow as pa
 from pydantic import Field
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.methods.base import MESSAGES, Draft, Fail, Message, Method, MethodOptions, Next, Row, strip_label, turns_text
+from synthfactory.methods.base import (
+    MESSAGES,
+    Draft,
+    Fail,
+    Message,
+    Method,
+    MethodOptions,
+    Next,
+    Row,
+    strip_label,
+    turns_text,
+)
 from synthfactory.quality.text import words
 
 USER_SYSTEM = (

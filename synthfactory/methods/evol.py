@@ -16,9 +16,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.model.lineage import stable_hash
 from synthfactory.methods.base import Draft, Fail, MethodOptions, Next, Row, strip_label
 from synthfactory.methods.instruct import InstructMethod, sft_messages
+from synthfactory.model.lineage import stable_hash
 from synthfactory.quality.text import is_refusal, words
 
 Operation = Literal["deepen", "add_constraints", "concretise", "increase_reasoning"]
@@ -36,11 +36,12 @@ REWRITER = (
     "Do not answer the prompt. Write only the rewritten prompt.\n\n#Given Prompt#:\n{prompt}\n\n#Rewritten Prompt#:"
 )
 COPY_JACCARD = 0.9  # word-set overlap at which a rewrite is a copy of its input
+DEFAULT_OPERATIONS: tuple[Operation, ...] = ("deepen", "add_constraints", "concretise")
 
 
 class EvolOptions(MethodOptions):
     rounds: int = Field(2, ge=1, le=5, description="rewriting rounds before the answer")
-    operations: list[Operation] = Field(default_factory=lambda: ["deepen", "add_constraints", "concretise"],
+    operations: list[Operation] = Field(default_factory=lambda: list(DEFAULT_OPERATIONS),
                                         min_length=1, description="the operations a round picks from")
     rewrite_max_tokens: int | None = Field(None, ge=8, le=4096, description="default: generation.sampling.max_tokens")
 
@@ -67,11 +68,13 @@ class EvolMethod(InstructMethod):
     name = "evol"
     Options = EvolOptions
     description = "a seed instruction rewritten over R screened rounds (Evol-Instruct), then answered"
+    # its options are its own, not instruct's: it overrides `requests`, the one hook that reads those
     options: EvolOptions  # type: ignore[assignment]
 
     @property
     def columns(self) -> list[pa.Field]:
-        return [*super().columns, pa.field("evolution", pa.string()), pa.field("evol_operations", pa.list_(pa.string()))]
+        return [*super().columns, pa.field("evolution", pa.string()),
+                pa.field("evol_operations", pa.list_(pa.string()))]
 
     @property
     def max_rounds(self) -> int:

@@ -6,7 +6,7 @@ reads); the judge grades the response against the instruction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field
@@ -33,7 +33,7 @@ def sft_messages(system: list[Message], instruction: str, response: str) -> list
 
 class InstructMethod(Method):
     name = "instruct"
-    Options = InstructOptions
+    Options: ClassVar[type[MethodOptions]] = InstructOptions  # evol, a subclass, has options of its own
     description = "an instruction written from each seed, then its answer; rows hold `messages` for SFT"
     options: InstructOptions
 

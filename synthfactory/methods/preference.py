@@ -16,6 +16,7 @@ right, rejected the first verified wrong (`score_chosen` 1.0, `score_rejected` 0
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -33,10 +34,11 @@ class PreferenceOptions(MethodOptions):
     min_margin: float = Field(0.1, ge=0.0, le=1.0, description="chosen score - rejected score a pair needs")
 
     @model_validator(mode="after")
-    def _one_temperature_each(self) -> "PreferenceOptions":
+    def _one_temperature_each(self) -> PreferenceOptions:
         if self.temperatures is not None:
             if len(self.temperatures) != self.candidates:
-                raise ValueError(f"temperatures: give one per candidate ({self.candidates}), got {len(self.temperatures)}")
+                raise ValueError(f"temperatures: give one per candidate ({self.candidates}), "
+                                 f"got {len(self.temperatures)}")
             if any(not 0.0 <= t <= 2.0 for t in self.temperatures):
                 raise ValueError("temperatures: each must be between 0 and 2")
         return self
@@ -57,7 +59,7 @@ class PreferenceMethod(Method):
                 pa.field("margin", pa.float64()), pa.field("candidates", pa.list_(pa.string()))]
 
     def requests(self, draft: Draft) -> list[ChatRequest]:
-        temps = self.options.temperatures or [None] * self.options.candidates
+        temps: Sequence[float | None] = self.options.temperatures or [None] * self.options.candidates
         return [self.request(draft, draft.item.messages, part=k, temperature=t) for k, t in enumerate(temps)]
 
     def parse(self, draft: Draft, results: list[ChatResult]) -> Next | Row | Fail:

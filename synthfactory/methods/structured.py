@@ -18,8 +18,8 @@ import pyarrow as pa
 from pydantic import BaseModel, Field, model_validator
 
 from synthfactory.engines.base import ChatRequest, ChatResult
-from synthfactory.model.lineage import ROW_SCHEMA
 from synthfactory.methods.base import Draft, Fail, Method, MethodOptions, Next, Row
+from synthfactory.model.lineage import ROW_SCHEMA
 from synthfactory.verify.json_schema import schema_problem, validate_json, validator_for, violation_path
 
 SCALARS = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
@@ -47,7 +47,7 @@ class StructuredOptions(MethodOptions):
     schema_in_prompt: bool = Field(True, description="append the fields to the prompt (small models need it)")
 
     @model_validator(mode="after")
-    def _schema(self) -> "StructuredOptions":
+    def _schema(self) -> StructuredOptions:
         if (self.json_schema is None) == (self.model is None):
             raise ValueError("give exactly one of schema (a JSON Schema) or model (a pydantic model path)")
         schema = self.resolved_schema()
@@ -64,12 +64,14 @@ class StructuredOptions(MethodOptions):
     def resolved_schema(self) -> dict[str, Any]:
         if self.json_schema is not None:
             return self.json_schema
+        assert self.model is not None  # one of the two is given (`_schema`)
         return load_model(self.model).model_json_schema()
 
 
 def arrow_type(spec: dict[str, Any]) -> pa.DataType:
     """A column's type from its property schema; arrays, objects and unions are stored as JSON text."""
-    return SCALARS.get(spec.get("type"), pa.string()) if isinstance(spec.get("type"), str) else pa.string()
+    kind = spec.get("type")
+    return SCALARS.get(kind, pa.string()) if isinstance(kind, str) else pa.string()
 
 
 class StructuredMethod(Method):

@@ -5,6 +5,7 @@ take it from here, not from one another's objects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from synthfactory.model.plan import RunPlan
 from synthfactory.recipe import LoadedRecipe, Recipe
 from synthfactory.storage import Location
@@ -17,7 +18,8 @@ class RunContext:
     loaded: LoadedRecipe  # the recipe as loaded: files resolved, hash
     plan: RunPlan
     dataset_uri: str | None = None  # None: a preview, which publishes nothing
-    dataset_root: Location | None = None  # the dataset's folder with its credentials (a learned judge's model lives there)
+    # the dataset's folder with its credentials (a learned judge's model lives there)
+    dataset_root: Location | None = None
 
     @property
     def recipe(self) -> Recipe:

@@ -8,8 +8,9 @@ Prefect report and the dataset card all read it from here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -28,7 +29,7 @@ class Prices:
     currency: str = "USD"
 
     @classmethod
-    def from_card(cls, card: Any) -> "Prices":
+    def from_card(cls, card: Any) -> Prices:
         """From the recipe's `card` section (a CardConfig or its dict in commit metadata)."""
         get = card.get if isinstance(card, dict) else (lambda key, default=None: getattr(card, key, default))
         return cls(get("price_per_gpu_hour"), get("price_per_million_tokens"), get("currency", "USD") or "USD")
@@ -50,7 +51,7 @@ class Spend:
     tokens: int = 0
     engine_seconds: float = 0.0
 
-    def __add__(self, other: "Spend") -> "Spend":
+    def __add__(self, other: Spend) -> Spend:
         return Spend(self.tokens + other.tokens, self.engine_seconds + other.engine_seconds)
 
 
@@ -138,7 +139,7 @@ class Cost(BaseModel):
     per_rejected_row: PerRow | None = None
 
     @model_validator(mode="after")
-    def _total_tokens(self) -> "Cost":
+    def _total_tokens(self) -> Cost:
         if self.tokens is None:
             self.tokens = self.prompt_tokens + self.completion_tokens
         return self

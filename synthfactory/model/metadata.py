@@ -57,7 +57,8 @@ class RunTotals(_FlatGroup):
     batches_quarantined: int = 0
     batches_resumed: int = 0  # finished in an earlier, interrupted run of the recipe
     reasons: dict[str, int] = Field(default_factory=dict)
-    left_at: dict[str, int] = Field(default_factory=dict)  # stage of the line -> synthetic rows rejected or quarantined there
+    # stage of the line -> synthetic rows rejected or quarantined there
+    left_at: dict[str, int] = Field(default_factory=dict)
 
 
 class GateRecord(_FlatGroup):
@@ -307,7 +308,7 @@ class VersionMetadata(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _price_older_versions(self) -> "VersionMetadata":
+    def _price_older_versions(self) -> VersionMetadata:
         """Versions published before runs recorded their money are priced from their recipe's card."""
         if "money" not in self.cost.model_fields_set:
             prices = Prices.from_card(self.card)

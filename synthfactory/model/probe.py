@@ -82,7 +82,7 @@ class ProbeRecord(BaseModel):
 
 
 def _change(e: EvalResult) -> str:
-    if e.base is None or e.tuned is None:
+    if e.base is None or e.tuned is None or e.delta is None:
         return "-"
     if e.metric == "accuracy":
         interval = e.delta_interval

@@ -21,7 +21,8 @@ class Method(Protocol):
     """What rows need of a generation method (`synthfactory.methods.base.Method`): its columns and
     what identifies a row it made."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def columns(self) -> list[pa.Field]: ...
@@ -30,17 +31,24 @@ class Method(Protocol):
 
 
 class Draft(Protocol):
-    """What rows need of a finished draft (`synthfactory.methods.base.Draft`)."""
+    """What rows need of a finished draft (`synthfactory.methods.base.Draft`): read-only, as a
+    frozen dataclass's fields are."""
 
-    item: WorkItem
-    node_id: str | None
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float
+    @property
+    def item(self) -> WorkItem: ...
+    @property
+    def node_id(self) -> str | None: ...
+    @property
+    def finish_reason(self) -> str | None: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def latency_s(self) -> float: ...
 
 
-def generated_row(plan: "RunPlan", batch: "BatchPlan", method: "Method", draft: "Draft",
+def generated_row(plan: RunPlan, batch: BatchPlan, method: Method, draft: Draft,
                   fields: dict[str, Any], sampling_json: str) -> dict[str, Any]:
     """A generated row: lineage and cost from the plan and the draft's rounds, content from `fields`
     (`text` and the method's columns; extra keys travel along to the quarantine, not the table)."""

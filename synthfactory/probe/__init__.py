@@ -12,8 +12,8 @@ The API other code calls (light to import; torch, transformers and TRL load on f
 - `read_probes(store, version)`: the records beside a dataset.
 """
 
-from synthfactory.probe.evalsets import EvalSet, good_answers_eval, real_text_eval
 from synthfactory.model.probe import EvalResult, ProbeRecord, read_probes, write_probe
+from synthfactory.probe.evalsets import EvalSet, good_answers_eval, real_text_eval
 
 __all__ = ["EvalResult", "EvalSet", "ProbeRecord", "compare_versions", "fine_tune", "good_answers_eval",
            "load_base_model", "paired_bootstrap", "perplexity", "probe_version", "read_probes", "real_text_eval",

@@ -20,7 +20,7 @@ class _Bar:
         self._progress: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> "_Bar":
+    def __enter__(self) -> _Bar:
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -133,7 +133,8 @@ def probe_command(args: argparse.Namespace) -> int:
 def add_probe_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """The `probe` subcommand (cli.py adds it with one line)."""
     probe = sub.add_parser("probe", parents=[common],
-                           help="fine-tune the generator on a version and measure base vs tuned (perplexity, task accuracy)")
+                           help="fine-tune the generator on a version and measure base vs tuned "
+                                "(perplexity, task accuracy)")
     probe.add_argument("dataset", help="STORE/NAME of a published dataset")
     probe.add_argument("--version", type=int, default=None, help="the version to probe (default: the latest)")
     probe.add_argument("--steps", type=int, default=None, help="optimizer steps (default 20; batch 2)")

@@ -13,8 +13,12 @@ import logging
 import threading
 from typing import Any
 
-from synthfactory.engines.hf_model import (BaseModelSource, cache_dir, model_folder,  # noqa: F401 - the probe's names
-                                           resolve_base_model)
+from synthfactory.engines.hf_model import (  # noqa: F401 - the probe's names
+    BaseModelSource,
+    cache_dir,
+    model_folder,
+    resolve_base_model,
+)
 
 log = logging.getLogger(__name__)
 _CACHE: dict[str, tuple[Any, Any]] = {}

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from synthfactory.errors import UserError
-from synthfactory.probe.evalsets import REAL_TEXT_ITEMS, EvalSet, eval_sets
 from synthfactory.model.probe import EvalResult, ProbeRecord, probe_fingerprint, write_probe
+from synthfactory.probe.evalsets import REAL_TEXT_ITEMS, EvalSet, eval_sets
 from synthfactory.probe.tasks import TASK_ACCURACY, TASK_ITEMS, TaskSet, task_set
 from synthfactory.probe.train import FULL_LR, LORA_LR, training_examples
 

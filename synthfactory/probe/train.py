@@ -137,5 +137,6 @@ def fine_tune(model: Any, tokenizer: Any, rows: list[dict[str, Any]], layout: st
     trainer.train()
     tuned = trainer.model
     tuned.eval()
-    return TrainResult(model=tuned, steps=int(trainer.state.global_step), tokens=int(trainer.state.num_input_tokens_seen),
-                       seconds=time.monotonic() - started, lora=bool(lora), device="cuda" if cuda else "cpu")
+    return TrainResult(model=tuned, steps=int(trainer.state.global_step),
+                       tokens=int(trainer.state.num_input_tokens_seen), seconds=time.monotonic() - started,
+                       lora=bool(lora), device="cuda" if cuda else "cpu")

@@ -36,7 +36,8 @@ def size_category(rows: int) -> str:
 def _public_url(url: str) -> str:
     """An endpoint URL without credentials or query string (never put secrets in a card)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 Layout = tuple[str, str, list[str]]  # (format, data file, columns) of an export
@@ -101,7 +102,8 @@ def what_a_person_would_see(calibration: Calibration | None) -> str:
     if calibration and real and real.rows and fitted:
         worst = fitted[0].get("cross_labeller_worst")
         measured = (f"its ROC-AUC across labellers: {_across(worst)}; cross-validated on the same labellers' rows: "
-                    f"{_fmt(fitted[0].get('auc'))}" if worst else f"its cross-validated ROC-AUC: {_fmt(fitted[0].get('auc'))}")
+                    f"{_fmt(fitted[0].get('auc'))}" if worst
+                    else f"its cross-validated ROC-AUC: {_fmt(fitted[0].get('auc'))}")
         return (f"not measured on real outputs it was not trained on: {fitted[0]['training_overlap']} of the "
                 f"calibration's labelled rows trained the learned judge `{fitted[0]['judge']}`, so its precision there "
                 f"is partly a training fit ({measured})")
@@ -127,10 +129,12 @@ def what_a_person_would_see(calibration: Calibration | None) -> str:
 
 
 def _across(d: dict[str, Any]) -> str:
-    """One direction across labellers: 'AUC (CI), trained on labeller A's M rows, tested on labeller B's N rows (G good)'."""
+    """One direction across labellers: 'AUC (CI), trained on labeller A's M rows, tested on labeller
+    B's N rows (G good)'."""
     train = d.get("train") or []
     return (f"{_fmt(d.get('auc'))} ({_ci(d.get('auc_interval'))}), trained on labeller{'s' if len(train) > 1 else ''} "
-            f"{'+'.join(train)}'s {d.get('train_rows')} rows, tested on labeller {d.get('test')}'s {d.get('rows')} rows "
+            f"{'+'.join(train)}'s {d.get('train_rows')} rows, "
+            f"tested on labeller {d.get('test')}'s {d.get('rows')} rows "
             f"({d.get('good')} good)")
 
 
@@ -140,7 +144,8 @@ def _across_labellers(cv: dict[str, Any]) -> str:
     cross = cv.get("cross_labeller") or {}
     worst = cross.get("worst")
     if worst:
-        others = [d for d in cross.get("directions") or [] if d.get("auc") is not None and d.get("test") != worst["test"]]
+        others = [d for d in cross.get("directions") or []
+                  if d.get("auc") is not None and d.get("test") != worst["test"]]
         which = {0: "the only direction measured", 1: "the worse of 2 directions"}.get(
             len(others), f"the lowest of {len(others) + 1} directions")
         return (f"ROC-AUC across labellers {_across(worst)}: {which}"
@@ -164,7 +169,8 @@ def _learned_sentence(judge: Any, threshold: Any, estimate: bool = False) -> str
     at = cv.get("at_threshold") or {}
     across = _across_labellers(cv)
     if estimate:
-        head = f"precision a person would see at threshold {threshold}, estimated by the learned judge's cross-validation: "
+        head = (f"precision a person would see at threshold {threshold}, "
+                "estimated by the learned judge's cross-validation: ")
     else:
         same = " (the same labellers' rows)" if cv.get("cross_labeller") else ""
         head = (f"{across}cross-validated on {cv.get('rows')} labelled {origins} rows of `{cv.get('labels')}` "
@@ -190,7 +196,8 @@ def _method_section(meta: VersionMetadata, example: dict[str, Any] | None, layou
     about = method_class(name).description if name in METHODS else ""
     lines = ["## Method", "", f"`{name}`: {about}." if about else f"`{name}`.", ""]
     if generation.get("method_options"):
-        lines += ["Options:", "", *fenced(json.dumps(generation["method_options"], indent=2, sort_keys=True), "json"), ""]
+        options = json.dumps(generation["method_options"], indent=2, sort_keys=True)
+        lines += ["Options:", "", *fenced(options, "json"), ""]
     if layout is not None:
         fmt, data_file, columns = layout
         lines += [f"This copy is in the `{fmt}` layout ({LAYOUT_NOTES.get(fmt, fmt)}): `{data_file}`, columns "
@@ -218,11 +225,11 @@ def _verification_section(meta: VersionMetadata) -> list[str]:
     return lines + [""]
 
 
-def _verifier_description(method: str) -> str:
+def _verifier_description(method: str | None) -> str:
     """The verifier's own one-line `description` (what it checks); '' for a name no longer registered."""
     from synthfactory.registry import VERIFIERS
 
-    return VERIFIERS.load(method).description if method in VERIFIERS else ""
+    return VERIFIERS.load(method).description if method is not None and method in VERIFIERS else ""
 
 
 def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str]:
@@ -249,10 +256,11 @@ def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str
         lines += [f"Judge `{meta.judge_model}` ({grading.get('method', 'json')}); rows scoring below "
                   f"{grading.get('threshold')} were rejected.", ""]
     if grading.get("rubric"):
-        lines += ["Rubric of the LLM judges:", "", *[f"- **{c['name']}**: {c['description']}" for c in grading["rubric"]], ""]
+        lines += ["Rubric of the LLM judges:", "",
+                  *[f"- **{c['name']}**: {c['description']}" for c in grading["rubric"]], ""]
     said = what_a_person_would_see(calibration)
     learned = [j for j in judges if j.cross_validated]
-    voting = [j for j in learned if j.weight > 0 and "real" in (j.cross_validated.get("origins") or [])]
+    voting = [j for j in learned if j.weight > 0 and "real" in ((j.cross_validated or {}).get("origins") or [])]
     if said.startswith("not measured") and len(voting) == 1 and len([j for j in judges if j.weight > 0]) == 1:
         said = _learned_sentence(voting[0], grading.get("threshold"), estimate=True)
     lines += [f"**For the rows you get:** {said}.", ""]
@@ -272,7 +280,8 @@ def _grading_section(meta: VersionMetadata, grading: dict[str, Any]) -> list[str
                          ("recall at the threshold", _fmt(calibration.recall)),
                          ("Cohen's kappa at the threshold", _fmt(calibration.kappa)),
                          *[(f"on {m.rows} {origin} rows: ROC-AUC; precision; recall at the threshold",
-                            f"{_fmt(m.auc)} ({_ci(m.auc_interval)}); {_fmt(m.precision)} ({_ci(m.precision_interval)}); "
+                            f"{_fmt(m.auc)} ({_ci(m.auc_interval)}); "
+                            f"{_fmt(m.precision)} ({_ci(m.precision_interval)}); "
                             f"{_fmt(m.recall)} ({_ci(m.recall_interval)})")
                            for origin, m in calibration.by_origin.items()]])
         lines += [""]
@@ -373,7 +382,8 @@ def dataset_card(meta: VersionMetadata, rows: int, previous: list[VersionInfo], 
         "",
         "## Validation",
         "",
-        f"Great Expectations suite `{meta.gate.suite}`: {meta.gate.passed} of {len(meta.gate.outcomes)} batches passed; "
+        f"Great Expectations suite `{meta.gate.suite}`: "
+        f"{meta.gate.passed} of {len(meta.gate.outcomes)} batches passed; "
         "failing batches were quarantined whole, not published.",
         "",
         "## Cost",
@@ -458,7 +468,7 @@ def _example(store: DatasetStore, version: int, method: str) -> dict[str, Any] |
 
     try:
         rows = [r for r in store.rows_added_by(version).slice(0, 16).to_pylist() if r.get("source") != "real"]
-    except Exception:  # noqa: BLE001 - a card without an example beats no card
+    except Exception:  # a card without an example beats no card
         return None
     if not rows:
         return None

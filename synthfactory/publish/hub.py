@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthfactory.publish.card import write_card
 from synthfactory.errors import UserError
-from synthfactory.publish.formats import convert, write_rows
 from synthfactory.model.lineage import stable_hash
-from synthfactory.quality.embed import frechet_distance, read_version_embeddings
 from synthfactory.model.metadata import VersionMetadata
+from synthfactory.publish.card import write_card
+from synthfactory.publish.formats import convert, write_rows
+from synthfactory.quality.embed import frechet_distance, read_version_embeddings
 from synthfactory.store import DatasetStore
+
 
 def _store(uri: str | Path) -> DatasetStore:
     store = DatasetStore(uri)

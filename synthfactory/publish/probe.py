@@ -3,6 +3,7 @@ to it, per probe recorded, and, where the same probe ran on several versions, a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from synthfactory.model.probe import EvalResult, ProbeRecord, read_probes
@@ -33,7 +34,7 @@ def _cells(e: EvalResult) -> list[str]:
     """base, tuned, tuned - base (95% CI), relative (95% CI): perplexities as numbers, task accuracy as
     percentages of the items right and its change in percentage points (no relative change)."""
     if e.metric == "accuracy":
-        right = e.right or [None, None]
+        right: Sequence[int | None] = e.right or [None, None]
         ci = e.delta_interval
         delta = "-" if e.delta is None else (f"{e.delta * 100:+.0f} points"
                                              + (f" [{ci[0] * 100:+.0f}, {ci[1] * 100:+.0f}]" if ci else ""))

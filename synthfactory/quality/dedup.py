@@ -36,7 +36,7 @@ class Signatures:
     num_perm: int
 
     @classmethod
-    def of(cls, texts: list[str], num_perm: int) -> "Signatures":
+    def of(cls, texts: list[str], num_perm: int) -> Signatures:
         tokens = token_hashes(texts)
         chunks = []
         for start in range(0, len(texts), CHUNK):
@@ -122,10 +122,10 @@ class NearDupIndex:
                     flags |= np.asarray(live.lsh.query_duplicate_flags_matrix_one_shot(matrix), bool)
             if keep:  # a text that collides with no earlier one has a new key (equal texts, equal digests)
                 fresh = np.flatnonzero(~suspect).tolist()
-                live.exact.update(zip(map(sig.keys.__getitem__, fresh), (base + i for i in fresh)))
+                live.exact.update(zip(map(sig.keys.__getitem__, fresh), (base + i for i in fresh), strict=True))
             found: list[tuple[str, str, int] | None] = [None] * n
             rows = np.flatnonzero(suspect).tolist()
-            for i, minhash in zip(rows, sig.minhashes(rows)):
+            for i, minhash in zip(rows, sig.minhashes(rows), strict=True):
                 found[i] = hit = self._match(sig.keys[i], minhash, base + i if keep else None)
                 if keep and hit is None:
                     live.exact.setdefault(sig.keys[i], base + i)
@@ -133,7 +133,7 @@ class NearDupIndex:
                     live.lsh.remove(base + i)
         return found
 
-    def fork(self) -> "NearDupIndex":
+    def fork(self) -> NearDupIndex:
         """Same published versions, empty live part: a private index for one batch."""
         other = NearDupIndex(self.threshold, self.num_perm, self.bands)
         other.versions = self.versions
@@ -142,7 +142,7 @@ class NearDupIndex:
     # persistence: one file per version, next to the table
     @classmethod
     def load(cls, folder: Location | Path, threshold: float = 0.7, num_perm: int = 128, bands: int = 16
-             ) -> "NearDupIndex":
+             ) -> NearDupIndex:
         index = cls(threshold, num_perm, bands)
         files = [f for f in Location.of(folder).glob("v*.pkl") if f.name[1:-4].isdigit()]
         for file in sorted(files, key=lambda f: int(f.name[1:-4])):

@@ -41,11 +41,11 @@ class Embedder:
 
     def encode(self, ids: list[str], texts: list[str]) -> np.ndarray:
         with self._lock:
-            missing = [(i, t) for i, t in zip(ids, texts) if i not in self.cache]
+            missing = [(i, t) for i, t in zip(ids, texts, strict=True) if i not in self.cache]
             if missing:
                 vectors = self.model.encode([t for _, t in missing], batch_size=self.batch_size,
                                             normalize_embeddings=True, convert_to_numpy=True)
-                self.cache.update({i: v.astype(np.float32) for (i, _), v in zip(missing, vectors)})
+                self.cache.update({i: v.astype(np.float32) for (i, _), v in zip(missing, vectors, strict=True)})
             return np.stack([self.cache[i] for i in ids]) if ids else np.zeros((0, 384), np.float32)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:

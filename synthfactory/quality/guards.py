@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from synthfactory.inputs.readers import read_texts
+from synthfactory.inputs.seeds import SeedSet
 from synthfactory.methods import Method, method_for
+from synthfactory.model.columns import UndeclaredColumnError
+from synthfactory.model.rows import real_row
 from synthfactory.quality import text as tq
 from synthfactory.quality.decontam import Decontaminator
-from synthfactory.inputs.readers import read_texts
 from synthfactory.quality.dedup import NearDupIndex
 from synthfactory.quality.screens import Screen
 from synthfactory.recipe import LoadedRecipe
 from synthfactory.recipe.schema import QualityConfig, RealDataConfig
-from synthfactory.model.columns import UndeclaredColumnError
-from synthfactory.model.rows import real_row
-from synthfactory.inputs.seeds import SeedSet
 from synthfactory.registry import SCREENS
 from synthfactory.storage import Location
 
@@ -57,8 +57,8 @@ class QualityGuards:
     _tails: Any = None
 
     @classmethod
-    def for_run(cls, loaded: LoadedRecipe, index_folder: Location | Path, embeddings_folder: Location | Path | None = None
-                ) -> "QualityGuards":
+    def for_run(cls, loaded: LoadedRecipe, index_folder: Location | Path,
+                embeddings_folder: Location | Path | None = None) -> QualityGuards:
         q = loaded.recipe.quality
         index = NearDupIndex.load(index_folder, q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)
         benches = [(b.name, loaded.files[f"benchmark:{b.name}"]) for b in q.decontamination.benchmarks]
@@ -88,7 +88,7 @@ class QualityGuards:
             self._previous = read_version_embeddings(self.embeddings_folder, version - 1)
         return self._previous
 
-    def flag_recycled(self, seeds: "SeedSet") -> "SeedSet":
+    def flag_recycled(self, seeds: SeedSet) -> SeedSet:
         """Seeds the recipe calls real that near-match published synthetic rows: flagged, with the
         matched row's depth, so provenance stays honest."""
         if not (self.quality.enabled and self.index.versions and seeds.rows):
@@ -96,7 +96,7 @@ class QualityGuards:
         texts = [" ".join(str(v) for v in s.fields.values()) for s in seeds.rows]
         hits = self.index.screen(texts, [s.seed_id for s in seeds.rows], [0] * len(texts), keep=False)
         rows = [replace(s, source="synthetic", generation_depth=h[2], recycled=True) if h and h[2] > 0 else s
-                for s, h in zip(seeds.rows, hits)]  # depth 0 rows are real: matching them is no recycling
+                for s, h in zip(seeds.rows, hits, strict=True)]  # depth 0 rows are real: matching them is no recycling
         return SeedSet(rows=rows, quarantined=seeds.quarantined, versions=seeds.versions)
 
     def contaminated_by(self, text: str) -> str | None:
@@ -143,8 +143,8 @@ class QualityGuards:
             local = self.index.fork()  # this batch + published versions; the run is deduped at publish
             hits = local.screen([self.content(r) for r in kept], [r["id"] for r in kept],
                                 [r["generation_depth"] for r in kept])
-            dropped += [(r, f"{h[0]}: of {h[1]}") for r, h in zip(kept, hits) if h]
-            kept = [r for r, h in zip(kept, hits) if not h]
+            dropped += [(r, f"{h[0]}: of {h[1]}") for r, h in zip(kept, hits, strict=True) if h]
+            kept = [r for r, h in zip(kept, hits, strict=True) if not h]
         return kept, dropped
 
     # -- after the judge and the threshold ---------------------------------------------------
@@ -172,10 +172,11 @@ class QualityGuards:
             "batch_rare_word_share": None, "batch_vocab_coverage": None, "batch_reference_coverage": None,
         }
         tails = self.tails
-        generated = [r["source"] != "real" for r in rows]  # tails are the generator's: real rows would prop them up
+        is_generated = [r["source"] != "real" for r in rows]  # tails are the generator's: real rows would prop them up
         if tails is not None:
-            metrics["batch_rare_word_share"] = tails.rare_word_share([t for t, g in zip(texts, generated) if g])
-            metrics["batch_vocab_coverage"] = tails.vocab_coverage([t for t, g in zip(texts, generated) if g])
+            written = [t for t, g in zip(texts, is_generated, strict=True) if g]
+            metrics["batch_rare_word_share"] = tails.rare_word_share(written)
+            metrics["batch_vocab_coverage"] = tails.vocab_coverage(written)
         if self.quality.enabled and self.quality.embeddings and len(rows) > 1:
             from synthfactory.quality.embed import frechet_distance, mean_pairwise_cosine_distance
 
@@ -185,7 +186,7 @@ class QualityGuards:
             if previous is not None:
                 metrics["batch_drift_vs_previous"] = frechet_distance(vectors, previous)
             if tails is not None:
-                metrics["batch_reference_coverage"] = tails.reference_coverage(vectors[np.array(generated, bool)])
+                metrics["batch_reference_coverage"] = tails.reference_coverage(vectors[np.array(is_generated, bool)])
         return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
 
 

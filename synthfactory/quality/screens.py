@@ -52,6 +52,7 @@ class LengthOptions(ScreenOptions):
 
 class LengthScreen(Screen):
     Options = LengthOptions
+    options: LengthOptions
 
     def reason(self, row: dict[str, Any], words: list[str]) -> str | None:
         chars = len(row["text"])
@@ -69,6 +70,7 @@ class RepetitionOptions(ScreenOptions):
 
 class RepetitionScreen(Screen):
     Options = RepetitionOptions
+    options: RepetitionOptions
     columns = (pa.field("repeated_ngram_ratio", pa.float64()), pa.field("duplicate_line_ratio", pa.float64()))
 
     def measure(self, row: dict[str, Any], words: list[str], enabled: bool) -> dict[str, Any]:
@@ -89,6 +91,7 @@ class RefusalOptions(ScreenOptions):
 
 class RefusalScreen(Screen):
     Options = RefusalOptions
+    options: RefusalOptions
 
     def reason(self, row: dict[str, Any], words: list[str]) -> str | None:
         return "refusal" if self.options.refusals and tq.is_refusal(row["text"]) else None
@@ -100,6 +103,7 @@ class LanguageOptions(ScreenOptions):
 
 class LanguageScreen(Screen):
     Options = LanguageOptions
+    options: LanguageOptions
     columns = (pa.field("language", pa.string()),)  # ISO 639-1 code (null: the guards are off)
 
     def measure(self, row: dict[str, Any], words: list[str], enabled: bool) -> dict[str, Any]:
@@ -117,6 +121,7 @@ class InstructionEchoOptions(ScreenOptions):
 
 class InstructionEchoScreen(Screen):
     Options = InstructionEchoOptions
+    options: InstructionEchoOptions
 
     def reason(self, row: dict[str, Any], words: list[str]) -> str | None:
         if self.options.instruction_echo and echoes(tq.words(self.method.instruction(row)), words):

@@ -18,8 +18,8 @@ import io
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -152,6 +152,7 @@ class ReferenceTails:
     def regions(self, vectors: np.ndarray) -> np.ndarray:
         """The reference region (cluster) each vector falls into."""
         self._embed()
+        assert self._centres is not None, "regions need the reference sample's embeddings (encode)"
         return np.argmax(vectors @ self._centres.T, axis=1)
 
     def reference_coverage(self, vectors: np.ndarray) -> float | None:

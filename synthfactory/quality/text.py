@@ -107,7 +107,7 @@ def _langid_identifier() -> Any:
     identifier = langid.LanguageIdentifier.from_modelstring(langid.model)
     keys = sorted(identifier.tk_output)
     offsets = [0]
-    values: list[int] = []
+    values = []
     for k in keys:
         values.extend(identifier.tk_output[k])
         offsets.append(len(values))

@@ -65,17 +65,18 @@ def _run(kernel, texts: list[str]) -> TokenHashes:
     if not joined.isascii():
         for i in np.flatnonzero(~np.fromiter(map(str.isascii, texts), bool, count=len(texts))).tolist():
             lengths[i] = len(texts[i].lower().encode("utf-8"))
-    joined = joined.lower().encode("utf-8").translate(_ASCII_PUNCT)
+    lowered = joined.lower().encode("utf-8").translate(_ASCII_PUNCT)
     starts = np.zeros(len(texts), np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
-    hashes, offsets, norm, norm_offsets = kernel(np.frombuffer(joined, np.uint8), starts, starts + lengths)
+    hashes, offsets, norm, norm_offsets = kernel(np.frombuffer(lowered, np.uint8), starts, starts + lengths)
     normalised, bounds = norm.tobytes(), norm_offsets.tolist()
     keys = list(map(xxhash.xxh3_64_intdigest, map(normalised.__getitem__, map(slice, bounds, bounds[1:]))))
     return TokenHashes(hashes, offsets, normalised, bounds, keys)
 
 
 # words of every length branch of the hash (0-3, 4-7, 8-16, > 16 bytes, several 16-byte rounds),
-# non-ASCII (also lower-casing to ASCII or to more characters), whitespace of every kind, NUL inside a word, no words at all
+# non-ASCII (also lower-casing to ASCII or to more characters), whitespace of every kind, NUL inside a
+# word, no words at all
 _SELF_CHECK = ["", "  \t\n", "A b CD éàü x\x00y", "Hello, World! Ünïcödé ΣΑΣ İstanbul \u212a",
                "abcd abcdefg abcdefgh abcdefghijklmnop abcdefghijklmnopq " + "z" * 33 + " " + "y" * 70,
                "tab\tnew\nline\rvt\x0bff\x0c end.", "数据 合成 ..."]

@@ -150,7 +150,8 @@ class SuiteGate:
         frame = ROW_SCHEMA.empty_table().to_pandas()
         for expectation in self.suite.expectations:
             kwargs = expectation.configuration.kwargs
-            named = [kwargs.get(key) for key in ("column", "column_A", "column_B")] + list(kwargs.get("column_list") or [])
+            named = [kwargs.get(key) for key in ("column", "column_A", "column_B")]
+            named += list(kwargs.get("column_list") or [])
             for column in named:
                 if isinstance(column, str) and column not in frame:
                     frame[column] = pd.Series(dtype=object)

@@ -28,10 +28,11 @@ def dedup_across_run(states: list[BatchState], guards: QualityGuards) -> list[Ba
         synthetic = [r for r in state.rows if r["source"] != "real"]
         hits = run_index.screen([guards.content(r) for r in synthetic], [r["id"] for r in synthetic],
                                 [r["generation_depth"] for r in synthetic])
-        dup_ids = {r["id"]: h for r, h in zip(synthetic, hits) if h}
+        dup_ids = {r["id"]: h for r, h in zip(synthetic, hits, strict=True) if h}
         if dup_ids:
             kept = [r for r in state.rows if r["id"] not in dup_ids or r["source"] == "real"]
-            moved = [{**r, "stage": "publish", "reason": f"{dup_ids[r['id']][0]}: of {dup_ids[r['id']][1]} (earlier batch)"}
+            moved = [{**r, "stage": "publish",
+                      "reason": f"{dup_ids[r['id']][0]}: of {dup_ids[r['id']][1]} (earlier batch)"}
                      for r in state.rows if r["id"] in dup_ids and r["source"] != "real"]
             state = replace(state, rows=kept, rejected=state.rejected + moved)
         out.append(state)
@@ -45,7 +46,8 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
     q = guards.quality
     texts = [guards.content(r) for r in rows]
     metrics: dict[str, Any] = {
-        "rows": len(rows), "near_dup_rate": near_dup_rate, "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),
+        "rows": len(rows), "near_dup_rate": near_dup_rate,
+        "distinct_1": tq.distinct_n(texts, 1), "distinct_2": tq.distinct_n(texts, 2),
         "compression_ratio": tq.compression_ratio(texts),
         "real_share": sum(r["source"] == "real" for r in rows) / len(rows) if rows else 0.0,
         "max_generation_depth": max((r["generation_depth"] for r in rows), default=0),
@@ -53,8 +55,9 @@ def version_quality(rows: list[dict[str, Any]], version: int, guards: QualityGua
     tails = guards.tails
     generated = [r["source"] != "real" for r in rows]  # the tails of what the generator wrote
     if tails is not None:
-        metrics["rare_word_share"] = tails.rare_word_share([t for t, g in zip(texts, generated) if g])
-        metrics["vocab_coverage"] = tails.vocab_coverage([t for t, g in zip(texts, generated) if g])
+        written = [t for t, g in zip(texts, generated, strict=True) if g]
+        metrics["rare_word_share"] = tails.rare_word_share(written)
+        metrics["vocab_coverage"] = tails.vocab_coverage(written)
     if q.enabled and q.dedup.enabled:
         write_version_index(index_folder, version, texts, [r["id"] for r in rows],
                             [r["generation_depth"] for r in rows], q.dedup.threshold, q.dedup.num_perm, q.dedup.bands)

@@ -58,7 +58,7 @@ class SeedsConfig(StrictModel):
     real: RealDataConfig | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "SeedsConfig":
+    def _one_source(self) -> SeedsConfig:
         if self.from_versions is not None:
             if self.from_version is not None:
                 raise ValueError("give seeds.from_version or seeds.from_versions, not both")
@@ -132,7 +132,7 @@ class JudgeConfig(StrictModel):
     _generator: Any = PrivateAttr(None)  # (model, system prompt) of the recipe's generator (load_recipe sets it)
 
     @model_validator(mode="after")
-    def _llm_fields_for_llms(self) -> "JudgeConfig":
+    def _llm_fields_for_llms(self) -> JudgeConfig:
         if not JUDGES.fact(self.method, "llm"):
             given = [f for f in ("engine", "model", "options", "rubric") if getattr(self, f) is not None]
             if given:
@@ -181,7 +181,7 @@ class GradingConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _panel(self) -> "GradingConfig":
+    def _panel(self) -> GradingConfig:
         if self.judges is None:
             if not self.rubric:
                 raise ValueError("rubric: a judge needs at least one criterion (or list grading.judges)")
@@ -219,7 +219,7 @@ class GradingConfig(StrictModel):
             return (n // 2 + 1) / n
         return self.threshold
 
-    def for_judge(self, judge: JudgeConfig) -> "GradingConfig":
+    def for_judge(self, judge: JudgeConfig) -> GradingConfig:
         """This grading seen by one LLM judge of the panel (its method, model and rubric)."""
         return self.model_copy(update={"method": judge.method, "engine": judge.engine, "model": judge.model,
                                        "options": judge.options, "rubric": judge.rubric, "judges": None})
@@ -231,7 +231,8 @@ class VerifierConfig(StrictModel):
 
     name: str = Field(pattern=CRITERION_PATTERN, description="names the check in reasons, columns and metrics")
     method: VerifierName = Field(description="math_answer, python_tests, grounded, json_schema (synthfactory.registry)")
-    options: dict[str, Any] = Field(default_factory=dict, description="the verifier's own options (its `Options` model)")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="the verifier's own options (its `Options` model)")
 
 
 class ValidationConfig(StrictModel):
@@ -342,7 +343,7 @@ class Recipe(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _judged_or_verified(self) -> "Recipe":
+    def _judged_or_verified(self) -> Recipe:
         names = [v.name for v in self.verification]
         if len(set(names)) != len(names):
             raise ValueError(f"verification: names must be unique, got {names}")
@@ -354,7 +355,7 @@ class Recipe(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _prices_for_max_cost(self) -> "Recipe":
+    def _prices_for_max_cost(self) -> Recipe:
         if self.budget.max_cost is not None and self.card.price_per_gpu_hour is None \
                 and self.card.price_per_million_tokens is None:
             raise ValueError("budget.max_cost needs a price: set card.price_per_gpu_hour or "

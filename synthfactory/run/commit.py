@@ -12,19 +12,25 @@ import logging
 from collections.abc import Callable
 
 from synthfactory.model.batch import BatchState
+from synthfactory.model.columns import published_schema
 from synthfactory.model.context import RunContext
 from synthfactory.model.cost import Prices
 from synthfactory.model.facts import RunFacts
 from synthfactory.model.metadata import Judging, Quality, VersionMetadata
-from synthfactory.model.columns import published_schema
 from synthfactory.publish.card import write_card
 from synthfactory.quality.guards import QualityGuards
 from synthfactory.quality.versioning import dedup_across_run, version_quality
 from synthfactory.recipe import Recipe
 from synthfactory.recipe.columns import line_columns
 from synthfactory.run.control import trim_to_target
-from synthfactory.run.results import (commit_metadata, not_published_reason, published_rows, quarantine_records,
-                                      totals_for, verification_totals)
+from synthfactory.run.results import (
+    commit_metadata,
+    not_published_reason,
+    published_rows,
+    quarantine_records,
+    totals_for,
+    verification_totals,
+)
 from synthfactory.store import DatasetStore
 
 log = logging.getLogger(__name__)
@@ -65,7 +71,7 @@ def publish_run(context: RunContext, states: list[BatchState], store: DatasetSto
     info("published %s version %d: %d rows", store.uri, plan.version, totals.accepted)
     try:  # after the commit: a card that cannot be written must not fail a published version
         info("dataset card: %s", write_card(store, plan.version))
-    except Exception as exc:  # noqa: BLE001 - `synthfactory export` writes it again
+    except Exception as exc:  # `synthfactory export` writes it again
         warn("dataset card of version %d not written: %s", plan.version, exc)
     return metadata
 
@@ -78,6 +84,7 @@ def judging_metadata(recipe: Recipe, states: list[BatchState], store: DatasetSto
     from synthfactory.grading.learned import stored_summary
     from synthfactory.grading.panel import describe_judges
 
+    assert recipe.grading is not None  # asked only for a recipe with judges (`commit`)
     agreements = [s.judge_agreement for s in states if s.judge_agreement is not None]
     judges = [{**judge, "cross_validated": stored_summary(store.root, recipe.grading, judge["model"])}
               if judge["method"] == "learned" else judge for judge in describe_judges(recipe)]

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from synthfactory.model.batch import BatchState
 from synthfactory.model.cost import Prices, Spend

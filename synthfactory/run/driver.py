@@ -59,6 +59,7 @@ def run_recipe(recipe_path: str | Path, store: str | Path = "store", *, batches:
             return drive_run(loaded, dataset, local, started)
     finally:
         if executor is None:
+            assert isinstance(local, LocalExecutor)  # the one made above
             local.close()
 
 
@@ -256,8 +257,8 @@ def batch_result(chain: list[Future[Any]]) -> BatchState:
         return chain[-1].result()
     except BaseException:
         for future in chain:
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                raise future.exception() from None
+            if future.done() and not future.cancelled() and (error := future.exception()) is not None:
+                raise error from None
         raise
 
 
@@ -265,5 +266,5 @@ def _shut_down_once_started(engines: Any) -> None:
     """The run failed before it took its engines: stop them once up, so none outlives the run."""
     try:
         engines.result().shutdown()
-    except Exception:  # noqa: BLE001 - the run's own failure is the one to report
+    except Exception:  # the run's own failure is the one to report
         pass

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.meta
 
 from synthfactory.engines.base import EngineSpec
 from synthfactory.errors import RecipeError, UserError
+from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet, load_seeds
 from synthfactory.model.lineage import batch_id_for, sampling_seed, stable_hash
+from synthfactory.model.plan import BatchPlan, RunPlan, WorkItem
 from synthfactory.recipe import LLM_JUDGES, GenerationConfig, LoadedRecipe, Recipe, template_environment
 from synthfactory.recipe.options import judge_engine
 from synthfactory.registry import JUDGES, VERIFIERS
-from synthfactory.inputs.seeds import QuarantinedRow, SeedRow, SeedSet, load_seeds
-from synthfactory.model.plan import BatchPlan, RunPlan, WorkItem
 
 if TYPE_CHECKING:
     from synthfactory.quality.guards import QualityGuards
@@ -48,7 +48,7 @@ def engine_specs_for(loaded: LoadedRecipe) -> list[EngineSpec]:
     return list({s.key: s for s in (generator, *(j for j in judges if j is not None))}.values())
 
 
-def template_hash(generation: "GenerationConfig") -> str:
+def template_hash(generation: GenerationConfig) -> str:
     """Hash of what the generator is told: system prompt and template, plus the method and its
     options for every method but `text` (whose rows keep the hash they always had)."""
     if generation.method == "text":
@@ -190,7 +190,7 @@ def plan_run(loaded: LoadedRecipe, seeds: SeedSet, version: int,
     panel = recipe.grading.panel if recipe.grading is not None else []
     label = None if recipe.grading is None or recipe.grading.judges is None else "panel: " + ", ".join(
         f"{c.name} ({c.method}{', ' + s.model if s is not None else ''}{', observer' if c.weight == 0 else ''})"
-        for c, s in zip(panel, judges))
+        for c, s in zip(panel, judges, strict=True))
     return RunPlan(
         dataset=recipe.name, version=version, run_id=run_id_for(recipe.name, version, loaded.recipe_hash),
         recipe_hash=loaded.recipe_hash, template_hash=template_hash(recipe.generation),
@@ -244,7 +244,7 @@ def check_seed_fields(loaded: LoadedRecipe, seeds: list[SeedRow]) -> None:
                                   f"{source} has: {', '.join(have) or 'no fields'}")
 
 
-def run_seeds(loaded: LoadedRecipe, guards: "QualityGuards", dataset_uri: str) -> SeedSet:
+def run_seeds(loaded: LoadedRecipe, guards: QualityGuards, dataset_uri: str) -> SeedSet:
     """The seeds a run of `loaded` uses: its file or published versions, with the real share mixed
     in; seeds a file calls real that near-match published synthetic rows flagged as recycled."""
     seeds = load_seeds(loaded.recipe.seeds, loaded.seeds_path, own=dataset_uri, real_texts=guards.real_texts)

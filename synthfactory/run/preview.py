@@ -14,16 +14,16 @@ from dataclasses import replace
 from typing import Any
 
 from synthfactory.model.batch import BatchState, synthetic
-from synthfactory.run.control import wilson_interval, wilson_midpoint
-from synthfactory.model.cost import Prices, batch_spend
 from synthfactory.model.context import RunContext
-from synthfactory.run.stages import BatchWork, ChatFn, run_batch
+from synthfactory.model.cost import Prices, batch_spend
 from synthfactory.model.plan import BatchPlan, RunPlan
-from synthfactory.run.plan import plan_run, run_seeds
 from synthfactory.quality.guards import QualityGuards
-from synthfactory.recipe import LoadedRecipe
-from synthfactory.store import DatasetStore
 from synthfactory.quality.validation import SuiteGate
+from synthfactory.recipe import LoadedRecipe
+from synthfactory.run.control import wilson_interval, wilson_midpoint
+from synthfactory.run.plan import plan_run, run_seeds
+from synthfactory.run.stages import BatchWork, ChatFn, run_batch
+from synthfactory.store import DatasetStore
 
 TEXT_SHOWN = 300  # characters of each output the preview shows
 
@@ -101,7 +101,7 @@ def estimate(plan: RunPlan, batch: BatchPlan, state: BatchState, prices: Prices,
     if target_rows is not None:
         candidates = ceil(target_rows / rate) if rate else None
         interval = [ceil(target_rows / high) if high else None, ceil(target_rows / low) if low else None]
-        rows = {"rows": target_rows}
+        rows: dict[str, Any] = {"rows": target_rows}
     else:
         candidates = plan.candidates
         interval = [candidates, candidates]

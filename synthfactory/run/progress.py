@@ -31,7 +31,7 @@ def report(update: RunProgress) -> None:
     for listener in list(_listeners):
         try:
             listener(update)
-        except Exception:  # noqa: BLE001 - a progress display must not stop production
+        except Exception:  # a progress display must not stop production
             pass
 
 

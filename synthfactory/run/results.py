@@ -8,14 +8,14 @@ from typing import Any
 
 import pyarrow as pa
 
+from synthfactory.inputs.seeds import QuarantinedRow
 from synthfactory.model.batch import BatchState, synthetic, synthetic_count
-from synthfactory.model.cost import Prices, run_cost
 from synthfactory.model.columns import Declared, check_declared, internal_keys
+from synthfactory.model.cost import Prices, run_cost
 from synthfactory.model.facts import RunFacts
 from synthfactory.model.lineage import ROW_SCHEMA
 from synthfactory.model.metadata import GateRecord, Judging, Quality, RunTotals, VerifierRecord, VersionMetadata
 from synthfactory.model.plan import RunPlan
-from synthfactory.inputs.seeds import QuarantinedRow
 
 
 def _reason_code(reason: str) -> str:
@@ -105,12 +105,14 @@ def not_published_reason(dataset: str, totals: RunTotals, min_rows: int, quarant
             f"The rows are kept in {quarantine_uri}")
 
 
+UNPRICED = Prices()  # frozen: one shared default for a run without prices
+
 SUMMARY_FIELDS = (
-    "version", "run_id", "method", "generated", "accepted", "rejected", "quarantined", "real_published", "seeds_quarantined",
-    "seeds_recycled", "seed_versions", "seed_real_share", "quality",
+    "version", "run_id", "method", "generated", "accepted", "rejected", "quarantined", "real_published",
+    "seeds_quarantined", "seeds_recycled", "seed_versions", "seed_real_share", "quality",
     "batches", "batches_passed", "batches_quarantined", "batches_resumed", "engine_requests", "engine_busy_seconds",
-    "engine_busy_share", "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id", "engine_nodes",
-    "engine_batches_retried", "stopped", "target_rows", "budget", "batches_planned", "cost",
+    "engine_busy_share", "engines_ready_seconds", "first_batch_seconds", "reasons", "prefect_flow_run_id",
+    "engine_nodes", "engine_batches_retried", "stopped", "target_rows", "budget", "batches_planned", "cost",
 )
 
 
@@ -133,7 +135,7 @@ def _histogram(scores: list[float], bins: int = 5) -> dict[str, int]:
 def commit_metadata(plan: RunPlan, states: list[BatchState], totals: RunTotals, facts: RunFacts, *, method: str,
                     verification: dict[str, VerifierRecord], judging: Judging | None = None,
                     quality: Quality | None = None, not_published_because: str | None = None,
-                    prices: Prices = Prices()) -> VersionMetadata:
+                    prices: Prices = UNPRICED) -> VersionMetadata:
     """What the Delta commit records about the run that produced a version: the one place the
     record is written. `facts`: what the run driver measured (engines, stop, flow run, suite);
     the rest is what publishing adds. A `not_published_because` means the version was not published

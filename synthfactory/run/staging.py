@@ -34,9 +34,12 @@ T = TypeVar("T")
 
 FORMAT, VERSION = "synthfactory-staging", 2
 # where classes of the data model lived when version 1 files were written
-MOVED_MODULES = {"synthfactory.run.batch": "synthfactory.model.batch", "synthfactory.run.plan": "synthfactory.model.plan",
-                 "synthfactory.run.metadata": "synthfactory.model.metadata", "synthfactory.run.cost": "synthfactory.model.cost",
-                 "synthfactory.lineage": "synthfactory.model.lineage", "synthfactory.rows": "synthfactory.model.rows"}
+MOVED_MODULES = {"synthfactory.run.batch": "synthfactory.model.batch",
+                 "synthfactory.run.plan": "synthfactory.model.plan",
+                 "synthfactory.run.metadata": "synthfactory.model.metadata",
+                 "synthfactory.run.cost": "synthfactory.model.cost",
+                 "synthfactory.lineage": "synthfactory.model.lineage",
+                 "synthfactory.rows": "synthfactory.model.rows"}
 
 
 def stage_key(batch_id: str, stage: str) -> str:
@@ -80,7 +83,7 @@ def read_staged(folder: Location | Path, key: str) -> Any | None:
         return None
     except StorageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a torn or foreign file: run the unit again
+    except Exception as exc:  # a torn or foreign file: run the unit again
         log.warning("staged result %s unreadable (%s); running it again", path, exc)
         return None
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from synthfactory.storage.fs import Location, StorageError, _cause, is_remote
+from synthfactory.storage.fs import Location, StorageError, is_remote
 from synthfactory.storage.options import StorageOptions
 
 

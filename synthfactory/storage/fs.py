@@ -130,7 +130,7 @@ class Location:
             raise StorageError(f"store {self.uri}: cannot write ({_cause(exc)}; does the bucket exist?)") from None
         except (SynthfactoryError, IsADirectoryError, NotADirectoryError):
             raise
-        except Exception as exc:  # noqa: BLE001 - credentials, endpoint, network: one line for the user
+        except Exception as exc:  # credentials, endpoint, network: one line for the user
             raise StorageError(f"store {self.uri}: {'cannot write' if writing else 'cannot read'} ({_cause(exc)})"
                                ) from None
 

@@ -135,6 +135,7 @@ def tokenize(text: str) -> list[Tok | str]:
     i = 0
     while i < len(raw):
         kind, value, start, end = raw[i]
+        assert kind is not None  # TOKEN is an alternation of named groups: every match names one
         if kind == "ws":
             i += 1
             continue

@@ -117,8 +117,8 @@ def items(text: str) -> list[Item]:
     spans: list[tuple[int, int]] = []
     text = unlisted(text)
     for m in BACKTICKED.finditer(text):
-        code = m.group(1).strip()
-        found.append(Item("identifier", code[:-2] if code.endswith("()") else code, m.start()))
+        ticked = m.group(1).strip()
+        found.append(Item("identifier", ticked[:-2] if ticked.endswith("()") else ticked, m.start()))
         spans.append(m.span())
     rest = _mask(text, spans)
     for m in QUOTED.finditer(rest):
@@ -205,7 +205,7 @@ def threshold_from_labels(similarities: list[float], good: list[bool], target_pr
     return threshold_for_precision(good, similarities, target_precision)
 
 
-def calibrate_threshold(verifier: "GroundedVerifier", rows: list[dict[str, Any]], target_precision: float
+def calibrate_threshold(verifier: GroundedVerifier, rows: list[dict[str, Any]], target_precision: float
                         ) -> dict[str, Any]:
     """`synthfactory calibrate --verifier NAME`: labelled rows (`text`, `source`, `good`) verified;
     a row that fails an item check scores -1 (no threshold keeps it), one with no sentence to check
@@ -250,7 +250,7 @@ class GroundedVerifier(Verifier):
             plans.append((response, source))
         vectors = shared_embedder().encode_texts(list(texts)) if texts else None
         return [self._verdict(claim, response, source, vectors, texts)
-                for claim, (response, source) in zip(claims, plans)]
+                for claim, (response, source) in zip(claims, plans, strict=True)]
 
     def _verdict(self, claim: Claim, response: list[str], source: list[str], vectors: Any,
                  texts: dict[str, int]) -> Verdict:
@@ -264,13 +264,13 @@ class GroundedVerifier(Verifier):
             best = [-1.0] * len(response)
         details: dict[str, Any] = {
             "threshold": self.options.threshold,
-            "sentences": [{"text": s[:SNIPPET], "best_similarity": b} for s, b in zip(response, best)],
+            "sentences": [{"text": s[:SNIPPET], "best_similarity": b} for s, b in zip(response, best, strict=True)],
             "min_similarity": min(best) if best else None}
         item = _first_unsupported(claim)
         if item is not None:
             details["unsupported"] = {"kind": item.kind, "text": item.text}
             return Verdict(False, f"unsupported_{item.kind}: {item.text[:SNIPPET]}", details)
-        for sentence, similarity in zip(response, best):
+        for sentence, similarity in zip(response, best, strict=True):
             if similarity < self.options.threshold:
                 return Verdict(False, f"unsupported_sentence: {sentence[:SNIPPET]}", details)
         return Verdict(True, "ok", details)

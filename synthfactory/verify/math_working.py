@@ -93,6 +93,7 @@ class MathWorkingVerifier(Verifier):
     name = "math_working"
     Options = MathWorkingOptions
     needs = ()
+    options: MathWorkingOptions
     description = ("every equation in the working is true (exact + - * /); no given of the problem restated "
                    "with another number, no name compared with itself; not whether the reasoning makes sense")
 

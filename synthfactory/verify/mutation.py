@@ -17,7 +17,7 @@ import ast
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -112,7 +112,7 @@ def mutation_score(seed: Mapping[str, Any], reference: str, verifier: Verifier,
     return mutation_scores([(seed, reference)], verifier, cache)[0]
 
 
-def mutation_scores(items: list[tuple[Mapping[str, Any], str]], verifier: Verifier,
+def mutation_scores(items: Sequence[tuple[Mapping[str, Any], str]], verifier: Verifier,
                     cache: Path | None = None) -> list[MutationReport]:
     """A report per (seed, reference): the reference and every mutant of every uncached seed go
     through `verifier.verify_many` in one batch (parallel across seeds). `cache`: a folder for
@@ -142,9 +142,10 @@ def mutation_scores(items: list[tuple[Mapping[str, Any], str]], verifier: Verifi
         if not reference_verdict.passed:
             reports[k] = MutationReport(name, 0, len(found), broken=f"reference: {reference_verdict.reason}")
             continue
-        survivors = tuple(m.description for m, v in zip(found, results) if v.passed)
-        reports[k] = MutationReport(name, len(found) - len(survivors), len(found), survivors)
-        _write_cached(cache, key, reports[k])
+        survivors = tuple(m.description for m, v in zip(found, results, strict=True) if v.passed)
+        report = MutationReport(name, len(found) - len(survivors), len(found), survivors)
+        reports[k] = report
+        _write_cached(cache, key, report)
     return [r for r in reports if r is not None]
 
 
@@ -206,7 +207,7 @@ def _swap_bool(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
 
 
 def _shift_constant(delta: int, node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
-    assert isinstance(node, ast.Constant)
+    assert isinstance(node, ast.Constant) and type(node.value) is int  # `_edits` offers it for int constants only
     shown = parents.get(node, node)  # `k = 2 -> k = 3`, `n % 2 -> n % 3`: the constant in its place
     if isinstance(shown, ast.Slice):  # `items[1:] -> items[2:]`
         shown = parents.get(shown, shown)
@@ -289,9 +290,10 @@ def _preorder(tree: ast.AST) -> list[ast.AST]:
 
 def _line(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> int | str:
     """The node's line, else its nearest ancestor's (a comprehension has none)."""
-    while node is not None and not hasattr(node, "lineno"):
-        node = parents.get(node)
-    return getattr(node, "lineno", "?")
+    current: ast.AST | None = node
+    while current is not None and not hasattr(current, "lineno"):
+        current = parents.get(current)
+    return getattr(current, "lineno", "?")
 
 
 def _parents(tree: ast.AST) -> dict[ast.AST, ast.AST]:

@@ -36,7 +36,7 @@ def encode(value, depth=0):
     if value is None or kind is bool or kind is int or kind is str:
         return value
     if depth >= MAX_DEPTH:
-        raise NotPlain("nesting deeper than %d" % MAX_DEPTH)
+        raise NotPlain(f"nesting deeper than {MAX_DEPTH}")
     if kind is float:
         return ["f", float.hex(value)]
     if kind is complex:
@@ -85,7 +85,7 @@ def decode(data, depth=0):
         if tag == "F":
             return frozenset(items)
         if tag == "D" and len(items) % 2 == 0:
-            return dict(zip(items[0::2], items[1::2]))
+            return dict(zip(items[0::2], items[1::2], strict=True))
     except (TypeError, OverflowError) as exc:  # an unhashable key or member, a bad number
         raise ValueError(str(exc)[:100]) from None
     raise ValueError("not plain data")

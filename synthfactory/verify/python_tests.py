@@ -179,7 +179,8 @@ class _Solution:
             if frame.get("kind") == "event":
                 event, what = frame.get("event"), frame.get("detail")
                 if self.event is None:
-                    self.event = {"event": event if isinstance(event, str) and EVENT_NAME.fullmatch(event) else "unknown",
+                    named = isinstance(event, str) and EVENT_NAME.fullmatch(event)
+                    self.event = {"event": event if named else "unknown",
                                   "detail": what[:200] if isinstance(what, str) else ""}
                 continue
             return frame
@@ -449,7 +450,9 @@ def _tests_verdict(verdict: dict[str, Any], solution: SandboxResult) -> tuple[bo
     if status == "unexpressible":
         return False, f"tests_unusable: passes {_short(verdict.get('type'))} (only plain data crosses)"
     if status == "solution_ended":
-        answer = verdict.get("answer") if isinstance(verdict.get("answer"), dict) else {}
+        answer = verdict.get("answer")
+        if not isinstance(answer, dict):
+            answer = {}
         if answer.get("kind") == "not_plain":
             return False, f"not_plain_data: {_short(answer.get('type'))}"
         ended = _ended(solution)
@@ -470,7 +473,7 @@ def compare_output(got: str, expected: str, tolerance: float = 0.0) -> str | Non
     want = expected.rstrip().splitlines() if expected.strip() else []
     if len(have) != len(want):
         return f"{len(have)} lines, expected {len(want)}"
-    for number, (a, b) in enumerate(zip(have, want), 1):
+    for number, (a, b) in enumerate(zip(have, want, strict=True), 1):
         a, b = a.rstrip(), b.rstrip()
         if a == b:
             continue
@@ -483,7 +486,7 @@ def compare_output(got: str, expected: str, tolerance: float = 0.0) -> str | Non
 def _close(have: list[str], want: list[str], tolerance: float) -> bool:
     if len(have) != len(want):
         return False
-    for a, b in zip(have, want):
+    for a, b in zip(have, want, strict=True):
         if a == b:
             continue
         try:

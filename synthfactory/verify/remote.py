@@ -48,12 +48,12 @@ def verify_on_ray(verifier: Any, claims: list[Claim]) -> list[Verdict]:
                 data = ray.get(ref)
                 results.append(Verdict(data["passed"], data["reason"], data["details"]))
                 continue
-            except Exception as exc:  # noqa: BLE001 - a lost worker: the claim is verified here instead
+            except Exception as exc:  # a lost worker: the claim is verified here instead
                 log.warning("%s: a Ray verification task failed (%s); verifying locally", verifier.name, exc)
         results.append(None)
     missing = [i for i, verdict in enumerate(results) if verdict is None]
     if missing:
         local = verifier.verify_local([claims[i] for i in missing])
-        for i, verdict in zip(missing, local):
+        for i, verdict in zip(missing, local, strict=True):
             results[i] = verdict
     return [verdict for verdict in results if verdict is not None]

@@ -52,8 +52,8 @@ TAIL_BYTES = 4096
 # The trusted prelude, run as `python -I -S -c PRELUDE`: reads its limits (one line) and the
 # program (length-prefixed) from stdin, sets the limits, drops root, then runs the program; the
 # rest of stdin is the program's input. The program finds the numbers of its control pipes (from
-# and to the verifier; -1 when it has none) as `__sandbox_fds__`. Hard limits equal the soft ones (CPU: one second more) so
-# the program cannot raise them.
+# and to the verifier; -1 when it has none) as `__sandbox_fds__`. Hard limits equal the soft ones
+# (CPU: one second more) so the program cannot raise them.
 PRELUDE = r"""
 import os, resource, sys
 _c = [int(x) for x in sys.stdin.buffer.readline().split()]
@@ -181,8 +181,8 @@ def sandbox_kind() -> tuple[str, str | None]:
             log.warning("python_tests sandbox: rlimits only (%s): generated code can read files and use the "
                         "network", why)
         return "rlimits", why
-    why = _bwrap_check()
-    return ("bubblewrap", None) if why is None else ("none", why)
+    broken = _bwrap_check()
+    return ("bubblewrap", None) if broken is None else ("none", broken)
 
 
 def sandbox_unavailable() -> str | None:
@@ -202,7 +202,8 @@ def sandbox_in_force() -> str:
     if kind == "bubblewrap":
         return "bubblewrap (no network, read-only root, pid namespace)"
     if kind == "none":
-        return f"none: python_tests refuses to run generated code ({why}; install bubblewrap or set {SANDBOX_ENV}=rlimits)"
+        return (f"none: python_tests refuses to run generated code "
+                f"({why}; install bubblewrap or set {SANDBOX_ENV}=rlimits)")
     line = f"rlimits only ({why}): no file or network isolation"
     if os.getuid() == 0 and not _drop_uid(base_python()[1], "rlimits"):
         line += "; runs as root with no process bound (the Python installation is private to root)"
@@ -215,7 +216,7 @@ def _drop_uid(prefix: str, sandbox: str) -> int:
     others (e.g. under /root): dropping there would break the program's imports."""
     if os.getuid() != 0:
         return 0
-    if sandbox == "rlimits" and not all(os.stat(p).st_mode & 0o001 for p in [prefix, *Path(prefix).parents]):
+    if sandbox == "rlimits" and not all(os.stat(p).st_mode & 0o001 for p in [Path(prefix), *Path(prefix).parents]):
         return 0
     return 1_000_000 + secrets.randbelow(1_000_000_000)
 
@@ -354,10 +355,11 @@ class SandboxProcess:
         self.tails = {"stdout": b"", "stderr": b""}
         self.stdout = b""
         self.total = 0
-        self.killed: str | None = None
+        self.killed: SandboxStatus | None = None
         self.closed = False
         self._selector = selectors.DefaultSelector()
-        for name, fd in (("stdout", self.proc.stdout.fileno()), ("stderr", self.proc.stderr.fileno()),  # type: ignore[union-attr]
+        assert self.proc.stdout is not None and self.proc.stderr is not None  # started with both piped
+        for name, fd in (("stdout", self.proc.stdout.fileno()), ("stderr", self.proc.stderr.fileno()),
                          ("frames", self._from_box)):
             os.set_blocking(fd, False)
             self._selector.register(fd, selectors.EVENT_READ, name)
@@ -462,7 +464,7 @@ def _supervise(argv: list[str], cwd: str | None, env: dict[str, str], data: byte
     cap = limits.max_output_kb * 1024
     tails = {"stdout": b"", "stderr": b""}
     total = 0
-    killed: str | None = None
+    killed: SandboxStatus | None = None
     selector = selectors.DefaultSelector()
     for name in ("stdout", "stderr"):
         stream = getattr(proc, name)
@@ -480,7 +482,7 @@ def _supervise(argv: list[str], cwd: str | None, env: dict[str, str], data: byte
             if exited_at is not None and now - exited_at > 0.5:
                 break  # escaped grandchildren hold the pipes (fallback only): stop reading
             for key, _ in selector.select(timeout=min(0.1, deadline - now)):
-                chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fileobj)
                     continue
@@ -507,10 +509,11 @@ def _supervise(argv: list[str], cwd: str | None, env: dict[str, str], data: byte
     return _classify(proc.returncode, killed, tails, time.monotonic() - started, kind)
 
 
-def _classify(code: int, killed: str | None, tails: dict[str, bytes], wall: float, kind: str) -> SandboxResult:
+def _classify(code: int, killed: SandboxStatus | None, tails: dict[str, bytes], wall: float,
+              kind: str) -> SandboxResult:
     out, err = (tails[n].decode("utf-8", errors="replace") for n in ("stdout", "stderr"))
     if killed:
-        return SandboxResult(killed, None, "SIGKILL", out, err, wall, kind)  # type: ignore[arg-type]
+        return SandboxResult(killed, None, "SIGKILL", out, err, wall, kind)
     signum = -code if code < 0 else (code - 128 if kind == "bubblewrap" and code > 128 else None)
     if signum is not None:
         name = _signal_name(signum)

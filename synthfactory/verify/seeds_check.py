@@ -82,7 +82,8 @@ def seeds_check_command(args: argparse.Namespace) -> int:
                           "total": total, "score": killed / total if total else None, "min_score": args.min_score,
                           "below": below, "broken": broken, "seconds": round(seconds, 1)}))
     else:
-        lowest = sorted((r for r in reports if r.score is not None), key=lambda r: r.score)[:5]
+        scored = [r for r in reports if r.score is not None]
+        lowest = sorted(scored, key=lambda r: r.score or 0.0)[:5]  # `or 0.0` for the checker: all are scored
         print(f"overall: {killed}/{total} mutants killed ({_score(killed / total if total else None)}) in "
               f"{seconds:.1f}s ({sum(r.cached for r in reports)} seeds from the cache); lowest: "
               + ", ".join(f"{r.name} {_score(r.score)}" for r in lowest))

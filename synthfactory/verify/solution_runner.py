@@ -69,7 +69,8 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
     write, fstat, exit_now, getcwd = os.write, os.fstat, os._exit, os.getcwd
     _type, _str, _bytes, _int, _len, _tuple = type, str, bytes, int, len, tuple
     typename = type.__dict__["__name__"].__get__  # a class's own name (no metaclass property runs)
-    escape = __import__("json").encoder.c_encode_basestring_ascii or __import__("json").encoder.py_encode_basestring_ascii
+    escape = (__import__("json").encoder.c_encode_basestring_ascii
+              or __import__("json").encoder.py_encode_basestring_ascii)
     identity = (fstat(channel).st_dev, fstat(channel).st_ino)
     allow_prefixes = _tuple(a[:-1] for a in allow if a.endswith("*"))
     allow = frozenset(allow)
@@ -136,7 +137,7 @@ def _install_guard(channel, allow, max_threads, folders, stdlib):
     def hook(event, args):
         try:
             check(event, args)
-        except BaseException:  # noqa: BLE001 - nothing the solution made may make the guard let an act through
+        except BaseException:  # nothing the solution made may make the guard let an act through
             exit_now(UNSAFE_EXIT)
 
     def check(event, args):
@@ -266,7 +267,7 @@ def _error(exc):
     name = type.__dict__["__name__"].__get__(type(exc))
     try:
         message = str(exc)
-    except BaseException:  # noqa: BLE001 - a message that raises is no message
+    except BaseException:  # a message that raises is no message
         message = ""
     return {"error": name if type(name) is str else "Exception", "message": message[:500] if type(message) is str
             else "", "line": _line(exc, "<solution>")}
@@ -295,17 +296,17 @@ def main():
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 status = {"kind": "done", "status": "exit", "code": exc.code if type(exc.code) is int else 1}
-        except BaseException as exc:  # noqa: BLE001 - every failure of the program is its verdict
+        except BaseException as exc:  # every failure of the program is its verdict
             status = {"kind": "done", "status": "memory" if isinstance(exc, MemoryError) else "failed", **_error(exc)}
         try:
             sys.stdout.flush()
-        except BaseException:  # noqa: BLE001 - the program may have broken stdout
+        except BaseException:  # the program may have broken stdout
             pass
         send(status)
         exit_now(0)
     try:
         exec(code, namespace)
-    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt too
         send({"kind": "loaded", "status": "memory" if isinstance(exc, MemoryError) else "failed", **_error(exc)})
         exit_now(0)
     names = {}
@@ -333,7 +334,7 @@ def main():
             continue
         try:
             value = function(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - crosses to the tests as its name and message
+        except BaseException as exc:  # crosses to the tests as its name and message
             send({"kind": "raise", **_error(exc)})
             continue
         try:

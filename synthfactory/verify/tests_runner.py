@@ -112,7 +112,7 @@ def main():
             test()
     except (SolutionEnded, Unexpressible):
         pass  # settled below from `ended`
-    except BaseException as exc:  # noqa: BLE001 - every failure of the tests is the verdict
+    except BaseException as exc:  # every failure of the tests is the verdict
         if not ended:
             line, tb = 0, exc.__traceback__
             while tb is not None:

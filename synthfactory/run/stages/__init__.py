@@ -10,8 +10,8 @@ accepted, rejected (with a reason) or quarantined (with a reason), so counts rec
 
 from __future__ import annotations
 
-from synthfactory.model.batch import BatchState, synthetic_count
 from synthfactory import registry
+from synthfactory.model.batch import BatchState, synthetic_count
 from synthfactory.run.stages.base import BatchWork, ChatFn, Stage
 from synthfactory.run.stages.filter import filter_batch
 from synthfactory.run.stages.generate import generate_batch
@@ -30,7 +30,7 @@ def stage_line() -> tuple[Stage, ...]:
     """The registered stages (`registry.STAGES`, read when called), in line order, one instance each."""
     stages = registry.STAGES
     line = tuple(stages.load(name)() for name in stages)
-    for name, stage in zip(stages, line):
+    for name, stage in zip(stages, line, strict=True):
         if not isinstance(stage, Stage) or stage.name != name:
             raise TypeError(f"stage {name!r}: {type(stage).__name__} is not a Stage named {name!r}")
     return line
@@ -41,4 +41,4 @@ def run_batch(work: BatchWork, batch: object) -> BatchState:
     state = batch
     for stage in stage_line():
         state = stage.run(work, state)
-    return state  # type: ignore[return-value]
+    return state  # type: ignore[return-value]  # the last stage's: a BatchState (mypy keeps `batch`'s type)

@@ -3,8 +3,8 @@ stages use, built once per run.
 
 A stage is one module with one `Stage` subclass plus one line in `synthfactory.registry.STAGES`;
 the registry's order is the stage line. A stage declares the columns it adds to rows itself
-(`columns`); what the method, screens, verifiers and judges add they declare themselves. The driver, both executors, the progress bar and the
-report read the line from there (`stage_line()`).
+(`columns`); what the method, screens, verifiers and judges add they declare themselves. The driver,
+both executors, the progress bar and the report read the line from there (`stage_line()`).
 """
 
 from __future__ import annotations

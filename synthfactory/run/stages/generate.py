@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from synthfactory.run.stages.base import BatchWork, ChatFn, Stage
-
 from synthfactory.methods import Method, method_for
 from synthfactory.methods.base import Fail, run_rounds
 from synthfactory.model.batch import BatchState, with_reason
 from synthfactory.model.plan import BatchPlan, RunPlan
 from synthfactory.model.rows import generated_row
 from synthfactory.recipe import Recipe
+from synthfactory.run.stages.base import BatchWork, ChatFn, Stage
 
 if TYPE_CHECKING:
     pass
@@ -28,6 +27,7 @@ def generate_batch(plan: RunPlan, batch: BatchPlan, recipe: Recipe, chat: ChatFn
     rows, rejected, quarantined = [], [], []
     for draft in drafts:
         outcome = draft.outcome
+        assert outcome is not None  # run_rounds returns finished drafts, each with its outcome
         row = generated_row(plan, batch, method, draft, outcome.fields, sampling_json)
         if not isinstance(outcome, Fail):
             rows.append(row)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
-from synthfactory.run.stages.base import BatchWork, ChatFn, Stage
+from functools import partial
+from typing import Any, cast
 
 from synthfactory.grading import JudgementError, Panel, krippendorff_alpha
-from synthfactory.grading.llm import p_first, pairwise_request
+from synthfactory.grading.llm import JudgeScore, p_first, pairwise_request
 from synthfactory.methods import Method, method_for
 from synthfactory.model.batch import BatchState, with_reason
 from synthfactory.model.lineage import sampling_seed
 from synthfactory.model.plan import RunPlan
 from synthfactory.recipe import Recipe
 from synthfactory.registry import JUDGES
-
-if TYPE_CHECKING:
-    pass
+from synthfactory.run.stages.base import BatchWork, ChatFn, Stage
 
 
 def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
@@ -38,7 +35,7 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
     judges = plan.judges or (plan.judge,)
     graded = panel.grade(
         [items[i][j] for i, j in where],
-        [(lambda requests, spec=spec: chat(spec, requests)) if spec is not None else None for spec in judges],
+        [partial(chat, spec) if spec is not None else None for spec in judges],
         lambda k, attempt: sampling_seed(seed, plan.version, state.batch_index, where[k][0], attempt,
                                          part=where[k][1]))
     of_row: dict[int, list[int]] = {}
@@ -53,7 +50,8 @@ def grade_batch(plan: RunPlan, state: BatchState, recipe: Recipe, chat: ChatFn,
         if failed is not None:
             rejected.append(with_reason(row, "grade", f"judge_unparseable: {failed}"))
             continue
-        settled = method.settle(row, [graded.verdicts[k] for k in mine])
+        # no error on any of the row's items: each has its verdict
+        settled = method.settle(row, cast(list[JudgeScore], [graded.verdicts[k] for k in mine]))
         if isinstance(settled, str):
             rejected.append(with_reason(row, "grade", settled))
         else:
@@ -77,7 +75,7 @@ def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judge
     """Position bias: the panel's first log-probability judge compares each row's pair with the
     preferred answer first, then second. A check, not a verdict: it never rejects a row, and an
     unreadable answer leaves the row's check empty."""
-    spec = next((s for c, s in zip(panel.configs, judges) if JUDGES.fact(c.method, "logprobs")), None)
+    spec = next((s for c, s in zip(panel.configs, judges, strict=False) if JUDGES.fact(c.method, "logprobs")), None)
     wanted = [(i, pair) for i, row in enumerate(rows) for pair in method.pairs(row)[:1]]
     if spec is None or not wanted:
         return rows, 0, 0.0

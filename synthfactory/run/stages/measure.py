@@ -10,12 +10,11 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from synthfactory.run.stages.base import BatchWork, Stage
-
 from synthfactory.model.batch import BatchState, synthetic_count
 from synthfactory.model.columns import UndeclaredColumnError, verify_rate_column
 from synthfactory.model.plan import RunPlan
 from synthfactory.quality.guards import BATCH_METRICS, QualityGuards
+from synthfactory.run.stages.base import BatchWork, Stage
 
 # Krippendorff's alpha of a judge panel over the batch (null: one judge, or no judge)
 JUDGE_AGREEMENT = pa.field("batch_judge_agreement", pa.float64())
@@ -26,7 +25,8 @@ def measure_batch(plan: RunPlan, state: BatchState, guards: QualityGuards) -> Ba
     rows = list(state.rows)
     count = guards.real_count(len(rows))
     if rows and count:
-        rows += guards.real_rows(rows[0], count, start=((plan.version - 1) * len(plan.batches) + state.batch_index) * count)
+        start = ((plan.version - 1) * len(plan.batches) + state.batch_index) * count
+        rows += guards.real_rows(rows[0], count, start=start)
     near_dups = sum(r["reason"].startswith(("exact_duplicate", "near_duplicate")) for r in state.rejected)
     computed = guards.batch_metrics(rows, synthetic_count(state), near_dups, plan.version)
     undeclared = sorted(set(computed) - {f.name for f in BATCH_METRICS})

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from synthfactory.run.stages.base import BatchWork, Stage
-
 from synthfactory.model.batch import BatchState, with_reason
+from synthfactory.run.stages.base import BatchWork, Stage
 
 if TYPE_CHECKING:
     pass

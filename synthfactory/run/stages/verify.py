@@ -12,17 +12,16 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from synthfactory.run.stages.base import BatchWork, Stage
-
 from synthfactory.methods import Method
 from synthfactory.model.batch import BatchState, with_reason
+from synthfactory.run.stages.base import BatchWork, Stage
 from synthfactory.verify.base import Claim, Verdict
 
 if TYPE_CHECKING:
     from synthfactory.verify.base import Verifier
 
 
-def verify_batch(state: BatchState, method: Method, verifiers: list[tuple[str, "Verifier"]]) -> BatchState:
+def verify_batch(state: BatchState, method: Method, verifiers: list[tuple[str, Verifier]]) -> BatchState:
     """Every verifier, in recipe order, over the claims of the batch's rows (one call per verifier,
     so a verifier runs them in parallel); a claim a verifier fails is checked no further. The
     method settles each row from its verdicts: a failure quarantines it as
@@ -58,19 +57,19 @@ def verify_batch(state: BatchState, method: Method, verifiers: list[tuple[str, "
             rows.append(settled)
     return replace(state, stage="verified", rows=rows, quarantined=quarantined, verified=counts)
 
-def _verdicts(verifier: "Verifier", claims: list[Claim]) -> list[Verdict]:
+def _verdicts(verifier: Verifier, claims: list[Claim]) -> list[Verdict]:
     """The verifier's verdicts; one that raises on some claim (generated text is hostile input)
     fails that claim with the error as its reason instead of failing the batch."""
     if not claims:
         return []
     try:
         return list(verifier.verify_many(claims))
-    except Exception:  # noqa: BLE001 - find the claim that breaks it, one at a time
+    except Exception:  # find the claim that breaks it, one at a time
         out = []
         for claim in claims:
             try:
                 out.append(verifier.verify(claim))
-            except Exception as exc:  # noqa: BLE001 - a reason on the row, not a crashed run
+            except Exception as exc:  # a reason on the row, not a crashed run
                 out.append(Verdict(False, f"verifier_error: {type(exc).__name__}: {str(exc)[:200]}"))
         return out
 
