@@ -12,7 +12,7 @@ import argparse
 import atexit
 import gc
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from synthfactory.cli import calibrate, diff, doctor, export, label, preview, push, run, show, versions
 from synthfactory.cli.common import check_store

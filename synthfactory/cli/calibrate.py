@@ -55,11 +55,18 @@ def calibrate_verifier(args: argparse.Namespace, loaded: Any) -> int:
 
 def calibrate_command(args: argparse.Namespace) -> int:
     """Grade labelled rows with the recipe's judges and write the report, scores and plots."""
-    from synthfactory.grading.calibration import (calibration_folder, calibration_panel, grade_labels,
-                                                  learned_section, load_label_source, report_for, write_calibration)
+    from synthfactory.grading.calibration import (
+        calibration_folder,
+        calibration_panel,
+        grade_labels,
+        learned_section,
+        load_label_source,
+        report_for,
+        write_calibration,
+    )
     from synthfactory.grading.cross_labeller import lines as cross_labeller_lines
-    from synthfactory.run.plan import judge_specs
     from synthfactory.recipe import load_recipe
+    from synthfactory.run.plan import judge_specs
     from synthfactory.store import DatasetStore
 
     if not 0.0 < args.target_precision <= 1.0:
@@ -83,7 +90,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from synthfactory.engines.session import engine_session
 
     with (engine_session(engines, quiet=not args.debug) if engines else nullcontext()) as pool:
-        chats = [(lambda requests, spec=spec: pool.chat(spec, requests)) if spec is not None else None
+        chats = [(lambda requests, spec=spec: pool.chat(spec, requests)) if spec is not None and pool else None
                  for spec in specs]
         graded = grade_labels(rows, grading, chats, workers=len(pool.replicas) if pool else 1,
                               seed=loaded.recipe.generation.sampling.seed, panel=panel)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from synthfactory.cli.stop import RunStopped
 from synthfactory.errors import SynthfactoryError
@@ -85,7 +86,7 @@ def presented(command: Callable[[], int], debug: bool) -> int:
     except KeyboardInterrupt:
         error("interrupted; a rerun resumes from the finished batches")
         return 130
-    except Exception as exc:  # noqa: BLE001 - a bug of ours: one line unless asked for the traceback
+    except Exception as exc:
         if debug:
             raise
         error(f"internal error ({type(exc).__name__}: {one_line(exc)}); run again with --debug for the traceback")

@@ -11,7 +11,8 @@ from synthfactory.cli.common import num
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    diff = sub.add_parser("diff", parents=[common], help="rows added/removed, metric deltas and drift between two versions")
+    diff = sub.add_parser("diff", parents=[common],
+                          help="rows added/removed, metric deltas and drift between two versions")
     diff.add_argument("dataset", help="DIR/NAME")
     diff.add_argument("a", type=int)
     diff.add_argument("b", type=int)

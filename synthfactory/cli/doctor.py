@@ -29,9 +29,9 @@ def doctor_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**report, "vllm": vllm}))
     elif args.quiet:
+        checked = "" if check is None else f"; one-token check {'ok' if check['ok'] else 'FAILED'}"
         print(f"llama.cpp {report['llama_cpp_python']}: {' '.join(report['features'])}; extra buffer types "
-              f"{'on' if report['use_extra_bufts'] else 'off'}" + ("" if check is None else
-                                                                  f"; one-token check {'ok' if check['ok'] else 'FAILED'}"))
+              f"{'on' if report['use_extra_bufts'] else 'off'}" + checked)
     else:
         print(f"llama-cpp-python {report['llama_cpp_python']}\n  build: {report['system_info']}")
         print(f"  CPU features beyond AVX2 compiled in: {', '.join(report['non_portable']) or 'none (portable)'}")
@@ -40,6 +40,7 @@ def doctor_command(args: argparse.Namespace) -> int:
         if check is not None:
             print(f"  one-token generation on {args.model}: {'ok' if check['ok'] else 'FAILED: ' + check['detail']}")
         print(f"  sandbox for generated code: {report['sandbox']}")
+        assert vllm is not None  # not --quiet
         print(vllm_lines(vllm, args.model))
     failure = check_failure(report, args.model)
     if failure is not None:

@@ -26,10 +26,10 @@ def preview_command(args: argparse.Namespace) -> int:
     """A few of the plan's rows through every stage on the real engines, then an estimate of the
     whole run; the store is read, never written."""
     from synthfactory.model.cost import Prices
-    from synthfactory.run.plan import engine_specs_for
-    from synthfactory.run.preview import estimate, outcome_rows, plan_for_preview, preview_items, run_preview
     from synthfactory.quality.guards import QualityGuards
     from synthfactory.recipe import load_recipe
+    from synthfactory.run.plan import engine_specs_for
+    from synthfactory.run.preview import estimate, outcome_rows, plan_for_preview, preview_items, run_preview
     from synthfactory.store import DatasetStore
 
     loaded = load_recipe(args.recipe, target_rows=args.target_rows)

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -85,6 +86,7 @@ def _run(args: argparse.Namespace, loaded: Any) -> dict[str, Any]:
     with ray_session(quiet=not args.debug), ExitStack() as stack:
         if warm_up.is_alive():
             warm_up.join()
+        run: Callable[..., dict[str, Any]]
         if args.no_prefect:
             run = _run_locally
         else:
@@ -131,7 +133,7 @@ def _warm_prefect(server: Any) -> None:
 
         if server is not None:
             server.wait_ready(timeout_s=60)
-    except Exception:  # noqa: BLE001 - reported where the run needs the import or the server
+    except Exception:
         pass
 
 

@@ -20,7 +20,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 EXIT_CODE = 128 + signal.SIGTERM  # 143
 HARD_EXIT_S = 6.0  # after the first SIGTERM: a machine too busy to tear down in 6 s needs the rest of 10 s to kill
@@ -127,7 +128,7 @@ class SigtermGuard:
     def _nothing_to_stop(self) -> bool:
         try:
             return bool(self.lost())
-        except Exception:  # noqa: BLE001 - unknown: the teardown goes on, the deadline still holds
+        except Exception:
             return False
 
     def line(self) -> str:
@@ -135,7 +136,7 @@ class SigtermGuard:
         try:
             finished = finished_batches(staging)
             kept = f"{finished} finished batch{'' if finished == 1 else 'es'}"
-        except Exception:  # noqa: BLE001 - the store could not be listed: the line still says where
+        except Exception:
             kept = "the finished batches"
         return (f"{self.command}: stopped by SIGTERM; {kept} kept in {staging}; "
                 "run the same command again to resume")
@@ -161,7 +162,7 @@ class SigtermGuard:
         try:
             try:
                 sys.stderr.flush()
-            except Exception:  # noqa: BLE001 - held by the interrupted write: what it held is lost
+            except Exception:
                 pass
             self.say(raw=True)
             kill_children()
@@ -187,14 +188,14 @@ def kill_children(wait_s: float = 0.5) -> None:
         import psutil
 
         children = psutil.Process().children(recursive=True)
-    except Exception:  # noqa: BLE001 - psutil missing: a local Ray cluster dies with us (it shares our fate)
+    except Exception:
         return
     for child in children:
         try:
             child.kill()
-        except Exception:  # noqa: BLE001 - gone already
+        except Exception:
             pass
     try:
         psutil.wait_procs(children, timeout=wait_s)
-    except Exception:  # noqa: BLE001 - they were sent SIGKILL: the kernel finishes it
+    except Exception:
         pass

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def local_cluster_lost() -> bool:
         node = worker._global_node
         return (node is not None and node.head and hasattr(worker.global_worker, "core_worker")
                 and not node.remaining_processes_alive())
-    except Exception:  # noqa: BLE001 - Ray is tearing the node down meanwhile: not lost
+    except Exception:
         return False
 
 
@@ -76,7 +77,7 @@ def _kill_autoscaler_monitor() -> None:
     try:
         if node is not None and node.head:
             node.kill_monitor(check_alive=False)
-    except Exception:  # noqa: BLE001 - Ray's own shutdown still stops it, a second later
+    except Exception:
         pass
 
 
