@@ -88,7 +88,7 @@ def plot(table: dict[str, list[dict]], path: Path) -> None:
 
     shown = ("perplexity", *METRICS[1:])
     fig, axes = plt.subplots(3, 3, figsize=(14, 10), dpi=100)
-    for ax, metric in zip(axes.flat, shown, strict=False):
+    for ax, metric in zip(axes.flat, shown, strict=False):  # 9 panels, 8 metrics: the last stays empty
         for arm, rows in table.items():
             xs = [r["generation"] for r in rows if r.get(metric) is not None]
             ax.plot(xs, [r[metric] for r in rows if r.get(metric) is not None], marker="o",

@@ -76,7 +76,7 @@ def _slice(n: int = 40) -> list[dict]:
     rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
     good = [r for r in rows if r["label"] == "good"]
     bad = [r for r in rows if r["label"] == "bad"]
-    return [r for pair in zip(good, bad, strict=False) for r in pair][:n]
+    return [r for pair in zip(good, bad, strict=False) for r in pair][:n]  # interleaved while both last
 
 
 def _grading(labels: Path, features: list[str] | None = None) -> GradingConfig:

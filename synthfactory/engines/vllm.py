@@ -117,6 +117,7 @@ def result_from_output(output: Any, latency_s: float, top: int | None) -> ChatRe
     logprobs = None
     if top and completion.logprobs:
         logprobs = []
+        # vLLM's lists, as it returns them: a shorter one ends the walk, as it always did
         for token_id, entry in zip(completion.token_ids, completion.logprobs, strict=False):
             chosen = entry.get(token_id)
             ranked = sorted(entry.values(), key=lambda lp: lp.rank if lp.rank is not None else 1 << 30)[:top]

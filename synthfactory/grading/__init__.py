@@ -8,14 +8,14 @@
 """
 
 from synthfactory.grading.llm import (
-                                      JsonJudge,
-                                      JudgementError,
-                                      JudgeScore,
-                                      LogprobJudge,
-                                      judge_schema,
-                                      make_judge,
-                                      p_yes,
-                                      parse_judgement,
+    JsonJudge,
+    JudgementError,
+    JudgeScore,
+    LogprobJudge,
+    judge_schema,
+    make_judge,
+    p_yes,
+    parse_judgement,
 )
 from synthfactory.grading.panel import Panel, PanelResult, krippendorff_alpha
 

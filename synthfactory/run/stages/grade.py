@@ -75,6 +75,7 @@ def _order_check(rows: list[dict[str, Any]], method: Method, panel: Panel, judge
     """Position bias: the panel's first log-probability judge compares each row's pair with the
     preferred answer first, then second. A check, not a verdict: it never rejects a row, and an
     unreadable answer leaves the row's check empty."""
+    # `judges` may be the plan's one judge (`plan.judge`) standing for a panel it does not list
     spec = next((s for c, s in zip(panel.configs, judges, strict=False) if JUDGES.fact(c.method, "logprobs")), None)
     wanted = [(i, pair) for i, row in enumerate(rows) for pair in method.pairs(row)[:1]]
     if spec is None or not wanted:
