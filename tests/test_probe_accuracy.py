@@ -129,7 +129,7 @@ def test_code_answers_are_checked_by_the_recipe_tests_in_the_sandbox():
 def test_an_answer_that_makes_a_verifier_raise_is_wrong_and_counted(recipes: Path, monkeypatch):
     """Generated text is hostile: a verifier that raises on one answer fails that answer only, and the
     error is handed back (the probe logs it and records the count beside the accuracy)."""
-    from synthfactory.run import runner
+    from synthfactory.run import plan
     from synthfactory.verify.base import Verdict
 
     class Fragile:
@@ -142,7 +142,7 @@ def test_an_answer_that_makes_a_verifier_raise_is_wrong_and_counted(recipes: Pat
             return Verdict(passed=True, reason="")
 
     tasks, _ = task_set(_recorded(recipes), set(), items=3, recipes_dir=recipes)
-    monkeypatch.setattr(runner, "build_verifiers", lambda recipe: [("fragile", Fragile())])
+    monkeypatch.setattr(plan, "build_verifiers", lambda recipe: [("fragile", Fragile())])
     errors: list[str] = []
     assert verify_answers(tasks, ["Answer: 1", "boom", "Answer: 2"], errors) == [True, False, True]
     assert errors == ["item 1: fragile: ValueError: cannot parse"]
