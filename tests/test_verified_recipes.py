@@ -324,15 +324,7 @@ def test_code_through_the_prefect_flow_and_the_independent_re_check(tmp_path, he
     seeds = [s for s in _jsonl(SEEDS / "code.jsonl") if s["name"] in CODE_SEEDS]
     recipe = _small(tmp_path, "code", seeds, batches={"size": 12})
     summary = factory_flow(recipe_path=str(recipe), store=str(tmp_path / "store"))
-    rows = _published(tmp_path / "store", "code", summary)
-    for row in rows:
-        seed = json.loads(row["seed"])
-        code = last_python_block(row["text"])
-        assert code is not None, row["text"]
-        work = tmp_path / f"recheck-{row['id'][:12]}"
-        work.mkdir()
-        done = sandboxed_python(code + "\n\n" + seed["tests"] + "\n", work)
-        assert done.returncode == 0, (row["text"], done.stderr[-500:])
+    recheck_in_sandbox(_published(tmp_path / "store", "code", summary), tmp_path)
 
 
 def test_grounded_end_to_end_keeps_only_answers_the_passage_supports(tmp_path, heavy):
@@ -345,3 +337,16 @@ def test_grounded_end_to_end_keeps_only_answers_the_passage_supports(tmp_path, h
         source = json.loads(row["seed"])["source"]
         assert source in row["prompt"]
         assert all(n in source for n in re.findall(r"\d+", row["text"]))  # no invented number
+
+
+def recheck_in_sandbox(rows: list[dict], folder: Path) -> None:
+    """The independent re-check of published code rows: each row's last python block with its
+    seed's tests, run again in the sandbox, outside the verifier."""
+    for row in rows:
+        seed = json.loads(row["seed"])
+        code = last_python_block(row["text"])
+        assert code is not None, row["text"]
+        work = folder / f"recheck-{row['id'][:12]}"
+        work.mkdir()
+        done = sandboxed_python(code + "\n\n" + seed["tests"] + "\n", work)
+        assert done.returncode == 0, (row["text"], done.stderr[-500:])

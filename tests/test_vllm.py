@@ -213,8 +213,7 @@ def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, 
         _jsonl,
         _published,
         _small,
-        last_python_block,
-        sandboxed_python,
+        recheck_in_sandbox,
     )
 
     seeds = [s for s in _jsonl(SEEDS / "code.jsonl") if s["name"] in CODE_SEEDS]
@@ -229,14 +228,7 @@ def test_the_code_recipe_on_vllm_publishes_rows_that_pass_their_tests(tmp_path, 
         executor.close(wait=True)
     rows = _published(tmp_path / "store", "code", summary)
     assert {r["generator_model"] for r in rows} == {MODEL}
-    for row in rows:
-        seed = json.loads(row["seed"])
-        code = last_python_block(row["text"])
-        assert code is not None, row["text"]
-        work = tmp_path / f"recheck-{row['id'][:12]}"
-        work.mkdir()
-        rerun = sandboxed_python(code + "\n\n" + seed["tests"] + "\n", work)
-        assert rerun.returncode == 0, (row["text"], rerun.stderr[-500:])
+    recheck_in_sandbox(rows, tmp_path)
     meta = DatasetStore(str(tmp_path / "store" / "code")).versions()[-1].metadata
     assert "vllm" in json.dumps(meta.recipe.get("generation", {}))
 
