@@ -134,7 +134,7 @@ FLOORS = (
     ("the work", {"engines", "methods", "verify", "grading", "quality", "labels"}),
     ("publish", {"publish"}),
     ("the run", {"run"}),
-    ("commands", {"probe", "cli", CORE}),
+    ("commands", {"probe", "improve", "cli", CORE}),
 )
 
 

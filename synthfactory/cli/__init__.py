@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from synthfactory.verify.seeds_check import add_seeds_parser  # `synthfactory seeds check` (light: loads on use)
 
     add_seeds_parser(sub, common)
+    from synthfactory.improve.command import add_improve_parsers  # `improve`, `models` (light: torch loads on use)
+
+    add_improve_parsers(sub, common)
     return parser
 
 
