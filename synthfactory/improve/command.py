@@ -15,29 +15,26 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def rounds_table(records: list[Any], title: str) -> Any:
-    """The held-out accuracy table: one row per round."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for name, justify in (("round", "right"), ("trained on", "left"), ("held-out pass@1 [95% CI]", "right"),
-                          ("vs current (pts) [95% CI]", "right"), ("breakdown", "left"),
-                          ("real-text ppl", "right"), ("promoted", "left"), ("seconds", "right")):
-        table.add_column(name, justify=justify)
+def rounds_table(records: list[Any], title: str) -> str:
+    """The held-out accuracy table, one line per round and what its accuracy is made of below it
+    (plain text: it reads the same in a terminal, a log and a pipe)."""
+    head = f"{'round':>5}  {'held-out pass@1 [95% CI]':<26}{'vs current, pts [95% CI]':<26}" \
+           f"{'real-text ppl':<18}{'promoted':<10}trained on"
+    lines = [title, head, "-" * len(head)]
     for r in records:
         h, p, t = r.held_out, r.perplexity, r.paired
         acc = f"{_pct(h.pass_at_1)} [{_pct(h.interval[0])}, {_pct(h.interval[1])}]" if h and h.interval else (
             _pct(h.pass_at_1) if h else "-")
         vs = (f"{t.delta * 100:+.1f} [{t.interval[0] * 100:+.1f}, {t.interval[1] * 100:+.1f}]"
               if t and t.interval else "-")
-        parts = ", ".join(f"{k.replace('_share', '').replace('_', ' ')} {_pct(v)}"
-                          for k, v in (h.breakdown.items() if h else []))
         ppl = f"{p.value:.2f} ({p.relative:+.1%})" if p else "-"
-        trained = ("base model" if r.round == 0
-                   else f"v{r.trained_on_versions}: {r.training_rows} rows + {r.real_rows} real")
-        table.add_row(str(r.round), trained, acc, vs, parts, ppl, "yes" if r.promoted else "no",
-                      f"{sum(r.seconds.values()):.0f}")
-    return table
+        trained = ("the base model" if r.round == 0
+                   else f"versions {r.trained_on_versions}: {r.training_rows} verified rows + {r.real_rows} real")
+        lines.append(f"{r.round:>5}  {acc:<26}{vs:<26}{ppl:<18}{'yes' if r.promoted else 'no':<10}{trained}")
+        if h and h.breakdown:
+            lines.append(" " * 7 + ", ".join(f"{k.replace('_', ' ')} {_pct(v)}" for k, v in h.breakdown.items())
+                         + f"; {sum(r.seconds.values()):.0f} s")
+    return "\n".join(lines)
 
 
 def improve_command(args: argparse.Namespace) -> int:
@@ -48,7 +45,8 @@ def improve_command(args: argparse.Namespace) -> int:
     from synthfactory.probe.command import _quiet_libraries
 
     options = options_for(args.size, held_out=args.held_out, samples=args.samples, candidates=args.candidates,
-                          epochs=args.epochs, real_mix=args.real_mix, seed=args.seed)
+                          epochs=args.epochs, real_mix=args.real_mix, seed=args.seed,
+                          keep_going=args.keep_going or None)
     _quiet_libraries()
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,9 +64,7 @@ def improve_command(args: argparse.Namespace) -> int:
                           "current_round": state.current_round,
                           "rounds": [r.model_dump(mode="json", exclude={"held_out": {"per_item"}}) for r in records]}))
         return 0
-    from rich.console import Console
-
-    Console().print(rounds_table(records, f"{loop.dataset.uri}: held-out accuracy per round"))
+    print(rounds_table(records, f"{loop.dataset.uri}: held-out accuracy per round"))
     print(f"model in use: round {state.current_round}"
           + (f"; stopped: {state.stopped_because}" if state.stopped_because else ""))
     return 0
@@ -83,9 +79,7 @@ def models_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.model_dump(mode="json", exclude={"held_out": {"per_item"}}) for r in records]))
         return 0
-    from rich.console import Console
-
-    Console().print(rounds_table(records, f"{uri}: models of the self-learning loop"))
+    print(rounds_table(records, f"{uri}: models of the self-learning loop"))
     for r in records:
         if r.files.get("gguf"):
             print(f"round {r.round}: {uri}/_models/{r.files['gguf']}")
@@ -114,6 +108,9 @@ def add_improve_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     improve.add_argument("--real-mix", type=float, default=None,
                          help="share of training examples that are real corpus paragraphs (default 0.25)")
     improve.add_argument("--seed", type=int, default=None, help="seed of sampling, data order and adapters")
+    improve.add_argument("--keep-going", action="store_true",
+                         help="run every round asked even past one not promoted (the next generates with the "
+                              "model in use); default: stop there")
     improve.add_argument("--json", action="store_true", help="print the round records as one JSON object")
     improve.set_defaults(func=improve_command)
     models = sub.add_parser("models", parents=[common], help="the models the self-learning loop stored for a dataset")

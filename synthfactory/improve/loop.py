@@ -84,6 +84,7 @@ class LoopOptions:
     lora: bool | None = None  # None: LoRA on a CPU, all weights on a GPU
     batch_size: int = 2
     eval_batch: int = 32
+    keep_going: bool = False  # run every round asked, even past one not promoted (benches: the whole curve)
 
     def check(self) -> None:
         if self.samples < 1:
@@ -487,8 +488,10 @@ class ImproveLoop:
                 self.generate(k, current)
                 record = self.train(k, current)
             if not record.promoted:
-                stopped = f"round {k} was not promoted: {record.why}"
-                break
+                stopped = stopped or f"round {k} was not promoted: {record.why}"
+                if not self.options.keep_going:
+                    break
+                continue  # the next round generates with the current model still
             current = record
         done = len(self.records()) - 1
         self._write(LoopState(current_round=current.round, rounds_done=done, stopped_because=stopped), "loop.json")
