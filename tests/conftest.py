@@ -249,7 +249,7 @@ def _ensure_ray_token() -> None:
 # worker takes whole modules in collection order, so a long module started last cannot leave
 # the other worker idle at the end.
 LONG_MODULES_FIRST = (
-    "test_deploy.py", "test_vllm.py", "test_object_store.py", "test_target.py", "test_scale.py",
+    "test_deploy.py", "test_vllm.py", "test_improve.py", "test_object_store.py", "test_target.py", "test_scale.py",
     "test_calibration.py", "test_methods_e2e.py", "test_verified_recipes.py", "test_factory.py",
     "test_probe.py", "test_collapse.py", "test_gpu_path.py", "test_sandbox.py",
 )

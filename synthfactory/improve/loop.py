@@ -214,8 +214,12 @@ class ImproveLoop:
 
     def _evaluate(self, model: Any, tokenizer: Any, round_no: int) -> tuple[Any, Perplexity | None]:
         """(held-out eval, real-text perplexity against the base model's) of a model."""
+        import torch
+
         from synthfactory.probe.evaluate import paired_bootstrap, perplexity, text_losses
 
+        if torch.cuda.is_available():  # on a GPU the base model is measured there too (it loads on the CPU)
+            model = model.to("cuda")
         items = self.items()
         started = time.monotonic()
         answers = sample_answers(model, tokenizer, items, self.options.samples,
@@ -228,7 +232,7 @@ class ImproveLoop:
         if not texts:
             return evaluation, None
         if self._base_losses is None:
-            base, _ = self.base() if round_no else (model, tokenizer)
+            base = self.base()[0].to(next(model.parameters()).device) if round_no else model
             self._base_losses = text_losses(base, tokenizer, texts)
         losses = text_losses(model, tokenizer, texts)
         compared = paired_bootstrap(self._base_losses, losses, seed=self.options.seed)
