@@ -53,6 +53,12 @@ def model_card(record: ModelRecord, loop: Any) -> str:
         lines += ["", "Files: " + ", ".join(f"`{v}`" for v in record.files.values()) + ". A recipe generates with "
                   "this model by naming the GGUF (a local store): "
                   f"`generation.model: {loop.dataset.uri}/_models/{record.files['gguf']}`."]
+    if h and h.examples:
+        lines += ["", "First answers on the held-out split (one sample each, as given, with the verdict):", ""]
+        for e in h.examples:
+            answer = e["answer"].replace("```", "` ` `").strip()
+            lines += [f"- `{e['reason']}`: {e['prompt'][:200]!r}", "", "  ```text",
+                      *("  " + x for x in answer.splitlines()), "  ```", ""]
     lines += ["", "Measured on the loop's held-out seeds (never generated from by any round), each answer checked "
               "by every verifier of the recipe; pass@1 is the mean per-item share of right answers."]
     return "\n".join(lines) + "\n"

@@ -205,7 +205,11 @@ def breakdown(reasons: list[list[str]], methods: Sequence[str]) -> dict[str, flo
     return out
 
 
-def held_out_eval(reasons: list[list[str]], items: HeldOutItems, seconds: float = 0.0, seed: int = 0) -> HeldOutEval:
+EXAMPLES = 4
+
+
+def held_out_eval(reasons: list[list[str]], items: HeldOutItems, seconds: float = 0.0, seed: int = 0,
+                  answers: list[list[str]] | None = None) -> HeldOutEval:
     """pass@1 from the verdicts: the mean over items of each item's share of right answers, with a 95%
     percentile bootstrap interval over items."""
     per_item = [sum(r == "ok" for r in group) / len(group) for group in reasons if group]
@@ -217,7 +221,9 @@ def held_out_eval(reasons: list[list[str]], items: HeldOutItems, seconds: float 
     return HeldOutEval(items=n, samples=max((len(g) for g in reasons), default=0), temperature=items.temperature,
                        max_new_tokens=items.max_new_tokens, pass_at_1=sum(per_item) / n if n else 0.0,
                        interval=percentile_interval(means), per_item=per_item, reasons=dict(counts.most_common()),
-                       breakdown=breakdown(reasons, methods), seconds=round(seconds, 1))
+                       breakdown=breakdown(reasons, methods), seconds=round(seconds, 1),
+                       examples=[{"prompt": items.prompts[i], "answer": given[0], "reason": reasons[i][0]}
+                                 for i, given in enumerate((answers or [])[:EXAMPLES]) if given])
 
 
 def paired_test(current: Sequence[float], candidate: Sequence[float], against_round: int,

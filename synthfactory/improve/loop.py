@@ -227,7 +227,7 @@ class ImproveLoop:
                                  on_batch=lambda done, total: self.say(f"round {round_no}: answered {done}/{total} "
                                                                        "held-out items"))
         evaluation = held_out_eval(check_answers(items, answers), items, time.monotonic() - started,
-                                   seed=self.options.seed)
+                                   seed=self.options.seed, answers=answers)
         texts = self._real_texts()
         if not texts:
             return evaluation, None

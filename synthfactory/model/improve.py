@@ -58,6 +58,7 @@ class HeldOutEval(BaseModel):
     per_item: list[float] = Field(default_factory=list)  # share right per item, in split order
     reasons: dict[str, int] = Field(default_factory=dict)  # verdict families over every answer ("ok" = right)
     breakdown: dict[str, float | None] = Field(default_factory=dict)  # what the accuracy is made of
+    examples: list[dict[str, str]] = Field(default_factory=list)  # a few answers as given: prompt, answer, reason
     seconds: float = 0.0
 
 
