@@ -26,9 +26,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,20 @@ SIZES: dict[str, LoopOptions] = {
     # a GPU, or vLLM: every training seed each round, 4 samples per held-out item
     "default": LoopOptions(held_out=100, samples=4, candidates=None, epochs=2.0, max_steps=400),
 }
+
+
+@contextmanager
+def all_cores() -> Iterator[None]:
+    """Torch on every core this process may use while the block runs: a run in this process leaves it
+    on one (the embedder takes one thread so the engines keep the rest), which halves a fine-tune."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -260,7 +276,8 @@ class ImproveLoop:
         started = time.monotonic()
         self.say(f"round 0: measuring the base model {self.base_model} on {len(self.items())} held-out items")
         model, tokenizer = self.base()
-        evaluation, ppl = self._evaluate(model, tokenizer, 0)
+        with all_cores():
+            evaluation, ppl = self._evaluate(model, tokenizer, 0)
         record = ModelRecord(round=0, dataset=self.loaded.recipe.name, base_model=self.base_model,
                              held_out=evaluation, perplexity=ppl, promoted=True, why="the base model",
                              seconds={"evaluate": round(time.monotonic() - started, 1)})
@@ -418,10 +435,11 @@ class ImproveLoop:
         self.say(f"round {k}: training the base model on {len(rows)} verified rows of versions {versions}"
                  f" + {len(real)} real paragraphs, {steps} steps ({'LoRA' if lora else 'all weights'})")
         model, tokenizer = self.base()
-        trained = fine_tune(model, tokenizer, examples, "sft", steps=steps, seed=self.options.seed, lora=lora,
-                            batch_size=self.options.batch_size)
-        started = time.monotonic()
-        evaluation, ppl = self._evaluate(trained.model, tokenizer, k)
+        with all_cores():
+            trained = fine_tune(model, tokenizer, examples, "sft", steps=steps, seed=self.options.seed, lora=lora,
+                                batch_size=self.options.batch_size)
+            started = time.monotonic()
+            evaluation, ppl = self._evaluate(trained.model, tokenizer, k)
         evaluate_s = time.monotonic() - started
         paired = paired_test(current.held_out.per_item if current.held_out else [], evaluation.per_item,
                              against_round=current.round, seed=self.options.seed)
