@@ -155,6 +155,22 @@ def test_a_round_recipe_reads_the_same_files_from_anywhere(tmp_path):
     assert fixed["quality"]["reference"] == "corpus:python-docs"
 
 
+def test_real_text_makes_its_share_of_the_training_examples_and_never_a_held_out_paragraph(tmp_path):
+    from synthfactory.inputs.corpus import is_held_out
+    from synthfactory.probe.evalsets import real_text_eval
+
+    loop = ImproveLoop(MATH, tmp_path, options_for("tiny", real_mix=0.25))
+    rows = loop.real_rows(30)
+    assert len(rows) == 10  # 10 of 40 examples
+    evaluated = set(real_text_eval(32).texts)
+    for row in rows:
+        user, assistant = row["messages"]
+        assert user["content"].startswith("Continue this passage:") and assistant["content"]
+        paragraph = user["content"].split("\n\n", 1)[1][:-1] + ". " + assistant["content"]
+        assert not is_held_out(paragraph) and paragraph not in evaluated
+    assert ImproveLoop(MATH, tmp_path, options_for("tiny", real_mix=0.0)).real_rows(30) == []
+
+
 # end to end ----------------------------------------------------------------------------------------------
 
 def _cli(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
@@ -189,6 +205,15 @@ def test_improve_runs_rounds_resumes_in_prefect_and_stores_a_model_per_round(tmp
     assert (models / "round1" / "adapter" / "adapter_config.json").is_file()
     assert "held-out pass@1" in (models / "round1" / "README.md").read_text()
     created = round1["created"]
+    from llama_cpp import Llama  # the stored GGUF is what the llamacpp engine serves: it loads and answers
+
+    served = Llama(model_path=str(models / "round1" / "model.gguf"), n_ctx=256, n_threads=1, verbose=False)
+    try:
+        said = served.create_chat_completion([{"role": "user", "content": "What is 2 + 3?"}], max_tokens=8,
+                                             temperature=0.0)["choices"][0]["message"]["content"]
+    finally:
+        served.close()
+    assert said.strip()
 
     state = improve_flow(recipe_path=str(MATH), store=str(store), rounds=2, size="tiny",
                          options={"keep_going": True})

@@ -62,7 +62,7 @@ from synthfactory.model.lineage import stable_hash
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-REAL_PROMPT = "Continue this passage from the Python documentation:\n\n"
+REAL_PROMPT = "Continue this passage:\n\n"
 GGUF = "model.gguf"
 
 
@@ -389,20 +389,32 @@ class ImproveLoop:
             versions.append(run.version)
         return rows, versions, len(seeds)
 
-    def real_rows(self, verified: int) -> list[dict[str, Any]]:
-        """Real corpus paragraphs as chats (the start of a paragraph asked, the rest answered), as many
-        as make `real_mix` of the training examples; paragraphs the probes hold out never among them."""
+    def real_texts(self) -> list[str]:
+        """The real text to mix in: the recipe's own (`seeds.real`) where it has some, else the
+        corpus:python-docs paragraphs recipes read (never those the probes hold out); [] when neither."""
         from synthfactory.inputs.corpus import is_held_out, python_docs_paragraphs, python_docs_sources
 
+        real = self.loaded.recipe.seeds.real
+        if real is not None and "real" in self.loaded.files:
+            from synthfactory.inputs.readers import read_texts
+
+            texts = read_texts(self.loaded.files["real"], real.field, "seeds.real.path")
+        else:
+            sources = python_docs_sources()
+            if sources is None:
+                self.say("no real text to mix in: corpus:python-docs is not installed (make system-deps)")
+                return []
+            texts = python_docs_paragraphs(sources)
+        return [t for t in texts if not is_held_out(t)]
+
+    def real_rows(self, verified: int) -> list[dict[str, Any]]:
+        """Real paragraphs as chats (the start of a paragraph asked, the rest answered), as many as make
+        `real_mix` of the training examples."""
         share = self.options.real_mix
         want = round(verified * share / (1 - share)) if share else 0
         if want <= 0:
             return []
-        sources = python_docs_sources()
-        if sources is None:
-            self.say("no real text to mix in: corpus:python-docs is not installed (make system-deps)")
-            return []
-        paragraphs = [p for p in python_docs_paragraphs(sources) if not is_held_out(p) and ". " in p[:400]]
+        paragraphs = [p for p in self.real_texts() if ". " in p[:400]]
         paragraphs.sort(key=lambda p: stable_hash(p, "improve real", self.options.seed))
         out = []
         for paragraph in paragraphs[:want]:
