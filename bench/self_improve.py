@@ -4,7 +4,7 @@ where the loop itself would have stopped), held-out pass@1 per round with its 95
 the accuracy is made of, real-text perplexity, and the wall time per round.
 
     .venv/bin/python bench/self_improve.py --recipe math          # the CPU size (`--size small`)
-    .venv/bin/python bench/self_improve.py --recipe code
+    .venv/bin/python bench/self_improve.py --recipe code --samples 1   # code answers are 2x longer: k=1 on a CPU
     .venv/bin/python bench/self_improve.py --recipe math --size default   # a GPU (all weights) or more time
 
 Writes bench/self_improve_{recipe}.json and .png. The store is a temporary folder (kept with --store).
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--recipe", choices=list(RECIPES), default="math")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", default="small")
+    parser.add_argument("--samples", type=int, default=None, help="answers per held-out item (default: the size's)")
     parser.add_argument("--store", default=None, help="keep the datasets and models here (default: a temp folder)")
     parser.add_argument("--out", default=None, help="JSON and PNG path stem (default bench/self_improve_{recipe})")
     args = parser.parse_args()
@@ -71,7 +72,7 @@ def main() -> None:
     from synthfactory.probe.command import _quiet_libraries
 
     _quiet_libraries()
-    options = options_for(args.size, keep_going=True)
+    options = options_for(args.size, keep_going=True, samples=args.samples)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sf-self-improve-") as tmp:
         store = args.store or tmp
