@@ -89,8 +89,13 @@ def main() -> None:
     for r, run in zip(records[1:], runs, strict=True):
         print(f"round {r.round}: generated {run.generated if run else '-'}, verified {run.accepted if run else '-'}; "
               f"seconds {r.seconds}; {r.why}")
-    print(f"\nthe loop as shipped (stopping at the first round not promoted) ends at: round {state.current_round}"
-          + (f" ({state.stopped_because})" if state.stopped_because else ""))
+    refused = next((r for r in records[1:] if not r.promoted), None)
+    if refused is None:
+        print(f"\nevery round was promoted: the loop as shipped ends with round {records[-1].round}'s model")
+    else:
+        in_use = max(r.round for r in records if r.promoted and r.round < refused.round)
+        print(f"\nthe loop as shipped stops at round {refused.round} (not promoted: {refused.why}) with round "
+              f"{in_use}'s model in use; run on (--keep-going), it ends with round {state.current_round}'s")
     first, last = records[0].held_out, records[-1].held_out
     verdicts = [f"round {r.round} vs round {r.paired.against_round}: {r.paired.delta * 100:+.1f} pts "
                 f"[{r.paired.interval[0] * 100:+.1f}, {r.paired.interval[1] * 100:+.1f}] "

@@ -522,7 +522,8 @@ class ImproveLoop:
                 self.generate(k, current)
                 record = self.train(k, current)
             if not record.promoted:
-                stopped = stopped or f"round {k} was not promoted: {record.why}"
+                stopped = stopped or (f"round {k} was not promoted: {record.why}"
+                                      + ("; --keep-going ran the rounds after it" if self.options.keep_going else ""))
                 if not self.options.keep_going:
                     break
                 continue  # the next round generates with the current model still
