@@ -6,6 +6,11 @@ the accuracy is made of, real-text perplexity, and the wall time per round.
     .venv/bin/python bench/self_improve.py --recipe math          # the CPU size (`--size small`)
     .venv/bin/python bench/self_improve.py --recipe code --samples 1   # code answers are 2x longer: k=1 on a CPU
     .venv/bin/python bench/self_improve.py --recipe math --size default   # a GPU (all weights) or more time
+    .venv/bin/python bench/self_improve.py --recipe math --store S --ablate-real 2   # after a run kept in S
+
+`--ablate-real N` retrains rounds 1..N of a finished run (kept with --store) with no real text mixed
+in, on the same published versions (the same verified rows), and compares them with the run's own
+rounds: what the real text does to held-out accuracy and to real-text perplexity.
 
 Writes bench/self_improve_{recipe}.json and .png. The store is a temporary folder (kept with --store).
 """
@@ -64,7 +69,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=None, help="answers per held-out item (default: the size's)")
     parser.add_argument("--store", default=None, help="keep the datasets and models here (default: a temp folder)")
     parser.add_argument("--out", default=None, help="JSON and PNG path stem (default bench/self_improve_{recipe})")
+    parser.add_argument("--ablate-real", type=int, default=None, metavar="N",
+                        help="retrain rounds 1..N of the run kept in --store without real text, and compare")
     args = parser.parse_args()
+    if args.ablate_real:
+        ablate_real(args)
+        return
 
     from synthfactory.engines.session import ray_session
     from synthfactory.improve.command import rounds_table
@@ -111,6 +121,52 @@ def main() -> None:
         "stopped_because": state.stopped_because, "current_round": state.current_round,
         "runs": [run.model_dump(mode="json") if run else None for run in runs], "rounds": dumped}, indent=1))
     plot(dumped, args.recipe, out.with_suffix(".png"))
+
+
+def ablate_real(args: argparse.Namespace) -> None:
+    """Rounds 1..N again, trained on the same versions without real text (a copy of the store with the
+    rounds' model records removed, so only training and measuring run), paired with the run's own."""
+    import shutil
+
+    from synthfactory.improve.heldout import paired_test
+    from synthfactory.improve.loop import ImproveLoop, options_for
+
+    if not args.store:
+        raise SystemExit("--ablate-real needs --store: the store a finished bench run was kept in")
+    source = Path(args.store)
+    target = source.with_name(source.name + "-noreal")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    models = target / args.recipe / "_models"
+    for folder in models.glob("round*"):
+        k = int(folder.name.removeprefix("round"))
+        if k > args.ablate_real:
+            shutil.rmtree(folder)
+        elif k > 0:
+            for name in ("model.json", "README.md", "model.gguf", "adapter", "weights"):
+                path = folder / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    (models / "loop.json").unlink(missing_ok=True)
+    options = options_for(args.size, keep_going=True, samples=args.samples, real_mix=0.0)
+    started = time.perf_counter()
+    ablated = ImproveLoop(RECIPES[args.recipe], target, options,
+                          progress=lambda line: print(f"[{time.perf_counter() - started:6.0f} s] {line}", flush=True))
+    own = ImproveLoop(RECIPES[args.recipe], source, options)
+    rows = []
+    for record in ablated.run(args.ablate_real)[1:]:
+        mixed = own.model_record(record.round)
+        assert mixed is not None and mixed.held_out and record.held_out and record.perplexity and mixed.perplexity
+        test = paired_test(record.held_out.per_item, mixed.held_out.per_item, against_round=record.round)
+        lo, hi = test.interval or [test.delta, test.delta]
+        rows.append({"round": record.round, "with_real": mixed.model_dump(mode="json"),
+                     "without_real": record.model_dump(mode="json"), "accuracy_with_minus_without": test.model_dump()})
+        print(f"round {record.round}: pass@1 with real {mixed.held_out.pass_at_1:.1%} ({mixed.steps} steps), without "
+              f"{record.held_out.pass_at_1:.1%} ({record.steps} steps): {test.delta * 100:+.1f} pts "
+              f"[{lo * 100:+.1f}, {hi * 100:+.1f}]; real-text perplexity "
+              f"{mixed.perplexity.relative:+.1%} with, {record.perplexity.relative:+.1%} without; without real "
+              f"text: {'promoted' if record.promoted else 'not promoted: ' + record.why}")
+    out = Path(args.out) if args.out else ROOT / "bench" / f"self_improve_{args.recipe}_noreal"
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
