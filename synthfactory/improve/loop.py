@@ -487,10 +487,12 @@ class ImproveLoop:
         from synthfactory.engines.gguf_export import export_gguf, gguf_chat_template
         from synthfactory.engines.llamacpp import resolve_model_path
 
-        try:
-            template = gguf_chat_template(resolve_model_path(self.base_model))
-        except UserError:
-            template = None
+        template = None  # the tokenizer's own; read from the bundled GGUF only when it has none
+        if not getattr(tokenizer, "chat_template", None):
+            try:
+                template = gguf_chat_template(resolve_model_path(self.base_model))
+            except UserError:
+                template = None
         with tempfile.TemporaryDirectory(prefix="sf-improve-") as tmp:
             folder = Path(tmp)
             kept = "adapter" if lora else "weights"
