@@ -142,30 +142,15 @@ def sample_answers(model: Any, tokenizer: Any, items: HeldOutItems, samples: int
 
 
 def check_answers(items: HeldOutItems, answers: list[list[str]]) -> list[list[str]]:
-    """The verdict reason of every answer (`ok`: every verifier passed it), per item."""
-    from synthfactory.run.plan import build_verifiers
+    """The verdict reason of every answer (`ok`: every verifier passed it), per item: the probe's
+    `check_claims`, which the task accuracy of `synthfactory probe` uses too."""
+    from synthfactory.probe.tasks import check_claims
     from synthfactory.verify.base import Claim
 
     flat = [(i, a) for i, group in enumerate(answers) for a in group]
     claims = [Claim(response=a, seed=items.seeds[i].fields, prompt=items.prompts[i]) for i, a in flat]
-    reasons = ["ok"] * len(claims)
-    for name, verifier in build_verifiers(items.recipe):
-        todo = [j for j, r in enumerate(reasons) if r == "ok"]
-        try:
-            verdicts = list(verifier.verify_many([claims[j] for j in todo]))
-        except Exception:  # find the answer that breaks it, one at a time
-            verdicts = []
-            for j in todo:
-                try:
-                    verdicts.append(verifier.verify(claims[j]))
-                except Exception as exc:  # generated text is hostile: a failed answer, not a failed loop
-                    verdicts.append(type("Raised", (), {"passed": False, "reason": f"verifier_error: {name}: "
-                                                                                    f"{type(exc).__name__}"})())
-        for j, verdict in zip(todo, verdicts, strict=True):
-            if not verdict.passed:
-                reasons[j] = str(verdict.reason or "failed")
     out: list[list[str]] = [[] for _ in answers]
-    for (i, _), reason in zip(flat, reasons, strict=True):
+    for (i, _), reason in zip(flat, check_claims(items.recipe, claims), strict=True):
         out[i].append(reason)
     return out
 

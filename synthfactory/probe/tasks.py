@@ -149,30 +149,39 @@ def generate_answers(model: Any, tokenizer: Any, tasks: TaskSet,
     return answers
 
 
-def verify_answers(tasks: TaskSet, answers: list[str], errors: list[str] | None = None) -> list[bool]:
-    """Per answer: did every verifier of the recipe pass it (in recipe order; a failure ends its checks)?
-    A verifier that raises on an answer fails that answer, as the run's verify stage quarantines such
-    a row (generated text is hostile input); each such error is appended to `errors` ("item i:
-    verifier: cause") so the probe counts and reports them instead of hiding them in the accuracy."""
+def check_claims(recipe: Any, claims: list[Any], errors: list[str] | None = None) -> list[str]:
+    """Per claim: the verdict reason of the first of the recipe's verifiers (in recipe order) that
+    fails it, or `ok` when every one passes, as the run's verify stage requires. A verifier that
+    raises on a claim fails it (`verifier_error: NAME: Error`; generated text is hostile input, and the
+    run's verify stage quarantines such a row); each such error is appended to `errors` ("item i:
+    verifier: cause") so callers count and report them instead of hiding them in an accuracy."""
     from synthfactory.run.plan import build_verifiers
+
+    reasons = ["ok"] * len(claims)
+    for name, verifier in build_verifiers(recipe):
+        todo = [i for i, reason in enumerate(reasons) if reason == "ok"]
+        try:
+            verdicts = [(v.passed, v.reason) for v in verifier.verify_many([claims[i] for i in todo])]
+        except Exception:  # find the claim that breaks it, one at a time
+            verdicts = []
+            for i in todo:
+                try:
+                    verdict = verifier.verify(claims[i])
+                    verdicts.append((verdict.passed, verdict.reason))
+                except Exception as exc:  # a failed answer, counted, not a failed measure
+                    verdicts.append((False, f"verifier_error: {name}: {type(exc).__name__}"))
+                    if errors is not None:
+                        errors.append(f"item {i}: {name}: {type(exc).__name__}: {str(exc)[:200]}")
+        for i, (passed, reason) in zip(todo, verdicts, strict=True):
+            if not passed:
+                reasons[i] = str(reason or "failed")
+    return reasons
+
+
+def verify_answers(tasks: TaskSet, answers: list[str], errors: list[str] | None = None) -> list[bool]:
+    """Per answer: did every verifier of the recipe pass it (`check_claims`)?"""
     from synthfactory.verify.base import Claim
 
     claims = [Claim(response=a, seed=s.fields, prompt=p) for a, s, p in zip(answers, tasks.seeds, tasks.prompts,
                                                                             strict=True)]
-    passed = [True] * len(claims)
-    for name, verifier in build_verifiers(tasks.recipe):
-        todo = [i for i, ok in enumerate(passed) if ok]
-        try:
-            verdicts = list(verifier.verify_many([claims[i] for i in todo]))
-        except Exception:  # find the answer that breaks it, one at a time
-            verdicts = []
-            for i in todo:
-                try:
-                    verdicts.append(verifier.verify(claims[i]))
-                except Exception as exc:  # a failed answer, counted, not a failed probe
-                    verdicts.append(None)
-                    if errors is not None:
-                        errors.append(f"item {i}: {name}: {type(exc).__name__}: {str(exc)[:200]}")
-        for i, verdict in zip(todo, verdicts, strict=True):
-            passed[i] = bool(verdict is not None and verdict.passed)
-    return passed
+    return [reason == "ok" for reason in check_claims(tasks.recipe, claims, errors)]
